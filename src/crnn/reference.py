@@ -1,0 +1,340 @@
+"""The specification of crnn, written in plain NumPy.
+
+Every public function here has the same signature and the same semantics as
+its C-accelerated counterpart in `crnn` (`crnn.functional`). This module is
+the oracle: the test-suite holds the C engine against it, and it is what a
+"hand-written NumPy RNN" looks like when one compares crnn with one. It is
+therefore written to be read, not to be fast: one Python loop over time
+steps, each step spelled out exactly as the formula
+
+    h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),   f in {tanh, relu, sigmoid}
+
+and backpropagation through time as the textbook loop from the last step to
+the first. Arrays are time-major: x is (T, B, I), out is (T, B, H); weights
+use PyTorch's layout (weight_ih is (H, I), weight_hh is (H, H), two biases).
+
+Variable-length batches: with `lengths`, row b is valid for t < lengths[b].
+On the other steps its output is zero and its state is held, so h_n[b] is the
+state after the row's last valid step (h0[b], or zeros, for a length of 0).
+
+All arithmetic stays in the input dtype (float32 or float64), except the
+norms of `clip_grad_norm`, which are accumulated in float64 like the C engine.
+Inputs are checked and normalised by `crnn._validate`, shared with the C
+engine, so both engines accept and reject exactly the same arguments.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from ._types import RNNCache, RNNGrads
+from ._validate import (
+    check_clip_value,
+    check_max_norm,
+    check_norm_type,
+    clip_targets,
+    rnn_backward_args,
+    rnn_forward_args,
+)
+
+__all__ = ["rnn_forward", "rnn_backward", "clip_grad_norm", "clip_grad_value"]
+
+
+# --------------------------------------------------------------------------
+# Activations and their derivatives, the latter written in terms of the
+# activation's output h = f(a): that is what the backward pass has stored.
+# --------------------------------------------------------------------------
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-a)), evaluated so that exp never overflows for large |a|.
+    z = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
+
+
+_ACTIVATIONS = {"tanh": np.tanh, "relu": _relu, "sigmoid": _sigmoid}
+
+
+def _activation_grad(nonlinearity: str, h: np.ndarray) -> np.ndarray:
+    """f'(a) expressed through h = f(a)."""
+    if nonlinearity == "tanh":
+        return 1 - h * h
+    if nonlinearity == "relu":
+        return (h > 0).astype(h.dtype)
+    if nonlinearity == "sigmoid":
+        return h * (1 - h)
+    raise ValueError(f"unknown nonlinearity {nonlinearity!r}")
+
+
+# --------------------------------------------------------------------------
+# Forward and backward on already-normalised arrays.
+# --------------------------------------------------------------------------
+
+def _forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, nonlinearity):
+    T, B, _ = x.shape
+    H = weight_hh.shape[0]
+    f = _ACTIVATIONS[nonlinearity]
+    # Without lengths every row is valid on every step.
+    row_lengths = np.full(B, T, dtype=np.int64) if lengths is None else lengths
+
+    h = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0.copy()
+    out = np.zeros((T, B, H), dtype=x.dtype)
+    for t in range(T):
+        a = x[t] @ weight_ih.T
+        if bias_ih is not None:
+            a = a + bias_ih
+        a = a + h @ weight_hh.T
+        if bias_hh is not None:
+            a = a + bias_hh
+        h_new = f(a)
+
+        valid = (t < row_lengths)[:, None]  # (B, 1)
+        out[t] = np.where(valid, h_new, 0)
+        h = np.where(valid, h_new, h)  # padded rows hold their state
+    return out, h
+
+
+def _backward(dout, dh_n, cache):
+    x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, nonlinearity, out = cache
+    T, B, I = x.shape
+    H = weight_hh.shape[0]
+    dtype = out.dtype
+    row_lengths = np.full(B, T, dtype=np.int64) if lengths is None else lengths
+    h_init = np.zeros((B, H), dtype=dtype) if h0 is None else h0
+
+    dx = np.zeros((T, B, I), dtype=dtype)
+    dweight_ih = np.zeros((H, I), dtype=dtype)
+    dweight_hh = np.zeros((H, H), dtype=dtype)
+    dbias = np.zeros(H, dtype=dtype)
+    # dh: gradient of the loss w.r.t. the state carried out of step t.
+    dh = np.zeros((B, H), dtype=dtype) if dh_n is None else dh_n.copy()
+
+    for t in range(T - 1, -1, -1):
+        valid = (t < row_lengths)[:, None]  # (B, 1)
+        h_t = out[t]
+        # A row valid at t was valid at t - 1 too, so its previous state is
+        # out[t - 1] (or the initial state). Padded rows are masked below.
+        h_prev = out[t - 1] if t > 0 else h_init
+
+        if dout is not None:
+            dh = dh + np.where(valid, dout[t], 0)
+        # Gradient w.r.t. the pre-activation a_t; zero on padded steps.
+        da = np.where(valid, dh * _activation_grad(nonlinearity, h_t), 0)
+
+        dx[t] = da @ weight_ih
+        dweight_ih += da.T @ x[t]
+        dweight_hh += da.T @ h_prev
+        dbias += da.sum(axis=0)
+        # Valid rows pass the gradient through W_hh; padded rows held their
+        # state, so their gradient passes through unchanged.
+        dh = np.where(valid, da @ weight_hh, dh)
+
+    return RNNGrads(
+        dx=dx,
+        dh0=dh,
+        dweight_ih=dweight_ih,
+        dweight_hh=dweight_hh,
+        # a_t depends on b_ih and b_hh in the same way: equal gradients,
+        # returned as separate arrays so neither aliases the other.
+        dbias_ih=None if bias_ih is None else dbias.copy(),
+        dbias_hh=None if bias_hh is None else dbias.copy(),
+    )
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+def rnn_forward(
+    x: np.ndarray,
+    h0: Optional[np.ndarray],
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: Optional[np.ndarray] = None,
+    bias_hh: Optional[np.ndarray] = None,
+    *,
+    nonlinearity: str = "tanh",
+    lengths: Optional[Any] = None,
+) -> Tuple[np.ndarray, np.ndarray, RNNCache]:
+    """Run a one-layer Elman RNN over a time-major batch.
+
+    ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` for t = 0 .. T-1.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, I)
+        Inputs, time-major. float32 or float64; every floating argument must
+        share that dtype, and the computation runs in it.
+    h0 : ndarray, shape (B, H), or None
+        Initial state; None means zeros.
+    weight_ih : ndarray, shape (H, I)
+        Input-to-hidden weights (PyTorch's ``weight_ih_l0``).
+    weight_hh : ndarray, shape (H, H)
+        Hidden-to-hidden weights (PyTorch's ``weight_hh_l0``).
+    bias_ih, bias_hh : ndarray, shape (H,), or None
+        Biases; None means no such bias.
+    nonlinearity : {"tanh", "relu", "sigmoid"}
+        The activation f.
+    lengths : array_like of B ints in [0, T], or None
+        Valid length of each batch row, in any order. For t >= lengths[b],
+        ``out[t, b]`` is zero and the state of row b is held. None means
+        every row has length T.
+
+    Returns
+    -------
+    out : ndarray, shape (T, B, H)
+        The state after every step (zero on padded steps).
+    h_n : ndarray, shape (B, H)
+        The state after each row's last valid step; a new array, never a
+        view of ``h0``.
+    cache : RNNCache
+        The normalised inputs and ``out``, by reference, for `rnn_backward`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a wrong dtype, shape, nonlinearity or length.
+    """
+    args = rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths)
+    out, h_n = _forward(args.x, args.h0, args.weight_ih, args.weight_hh, args.bias_ih,
+                        args.bias_hh, args.lengths, args.nonlinearity)
+    cache = RNNCache(args.x, args.h0, args.weight_ih, args.weight_hh, args.bias_ih,
+                     args.bias_hh, args.lengths, args.nonlinearity, out)
+    return out, h_n, cache
+
+
+def rnn_backward(
+    dout: Optional[np.ndarray],
+    dh_n: Optional[np.ndarray],
+    cache: RNNCache,
+) -> RNNGrads:
+    """Backpropagation through time for `rnn_forward`.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (T, B, H), or None
+        Gradient of the loss w.r.t. ``out``; None means zero. Entries on
+        padded steps (t >= lengths[b]) are ignored, as ``out`` is constant
+        zero there.
+    dh_n : ndarray, shape (B, H), or None
+        Gradient of the loss w.r.t. ``h_n``; None means zero.
+    cache : RNNCache
+        The cache returned by ``rnn_forward`` of either engine.
+
+    Returns
+    -------
+    RNNGrads
+        ``dx`` (T, B, I); ``dh0`` (B, H), also when the forward had no h0
+        (then it is the gradient w.r.t. the zero initial state);
+        ``dweight_ih`` (H, I); ``dweight_hh`` (H, H); ``dbias_ih`` and
+        ``dbias_hh`` (H,), equal in value but separate arrays, or None for
+        a bias the forward did not have.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a wrong cache, dtype or shape.
+    """
+    dout, dh_n, cache = rnn_backward_args(dout, dh_n, cache)
+    return _backward(dout, dh_n, cache)
+
+
+def _total_norm(arrays, norm_type: float) -> float:
+    """The norm of all arrays as if concatenated, accumulated in float64."""
+    if not arrays:
+        return 0.0
+    if math.isinf(norm_type):
+        # np.max, unlike Python's max, propagates NaN.
+        return float(np.max([np.max(np.abs(a), initial=0.0) for a in arrays]))
+    total = 0.0
+    for a in arrays:
+        total += float(np.sum(np.abs(a.astype(np.float64)) ** norm_type))
+    return total ** (1.0 / norm_type)
+
+
+def clip_grad_norm(
+    arrays: Any,
+    max_norm: float,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """Scale arrays in place so that their joint norm is at most `max_norm`.
+
+    Same semantics as ``torch.nn.utils.clip_grad_norm_``: the total norm is
+    taken over all arrays as if they were concatenated into one vector; every
+    array is multiplied by ``min(1, max_norm / (total + 1e-6))``.
+
+    Parameters
+    ----------
+    arrays : ndarray, iterable of ndarrays, or mapping with ndarray values
+        The gradients, all of one float dtype; modified in place.
+    max_norm : float
+        The largest allowed total norm (>= 0).
+    norm_type : float or "inf"
+        The p of the p-norm (> 0), or ``float("inf")`` / ``"inf"`` for the
+        largest absolute value.
+    error_if_nonfinite : bool
+        If True and the total norm is NaN or infinite, raise RuntimeError
+        without modifying any array. If False, a NaN total makes every array
+        NaN and an infinite one scales every array by zero, as in PyTorch.
+
+    Returns
+    -------
+    float
+        The total norm before clipping (0.0 for no arrays).
+
+    Raises
+    ------
+    RuntimeError
+        If `error_if_nonfinite` and the total norm is not finite.
+    TypeError, ValueError
+        On bad arrays, max_norm or norm_type.
+    """
+    targets = clip_targets(arrays)
+    max_norm = check_max_norm(max_norm)
+    p = check_norm_type(norm_type)
+
+    total = _total_norm(targets, p)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"The total norm of order {p} of the arrays is non-finite ({total}), so it "
+            "cannot be clipped. To scale them by the non-finite norm anyway, set "
+            "error_if_nonfinite=False."
+        )
+    clip_coef = max_norm / (total + 1e-6)
+    # min(1, clip_coef) as PyTorch computes it, where a NaN coefficient is kept
+    # (Python's min would drop it); multiplying by 1 changes nothing, so skip it.
+    if not clip_coef >= 1.0:
+        # An infinite total gives clip_coef = 0 and inf * 0 = NaN, as in PyTorch.
+        with np.errstate(invalid="ignore"):
+            for a in targets:
+                a *= clip_coef
+    return float(total)
+
+
+def clip_grad_value(arrays: Any, clip_value: float) -> None:
+    """Clamp every element of the arrays to ``[-clip_value, clip_value]`` in place.
+
+    Same semantics as ``torch.nn.utils.clip_grad_value_``; NaN stays NaN.
+
+    Parameters
+    ----------
+    arrays : ndarray, iterable of ndarrays, or mapping with ndarray values
+        The gradients, all of one float dtype; modified in place.
+    clip_value : float
+        The largest allowed absolute value (>= 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad arrays or clip_value.
+    """
+    targets = clip_targets(arrays)
+    clip_value = check_clip_value(clip_value)
+    for a in targets:
+        np.clip(a, -clip_value, clip_value, out=a)
