@@ -182,6 +182,32 @@ def test_padded_steps_get_no_gradient_and_ignore_dout(nonlinearity):
         assert np.array_equal(a, b), field
 
 
+@pytest.mark.parametrize("garbage", [np.nan, np.inf, 1e30], ids=["nan", "inf", "huge"])
+@pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
+def test_padded_inputs_are_ignored(nonlinearity, garbage):
+    # Whatever a caller pads x with, even non-finite values, changes nothing.
+    T, B, I, H = 5, 4, 3, 4
+    args = _problem(T, B, I, H, seed=15)
+    lengths = np.array([2, 5, 0, 3])
+    args["lengths"] = lengths
+    padded = np.arange(T)[:, None] >= lengths[None, :]  # (T, B)
+    args["x"][padded] = 0.0
+    dout, dh_n = _upstream(T, B, H, with_dout=True, with_dh_n=True, seed=16)
+    out, h_n, cache = reference.rnn_forward(**args, nonlinearity=nonlinearity)
+    grads = reference.rnn_backward(dout, dh_n, cache)
+
+    noisy_x = args["x"].copy()
+    noisy_x[padded] = garbage
+    with np.errstate(invalid="ignore", over="ignore"):  # arithmetic on the garbage itself
+        noisy_out, noisy_h_n, noisy_cache = reference.rnn_forward(
+            **dict(args, x=noisy_x), nonlinearity=nonlinearity)
+        noisy_grads = reference.rnn_backward(dout, dh_n, noisy_cache)
+    assert np.array_equal(out, noisy_out)
+    assert np.array_equal(h_n, noisy_h_n)
+    for field, a, b in zip(grads._fields, grads, noisy_grads):
+        assert np.array_equal(a, b), field
+
+
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
 def test_full_lengths_equal_no_lengths(nonlinearity):
     T, B, I, H = 4, 3, 2, 5

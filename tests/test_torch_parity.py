@@ -205,6 +205,22 @@ def test_matches_torch_nn_rnn_across_shapes(engine, shape, nonlinearity, lengths
                          torch_nn_rnn(args, nonlinearity, dout, dh_n))
 
 
+@pytest.mark.parametrize("garbage", [math.nan, math.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_padding_values_are_ignored_like_torch(engine, nonlinearity, garbage):
+    # pack_padded_sequence never reads the padding; neither may the engines,
+    # even when it is not finite (0 * NaN would otherwise leak into gradients).
+    T, B, I, H = 6, 5, 4, 7
+    args = _problem(T, B, I, H, lengths="random", seed=10)
+    padded = np.arange(T)[:, None] >= args["lengths"][None, :]
+    assert padded.any()
+    args["x"][padded] = garbage
+    dout, dh_n = _upstream(T, B, H, "dout_and_dh_n", seed=11)
+    with np.errstate(invalid="ignore", over="ignore"):  # arithmetic on the padding itself
+        ours = run_engine(engine, args, nonlinearity, dout, dh_n)
+    assert_matches_torch(ours, torch_nn_rnn(args, nonlinearity, dout, dh_n))
+
+
 @pytest.mark.parametrize("bias", ["both", "none", "ih_only"])
 @pytest.mark.parametrize("h0", [True, False], ids=["h0", "no_h0"])
 @pytest.mark.parametrize("lengths", [None, "random", "zeros"],

@@ -127,7 +127,9 @@ def _backward(dout, dh_n, cache):
         da = np.where(valid, dh * _activation_grad(nonlinearity, h_t), 0)
 
         dx[t] = da @ weight_ih
-        dweight_ih += da.T @ x[t]
+        # Padded inputs are never read, so NaN or inf there (0 * inf = NaN)
+        # cannot leak into the weight gradient.
+        dweight_ih += da.T @ np.where(valid, x[t], 0)
         dweight_hh += da.T @ h_prev
         dbias += da.sum(axis=0)
         # Valid rows pass the gradient through W_hh; padded rows held their
