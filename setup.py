@@ -141,6 +141,9 @@ class BuildExt(build_ext):
                 ldflags.append(omp_link)
             print("crnn: OpenMP found, building with " + omp_compile)
         else:
+            if not msvc:
+                # The C code's "#pragma omp" lines are inert without OpenMP.
+                cflags.append("-Wno-unknown-pragmas")
             print(
                 "crnn: OpenMP not available, building single-threaded",
                 file=sys.stderr,
