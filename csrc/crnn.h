@@ -1,0 +1,133 @@
+/*
+ * crnn: C kernels for recurrent neural networks (the whole public interface).
+ *
+ * Plain C11, no Python headers. All arrays are dense, C-contiguous and in the
+ * caller's native byte order; sizes are 64-bit. Layouts follow PyTorch:
+ *   x (T, B, In) time-major, h0 / h_n (B, H), weight_ih (H, In), weight_hh (H, H),
+ *   bias_ih / bias_hh (H,), out (T, B, H).
+ * h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh).
+ * With lengths (B int64 in [0, T]): for t >= lengths[b], out[t, b] = 0 and the
+ * state is held, so h_n[b] is the state after the row's last valid step.
+ *
+ * Every function is thread-safe and reentrant: callers may run any number of
+ * calls at once from different threads. Results are bitwise independent of
+ * the thread count (fixed reduction order).
+ */
+#ifndef CRNN_H
+#define CRNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by the kernels. */
+enum crnn_status {
+    CRNN_OK = 0,
+    CRNN_ERR_NOMEM = 1,   /* a workspace allocation failed */
+    CRNN_ERR_INVALID = 2, /* a size or argument is out of range */
+};
+
+/* Nonlinearities of the Elman recurrence. */
+enum crnn_activation {
+    CRNN_TANH = 0,
+    CRNN_RELU = 1,
+    CRNN_SIGMOID = 2,
+};
+
+/* Vector instruction sets a kernel can be built for. */
+enum crnn_isa {
+    CRNN_ISA_AUTO = -1, /* the best one the running CPU supports */
+    CRNN_ISA_GENERIC = 0,
+    CRNN_ISA_AVX2 = 1,   /* x86-64-v3: AVX2 + FMA */
+    CRNN_ISA_AVX512 = 2, /* x86-64-v4: AVX-512 F/BW/DQ/VL */
+};
+
+/*
+ * Forward pass. h0, b_ih, b_hh and lengths may be NULL (zeros / no bias /
+ * every row has length T). Writes out (T, B, H) and h_n (B, H).
+ */
+int crnn_rnn_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                         const float *x, const float *h0,
+                         const float *w_ih, const float *w_hh,
+                         const float *b_ih, const float *b_hh,
+                         const int64_t *lengths, int activation,
+                         float *out, float *h_n);
+int crnn_rnn_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                         const double *x, const double *h0,
+                         const double *w_ih, const double *w_hh,
+                         const double *b_ih, const double *b_hh,
+                         const int64_t *lengths, int activation,
+                         double *out, double *h_n);
+
+/*
+ * Backpropagation through time. Takes the forward's inputs and its out;
+ * dout (T, B, H) and dh_n (B, H) may be NULL (zero). Writes dx (T, B, In),
+ * dh0 (B, H), dw_ih (H, In), dw_hh (H, H) and, when db is not NULL, the bias
+ * gradient db (H,), which is the same for b_ih and b_hh. Padded steps
+ * (t >= lengths[b]) receive no gradient from dout.
+ */
+int crnn_rnn_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const float *x, const float *h0,
+                          const float *w_ih, const float *w_hh,
+                          const int64_t *lengths, int activation,
+                          const float *out, const float *dout,
+                          const float *dh_n,
+                          float *dx, float *dh0, float *dw_ih, float *dw_hh,
+                          float *db);
+int crnn_rnn_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const double *x, const double *h0,
+                          const double *w_ih, const double *w_hh,
+                          const int64_t *lengths, int activation,
+                          const double *out, const double *dout,
+                          const double *dh_n,
+                          double *dx, double *dh0, double *dw_ih,
+                          double *dw_hh, double *db);
+
+/*
+ * Gradient clipping over n arrays as if concatenated.
+ * crnn_total_norm_*: the p-norm (p > 0, or INFINITY for the max-norm),
+ * accumulated in double in a fixed order.
+ * crnn_scale_*: multiplies every element by factor.
+ * crnn_clip_value_*: clamps to [-clip, clip]; NaN stays NaN.
+ */
+double crnn_total_norm_f32(int64_t n, const float *const *arrays,
+                           const int64_t *sizes, double p);
+double crnn_total_norm_f64(int64_t n, const double *const *arrays,
+                           const int64_t *sizes, double p);
+void crnn_scale_f32(int64_t n, float *const *arrays, const int64_t *sizes,
+                    float factor);
+void crnn_scale_f64(int64_t n, double *const *arrays, const int64_t *sizes,
+                    double factor);
+void crnn_clip_value_f32(int64_t n, float *const *arrays,
+                         const int64_t *sizes, float clip);
+void crnn_clip_value_f64(int64_t n, double *const *arrays,
+                         const int64_t *sizes, double clip);
+
+/*
+ * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call
+ * from any thread; n <= 0 returns to OpenMP's per-call default
+ * (omp_get_max_threads(), so OMP_NUM_THREADS and threadpoolctl apply).
+ */
+void crnn_set_num_threads(int n);
+int crnn_get_num_threads(void);
+int crnn_have_openmp(void);
+
+/*
+ * Instruction set. crnn_set_isa(CRNN_ISA_AUTO) picks the best the CPU
+ * supports (the default, also settable by the CRNN_ISA environment variable
+ * read on first use); a specific one is refused (CRNN_ERR_INVALID) when the
+ * CPU or the build lacks it. crnn_isa_supported tells without changing it.
+ */
+int crnn_set_isa(int isa);
+int crnn_get_isa(void);
+int crnn_isa_supported(int isa);
+const char *crnn_isa_name(int isa);
+const char *crnn_compiler(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRNN_H */

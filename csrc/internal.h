@@ -1,0 +1,118 @@
+/*
+ * Shared by the C files of crnn (not part of the public interface):
+ * allocation, size arithmetic, the OpenMP shim and the kernel table that
+ * each instruction-set build fills in.
+ */
+#ifndef CRNN_INTERNAL_H
+#define CRNN_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crnn.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CRNN_X86 1
+#else
+#define CRNN_X86 0
+#endif
+
+/* Instruction-set builds exist only where GCC/Clang can target them per
+ * function; elsewhere only the portable build is compiled. */
+#if CRNN_X86 && (defined(__GNUC__) || defined(__clang__))
+#define CRNN_HAVE_X86_BUILDS 1
+#else
+#define CRNN_HAVE_X86_BUILDS 0
+#endif
+
+static inline int64_t crnn_ceil_div(int64_t n, int64_t d) { return (n + d - 1) / d; }
+
+static inline int64_t crnn_round_up(int64_t n, int64_t m) { return crnn_ceil_div(n, m) * m; }
+
+/* 64-byte aligned; a zero-size request still returns a valid block. */
+static inline void *crnn_alloc(size_t bytes)
+{
+    size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+    if (rounded < bytes)
+        return NULL;
+    return aligned_alloc(64, rounded);
+}
+
+static inline void crnn_free(void *p) { free(p); }
+
+static inline int crnn_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int crnn_team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Threads worth using for `work` multiply-adds: a thread should get at least
+ * ~64k of them, or starting it costs more than it saves. */
+static inline int crnn_threads_for_work(double work, int nthreads)
+{
+    double useful = work / 65536.0;
+    if (useful < 1.0)
+        return 1;
+    return useful < (double)nthreads ? (int)useful : nthreads;
+}
+
+/* Threads for a recurrence over B independent rows: at most one per row. */
+static inline int crnn_threads_for_rows(int64_t B, double work, int nthreads)
+{
+    int nt = crnn_threads_for_work(work, nthreads);
+    return (int64_t)nt > B ? (int)B : nt;
+}
+
+/* What a register tile does with its result (kernels.inc). */
+enum { EPI_STORE = 0, EPI_ACCUMULATE = 1, EPI_ACTIVATE = 2 };
+
+/* One instruction-set build of the kernels (see kernels.inc). */
+typedef struct {
+    int (*rnn_forward_f32)(int64_t, int64_t, int64_t, int64_t, const float *,
+                           const float *, const float *, const float *,
+                           const float *, const float *, const int64_t *, int,
+                           float *, float *, int);
+    int (*rnn_forward_f64)(int64_t, int64_t, int64_t, int64_t, const double *,
+                           const double *, const double *, const double *,
+                           const double *, const double *, const int64_t *, int,
+                           double *, double *, int);
+    int (*rnn_backward_f32)(int64_t, int64_t, int64_t, int64_t, const float *,
+                            const float *, const float *, const float *,
+                            const int64_t *, int, const float *, const float *,
+                            const float *, float *, float *, float *, float *,
+                            float *, int);
+    int (*rnn_backward_f64)(int64_t, int64_t, int64_t, int64_t, const double *,
+                            const double *, const double *, const double *,
+                            const int64_t *, int, const double *, const double *,
+                            const double *, double *, double *, double *,
+                            double *, double *, int);
+} crnn_kernel_table;
+
+extern const crnn_kernel_table crnn_kernels_generic;
+#if CRNN_HAVE_X86_BUILDS
+extern const crnn_kernel_table crnn_kernels_avx2;
+extern const crnn_kernel_table crnn_kernels_avx512;
+#endif
+
+/* The thread count for a call made now (1 without OpenMP). */
+int crnn_threads_for_call(void);
+
+#endif /* CRNN_INTERNAL_H */

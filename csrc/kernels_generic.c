@@ -1,0 +1,13 @@
+/* The portable build of the kernels: the compiler's baseline instruction
+ * set (SSE2 on x86-64), used where no wider one is available or allowed. */
+#include "internal.h"
+
+#define VBYTES 16
+#define MR 6
+#define ISA_SUFFIX generic
+#include "kernels_instantiate.h"
+
+const crnn_kernel_table crnn_kernels_generic = {
+    rnn_forward_f32_generic, rnn_forward_f64_generic,
+    rnn_backward_f32_generic, rnn_backward_f64_generic,
+};

@@ -1,0 +1,26 @@
+"""crnn: C-accelerated recurrent neural networks for NumPy.
+
+The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
+(`crnn.reference`) share one API and one numerical contract.
+"""
+from . import reference
+from ._runtime import available_isas, build_info, get_num_threads, set_isa, set_num_threads
+from ._types import RNNCache, RNNGrads
+from ._version import __version__
+from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
+
+__all__ = [
+    "RNNCache",
+    "RNNGrads",
+    "__version__",
+    "available_isas",
+    "build_info",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "get_num_threads",
+    "reference",
+    "rnn_backward",
+    "rnn_forward",
+    "set_isa",
+    "set_num_threads",
+]

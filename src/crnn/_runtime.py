@@ -1,0 +1,60 @@
+"""Threads, instruction sets and build facts of the C engine."""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Dict, List, Optional
+
+from . import _core
+from ._version import __version__
+
+_ISA_ORDER = ("avx512", "avx2", "generic")
+_MAX_THREADS = 4096
+
+
+def set_num_threads(n: Optional[int]) -> None:
+    """Fix the number of threads of every later crnn call (from any thread).
+
+    n >= 1 fixes the count; None or 0 returns to OpenMP's default, read at
+    each call (OMP_NUM_THREADS, threadpoolctl's limits). A count fixed here
+    takes precedence over those. Results do not depend on the count.
+    """
+    if n is None:
+        _core.set_num_threads(0)
+        return
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an integer >= 0 or None, got {type(n).__name__}")
+    if not 0 <= n <= _MAX_THREADS:
+        raise ValueError(f"n must be in [0, {_MAX_THREADS}] (0 means the OpenMP default), got {n}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads the next crnn call from this thread will use
+    (at most; small problems use fewer). 1 when built without OpenMP."""
+    return int(_core.get_num_threads())
+
+
+def available_isas() -> List[str]:
+    """Kernel builds this CPU can run, best first (e.g. ['avx512', 'avx2', 'generic'])."""
+    return [name for name in _ISA_ORDER if _core.isa_supported(name)]
+
+
+def set_isa(name: str) -> None:
+    """Use one kernel build: 'auto' (the best, the default), or one of
+    available_isas(). Meant for tests and benchmarks; process-wide."""
+    if not isinstance(name, str) or name not in ("auto",) + _ISA_ORDER:
+        raise ValueError(f"name must be 'auto' or one of {_ISA_ORDER}, got {name!r}")
+    if not _core.set_isa(name):
+        raise ValueError(f"instruction set {name!r} is not available here; available: {available_isas()}")
+
+
+def build_info() -> Dict[str, Any]:
+    """Facts about the build and the running machine."""
+    return {
+        "version": __version__,
+        "openmp": bool(_core.have_openmp()),
+        "isa": _core.get_isa(),
+        "isas": available_isas(),
+        "compiler": _core.compiler(),
+        "num_threads": get_num_threads(),
+    }
