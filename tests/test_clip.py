@@ -409,3 +409,37 @@ def test_threads_bitwise_clip_value_large(dtype):
     for a in results[1:]:
         assert np.array_equal(a, results[0])
     assert np.array_equal(results[0], np.clip(base, -0.5, 0.5))
+
+
+# --------------------------------------------------------------------------
+# In place on arrays that are not C-contiguous / native: same as reference
+# --------------------------------------------------------------------------
+def _odd_layouts(dtype, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((6, 10)).astype(dtype)
+    strided = base.copy()[:, ::2]            # a view into a bigger buffer
+    fortran = np.asfortranarray(rng.standard_normal((5, 3)).astype(dtype))
+    swapped = rng.standard_normal(7).astype(np.dtype(dtype).newbyteorder(">"))
+    return [strided, fortran, swapped]
+
+
+@pytest.mark.parametrize("func", ["norm", "value"])
+@dtype_param
+def test_in_place_on_views_and_byte_orders(dtype, func):
+    arrays_c = _odd_layouts(dtype, 8)
+    arrays_r = _odd_layouts(dtype, 8)
+    owner_c = arrays_c[0].base
+    if func == "norm":
+        t_c = crnn.clip_grad_norm(arrays_c, 0.5)
+        t_r = ref.clip_grad_norm(arrays_r, 0.5)
+        assert abs(t_c - t_r) <= _tol(dtype) * t_r
+    else:
+        crnn.clip_grad_value(arrays_c, 0.3)
+        ref.clip_grad_value(arrays_r, 0.3)
+    for a, b in zip(arrays_c, arrays_r):
+        assert a.dtype == b.dtype and a.strides == b.strides
+        assert_rel_close(a, b, dtype)
+    # The view wrote through to its buffer; the untouched columns are intact.
+    assert owner_c is not None and np.shares_memory(owner_c, arrays_c[0])
+    assert_rel_close(owner_c[:, ::2], arrays_r[0], dtype)
+    np.testing.assert_array_equal(owner_c[:, 1::2], arrays_r[0].base[:, 1::2])

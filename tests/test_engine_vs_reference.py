@@ -124,6 +124,8 @@ EDGE_SHAPES = [
     (1, 1, 1, 1),   # everything 1
     (1, 5, 3, 4),   # T = 1
     (3, 2, 6, 2),   # I > H
+    (3, 2, 0, 4),   # I = 0: no input projection
+    (3, 2, 4, 0),   # H = 0: empty state
 ]
 
 
@@ -178,6 +180,50 @@ def test_larger_problem_no_lengths_no_h0(dtype, isa):
     seed = 6
     args = make_rnn_problem(30, 33, 40, 70, dtype, seed=seed, h0=False)
     _check_all(args, "tanh", dtype, seed, upstreams=("both", "none"))
+
+
+# --------------------------------------------------------------------------
+# Shapes past the kernels' block sizes (depth 256, 2048 columns), and batches
+# big enough that the recurrence really runs on 3 and 4 threads.
+# --------------------------------------------------------------------------
+@isa_param
+@dtype_param
+@pytest.mark.parametrize("shape", [(3, 4, 300, 10), (3, 5, 7, 260), (2, 3, 2100, 5)],
+                         ids=lambda s: "T%d-B%d-I%d-H%d" % s)
+def test_blocking_shapes(shape, dtype, isa):
+    _configure(isa, 2)
+    seed = 23
+    args = make_rnn_problem(*shape, dtype, seed=seed, lengths="zeros")
+    # Keep pre-activations O(1) for wide inputs (weights ~ 1/sqrt(I)): with
+    # the default ~1/sqrt(H) scale and I=2100 every unit saturates, and the
+    # float32 derivative 1 - h^2 near |h| = 1 is then mostly rounding noise
+    # (that regime is covered by test_large_magnitude_inputs).
+    T, B, I, H = shape
+    args["weight_ih"] = (args["weight_ih"] * np.sqrt(max(H, 1) / I)).astype(dtype)
+    _check_all(args, "tanh", dtype, seed, upstreams=("both",))
+
+
+@isa_param
+@pytest.mark.parametrize("threads", [3, 4])
+@pytest.mark.parametrize("lengths", [None, "zeros"], ids=str)
+@dtype_param
+def test_threaded_batch(dtype, lengths, threads, isa):
+    _configure(isa, threads)
+    seed = 29
+    args = make_rnn_problem(6, 41, 20, 80, dtype, seed=seed, lengths=lengths)
+    _check_all(args, "sigmoid", dtype, seed, upstreams=("both",))
+
+
+@isa_param
+@nl_param
+@dtype_param
+def test_large_magnitude_inputs(dtype, nl, isa):
+    """Saturating pre-activations (|a| up to ~40): tanh/sigmoid tails."""
+    _configure(isa, 1)
+    seed = 31
+    args = make_rnn_problem(10, 16, 8, 24, dtype, seed=seed, lengths="zeros")
+    args["x"] = args["x"] * dtype(10)
+    _check_all(args, nl, dtype, seed, upstreams=("both",))
 
 
 # --------------------------------------------------------------------------
@@ -301,3 +347,24 @@ def test_float32_is_computed_in_float32_accuracy(isa):
     out32, hn32, c32 = crnn.rnn_forward(**a32)
     assert_rel_close(out32, out64, tol=1e-5, name="out")
     assert_rel_close(hn32, hn64, tol=1e-5, name="h_n")
+
+
+@pytest.mark.parametrize("engine", ["crnn", "reference"])
+@nl_param
+@dtype_param
+def test_nan_stays_in_its_row(dtype, nl, engine):
+    """A NaN input poisons its own row from that step on, and nothing else
+    (rows are packed together into tiles in the C engine)."""
+    mod = crnn if engine == "crnn" else ref
+    crnn.set_num_threads(2)
+    T, B, I, H = 7, 9, 4, 6
+    args = make_rnn_problem(T, B, I, H, dtype, seed=33, lengths=[7, 5, 7, 0, 7, 7, 3, 7, 6])
+    out0, hn0, _ = mod.rnn_forward(**args, nonlinearity=nl)
+    bad = dict(args, x=args["x"].copy())
+    bad["x"][2, 4, 1] = np.nan
+    out, h_n, _ = mod.rnn_forward(**bad, nonlinearity=nl)
+    assert np.all(np.isnan(out[2:, 4])) and np.all(np.isnan(h_n[4]))
+    assert not np.any(np.isnan(out[:2, 4]))
+    others = [b for b in range(B) if b != 4]
+    np.testing.assert_array_equal(out[:, others], out0[:, others])
+    np.testing.assert_array_equal(h_n[others], hn0[others])

@@ -146,6 +146,8 @@ BAD_LENGTHS = {
     "float": (np.array([1.0, 2.0, 3.0]), (ValueError, TypeError)),
     "float_list": ([1.0, 2.0, 3.0], (ValueError, TypeError)),
     "complex": (np.array([1, 2, 3], dtype=complex), (ValueError, TypeError)),
+    "bool": (np.array([True, False, True]), (ValueError, TypeError)),
+    "string": (np.array(["1", "2", "3"]), (ValueError, TypeError)),
 }
 
 
