@@ -55,9 +55,9 @@ def make_rnn_problem(T, B, I, H, dtype=np.float64, *, seed=0, h0=True, bias=True
         bias_ih=u(H) if bias else None,
         bias_hh=u(H) if bias else None,
     )
-    if lengths == "random":
+    if isinstance(lengths, str) and lengths == "random":
         args["lengths"] = rng.integers(min(1, T), T + 1, size=B)
-    elif lengths == "zeros":
+    elif isinstance(lengths, str) and lengths == "zeros":
         lens = rng.integers(0, T + 1, size=B)
         lens[:: 2] = 0
         args["lengths"] = lens
