@@ -82,7 +82,7 @@ static inline int crnn_threads_for_rows(int64_t B, double work, int nthreads)
 }
 
 /* What a register tile does with its result (kernels.inc). */
-enum { EPI_STORE = 0, EPI_ACCUMULATE = 1, EPI_ACTIVATE = 2 };
+enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
 
 /* One instruction-set build of the kernels (see kernels.inc). */
 typedef struct {
