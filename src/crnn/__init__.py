@@ -8,8 +8,20 @@ from ._runtime import available_isas, build_info, get_num_threads, set_isa, set_
 from ._types import RNNCache, RNNGrads
 from ._version import __version__
 from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
+from . import init, nn
+from .module import Module
+from .nn import RNN, Linear, RNNCell
+from .serialization import load, save
 
 __all__ = [
+    "Linear",
+    "Module",
+    "RNN",
+    "RNNCell",
+    "init",
+    "load",
+    "nn",
+    "save",
     "RNNCache",
     "RNNGrads",
     "__version__",

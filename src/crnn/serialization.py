@@ -1,0 +1,195 @@
+"""Save and load modules: one ``.npz`` file with the config and the weights.
+
+The file holds one array per parameter, under the parameter's name, and a
+``__config__`` entry: a JSON string ::
+
+    {"format": "crnn-module", "version": 1, "class": "RNN",
+     "config": {...constructor arguments...}, "crnn_version": "..."}
+
+No pickle is written or read (``np.load(..., allow_pickle=False)``), so
+loading a file never runs code from it. `load` rebuilds the module as
+``cls(**config)`` and loads the weights strictly; the class is looked up in
+a registry holding `RNN`, `RNNCell` and `Linear`, to which other Module
+subclasses (models, other layers) are added with `register_module`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any, Dict, Optional, Type, Union
+
+import numpy as np
+
+from ._engine import check_backend
+from ._version import __version__
+from .module import Module
+from .nn import RNN, Linear, RNNCell
+
+__all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "crnn-module"
+FORMAT_VERSION = 1
+CONFIG_KEY = "__config__"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_REGISTRY: Dict[str, Type[Module]] = {}
+
+
+def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Module]:
+    """Make `cls` loadable by `load`; returns `cls` (usable as a decorator).
+
+    Parameters
+    ----------
+    cls : subclass of Module
+        Its ``config()`` must return JSON-serialisable constructor arguments
+        and ``cls(**config)`` must rebuild the same architecture.
+    name : str, optional
+        The name stored in files; by default ``cls.__name__``.
+
+    Raises
+    ------
+    TypeError
+        If `cls` is not a Module subclass.
+    ValueError
+        If another class is already registered under the name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"register_module expects a Module subclass, got {cls!r}")
+    key = cls.__name__ if name is None else name
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"name must be a non-empty string, got {key!r}")
+    if _REGISTRY.get(key, cls) is not cls:
+        raise ValueError(f"another class is already registered as {key!r}: {_REGISTRY[key]!r}")
+    _REGISTRY[key] = cls
+    return cls
+
+
+for _cls in (RNN, RNNCell, Linear):
+    register_module(_cls)
+
+
+def _registered_name(model: Module) -> str:
+    for key, cls in _REGISTRY.items():
+        if type(model) is cls:
+            return key
+    raise TypeError(f"{type(model).__name__} is not registered for saving; call "
+                    f"crnn.serialization.register_module({type(model).__name__}) first")
+
+
+def save(model: Module, path: Union[PathLike, Any]) -> None:
+    """Write `model`'s config and weights to one ``.npz`` file.
+
+    Parameters
+    ----------
+    model : Module
+        An instance of a registered class (RNN, RNNCell, Linear, or any
+        class passed to `register_module`).
+    path : str, path-like or writable binary file
+        Written exactly as given (no ``.npz`` suffix is appended).
+
+    Raises
+    ------
+    TypeError
+        If the model's class is not registered or its config is not JSON.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a crnn Module, got {type(model).__name__}")
+    name = _registered_name(model)
+    cfg = model.config()
+    try:
+        header = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "class": name,
+                             "config": cfg, "crnn_version": __version__})
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}.config() is not JSON-serialisable: {exc}") from None
+    arrays = {CONFIG_KEY: np.array(header)}
+    for key, value in model.params.items():
+        if key == CONFIG_KEY:
+            raise ValueError(f"a parameter may not be called {CONFIG_KEY!r}")
+        arrays[key] = np.ascontiguousarray(value)
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        np.savez(path, **arrays)
+
+
+def _fail(path: Any, what: str) -> ValueError:
+    return ValueError(f"{path!s} is not a valid crnn model file: {what}")
+
+
+def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
+    """Rebuild a module saved with `save`.
+
+    Parameters
+    ----------
+    path : str, path-like or readable binary file
+    backend : {"c", "numpy"}, optional
+        Overrides the backend stored in the file.
+
+    Returns
+    -------
+    Module
+        A new module of the saved class, config and weights, in training mode.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an npz archive, lacks or has a malformed
+        ``__config__``, names an unregistered class or an unknown format
+        version, holds pickled (object) data, or its weights do not match
+        the architecture (the message lists the mismatches).
+    OSError
+        If the file cannot be opened.
+    """
+    if backend is not None:
+        check_backend(backend)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise _fail(path, f"cannot read it as an npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _fail(path, "it holds a single array, not an npz archive")
+    with archive:
+        try:
+            files = list(archive.files)
+            if CONFIG_KEY not in files:
+                raise _fail(path, f"no {CONFIG_KEY!r} entry (not written by crnn.save)")
+            header_arr = archive[CONFIG_KEY]
+            if header_arr.dtype.kind != "U" or header_arr.ndim != 0:
+                raise _fail(path, f"{CONFIG_KEY!r} must be a JSON string")
+            try:
+                header = json.loads(str(header_arr))
+            except json.JSONDecodeError as exc:
+                raise _fail(path, f"{CONFIG_KEY!r} is not valid JSON ({exc})") from None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise _fail(path, f"{CONFIG_KEY!r} does not declare format {FORMAT!r}")
+            if header.get("version") != FORMAT_VERSION:
+                raise _fail(path, f"unsupported format version {header.get('version')!r} "
+                                  f"(this crnn reads version {FORMAT_VERSION})")
+            name = header.get("class")
+            if not isinstance(name, str) or name not in _REGISTRY:
+                raise _fail(path, f"unknown class {name!r}; registered: {sorted(_REGISTRY)} "
+                                  "(use crnn.serialization.register_module)")
+            cfg = header.get("config")
+            if not isinstance(cfg, dict):
+                raise _fail(path, "'config' must be a JSON object")
+            weights = {key: archive[key] for key in files if key != CONFIG_KEY}
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+            if isinstance(exc, ValueError) and str(exc).startswith(f"{path!s} is not a valid"):
+                raise
+            raise _fail(path, f"cannot read its entries ({exc})") from None
+    if backend is not None:
+        cfg = dict(cfg, backend=backend)
+    try:
+        model = _REGISTRY[name](**cfg)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, f"its config does not build a {name} ({exc})") from None
+    try:
+        model.load_state_dict(weights, strict=True)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, str(exc)) from None
+    return model
