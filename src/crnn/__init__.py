@@ -9,6 +9,7 @@ from ._types import RNNCache, RNNGrads
 from ._version import __version__
 from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
 from . import init, nn
+from . import losses, optim
 from .module import Module
 from .nn import RNN, Linear, RNNCell
 from .serialization import load, save
@@ -20,7 +21,9 @@ __all__ = [
     "RNNCell",
     "init",
     "load",
+    "losses",
     "nn",
+    "optim",
     "save",
     "RNNCache",
     "RNNGrads",
