@@ -115,8 +115,12 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
         np.savez(path, **arrays)
 
 
+class _InvalidFile(ValueError):
+    """Raised by `load` for a file that is not a loadable crnn model."""
+
+
 def _fail(path: Any, what: str) -> ValueError:
-    return ValueError(f"{path!s} is not a valid crnn model file: {what}")
+    return _InvalidFile(f"{path!s} is not a valid crnn model file: {what}")
 
 
 def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
@@ -178,9 +182,9 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
             if not isinstance(cfg, dict):
                 raise _fail(path, "'config' must be a JSON object")
             weights = {key: archive[key] for key in files if key != CONFIG_KEY}
+        except _InvalidFile:
+            raise
         except (ValueError, zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-            if isinstance(exc, ValueError) and str(exc).startswith(f"{path!s} is not a valid"):
-                raise
             raise _fail(path, f"cannot read its entries ({exc})") from None
     if backend is not None:
         cfg = dict(cfg, backend=backend)
