@@ -13,18 +13,23 @@ from . import losses, optim
 from .module import Module
 from .nn import RNN, Linear, RNNCell
 from .serialization import load, save
+from . import models, training
+from .training import gradcheck
 
 __all__ = [
     "Linear",
     "Module",
     "RNN",
     "RNNCell",
+    "gradcheck",
     "init",
     "load",
     "losses",
+    "models",
     "nn",
     "optim",
     "save",
+    "training",
     "RNNCache",
     "RNNGrads",
     "__version__",

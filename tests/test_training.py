@@ -1,0 +1,335 @@
+"""Training helpers: gradcheck, last_valid and truncated BPTT (crnn.training)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crnn
+from crnn.training import TBPTT, gradcheck, last_valid, last_valid_backward
+
+BACKENDS = ["c", "numpy"]
+
+
+# --------------------------------------------------------------------------
+# gradcheck
+# --------------------------------------------------------------------------
+
+def _quadratic(seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 2.0, size=(3, 4))
+    p = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+
+    def f():
+        return float(np.sum(a * p["w"] ** 2) + np.sum(np.sin(p["b"])))
+
+    g = {"w": 2 * a * p["w"], "b": np.cos(p["b"])}
+    return f, p, g
+
+
+def test_gradcheck_passes_on_exact_gradients_and_restores_params():
+    f, p, g = _quadratic()
+    before = {k: v.copy() for k, v in p.items()}
+    rep = gradcheck(f, p, g)
+    assert rep.ok and bool(rep)
+    assert rep.n_checked == {"w": 12, "b": 5}
+    assert max(rep.max_rel_error.values()) < 1e-7
+    for k in p:
+        np.testing.assert_array_equal(p[k], before[k])  # bit-exact restore
+    assert "passed" in str(rep)
+
+
+def test_gradcheck_flags_a_wrong_entry():
+    f, p, g = _quadratic()
+    g["w"][1, 2] += 1e-3
+    rep = gradcheck(f, p, g)
+    assert not rep.ok and not bool(rep)
+    assert [(name, idx) for name, idx, _, _ in rep.failures] == [("w", (1, 2))]
+    assert rep.max_abs_error["w"] == pytest.approx(1e-3, rel=1e-3)
+    assert rep.max_abs_error["b"] < 1e-8
+    assert "FAILED" in str(rep)
+
+
+def test_gradcheck_subsample_is_seeded():
+    f, p, g = _quadratic()
+    r1 = gradcheck(f, p, g, max_checks_per_param=4, rng=3)
+    r2 = gradcheck(f, p, g, max_checks_per_param=4, rng=np.random.default_rng(3))
+    assert r1.n_checked == {"w": 4, "b": 4}
+    assert r1.max_abs_error == r2.max_abs_error
+
+
+def test_gradcheck_rejects_non_float64_and_bad_inputs():
+    f, p, g = _quadratic()
+    p32 = {"w": p["w"].astype(np.float32)}
+    with pytest.raises(TypeError):
+        gradcheck(f, p32, {"w": g["w"].astype(np.float32)})
+    with pytest.raises(TypeError):
+        gradcheck(f, {"w": p["w"]}, {"w": g["w"].astype(np.float32)})
+    with pytest.raises(KeyError):
+        gradcheck(f, p, {"w": g["w"]})
+    with pytest.raises(ValueError):
+        gradcheck(f, p, {"w": g["w"], "b": g["b"][:2]})
+    with pytest.raises(ValueError):
+        gradcheck(f, p, g, eps=0.0)
+    with pytest.raises(ValueError):
+        gradcheck(lambda: float("nan"), p, g)
+    with pytest.raises(TypeError):
+        gradcheck(lambda: np.ones(2), p, g)
+
+
+@pytest.mark.parametrize("engine", ["c", "numpy"])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid"])
+def test_gradcheck_functional_rnn(engine, nonlinearity):
+    mod = crnn if engine == "c" else crnn.reference
+    rng = np.random.default_rng(1)
+    T, B, I, H = 4, 3, 2, 3
+    p = {
+        "x": rng.standard_normal((T, B, I)),
+        "h0": rng.standard_normal((B, H)) * 0.5,
+        "weight_ih": rng.standard_normal((H, I)) * 0.5,
+        "weight_hh": rng.standard_normal((H, H)) * 0.5,
+        "bias_ih": rng.standard_normal(H) * 0.1,
+        "bias_hh": rng.standard_normal(H) * 0.1,
+    }
+    lengths = np.array([4, 2, 3])
+    wout = rng.standard_normal((T, B, H))
+    whn = rng.standard_normal((B, H))
+
+    def run():
+        out, h_n, cache = mod.rnn_forward(p["x"], p["h0"], p["weight_ih"], p["weight_hh"],
+                                          p["bias_ih"], p["bias_hh"],
+                                          nonlinearity=nonlinearity, lengths=lengths)
+        return float(np.sum(out * wout) + np.sum(h_n * whn)), cache
+
+    _, cache = run()
+    gr = mod.rnn_backward(wout, whn, cache)
+    g = {"x": gr.dx, "h0": gr.dh0, "weight_ih": gr.dweight_ih, "weight_hh": gr.dweight_hh,
+         "bias_ih": gr.dbias_ih, "bias_hh": gr.dbias_hh}
+    rep = gradcheck(lambda: run()[0], p, g)
+    assert rep.ok, str(rep)
+
+
+# --------------------------------------------------------------------------
+# last_valid
+# --------------------------------------------------------------------------
+
+def test_last_valid_gathers_each_rows_last_step():
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((5, 4, 3))
+    lengths = np.array([5, 1, 0, 3])
+    got = last_valid(out, lengths)
+    want = np.stack([out[4, 0], out[0, 1], np.zeros(3), out[2, 3]])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(last_valid(out), out[-1])
+    np.testing.assert_array_equal(last_valid(out, [5, 5, 5, 5]), out[-1])
+    got[0] = 99.0  # a copy, not a view
+    assert out[4, 0, 0] != 99.0
+    assert last_valid(out.astype(np.float32), lengths).dtype == np.float32
+
+
+def test_last_valid_backward_is_the_adjoint():
+    rng = np.random.default_rng(1)
+    T, B, H = 6, 5, 2
+    out = rng.standard_normal((T, B, H))
+    d = rng.standard_normal((B, H))
+    lengths = np.array([6, 2, 0, 1, 4])
+    lhs = np.sum(last_valid(out, lengths) * d)
+    dout = last_valid_backward(d, lengths, T)
+    assert dout.shape == (T, B, H)
+    np.testing.assert_allclose(np.sum(out * dout), lhs, rtol=1e-14)
+    assert not dout[:, 2].any()  # a length-0 row receives nothing
+
+
+def test_last_valid_validates_lengths():
+    out = np.zeros((3, 2, 1))
+    with pytest.raises(ValueError):
+        last_valid(out, [1, 4])
+    with pytest.raises(ValueError):
+        last_valid(out, [1, -1])
+    with pytest.raises(ValueError):
+        last_valid(out, [1, 2, 3])
+    with pytest.raises(ValueError):
+        last_valid(out[0], [1, 2])
+
+
+# --------------------------------------------------------------------------
+# TBPTT
+# --------------------------------------------------------------------------
+
+def _stream(T=12, B=3, I=2, O=2, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((T, B, I)).astype(dtype),
+            rng.standard_normal((T, B, O)).astype(dtype))
+
+
+def _tagger(backend, num_layers=2, dtype=np.float64, seed=1):
+    return crnn.models.SequenceTagger(2, 4, 2, num_layers=num_layers, dtype=dtype, seed=seed,
+                                      backend=backend)
+
+
+class _Recorder:
+    """A loss function that keeps a copy of every prediction it sees."""
+
+    def __init__(self, loss_fn=crnn.losses.mse):
+        self.loss_fn = loss_fn
+        self.preds = []
+
+    def __call__(self, pred, target, **kw):
+        self.preds.append(pred.copy())
+        return self.loss_fn(pred, target, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tbptt_carries_state_outputs_equal_one_full_forward(backend):
+    x, y = _stream()
+    m = _tagger(backend)
+    rec = _Recorder()
+    tb = TBPTT(m, rec, None, k=5)  # no optimizer: the weights stay fixed
+    losses = tb.run(x, y)
+    assert len(losses) == 3  # windows of 5, 5 and 2 steps
+    full, h_n = m(x)
+    np.testing.assert_allclose(np.concatenate(rec.preds), full, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tb.state, h_n, rtol=1e-12, atol=1e-13)
+    for i, (lo, hi) in enumerate([(0, 5), (5, 10), (10, 12)]):
+        assert losses[i] == pytest.approx(crnn.losses.mse(full[lo:hi], y[lo:hi])[0], rel=1e-12)
+    # The state persists across calls: a stream may arrive in pieces.
+    tb.reset()
+    rec.preds.clear()
+    tb.run(x[:7], y[:7])
+    tb.run(x[7:], y[7:])
+    np.testing.assert_allclose(np.concatenate(rec.preds), full, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tbptt_no_gradient_crosses_windows(backend):
+    x, y = _stream(T=8)
+    m = _tagger(backend)
+    tb = TBPTT(m, crnn.losses.mse, None, k=4)
+    tb.step(x[:4], y[:4])
+    carried = tb.state.copy()
+    tb.step(x[4:], y[4:])
+    got = {k: g.copy() for k, g in m.grads.items()}
+
+    # (1) The same as a fresh forward/backward on the window, with the carried
+    # state as a constant h0, on an independent copy of the model.
+    fresh = _tagger(backend)
+    fresh.zero_grad()
+    pred, _ = fresh(x[4:], carried.copy())
+    _, d = crnn.losses.mse(pred, y[4:])
+    fresh.backward(d)
+    for k in got:
+        np.testing.assert_allclose(got[k], fresh.grads[k], rtol=1e-12, atol=1e-14)
+
+    # (2) And it is the true derivative of the window loss with h0 held
+    # constant (central differences), ...
+    def window_loss():
+        return crnn.losses.mse(fresh(x[4:], carried)[0], y[4:])[0]
+
+    rep = gradcheck(window_loss, fresh.params, got)
+    assert rep.ok, str(rep)
+
+    # (3) ... which is not the full-BPTT gradient, where h0 depends on the
+    # weights through the first window.
+    def through_both_windows():
+        _, h = fresh(x[:4])
+        return crnn.losses.mse(fresh(x[4:], h)[0], y[4:])[0]
+
+    assert not gradcheck(through_both_windows, fresh.params, got).ok
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tbptt_reset_all_and_some_rows(backend):
+    x, y = _stream(T=10)
+    m = _tagger(backend)
+    rec = _Recorder()
+    tb = TBPTT(m, rec, None, k=5)
+    tb.step(x[:5], y[:5])
+    assert tb.state is not None
+    # reset(): the next window starts from zeros, like a fresh stream.
+    tb.reset()
+    assert tb.state is None
+    tb.step(x[5:], y[5:])
+    np.testing.assert_allclose(rec.preds[-1], m(x[5:])[0], rtol=1e-12, atol=1e-13)
+    # reset(rows=...): only those rows restart.
+    tb.reset()
+    tb.step(x[:5], y[:5])
+    before = tb.state.copy()
+    tb.reset(rows=[1])
+    assert not tb.state[:, 1].any()
+    np.testing.assert_array_equal(tb.state[:, [0, 2]], before[:, [0, 2]])
+    tb.step(x[5:], y[5:])
+    h0 = before.copy()
+    h0[:, 1] = 0
+    np.testing.assert_allclose(rec.preds[-1], m(x[5:], h0)[0], rtol=1e-12, atol=1e-13)
+    # A boolean mask works too; resetting before any window is a no-op.
+    tb.reset(rows=np.array([True, False, False]))
+    assert not tb.state[:, 0].any() and tb.state[:, 2].any()
+    fresh = TBPTT(m, rec, None, k=5)
+    fresh.reset(rows=[0])
+    assert fresh.state is None
+
+
+@pytest.mark.parametrize("stride", [3, 7])
+def test_tbptt_stride_starts_each_window_from_the_true_state(stride):
+    x, y = _stream(T=14)
+    m = _tagger("c")
+    rec = _Recorder()
+    tb = TBPTT(m, rec, None, k=5, stride=stride)
+    losses = tb.run(x, y)
+    full, h_n = m(x)
+    starts = list(range(0, 14, stride))
+    assert len(losses) == len(starts)
+    for s, pred in zip(starts, rec.preds):
+        np.testing.assert_allclose(pred, full[s:s + 5], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tb.state, h_n, rtol=1e-12, atol=1e-13)
+
+
+def test_tbptt_bare_rnn_batch_first_and_mask():
+    rng = np.random.default_rng(3)
+    rnn = crnn.RNN(2, 3, batch_first=True, dtype=np.float64, seed=0)
+    x = rng.standard_normal((2, 9, 2))  # (B, T, I)
+    y = rng.standard_normal((2, 9, 3))
+    mask = rng.random((2, 9, 1)) < 0.7
+    rec = _Recorder()
+    tb = TBPTT(rnn, rec, None, k=4)
+    losses = tb.run(x, y, mask=mask)
+    full, h_n = rnn(x)
+    np.testing.assert_allclose(np.concatenate(rec.preds, axis=1), full, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tb.state, h_n, rtol=1e-12, atol=1e-13)
+    assert losses[0] == pytest.approx(crnn.losses.mse(full[:, :4], y[:, :4],
+                                                      mask=mask[:, :4])[0], rel=1e-12)
+
+
+def test_tbptt_updates_weights_once_per_window():
+    x, y = _stream(T=10, dtype=np.float32)
+    m = _tagger("c", dtype=np.float32)
+
+    class Counting(crnn.optim.SGD):
+        steps = 0
+
+        def step(self, grads):
+            Counting.steps += 1
+            return super().step(grads)
+
+    w0 = m.params["rnn.weight_hh_l0"].copy()
+    tb = TBPTT(m, crnn.losses.mse, Counting(m.params, lr=0.1), k=3)
+    losses = tb.run(x, y)
+    assert len(losses) == 4 and Counting.steps == 4
+    assert not np.array_equal(w0, m.params["rnn.weight_hh_l0"])
+    tb.run(x, y, update=False)
+    assert Counting.steps == 4
+
+
+def test_tbptt_validation():
+    m = _tagger("c")
+    with pytest.raises(ValueError):
+        TBPTT(m, crnn.losses.mse, None, k=0)
+    with pytest.raises(ValueError):
+        TBPTT(m, crnn.losses.mse, None, k=2.5)
+    with pytest.raises(ValueError):
+        TBPTT(m, crnn.losses.mse, None, k=3, stride=0)
+    bi = crnn.models.SequenceTagger(2, 3, 2, bidirectional=True, dtype=np.float64)
+    with pytest.raises(ValueError, match="unidirectional"):
+        TBPTT(bi, crnn.losses.mse, None, k=3)
+    x, y = _stream(T=6)
+    with pytest.raises(ValueError):
+        TBPTT(m, crnn.losses.mse, None, k=3).run(x, y[:5])
