@@ -39,13 +39,31 @@ class RNNArgs(NamedTuple):
     dtype: np.dtype
 
 
+def as_array(name: str, value: Any) -> np.ndarray:
+    """np.asarray(value), with errors that name the argument.
+
+    Ragged nested sequences (which NumPy cannot make an array of) raise
+    ValueError, and masked arrays TypeError: crnn would silently compute on
+    the values under the mask.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy.ma.MaskedArray; crnn ignores masks, so pass "
+                        f"{name}.filled(0) (or use lengths) instead")
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{name} cannot be converted to an array ({exc})") from None
+
+
 def _float_dtype_of(name: str, value: Any) -> np.dtype:
     """The dtype `value` has as an array, which must be float32 or float64."""
     if value is None:
         raise TypeError(f"{name} must be a float32 or float64 array, got None")
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a float32 or float64 array, got {type(value).__name__}")
-    dtype = value.dtype if isinstance(value, np.ndarray) else np.asarray(value).dtype
+    dtype = as_array(name, value).dtype
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dtype}")
     return np.dtype(dtype.newbyteorder("="))
@@ -87,7 +105,7 @@ def check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     """None, or B integers in [0, T] as a new-or-same C-contiguous int64 array."""
     if lengths is None:
         return None
-    arr = np.asarray(lengths)
+    arr = as_array("lengths", lengths)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
     if arr.shape != (B,):
@@ -110,6 +128,9 @@ def rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity
     if w_ih.ndim != 2:
         raise ValueError(f"weight_ih must have shape (hidden_size, input_size), got {w_ih.shape}")
     H, I = w_ih.shape
+    x_shape = as_array("x", x).shape
+    if len(x_shape) == 3:
+        check_sizes(x_shape[0], x_shape[1], I, H)
     x_arr = as_float_array("x", x, dtype, (None, None, I))
     T, B = x_arr.shape[:2]
     return RNNArgs(
@@ -123,6 +144,25 @@ def rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity
         nonlinearity=nonlinearity,
         T=T, B=B, I=I, H=H, dtype=dtype,
     )
+
+
+# The C kernels index with 64-bit integers and refuse sizes beyond this many
+# elements (csrc/dispatch.c); checking here gives a clear error first.
+MAX_ELEMENTS = 2**59
+
+
+def check_sizes(T: int, B: int, I: int, H: int) -> None:  # noqa: E741
+    """Reject (T, B, I, H) whose element counts exceed MAX_ELEMENTS.
+
+    NumPy cannot allocate such arrays anyway, but zero-size arrays (I = H =
+    0) can have such shapes; products are exact Python integers, never
+    wrapped.
+    """
+    rows = T * B
+    if rows > MAX_ELEMENTS or rows * max(I, H) > MAX_ELEMENTS or H * max(I, H) > MAX_ELEMENTS:
+        raise ValueError(
+            f"x of shape {(T, B, I)} with hidden size {H} is too large: T*B = {rows} rows, "
+            f"T*B*max(I, H) and H*max(I, H) must each be at most 2**59 elements")
 
 
 def rnn_backward_args(dout, dh_n, cache):

@@ -36,7 +36,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from ._validate import _common_float_dtype, _float_dtype_of, _real_number
+from ._validate import _common_float_dtype, _float_dtype_of, _real_number, as_array
 
 __all__ = ["softmax_cross_entropy", "mse", "softmax", "log_softmax"]
 
@@ -78,7 +78,7 @@ def _check_mask(mask: Any, shape: Tuple[int, ...], shape_name: str) -> Optional[
     """None, or a boolean array of exactly `shape` (possibly a broadcast view)."""
     if mask is None:
         return None
-    arr = np.asarray(mask)
+    arr = as_array("mask", mask)
     if arr.dtype.kind == "b":
         pass
     elif arr.dtype.kind in "iuf":
@@ -240,7 +240,7 @@ def softmax_cross_entropy(
 
     if targets is None or isinstance(targets, (str, bytes)):
         raise TypeError(f"targets must be an integer array of class indices, got {type(targets).__name__}")
-    t = np.asarray(targets)
+    t = as_array("targets", targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != pos_shape:

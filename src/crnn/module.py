@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 import numpy as np
 
 from ._engine import check_backend, engine
+from ._validate import as_array
 
 __all__ = ["Module", "LoadResult", "float_dtype", "input_array", "check_int"]
 
@@ -68,7 +69,7 @@ def input_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name} must be a {dtype} array, got None")
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a {dtype} array, got {type(value).__name__}")
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    arr = as_array(name, value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a {dtype} array, got dtype {arr.dtype}")
     if arr.dtype.newbyteorder("=") != dtype:
@@ -192,6 +193,8 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         """Set training mode (dropout active) or evaluation mode; returns self."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
         self.training = bool(mode)
         for _, child in self.children():
             child.train(mode)

@@ -655,6 +655,10 @@ class Linear(Module):
         x = self._cache if cache is None else cache
         if x is None:
             raise RuntimeError("backward() called before forward(): there is no cache to use")
+        if (not isinstance(x, np.ndarray) or x.dtype.newbyteorder("=") != self.dtype or x.ndim < 1
+                or x.shape[-1] != self.in_features):
+            raise ValueError("cache does not come from this Linear's forward (it is the input x: "
+                             f"a {self.dtype} array of shape (..., {self.in_features}))")
         dy = input_array("dy", dy, self.dtype)
         _check_shape("dy", dy, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         n = int(np.prod(x.shape[:-1]))

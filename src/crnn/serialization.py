@@ -78,6 +78,16 @@ def _registered_name(model: Module) -> str:
                     f"crnn.serialization.register_module({type(model).__name__}) first")
 
 
+def _check_path(path: Any, mode: str) -> None:
+    """`path` must be a str / path-like, or a binary file object open for `mode`."""
+    if isinstance(path, (str, os.PathLike)) or (mode == "r" and isinstance(path, bytes)):
+        return
+    method = "write" if mode == "w" else "read"
+    if not hasattr(path, method):
+        raise TypeError(f"path must be a str, an os.PathLike or a binary file object with "
+                        f".{method}(), got {type(path).__name__}")
+
+
 def save(model: Module, path: Union[PathLike, Any]) -> None:
     """Write `model`'s config and weights to one ``.npz`` file.
 
@@ -96,6 +106,7 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
     """
     if not isinstance(model, Module):
         raise TypeError(f"model must be a crnn Module, got {type(model).__name__}")
+    _check_path(path, "w")
     name = _registered_name(model)
     cfg = model.config()
     try:
@@ -113,6 +124,35 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
             np.savez(f, **arrays)
     else:
         np.savez(path, **arrays)
+
+
+# Parameters a config may imply beyond what the file holds before `load`
+# refuses to build the module (a file that loads holds every parameter).
+_SLACK = 1 << 20
+
+
+def _implied_size(cls: Type[Module], cfg: Dict[str, Any]) -> Optional[int]:
+    """The parameter count `cls(**cfg)` would allocate, for the built-in layers
+    with integer sizes; None when unknown (the constructor checks the rest)."""
+    def size(key, default=None):
+        v = cfg.get(key, default)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    bias = cfg.get("bias", True) is not False
+    if cls in (RNN, RNNCell):
+        I, H = size("input_size"), size("hidden_size")
+        L = size("num_layers", 1) if cls is RNN else 1
+        D = 2 if cls is RNN and cfg.get("bidirectional") is True else 1
+        if I is None or H is None or L is None:
+            return None
+        per_layer = H * H + (2 * H if bias else 0)
+        return D * (H * I + per_layer) + (L - 1) * D * (H * D * H + per_layer) if L else 0
+    if cls is Linear:
+        i, o = size("in_features"), size("out_features")
+        if i is None or o is None:
+            return None
+        return o * i + (o if bias else 0)
+    return None
 
 
 class _InvalidFile(ValueError):
@@ -147,6 +187,7 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
     OSError
         If the file cannot be opened.
     """
+    _check_path(path, "r")
     if backend is not None:
         check_backend(backend)
     try:
@@ -188,6 +229,13 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
             raise _fail(path, f"cannot read its entries ({exc})") from None
     if backend is not None:
         cfg = dict(cfg, backend=backend)
+    implied = _implied_size(_REGISTRY[name], cfg)
+    held = sum(int(w.size) for w in weights.values())
+    if implied is not None and implied > 4 * held + _SLACK:
+        # A corrupted or forged size would otherwise allocate (and initialise)
+        # far more memory than the file could ever fill.
+        raise _fail(path, f"its config implies {implied} parameters but the file holds only "
+                          f"{held} values")
     try:
         model = _REGISTRY[name](**cfg)
     except (TypeError, ValueError) as exc:
