@@ -64,11 +64,12 @@ static inline int crnn_team_size(void)
 #endif
 }
 
-/* Threads worth using for `work` multiply-adds: a thread should get at least
- * ~64k of them, or starting it costs more than it saves. */
+/* Threads worth using for `work` multiply-adds (or element operations): a
+ * thread should get at least ~1M of them (tens of microseconds), or starting
+ * and joining it costs more than it saves, and far more on a busy machine. */
 static inline int crnn_threads_for_work(double work, int nthreads)
 {
-    double useful = work / 65536.0;
+    double useful = work / 1048576.0;
     if (useful < 1.0)
         return 1;
     return useful < (double)nthreads ? (int)useful : nthreads;
@@ -79,6 +80,21 @@ static inline int crnn_threads_for_rows(int64_t B, double work, int nthreads)
 {
     int nt = crnn_threads_for_work(work, nthreads);
     return (int64_t)nt > B ? (int)B : nt;
+}
+
+/* The team to start for work cut into nt slices: never more threads than
+ * processors this process may run on (more would only time-share a core and
+ * stall each other at the join). A smaller team takes several slices each,
+ * so results depend on nt only through the slicing, which is fixed. */
+static inline int crnn_team_for(int nt)
+{
+#ifdef _OPENMP
+    int procs = omp_get_num_procs();
+    return procs > 0 && procs < nt ? procs : nt;
+#else
+    (void)nt;
+    return 1;
+#endif
 }
 
 /* What a register tile does with its result (kernels.inc). */

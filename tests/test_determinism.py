@@ -14,9 +14,10 @@ GRAD_FIELDS = crnn.RNNGrads._fields
 
 # B not a multiple of any thread count > 1, and one problem with many rows
 # so every thread gets work; I and H odd so vector tails are exercised.
-# The recurrence only splits rows across threads when B*H*H is large enough
-# (about 64k multiply-adds per thread), hence the two bigger problems.
-SHAPES = [(11, 13, 19, 37), (20, 64, 33, 70), (8, 67, 45, 90)]
+# Work is only cut into slices when each gets about 1M multiply-adds (the
+# recurrence counts all T steps). The first shape stays whole; the others split
+# the recurrence into up to 4 slices, and the last also every large product.
+SHAPES = [(11, 13, 19, 37), (20, 64, 33, 70), (8, 67, 45, 90), (30, 96, 64, 128)]
 
 
 def _run(args, nl, dout, dh_n):
