@@ -86,6 +86,80 @@ int crnn_rnn_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
                           double *dw_hh, double *db);
 
 /*
+ * LSTM (gates [i f g o], weights (4H, In) and (4H, H), biases (4H,)):
+ *   c_t = f c_{t-1} + i g,  h_t = o tanh(c_t);  h0 / c0 may be NULL (zeros).
+ * The forward writes out (T, B, H), h_n and c_n (B, H) and, for the
+ * backward, gates (T, B, 4H: the activations i, f, g, o) and cells (T, B, H:
+ * c_t); padded steps hold h and c and their rows there are 0. The backward
+ * takes those and writes dx, dh0, dc0, dw_ih, dw_hh and, when not NULL, db
+ * (4H,), the same for b_ih and b_hh; dout, dh_n, dc_n may be NULL.
+ */
+int crnn_lstm_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const float *x, const float *h0, const float *c0,
+                          const float *w_ih, const float *w_hh,
+                          const float *b_ih, const float *b_hh,
+                          const int64_t *lengths, float *out, float *h_n,
+                          float *c_n, float *gates, float *cells);
+int crnn_lstm_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const double *x, const double *h0, const double *c0,
+                          const double *w_ih, const double *w_hh,
+                          const double *b_ih, const double *b_hh,
+                          const int64_t *lengths, double *out, double *h_n,
+                          double *c_n, double *gates, double *cells);
+int crnn_lstm_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                           const float *x, const float *h0, const float *c0,
+                           const float *w_ih, const float *w_hh,
+                           const int64_t *lengths, const float *out,
+                           const float *gates, const float *cells,
+                           const float *dout, const float *dh_n,
+                           const float *dc_n, float *dx, float *dh0,
+                           float *dc0, float *dw_ih, float *dw_hh, float *db);
+int crnn_lstm_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                           const double *x, const double *h0, const double *c0,
+                           const double *w_ih, const double *w_hh,
+                           const int64_t *lengths, const double *out,
+                           const double *gates, const double *cells,
+                           const double *dout, const double *dh_n,
+                           const double *dc_n, double *dx, double *dh0,
+                           double *dc0, double *dw_ih, double *dw_hh,
+                           double *db);
+
+/*
+ * GRU (gates [r z n], weights (3H, In) and (3H, H), biases (3H,)):
+ *   n = tanh(x W_in + b_in + r (h W_hn + b_hn)),  h_t = (1 - z) n + z h_{t-1}.
+ * The forward writes out, h_n and, for the backward, gates (T, B, 3H: the
+ * activations r, z, n) and hn (T, B, H: h_{t-1} W_hn^T + b_hn). The backward
+ * writes dx, dh0, dw_ih, dw_hh and, when not NULL, db_ih and db_hh (3H,),
+ * which differ in their n part.
+ */
+int crnn_gru_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                         const float *x, const float *h0, const float *w_ih,
+                         const float *w_hh, const float *b_ih,
+                         const float *b_hh, const int64_t *lengths,
+                         float *out, float *h_n, float *gates, float *hn);
+int crnn_gru_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                         const double *x, const double *h0, const double *w_ih,
+                         const double *w_hh, const double *b_ih,
+                         const double *b_hh, const int64_t *lengths,
+                         double *out, double *h_n, double *gates, double *hn);
+int crnn_gru_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const float *x, const float *h0, const float *w_ih,
+                          const float *w_hh, const int64_t *lengths,
+                          const float *out, const float *gates,
+                          const float *hn, const float *dout,
+                          const float *dh_n, float *dx, float *dh0,
+                          float *dw_ih, float *dw_hh, float *db_ih,
+                          float *db_hh);
+int crnn_gru_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
+                          const double *x, const double *h0, const double *w_ih,
+                          const double *w_hh, const int64_t *lengths,
+                          const double *out, const double *gates,
+                          const double *hn, const double *dout,
+                          const double *dh_n, double *dx, double *dh0,
+                          double *dw_ih, double *dw_hh, double *db_ih,
+                          double *db_hh);
+
+/*
  * Gradient clipping over n arrays as if concatenated.
  * crnn_total_norm_*: the p-norm (p > 0, or INFINITY for the max-norm),
  * accumulated in double in a fixed order.

@@ -132,68 +132,105 @@ static const crnn_kernel_table *kernels(void)
     }
 }
 
-/* Sizes are non-negative and T*B*max(I, H) elements fit in memory indexing. */
-static int sizes_ok(int64_t T, int64_t B, int64_t I, int64_t H, int activation)
+/* Sizes are non-negative and every array's element count (T*B*max(I, G),
+ * G*max(I, H), for G = gates*H) fits comfortably in 64 bits. */
+static int sizes_ok(int64_t T, int64_t B, int64_t I, int64_t H, int64_t gates)
 {
     if (T < 0 || B < 0 || I < 0 || H < 0)
         return 0;
-    if (activation < CRNN_TANH || activation > CRNN_SIGMOID)
+    const int64_t limit = INT64_MAX / 64;
+    if (H > limit / gates)
         return 0;
-    const int64_t limit = INT64_MAX / 16;
-    int64_t wide = I > H ? I : H;
+    const int64_t G = gates * H;
+    const int64_t wide = I > G ? I : G;
     if (T && B > limit / T)
         return 0;
     if (wide && T * B > limit / wide)
         return 0;
-    if (H && (H > limit / H || I > limit / H))
+    if (G && (H > limit / G || I > limit / G))
         return 0;
     return 1;
 }
 
-int crnn_rnn_forward_f32(int64_t T, int64_t B, int64_t I, int64_t H, const float *x,
-                         const float *h0, const float *w_ih, const float *w_hh,
-                         const float *b_ih, const float *b_hh, const int64_t *lengths,
-                         int activation, float *out, float *h_n)
+static int activation_ok(int activation)
 {
-    if (!sizes_ok(T, B, I, H, activation))
-        return CRNN_ERR_INVALID;
-    return kernels()->rnn_forward_f32(T, B, I, H, x, h0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                      activation, out, h_n, crnn_threads_for_call());
+    return activation >= CRNN_TANH && activation <= CRNN_SIGMOID;
 }
 
-int crnn_rnn_forward_f64(int64_t T, int64_t B, int64_t I, int64_t H, const double *x,
-                         const double *h0, const double *w_ih, const double *w_hh,
-                         const double *b_ih, const double *b_hh, const int64_t *lengths,
-                         int activation, double *out, double *h_n)
-{
-    if (!sizes_ok(T, B, I, H, activation))
-        return CRNN_ERR_INVALID;
-    return kernels()->rnn_forward_f64(T, B, I, H, x, h0, w_ih, w_hh, b_ih, b_hh, lengths,
-                                      activation, out, h_n, crnn_threads_for_call());
-}
+/* The public entry points of one element type (T_, suffix S_): check the
+ * sizes, then call the chosen build with the thread count for this call. */
+#define DEFINE_ENTRY_POINTS(T_, S_)                                                          \
+    int crnn_rnn_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,      \
+                              const T_ *h0, const T_ *w_ih, const T_ *w_hh,                 \
+                              const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,       \
+                              int activation, T_ *out, T_ *h_n)                             \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 1) || !activation_ok(activation))                         \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->rnn_forward_##S_(T, B, In, H, x, h0, w_ih, w_hh, b_ih, b_hh,      \
+                                           lengths, activation, out, h_n,                   \
+                                           crnn_threads_for_call());                        \
+    }                                                                                        \
+    int crnn_rnn_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
+                               const T_ *h0, const T_ *w_ih, const T_ *w_hh,                \
+                               const int64_t *lengths, int activation, const T_ *out,       \
+                               const T_ *dout, const T_ *dh_n, T_ *dx, T_ *dh0,             \
+                               T_ *dw_ih, T_ *dw_hh, T_ *db)                                \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 1) || !activation_ok(activation))                         \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->rnn_backward_##S_(T, B, In, H, x, h0, w_ih, w_hh, lengths,        \
+                                            activation, out, dout, dh_n, dx, dh0, dw_ih,    \
+                                            dw_hh, db, crnn_threads_for_call());            \
+    }                                                                                        \
+    int crnn_lstm_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
+                               const T_ *h0, const T_ *c0, const T_ *w_ih, const T_ *w_hh,  \
+                               const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,      \
+                               T_ *out, T_ *h_n, T_ *c_n, T_ *gates, T_ *cells)             \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 4))                                                       \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->lstm_forward_##S_(T, B, In, H, x, h0, c0, w_ih, w_hh, b_ih, b_hh, \
+                                            lengths, out, h_n, c_n, gates, cells,           \
+                                            crnn_threads_for_call());                       \
+    }                                                                                        \
+    int crnn_lstm_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,    \
+                                const T_ *h0, const T_ *c0, const T_ *w_ih, const T_ *w_hh, \
+                                const int64_t *lengths, const T_ *out, const T_ *gates,     \
+                                const T_ *cells, const T_ *dout, const T_ *dh_n,            \
+                                const T_ *dc_n, T_ *dx, T_ *dh0, T_ *dc0, T_ *dw_ih,        \
+                                T_ *dw_hh, T_ *db)                                          \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 4))                                                       \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->lstm_backward_##S_(T, B, In, H, x, h0, c0, w_ih, w_hh, lengths,   \
+                                             out, gates, cells, dout, dh_n, dc_n, dx, dh0,  \
+                                             dc0, dw_ih, dw_hh, db,                         \
+                                             crnn_threads_for_call());                      \
+    }                                                                                        \
+    int crnn_gru_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,      \
+                              const T_ *h0, const T_ *w_ih, const T_ *w_hh,                 \
+                              const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,       \
+                              T_ *out, T_ *h_n, T_ *gates, T_ *hn)                          \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 3))                                                       \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->gru_forward_##S_(T, B, In, H, x, h0, w_ih, w_hh, b_ih, b_hh,      \
+                                           lengths, out, h_n, gates, hn,                    \
+                                           crnn_threads_for_call());                        \
+    }                                                                                        \
+    int crnn_gru_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
+                               const T_ *h0, const T_ *w_ih, const T_ *w_hh,                \
+                               const int64_t *lengths, const T_ *out, const T_ *gates,      \
+                               const T_ *hn, const T_ *dout, const T_ *dh_n, T_ *dx,        \
+                               T_ *dh0, T_ *dw_ih, T_ *dw_hh, T_ *db_ih, T_ *db_hh)         \
+    {                                                                                        \
+        if (!sizes_ok(T, B, In, H, 3))                                                       \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->gru_backward_##S_(T, B, In, H, x, h0, w_ih, w_hh, lengths, out,   \
+                                            gates, hn, dout, dh_n, dx, dh0, dw_ih, dw_hh,   \
+                                            db_ih, db_hh, crnn_threads_for_call());         \
+    }
 
-int crnn_rnn_backward_f32(int64_t T, int64_t B, int64_t I, int64_t H, const float *x,
-                          const float *h0, const float *w_ih, const float *w_hh,
-                          const int64_t *lengths, int activation, const float *out,
-                          const float *dout, const float *dh_n, float *dx, float *dh0,
-                          float *dw_ih, float *dw_hh, float *db)
-{
-    if (!sizes_ok(T, B, I, H, activation))
-        return CRNN_ERR_INVALID;
-    return kernels()->rnn_backward_f32(T, B, I, H, x, h0, w_ih, w_hh, lengths, activation,
-                                       out, dout, dh_n, dx, dh0, dw_ih, dw_hh, db,
-                                       crnn_threads_for_call());
-}
-
-int crnn_rnn_backward_f64(int64_t T, int64_t B, int64_t I, int64_t H, const double *x,
-                          const double *h0, const double *w_ih, const double *w_hh,
-                          const int64_t *lengths, int activation, const double *out,
-                          const double *dout, const double *dh_n, double *dx, double *dh0,
-                          double *dw_ih, double *dw_hh, double *db)
-{
-    if (!sizes_ok(T, B, I, H, activation))
-        return CRNN_ERR_INVALID;
-    return kernels()->rnn_backward_f64(T, B, I, H, x, h0, w_ih, w_hh, lengths, activation,
-                                       out, dout, dh_n, dx, dh0, dw_ih, dw_hh, db,
-                                       crnn_threads_for_call());
-}
+DEFINE_ENTRY_POINTS(float, f32)
+DEFINE_ENTRY_POINTS(double, f64)

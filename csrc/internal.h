@@ -100,27 +100,44 @@ static inline int crnn_team_for(int nt)
 /* What a register tile does with its result (kernels.inc). */
 enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
 
-/* One instruction-set build of the kernels (see kernels.inc). */
+/* One instruction-set build of the kernels (kernels.inc, gated.inc): the
+ * public functions of crnn.h, typed per element type, plus a thread count. */
+#define CRNN_KERNEL_SIGNATURES(T_, S_)                                                      \
+    int (*rnn_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,     \
+                            const T_ *, const T_ *, const T_ *, const T_ *,                 \
+                            const int64_t *, int, T_ *, T_ *, int);                         \
+    int (*rnn_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
+                             const T_ *, const T_ *, const int64_t *, int, const T_ *,      \
+                             const T_ *, const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, int);    \
+    int (*lstm_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
+                             const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,    \
+                             const int64_t *, T_ *, T_ *, T_ *, T_ *, T_ *, int);           \
+    int (*lstm_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,   \
+                              const T_ *, const T_ *, const T_ *, const int64_t *,          \
+                              const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,   \
+                              const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, int);         \
+    int (*gru_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,     \
+                            const T_ *, const T_ *, const T_ *, const T_ *,                 \
+                            const int64_t *, T_ *, T_ *, T_ *, T_ *, int);                  \
+    int (*gru_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
+                             const T_ *, const T_ *, const int64_t *, const T_ *,           \
+                             const T_ *, const T_ *, const T_ *, const T_ *, T_ *, T_ *,    \
+                             T_ *, T_ *, T_ *, T_ *, int);
+
 typedef struct {
-    int (*rnn_forward_f32)(int64_t, int64_t, int64_t, int64_t, const float *,
-                           const float *, const float *, const float *,
-                           const float *, const float *, const int64_t *, int,
-                           float *, float *, int);
-    int (*rnn_forward_f64)(int64_t, int64_t, int64_t, int64_t, const double *,
-                           const double *, const double *, const double *,
-                           const double *, const double *, const int64_t *, int,
-                           double *, double *, int);
-    int (*rnn_backward_f32)(int64_t, int64_t, int64_t, int64_t, const float *,
-                            const float *, const float *, const float *,
-                            const int64_t *, int, const float *, const float *,
-                            const float *, float *, float *, float *, float *,
-                            float *, int);
-    int (*rnn_backward_f64)(int64_t, int64_t, int64_t, int64_t, const double *,
-                            const double *, const double *, const double *,
-                            const int64_t *, int, const double *, const double *,
-                            const double *, double *, double *, double *,
-                            double *, double *, int);
+    CRNN_KERNEL_SIGNATURES(float, f32)
+    CRNN_KERNEL_SIGNATURES(double, f64)
 } crnn_kernel_table;
+
+/* The table of one build, for the functions kernels_instantiate.h defined
+ * with suffix ISA (e.g. rnn_forward_f32_avx512). */
+#define CRNN_KERNEL_TABLE(ISA)                                                              \
+    {                                                                                       \
+        rnn_forward_f32_##ISA, rnn_backward_f32_##ISA, lstm_forward_f32_##ISA,              \
+            lstm_backward_f32_##ISA, gru_forward_f32_##ISA, gru_backward_f32_##ISA,         \
+            rnn_forward_f64_##ISA, rnn_backward_f64_##ISA, lstm_forward_f64_##ISA,          \
+            lstm_backward_f64_##ISA, gru_forward_f64_##ISA, gru_backward_f64_##ISA,         \
+    }
 
 extern const crnn_kernel_table crnn_kernels_generic;
 #if CRNN_HAVE_X86_BUILDS

@@ -12,8 +12,5 @@
 
 #include "target_pop.h"
 
-const crnn_kernel_table crnn_kernels_avx2 = {
-    rnn_forward_f32_avx2, rnn_forward_f64_avx2,
-    rnn_backward_f32_avx2, rnn_backward_f64_avx2,
-};
+const crnn_kernel_table crnn_kernels_avx2 = CRNN_KERNEL_TABLE(avx2);
 #endif

@@ -12,8 +12,5 @@
 
 #include "target_pop.h"
 
-const crnn_kernel_table crnn_kernels_avx512 = {
-    rnn_forward_f32_avx512, rnn_forward_f64_avx512,
-    rnn_backward_f32_avx512, rnn_backward_f64_avx512,
-};
+const crnn_kernel_table crnn_kernels_avx512 = CRNN_KERNEL_TABLE(avx512);
 #endif

@@ -7,7 +7,4 @@
 #define ISA_SUFFIX generic
 #include "kernels_instantiate.h"
 
-const crnn_kernel_table crnn_kernels_generic = {
-    rnn_forward_f32_generic, rnn_forward_f64_generic,
-    rnn_backward_f32_generic, rnn_backward_f64_generic,
-};
+const crnn_kernel_table crnn_kernels_generic = CRNN_KERNEL_TABLE(generic);

@@ -11,6 +11,7 @@
 #define REAL_IS_F32 1
 #define NAME(x) CRNN_CAT3(x, f32, ISA_SUFFIX)
 #include "kernels.inc"
+#include "gated.inc"
 #undef REAL
 #undef IREAL
 #undef REAL_IS_F32
@@ -21,6 +22,7 @@
 #define REAL_IS_F32 0
 #define NAME(x) CRNN_CAT3(x, f64, ISA_SUFFIX)
 #include "kernels.inc"
+#include "gated.inc"
 #undef REAL
 #undef IREAL
 #undef REAL_IS_F32
