@@ -5,9 +5,10 @@ The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 """
 from . import reference
 from ._runtime import available_isas, build_info, get_num_threads, set_isa, set_num_threads
-from ._types import RNNCache, RNNGrads
+from ._types import GRUCache, GRUGrads, LSTMCache, LSTMGrads, RNNCache, RNNGrads
 from ._version import __version__
 from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
+from .functional_gated import gru_backward, gru_forward, lstm_backward, lstm_forward
 from . import init, nn
 from . import losses, optim
 from .module import Module
@@ -30,8 +31,16 @@ __all__ = [
     "optim",
     "save",
     "training",
+    "GRUCache",
+    "GRUGrads",
+    "LSTMCache",
+    "LSTMGrads",
     "RNNCache",
     "RNNGrads",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
     "__version__",
     "available_isas",
     "build_info",

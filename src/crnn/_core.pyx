@@ -36,6 +36,47 @@ cdef extern from "crnn.h" nogil:
                               const double *w_hh, const int64_t *lengths, int activation,
                               const double *out, const double *dout, const double *dh_n,
                               double *dx, double *dh0, double *dw_ih, double *dw_hh, double *db)
+    int crnn_lstm_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, const float *x,
+                              const float *h0, const float *c0, const float *w_ih,
+                              const float *w_hh, const float *b_ih, const float *b_hh,
+                              const int64_t *lengths, float *out, float *h_n, float *c_n,
+                              float *gates, float *cells)
+    int crnn_lstm_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H, const double *x,
+                              const double *h0, const double *c0, const double *w_ih,
+                              const double *w_hh, const double *b_ih, const double *b_hh,
+                              const int64_t *lengths, double *out, double *h_n, double *c_n,
+                              double *gates, double *cells)
+    int crnn_lstm_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H, const float *x,
+                               const float *h0, const float *c0, const float *w_ih,
+                               const float *w_hh, const int64_t *lengths, const float *out,
+                               const float *gates, const float *cells, const float *dout,
+                               const float *dh_n, const float *dc_n, float *dx, float *dh0,
+                               float *dc0, float *dw_ih, float *dw_hh, float *db)
+    int crnn_lstm_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H, const double *x,
+                               const double *h0, const double *c0, const double *w_ih,
+                               const double *w_hh, const int64_t *lengths, const double *out,
+                               const double *gates, const double *cells, const double *dout,
+                               const double *dh_n, const double *dc_n, double *dx, double *dh0,
+                               double *dc0, double *dw_ih, double *dw_hh, double *db)
+    int crnn_gru_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, const float *x,
+                             const float *h0, const float *w_ih, const float *w_hh,
+                             const float *b_ih, const float *b_hh, const int64_t *lengths,
+                             float *out, float *h_n, float *gates, float *hn)
+    int crnn_gru_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H, const double *x,
+                             const double *h0, const double *w_ih, const double *w_hh,
+                             const double *b_ih, const double *b_hh, const int64_t *lengths,
+                             double *out, double *h_n, double *gates, double *hn)
+    int crnn_gru_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H, const float *x,
+                              const float *h0, const float *w_ih, const float *w_hh,
+                              const int64_t *lengths, const float *out, const float *gates,
+                              const float *hn, const float *dout, const float *dh_n, float *dx,
+                              float *dh0, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh)
+    int crnn_gru_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H, const double *x,
+                              const double *h0, const double *w_ih, const double *w_hh,
+                              const int64_t *lengths, const double *out, const double *gates,
+                              const double *hn, const double *dout, const double *dh_n,
+                              double *dx, double *dh0, double *dw_ih, double *dw_hh,
+                              double *db_ih, double *db_hh)
     double crnn_total_norm_f32(int64_t n, const float *const *arrays, const int64_t *sizes, double p)
     double crnn_total_norm_f64(int64_t n, const double *const *arrays, const int64_t *sizes, double p)
     void crnn_scale_f32(int64_t n, float *const *arrays, const int64_t *sizes, float factor)
@@ -130,6 +171,104 @@ def rnn_backward(x, h0, w_ih, w_hh, lengths, str nonlinearity, out, dout, dh_n,
                                            <double *>pwhh, plen, act, <double *>pout, <double *>pdout,
                                            <double *>pdhn, <double *>pdx, <double *>pdh0,
                                            <double *>pdwih, <double *>pdwhh, <double *>pdb)
+    _raise_for(status)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, out, h_n, c_n, gates, cells):
+    """Fills out, h_n, c_n and the cache arrays gates (T, B, 4H) and cells."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[13]
+    for i, a in enumerate((x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, out, h_n, c_n, gates, cells)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_lstm_forward_f32(T, B, I, H, <float *>p[0], <float *>p[1], <float *>p[2],
+                                           <float *>p[3], <float *>p[4], <float *>p[5], <float *>p[6],
+                                           <int64_t *>p[7], <float *>p[8], <float *>p[9],
+                                           <float *>p[10], <float *>p[11], <float *>p[12])
+        else:
+            status = crnn_lstm_forward_f64(T, B, I, H, <double *>p[0], <double *>p[1], <double *>p[2],
+                                           <double *>p[3], <double *>p[4], <double *>p[5], <double *>p[6],
+                                           <int64_t *>p[7], <double *>p[8], <double *>p[9],
+                                           <double *>p[10], <double *>p[11], <double *>p[12])
+    _raise_for(status)
+
+
+def lstm_backward(x, h0, c0, w_ih, w_hh, lengths, out, gates, cells, dout, dh_n, dc_n,
+                  dx, dh0, dc0, dw_ih, dw_hh, db):
+    """Fills dx, dh0, dc0, dw_ih, dw_hh and (unless None) db."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[18]
+    for i, a in enumerate((x, h0, c0, w_ih, w_hh, lengths, out, gates, cells, dout, dh_n, dc_n,
+                           dx, dh0, dc0, dw_ih, dw_hh, db)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_lstm_backward_f32(T, B, I, H, <float *>p[0], <float *>p[1], <float *>p[2],
+                                            <float *>p[3], <float *>p[4], <int64_t *>p[5],
+                                            <float *>p[6], <float *>p[7], <float *>p[8], <float *>p[9],
+                                            <float *>p[10], <float *>p[11], <float *>p[12],
+                                            <float *>p[13], <float *>p[14], <float *>p[15],
+                                            <float *>p[16], <float *>p[17])
+        else:
+            status = crnn_lstm_backward_f64(T, B, I, H, <double *>p[0], <double *>p[1], <double *>p[2],
+                                            <double *>p[3], <double *>p[4], <int64_t *>p[5],
+                                            <double *>p[6], <double *>p[7], <double *>p[8], <double *>p[9],
+                                            <double *>p[10], <double *>p[11], <double *>p[12],
+                                            <double *>p[13], <double *>p[14], <double *>p[15],
+                                            <double *>p[16], <double *>p[17])
+    _raise_for(status)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, out, h_n, gates, hn):
+    """Fills out, h_n and the cache arrays gates (T, B, 3H) and hn."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[11]
+    for i, a in enumerate((x, h0, w_ih, w_hh, b_ih, b_hh, lengths, out, h_n, gates, hn)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_gru_forward_f32(T, B, I, H, <float *>p[0], <float *>p[1], <float *>p[2],
+                                          <float *>p[3], <float *>p[4], <float *>p[5],
+                                          <int64_t *>p[6], <float *>p[7], <float *>p[8],
+                                          <float *>p[9], <float *>p[10])
+        else:
+            status = crnn_gru_forward_f64(T, B, I, H, <double *>p[0], <double *>p[1], <double *>p[2],
+                                          <double *>p[3], <double *>p[4], <double *>p[5],
+                                          <int64_t *>p[6], <double *>p[7], <double *>p[8],
+                                          <double *>p[9], <double *>p[10])
+    _raise_for(status)
+
+
+def gru_backward(x, h0, w_ih, w_hh, lengths, out, gates, hn, dout, dh_n,
+                 dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
+    """Fills dx, dh0, dw_ih, dw_hh and (unless None) db_ih, db_hh."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[16]
+    for i, a in enumerate((x, h0, w_ih, w_hh, lengths, out, gates, hn, dout, dh_n,
+                           dx, dh0, dw_ih, dw_hh, db_ih, db_hh)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_gru_backward_f32(T, B, I, H, <float *>p[0], <float *>p[1], <float *>p[2],
+                                           <float *>p[3], <int64_t *>p[4], <float *>p[5],
+                                           <float *>p[6], <float *>p[7], <float *>p[8], <float *>p[9],
+                                           <float *>p[10], <float *>p[11], <float *>p[12],
+                                           <float *>p[13], <float *>p[14], <float *>p[15])
+        else:
+            status = crnn_gru_backward_f64(T, B, I, H, <double *>p[0], <double *>p[1], <double *>p[2],
+                                           <double *>p[3], <int64_t *>p[4], <double *>p[5],
+                                           <double *>p[6], <double *>p[7], <double *>p[8], <double *>p[9],
+                                           <double *>p[10], <double *>p[11], <double *>p[12],
+                                           <double *>p[13], <double *>p[14], <double *>p[15])
     _raise_for(status)
 
 

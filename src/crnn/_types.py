@@ -40,3 +40,57 @@ class RNNGrads(NamedTuple):
     dweight_hh: np.ndarray  # (H, H)
     dbias_ih: Optional[np.ndarray]  # (H,) or None when the forward had no bias_ih
     dbias_hh: Optional[np.ndarray]  # (H,) or None when the forward had no bias_hh
+
+
+class LSTMCache(NamedTuple):
+    """What `lstm_backward` needs from `lstm_forward` (either engine's)."""
+
+    x: np.ndarray  # (T, B, I)
+    h0: Optional[np.ndarray]  # (B, H) or None
+    c0: Optional[np.ndarray]  # (B, H) or None
+    weight_ih: np.ndarray  # (4H, I), gates [i f g o]
+    weight_hh: np.ndarray  # (4H, H)
+    bias_ih: Optional[np.ndarray]  # (4H,) or None
+    bias_hh: Optional[np.ndarray]  # (4H,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 or None
+    out: np.ndarray  # (T, B, H): h_t, zero on padded steps
+    gates: np.ndarray  # (T, B, 4H): the activations i, f, g, o (zero on padded steps)
+    cells: np.ndarray  # (T, B, H): c_t (zero on padded steps)
+
+
+class LSTMGrads(NamedTuple):
+    """Gradients of `lstm_backward`, in PyTorch's parameter order."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+class GRUCache(NamedTuple):
+    """What `gru_backward` needs from `gru_forward` (either engine's)."""
+
+    x: np.ndarray  # (T, B, I)
+    h0: Optional[np.ndarray]  # (B, H) or None
+    weight_ih: np.ndarray  # (3H, I), gates [r z n]
+    weight_hh: np.ndarray  # (3H, H)
+    bias_ih: Optional[np.ndarray]  # (3H,) or None
+    bias_hh: Optional[np.ndarray]  # (3H,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 or None
+    out: np.ndarray  # (T, B, H): h_t, zero on padded steps
+    gates: np.ndarray  # (T, B, 3H): the activations r, z, n (zero on padded steps)
+    hn: np.ndarray  # (T, B, H): h_{t-1} W_hn^T + b_hn (zero on padded steps)
+
+
+class GRUGrads(NamedTuple):
+    """Gradients of `gru_backward`, in PyTorch's parameter order."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]

@@ -29,7 +29,14 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ._types import RNNCache, RNNGrads
+from ._types import GRUCache, GRUGrads, LSTMCache, LSTMGrads, RNNCache, RNNGrads
+from ._validate_gated import (
+    GRU_GATES,
+    LSTM_GATES,
+    gated_forward_args,
+    gru_backward_args,
+    lstm_backward_args,
+)
 from ._validate import (
     check_clip_value,
     check_max_norm,
@@ -340,3 +347,198 @@ def clip_grad_value(arrays: Any, clip_value: float) -> None:
     clip_value = check_clip_value(clip_value)
     for a in targets:
         np.clip(a, -clip_value, clip_value, out=a)
+
+
+# ---------------------------------------------------------------------------
+# Gated cells: LSTM and GRU, with PyTorch's gate layouts.
+# ---------------------------------------------------------------------------
+
+def _state_or_zeros(state: Optional[np.ndarray], B: int, H: int, dtype) -> np.ndarray:
+    return np.zeros((B, H), dtype) if state is None else state.copy()
+
+
+def _step_rows(lengths: Optional[np.ndarray], t: int, B: int) -> np.ndarray:
+    """Which rows are inside their sequence at step t, as a (B, 1) mask."""
+    return np.ones((B, 1), bool) if lengths is None else (t < lengths)[:, None]
+
+
+def lstm_forward(
+    x: Any,
+    h0: Optional[Any],
+    c0: Optional[Any],
+    weight_ih: Any,
+    weight_hh: Any,
+    bias_ih: Optional[Any] = None,
+    bias_hh: Optional[Any] = None,
+    *,
+    lengths: Optional[Any] = None,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LSTMCache]:
+    """LSTM over a time-major batch (the specification).
+
+    Gates [i f g o] stacked in weight_ih (4H, I) and weight_hh (4H, H):
+    i, f, o = sigmoid(a), g = tanh(a) for a = x_t W_ih^T + b_ih + h W_hh^T + b_hh;
+    c_t = f c_{t-1} + i g; h_t = o tanh(c_t). h0 / c0 None mean zeros.
+    With lengths, padded steps output 0 and hold (h, c).
+
+    Returns out (T, B, H), h_n (B, H), c_n (B, H) and an LSTMCache.
+    """
+    a = gated_forward_args("LSTM", LSTM_GATES, x, h0, c0, weight_ih, weight_hh, bias_ih,
+                           bias_hh, lengths)
+    T, B, H = a.T, a.B, a.H
+    out = np.zeros((T, B, H), a.dtype)
+    gates = np.zeros((T, B, 4 * H), a.dtype)
+    cells = np.zeros((T, B, H), a.dtype)
+    h = _state_or_zeros(a.h0, B, H, a.dtype)
+    c = _state_or_zeros(a.c0, B, H, a.dtype)
+    for t in range(T):
+        valid = _step_rows(a.lengths, t, B)
+        x_t = np.where(valid, a.x[t], 0)  # padding is never read
+        pre = x_t @ a.weight_ih.T + h @ a.weight_hh.T
+        if a.bias_ih is not None:
+            pre = pre + a.bias_ih
+        if a.bias_hh is not None:
+            pre = pre + a.bias_hh
+        i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H:2 * H])
+        g, o = np.tanh(pre[:, 2 * H:3 * H]), _sigmoid(pre[:, 3 * H:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        gates[t] = np.where(valid, np.concatenate([i, f, g, o], axis=1), 0)
+        cells[t] = np.where(valid, c_new, 0)
+        out[t] = np.where(valid, h_new, 0)
+        h = np.where(valid, h_new, h)
+        c = np.where(valid, c_new, c)
+    cache = LSTMCache(a.x, a.h0, a.c0, a.weight_ih, a.weight_hh, a.bias_ih, a.bias_hh, a.lengths,
+                      out, gates, cells)
+    return out, h, c, cache
+
+
+def lstm_backward(dout: Optional[Any], dh_n: Optional[Any], dc_n: Optional[Any],
+                  cache: LSTMCache) -> LSTMGrads:
+    """Backpropagation through time for `lstm_forward` (the specification).
+
+    dout (T, B, H), dh_n and dc_n (B, H) may be None (zero); dout at padded
+    steps is ignored. Returns LSTMGrads(dx, dh0, dc0, dweight_ih, dweight_hh,
+    dbias_ih, dbias_hh); the two bias gradients are equal (None for an absent
+    bias).
+    """
+    dout, dh_n, dc_n, c = lstm_backward_args(dout, dh_n, dc_n, cache)
+    T, B, I = c.x.shape
+    H = c.weight_hh.shape[1]
+    dtype = c.x.dtype
+    dh = _state_or_zeros(dh_n, B, H, dtype)
+    dc = _state_or_zeros(dc_n, B, H, dtype)
+    dx = np.zeros((T, B, I), dtype)
+    dw_ih = np.zeros_like(c.weight_ih)
+    dw_hh = np.zeros_like(c.weight_hh)
+    db = np.zeros(4 * H, dtype)
+    h0 = np.zeros((B, H), dtype) if c.h0 is None else c.h0
+    c0 = np.zeros((B, H), dtype) if c.c0 is None else c.c0
+    for t in reversed(range(T)):
+        valid = _step_rows(c.lengths, t, B)
+        i, f, g, o = np.split(c.gates[t], 4, axis=1)
+        tanh_c = np.tanh(c.cells[t])
+        c_prev = c.cells[t - 1] if t > 0 else c0
+        h_prev = c.out[t - 1] if t > 0 else h0
+        dh_t = dh if dout is None else dh + np.where(valid, dout[t], 0)
+        dc_t = dc + dh_t * o * (1 - tanh_c ** 2)
+        d_gates = np.concatenate([dc_t * g * i * (1 - i),
+                                  dc_t * c_prev * f * (1 - f),
+                                  dc_t * i * (1 - g ** 2),
+                                  dh_t * tanh_c * o * (1 - o)], axis=1)
+        d_gates = np.where(valid, d_gates, 0)
+        x_t = np.where(valid, c.x[t], 0)
+        dw_ih += d_gates.T @ x_t
+        dw_hh += d_gates.T @ h_prev
+        db += d_gates.sum(axis=0)
+        dx[t] = d_gates @ c.weight_ih
+        dh = np.where(valid, d_gates @ c.weight_hh, dh)
+        dc = np.where(valid, dc_t * f, dc)
+    return LSTMGrads(dx, dh, dc, dw_ih, dw_hh,
+                     None if c.bias_ih is None else db.copy(),
+                     None if c.bias_hh is None else db.copy())
+
+
+def gru_forward(
+    x: Any,
+    h0: Optional[Any],
+    weight_ih: Any,
+    weight_hh: Any,
+    bias_ih: Optional[Any] = None,
+    bias_hh: Optional[Any] = None,
+    *,
+    lengths: Optional[Any] = None,
+) -> Tuple[np.ndarray, np.ndarray, GRUCache]:
+    """GRU over a time-major batch (the specification).
+
+    Gates [r z n] stacked in weight_ih (3H, I) and weight_hh (3H, H):
+    r = sigmoid(x W_ir + b_ir + h W_hr + b_hr), z likewise,
+    n = tanh(x W_in + b_in + r (h W_hn + b_hn)), h_t = (1 - z) n + z h_{t-1}.
+    With lengths, padded steps output 0 and hold h.
+
+    Returns out (T, B, H), h_n (B, H) and a GRUCache.
+    """
+    a = gated_forward_args("GRU", GRU_GATES, x, h0, None, weight_ih, weight_hh, bias_ih,
+                           bias_hh, lengths)
+    T, B, H = a.T, a.B, a.H
+    out = np.zeros((T, B, H), a.dtype)
+    gates = np.zeros((T, B, 3 * H), a.dtype)
+    hn_seq = np.zeros((T, B, H), a.dtype)
+    h = _state_or_zeros(a.h0, B, H, a.dtype)
+    for t in range(T):
+        valid = _step_rows(a.lengths, t, B)
+        gi = np.where(valid, a.x[t], 0) @ a.weight_ih.T
+        gh = h @ a.weight_hh.T
+        if a.bias_ih is not None:
+            gi = gi + a.bias_ih
+        if a.bias_hh is not None:
+            gh = gh + a.bias_hh
+        r = _sigmoid(gi[:, :H] + gh[:, :H])
+        z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        hn = gh[:, 2 * H:]
+        n = np.tanh(gi[:, 2 * H:] + r * hn)
+        h_new = (1 - z) * n + z * h
+        gates[t] = np.where(valid, np.concatenate([r, z, n], axis=1), 0)
+        hn_seq[t] = np.where(valid, hn, 0)
+        out[t] = np.where(valid, h_new, 0)
+        h = np.where(valid, h_new, h)
+    cache = GRUCache(a.x, a.h0, a.weight_ih, a.weight_hh, a.bias_ih, a.bias_hh, a.lengths, out,
+                     gates, hn_seq)
+    return out, h, cache
+
+
+def gru_backward(dout: Optional[Any], dh_n: Optional[Any], cache: GRUCache) -> GRUGrads:
+    """Backpropagation through time for `gru_forward` (the specification).
+
+    Returns GRUGrads(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+    the bias gradients differ in their n part (b_hn sits inside r * (.)).
+    """
+    dout, dh_n, c = gru_backward_args(dout, dh_n, cache)
+    T, B, I = c.x.shape
+    H = c.weight_hh.shape[1]
+    dtype = c.x.dtype
+    dh = _state_or_zeros(dh_n, B, H, dtype)
+    dx = np.zeros((T, B, I), dtype)
+    dw_ih = np.zeros_like(c.weight_ih)
+    dw_hh = np.zeros_like(c.weight_hh)
+    db_ih = np.zeros(3 * H, dtype)
+    db_hh = np.zeros(3 * H, dtype)
+    h0 = np.zeros((B, H), dtype) if c.h0 is None else c.h0
+    for t in reversed(range(T)):
+        valid = _step_rows(c.lengths, t, B)
+        r, z, n = np.split(c.gates[t], 3, axis=1)
+        h_prev = c.out[t - 1] if t > 0 else h0
+        dh_t = dh if dout is None else dh + np.where(valid, dout[t], 0)
+        da_n = dh_t * (1 - z) * (1 - n ** 2)
+        da_r = da_n * c.hn[t] * r * (1 - r)
+        da_z = dh_t * (h_prev - n) * z * (1 - z)
+        d_in = np.where(valid, np.concatenate([da_r, da_z, da_n], axis=1), 0)
+        d_rec = np.where(valid, np.concatenate([da_r, da_z, da_n * r], axis=1), 0)
+        dw_ih += d_in.T @ np.where(valid, c.x[t], 0)
+        db_ih += d_in.sum(axis=0)
+        dx[t] = d_in @ c.weight_ih
+        dw_hh += d_rec.T @ h_prev
+        db_hh += d_rec.sum(axis=0)
+        dh = np.where(valid, dh_t * z + d_rec @ c.weight_hh, dh)
+    return GRUGrads(dx, dh, dw_ih, dw_hh,
+                    None if c.bias_ih is None else db_ih,
+                    None if c.bias_hh is None else db_hh)
