@@ -106,6 +106,8 @@ def check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     if lengths is None:
         return None
     arr = as_array("lengths", lengths)
+    if arr.size == 0 and arr.ndim == 1 and not isinstance(lengths, np.ndarray):
+        arr = arr.astype(np.int64)  # [] (B = 0) is float64 to NumPy
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
     if arr.shape != (B,):
@@ -206,6 +208,9 @@ def clip_targets(arrays: Any) -> List[np.ndarray]:
             raise TypeError(f"arrays[{i}] must be a numpy.ndarray (clipping is in place), got {type(arr).__name__}")
         if not arr.flags.writeable:
             raise ValueError(f"arrays[{i}] is read-only; clipping modifies arrays in place")
+        if any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+            raise ValueError(f"arrays[{i}] has a zero stride (one element stored for many, e.g. "
+                             "from as_strided); clipping in place needs every element stored once")
     if items:
         _common_float_dtype([(f"arrays[{i}]", a) for i, a in enumerate(items)])
     return items
