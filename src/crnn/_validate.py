@@ -208,7 +208,7 @@ def clip_targets(arrays: Any) -> List[np.ndarray]:
             raise TypeError(f"arrays[{i}] must be a numpy.ndarray (clipping is in place), got {type(arr).__name__}")
         if not arr.flags.writeable:
             raise ValueError(f"arrays[{i}] is read-only; clipping modifies arrays in place")
-        if any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+        if arr.size > 1 and any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
             raise ValueError(f"arrays[{i}] has a zero stride (one element stored for many, e.g. "
                              "from as_strided); clipping in place needs every element stored once")
     if items:
