@@ -1,19 +1,40 @@
-"""Benchmark fixtures: restore crnn's global settings after every benchmark.
+"""Benchmark fixtures.
 
-The benchmarks pin thread counts (`crnn.set_num_threads`); this puts the
-OpenMP default and the "auto" instruction set back afterwards so one
-benchmark never changes the conditions of the next. Importing crnn is
-guarded so that a broken build fails in the benchmark modules, with the
-real ImportError, rather than here.
+- Restore crnn's global settings after every benchmark: the benchmarks pin
+  thread counts (`crnn.set_num_threads`); this puts the OpenMP default and
+  the "auto" instruction set back afterwards so one benchmark never changes
+  the conditions of the next. Importing crnn is guarded so that a broken
+  build fails in the benchmark modules, with the real ImportError, rather
+  than here.
+- ``timed``: runs one benchmark with the metadata bench/report.py reads
+  (group and extra_info), picking the number of rounds from the cost of a
+  first call (see ``_time``).
+- ``smoke``: True when benchmarks run untimed (``--benchmark-disable``, as
+  CI does); the benchmarks then replace large shapes by small stand-ins
+  (``problems.smoke_shape``) so the smoke run stays fast.
 """
 from __future__ import annotations
 
+import os
+import sys
+import time
+
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:  # pragma: no cover - depends on the build
     import crnn as _crnn
 except Exception:  # noqa: BLE001
     _crnn = None
+
+# A call slower than this is timed with a fixed number of rounds
+# (benchmark.pedantic) instead of pytest-benchmark's calibrated loop ...
+SLOW_CALL_S = 0.1
+# ... as many as fit in about this much time, within these bounds.
+SLOW_BUDGET_S = 3.0
+MIN_SLOW_ROUNDS = 3
+MAX_SLOW_ROUNDS = 15
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +45,42 @@ def _crnn_global_settings():
             _crnn.set_num_threads(None)
         if hasattr(_crnn, "set_isa"):
             _crnn.set_isa("auto")
+
+
+@pytest.fixture
+def smoke(benchmark):
+    return bool(benchmark.disabled)
+
+
+def _time(benchmark, fn):
+    """Time fn. Two first calls (one if it takes over a second) warm up and
+    estimate the cost (the faster: one call may have waited for a busy
+    core); a call slower
+    than SLOW_CALL_S then gets SLOW_BUDGET_S / cost rounds (3..15) of one
+    call each, faster ones pytest-benchmark's calibrated rounds
+    (--benchmark-max-time, --benchmark-min-rounds)."""
+    if benchmark.disabled:
+        return benchmark(fn)
+    cost = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        cost = min(cost, time.perf_counter() - t0)
+        if cost > 1.0:
+            break
+    if cost < SLOW_CALL_S:
+        return benchmark(fn)
+    rounds = int(min(MAX_SLOW_ROUNDS, max(MIN_SLOW_ROUNDS, SLOW_BUDGET_S / cost)))
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+@pytest.fixture
+def timed(benchmark):
+    """timed(fn, group=..., **extra_info) -> fn's result (from one call)."""
+
+    def run(fn, group, **extra_info):
+        benchmark.group = group
+        benchmark.extra_info.update(extra_info)
+        return _time(benchmark, fn)
+
+    return run
