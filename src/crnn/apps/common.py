@@ -174,12 +174,14 @@ def timer() -> Iterator[Timer]:
 # Progress bar
 # --------------------------------------------------------------------------
 
-def _progress_mode() -> str:
+def _progress_mode(file: IO[str]) -> str:
     mode = os.environ.get("CRNN_PROGRESS", "").strip().lower()
     if mode in ("off", "none", "0", "no", "false"):
         return "off"
     if mode == "plain":
         return "plain"
+    if mode != "tqdm" and not _isatty(file):
+        return "plain"  # a log file or a pipe: a line every tenth, no redraws
     try:
         import tqdm  # noqa: F401
     except ImportError:
@@ -187,13 +189,20 @@ def _progress_mode() -> str:
     return "tqdm"
 
 
+def _isatty(file: Any) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class Progress:
     """A progress bar on stderr, with a free-form status (loss, speed...).
 
-    Uses tqdm when it is importable, else a built-in bar: on a terminal it
-    redraws one line (at most 10 times a second); otherwise (a log file, a
-    pipe) it prints a line at every tenth of the way. ``CRNN_PROGRESS`` =
-    ``tqdm`` | ``plain`` | ``off`` overrides the choice.
+    On a terminal: tqdm when it is importable, else a built-in bar that
+    redraws one line (at most 10 times a second). Otherwise (a log file, a
+    pipe): a line at every tenth of the way. ``CRNN_PROGRESS`` = ``tqdm`` |
+    ``plain`` | ``off`` overrides the choice.
 
     Parameters
     ----------
@@ -220,12 +229,12 @@ class Progress:
         self.n = 0.0
         self.status = ""
         self.file = sys.stderr if file is None else file
-        self.mode = _progress_mode() if mode is None else mode
+        self.mode = _progress_mode(self.file) if mode is None else mode
         self._closed = False
         self._t0 = time.perf_counter()
         self._last_draw = -1.0
         self._last_decile = -1
-        self._tty = bool(getattr(self.file, "isatty", lambda: False)())
+        self._tty = _isatty(self.file)
         self._bar: Any = None
         if self.mode == "tqdm":
             from tqdm import tqdm
