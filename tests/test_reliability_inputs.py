@@ -399,6 +399,8 @@ OTHER_CASES = [
     ("clip-arrays-readonly", _clip("clip_grad_norm", [_ro(np.ones(3))], 1.0), ValueError, "arrays[0]"),
     ("clip-arrays-broadcast", _clip("clip_grad_value", [np.broadcast_to(np.ones(1), (4,))], 1.0),
      ValueError, "arrays[0]"),
+    ("clip-arrays-zero-stride", _clip("clip_grad_norm", [np.ones(2), np.lib.stride_tricks.as_strided(
+        np.ones(3), shape=(5,), strides=(0,))], 1.0), ValueError, "arrays[1]"),
     ("clip-arrays-int-array", _clip("clip_grad_norm", [np.ones(3, int)], 1.0), TypeError, "arrays[0]"),
     ("clip-arrays-mixed", _clip("clip_grad_norm", [np.ones(3), np.ones(3, np.float32)], 1.0),
      TypeError, "arrays[1]"),

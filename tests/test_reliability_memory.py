@@ -61,7 +61,10 @@ def heap_in_use():
 
 
 def rss():
-    """Resident set size in bytes (None where /proc is missing)."""
+    """Resident set size in bytes (None where /proc is missing, or under
+    AddressSanitizer, whose quarantine keeps freed memory resident)."""
+    if "asan" in os.environ.get("LD_PRELOAD", ""):
+        return None
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -61,7 +61,10 @@ def rnn_forward(
         and to `out`; do not modify `out` in place before the backward).
 
     All floating inputs must share one dtype; the outputs have it too.
-    NaN and Inf in the inputs propagate to the outputs.
+    NaN and Inf in the inputs propagate to the outputs (never filtered),
+    within the batch rows they reach; inputs at padded steps are never read.
+    Saturating tanh / sigmoid give +-1 / 0 / 1, never NaN. Thread-safe: any
+    number of Python threads may call it at once (the GIL is released).
     """
     a = rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths)
     out = np.empty((a.T, a.B, a.H), dtype=a.dtype)
@@ -88,6 +91,10 @@ def rnn_backward(dout: Optional[ArrayLike], dh_n: Optional[ArrayLike], cache: RN
     RNNGrads(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh); dh0 is
     returned also when h0 was None; a bias gradient is None when that bias
     was None.
+
+    NaN and Inf in dout, dh_n or the cache propagate into the gradients
+    (0 * Inf is NaN: an Inf input under a saturated unit gives NaN weight
+    gradients); dout at padded steps is never read.
     """
     dout, dh_n, c = rnn_backward_args(dout, dh_n, cache)
     T, B, I = c.x.shape
@@ -132,7 +139,10 @@ def clip_grad_norm(arrays: Arrays, max_norm: float, norm_type: Union[float, str]
     array is multiplied by min(1, max_norm / (total + 1e-6)). Returns the
     total norm before clipping as a Python float. A non-finite total raises
     RuntimeError when error_if_nonfinite is true (arrays untouched); otherwise
-    the arrays are scaled by the resulting NaN or 0, as PyTorch does.
+    the arrays are scaled by the resulting NaN or 0, as PyTorch does. The
+    norm is accumulated in float64 without rescaling, so float64 values
+    beyond about 1e154 overflow it to inf (float32 values never do): pass
+    error_if_nonfinite=True to catch that rather than zeroing the arrays.
 
     `arrays` is one ndarray, an iterable of them, or a mapping whose values
     are ndarrays; all of one float dtype and writeable.

@@ -29,8 +29,13 @@ is NumPy in both backends.
 Non-finite gradients
 --------------------
 NaN and Inf are not filtered: they propagate into the optimizer's buffers
-and the parameters (with norm clipping, a non-finite total norm makes every
-gradient NaN, as in PyTorch). Check the returned norm, or the loss, if that
+and the parameters, element by element (a non-finite gradient element makes
+that parameter element non-finite, the others are updated normally). With
+norm clipping, as in PyTorch, a NaN total norm makes every gradient (so every
+parameter) NaN, and an infinite one -- also from finite float64 gradients
+whose sum of squares overflows -- scales the finite gradients to 0 and turns
+the infinite ones into NaN. Value clipping maps +-Inf to +-clip_grad_value
+and keeps NaN. Check the returned norm, or the loss, if that
 matters.
 """
 from __future__ import annotations
