@@ -16,22 +16,26 @@ grows with the level. File: ``airline_passengers.csv``, columns ``month``
 
 Labelled text (`load_sentiment`)
 --------------------------------
-``sentiment.tsv`` -- 240 short English sentences (120 positive, 120
+``sentiment.tsv`` -- 300 short English sentences (150 positive, 150
 negative) in the style of product, film, food, travel and service reviews,
 written for crnn (no third-party source), one per line as
-``sentence<TAB>label`` with label 1 (positive) or 0 (negative). Most
-sentences come in pairs on the same subject with opposite sentiment, so a
-model must read the sentiment words rather than the topic.
+``sentence<TAB>label`` with label 1 (positive) or 0 (negative). The
+sentences come in pairs, lines 2k and 2k + 1 (from 0): the same subject
+with opposite sentiment ("The soup was hot, delicious ..." / "The soup was
+cold and had no taste."), so the topic words say nothing about the label
+and a model must read the sentiment. `load_sentiment` returns the pair of
+each sentence as its group: split by group, or a model can score well by
+remembering the twin of a test sentence in reverse.
 """
 from __future__ import annotations
 
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple
 
 import numpy as np
 
 __all__ = ["SERIES", "available_series", "load_series", "series_info", "load_sentiment",
-           "read_data_text"]
+           "LabelledTexts", "read_data_text"]
 
 #: name -> description of each built-in series (file, column, units, source).
 SERIES: Dict[str, Dict[str, str]] = {
@@ -84,14 +88,25 @@ def load_series(name: str = "airline") -> np.ndarray:
                     dtype=np.float64)
 
 
-def load_sentiment() -> Tuple[List[str], np.ndarray]:
-    """The built-in sentiment sentences and their labels.
+class LabelledTexts(NamedTuple):
+    """Sentences, their labels and their groups (see `load_sentiment`)."""
+
+    texts: List[str]
+    labels: np.ndarray
+    groups: np.ndarray
+
+
+def load_sentiment() -> LabelledTexts:
+    """The built-in sentiment sentences, their labels and their pairs.
 
     Returns
     -------
     texts : list of str
     labels : ndarray of int64, shape (len(texts),)
         1 for positive, 0 for negative.
+    groups : ndarray of int64, shape (len(texts),)
+        The pair each sentence belongs to (``index // 2``): keep both
+        sentences of a pair on the same side of a train/test split.
     """
     texts, labels = [], []
     for line in read_data_text("sentiment.tsv").splitlines():
@@ -100,4 +115,6 @@ def load_sentiment() -> Tuple[List[str], np.ndarray]:
         text, label = line.rsplit("\t", 1)
         texts.append(text)
         labels.append(int(label))
-    return texts, np.array(labels, dtype=np.int64)
+    n = len(texts)
+    return LabelledTexts(texts, np.array(labels, dtype=np.int64),
+                         np.arange(n, dtype=np.int64) // 2)
