@@ -35,6 +35,8 @@ SLOW_CALL_S = 0.1
 SLOW_BUDGET_S = 3.0
 MIN_SLOW_ROUNDS = 3
 MAX_SLOW_ROUNDS = 15
+# Warm-up calls before timing: for about this long.
+WARMUP_BUDGET_S = 0.3
 
 
 @pytest.fixture(autouse=True)
@@ -53,19 +55,21 @@ def smoke(benchmark):
 
 
 def _time(benchmark, fn):
-    """Time fn. Two first calls (one if it takes over a second) warm up and
-    estimate the cost (the faster: one call may have waited for a busy
-    core); a call slower
-    than SLOW_CALL_S then gets SLOW_BUDGET_S / cost rounds (3..15) of one
-    call each, faster ones pytest-benchmark's calibrated rounds
-    (--benchmark-max-time, --benchmark-min-rounds)."""
+    """Time fn. Warm-up calls first, as many as fit in WARMUP_BUDGET_S
+    (at least 2, at most 20; a single one if it takes over a second),
+    estimate the cost (the fastest of them: on a busy machine a call may
+    wait for a core); a call slower than SLOW_CALL_S then gets
+    SLOW_BUDGET_S / cost rounds (3..15) of one call each, faster ones
+    pytest-benchmark's calibrated rounds (--benchmark-max-time,
+    --benchmark-min-rounds)."""
     if benchmark.disabled:
         return benchmark(fn)
-    cost = float("inf")
-    for _ in range(2):
+    cost, spent, calls = float("inf"), 0.0, 0
+    while calls < 20 and (calls < 2 or spent < WARMUP_BUDGET_S):
         t0 = time.perf_counter()
         fn()
-        cost = min(cost, time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        cost, spent, calls = min(cost, dt), spent + dt, calls + 1
         if cost > 1.0:
             break
     if cost < SLOW_CALL_S:

@@ -68,6 +68,8 @@ PEAK_SHAPE, PEAK_FRACTION = (50, 64, 512, 1024), 0.50   # forward, % of FMA peak
 STREAM_SHAPE, STREAM_SECONDS = (1000, 1, 32, 128), 0.5e-3  # forward time
 MEMORY_RATIO = 1.3            # peak / unavoidable bytes, fwd+bwd
 
+BUSY_LOAD = 0.5  # load average per core above which the report warns
+
 
 # --------------------------------------------------------------------------
 # formatting
@@ -451,6 +453,9 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
     if load:
         lines.append("load average (1 min) at start / end: "
                      + " / ".join(f"{x:.2f}" for x in load) + f" on {mach['cores']} cores")
+        if max(load) > BUSY_LOAD * (mach["cores"] or 1):
+            lines.append("WARNING: the machine was busy: multi-threaded timings (OpenMP waits for "
+                         "a descheduled thread at every barrier) are unreliable; rerun when idle")
     lines.append("speed-up 'x impl' = impl's time / crnn's time (> 1: crnn faster); GFLOP/s and "
                  "% peak are crnn's (matrix-product FLOP only)")
 
