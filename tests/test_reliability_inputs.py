@@ -102,6 +102,35 @@ def _call_functional_backward(mod, name, value):
     mod.rnn_backward(up["dout"], up["dh_n"], cache)
 
 
+def _good_gated(cell, dtype=np.float64):
+    G = 4 if cell == "lstm" else 3
+    rng = np.random.default_rng(3)
+    args = dict(x=rng.standard_normal((T, B, I)), h0=rng.standard_normal((B, H)),
+                weight_ih=0.3 * rng.standard_normal((G * H, I)),
+                weight_hh=0.3 * rng.standard_normal((G * H, H)),
+                bias_ih=rng.standard_normal(G * H), bias_hh=rng.standard_normal(G * H))
+    if cell == "lstm":
+        args["c0"] = rng.standard_normal((B, H))
+    return {k: v.astype(dtype) for k, v in args.items()}
+
+
+def _call_gated_forward(mod, cell, name, value):
+    args = _good_gated(cell)
+    args[name] = value
+    getattr(mod, f"{cell}_forward")(**args)
+
+
+def _call_gated_backward(mod, cell, name, value):
+    res = getattr(mod, f"{cell}_forward")(**_good_gated(cell))
+    cache = res[-1]
+    up = {"dout": np.ones((T, B, H)), "dh_n": np.ones((B, H)), "dc_n": np.ones((B, H))}
+    up[name] = value
+    if cell == "lstm":
+        mod.lstm_backward(up["dout"], up["dh_n"], up["dc_n"], cache)
+    else:
+        mod.gru_backward(up["dout"], up["dh_n"], cache)
+
+
 def _layer(kind, dtype=np.float64, **kw):
     if kind == "RNN":
         return crnn.RNN(I, H, dtype=dtype, seed=0, **kw)
@@ -167,6 +196,13 @@ ARRAY_CASES = (
     + _bad_array_cases("reference.rnn_forward", ["x", "weight_hh", "h0"], optional=("h0",))
     + _bad_array_cases("crnn.rnn_backward", ["dout", "dh_n"], optional=("dout", "dh_n"))
     + _bad_array_cases("reference.rnn_backward", ["dout"], optional=("dout",))
+    + _bad_array_cases("crnn.lstm_forward", ["x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih",
+                                             "bias_hh"], optional=("h0", "c0", "bias_ih", "bias_hh"))
+    + _bad_array_cases("crnn.gru_forward", ["x", "h0", "weight_ih", "weight_hh", "bias_hh"],
+                       optional=("h0", "bias_hh"))
+    + _bad_array_cases("reference.lstm_forward", ["x", "c0"], optional=("c0",))
+    + _bad_array_cases("crnn.lstm_backward", ["dout", "dh_n", "dc_n"], optional=("dout", "dh_n", "dc_n"))
+    + _bad_array_cases("crnn.gru_backward", ["dout", "dh_n"], optional=("dout", "dh_n"))
     + _bad_array_cases("RNN.forward", ["x", "h0"], optional=("h0",))
     + _bad_array_cases("RNN.backward", ["dout", "dh_n"], optional=("dout", "dh_n"))
     + _bad_array_cases("RNNCell.forward", ["x", "h"], optional=("h",))
@@ -187,6 +223,12 @@ def _dispatch(entry, name, value):
         _call_functional_forward(crnn if entry.startswith("crnn") else ref, name, value)
     elif entry in ("crnn.rnn_backward", "reference.rnn_backward"):
         _call_functional_backward(crnn if entry.startswith("crnn") else ref, name, value)
+    elif entry.split(".")[1] in ("lstm_forward", "gru_forward"):
+        mod, fn = entry.split(".")
+        _call_gated_forward(crnn if mod == "crnn" else ref, fn.split("_")[0], name, value)
+    elif entry.split(".")[1] in ("lstm_backward", "gru_backward"):
+        mod, fn = entry.split(".")
+        _call_gated_backward(crnn if mod == "crnn" else ref, fn.split("_")[0], name, value)
     elif entry.endswith(".forward"):
         _call_layer_forward(entry.split(".")[0], name, value)
     elif entry.endswith(".backward"):
@@ -216,13 +258,18 @@ MIXED = [
      ("RNN.forward", "x"), ("RNN.forward", "h0"), ("RNN.backward", "dout"), ("RNN.backward", "dh_n"),
      ("RNNCell.forward", "x"), ("RNNCell.forward", "h"), ("RNNCell.backward", "dh"),
      ("Linear.forward", "x"), ("Linear.backward", "dy"), ("losses.mse", "target"),
-     ("optim.SGD.step", "grads['w']")]
+     ("optim.SGD.step", "grads['w']"), ("crnn.lstm_forward", "c0"), ("crnn.gru_forward", "weight_hh"),
+     ("crnn.lstm_backward", "dc_n"), ("crnn.gru_backward", "dout")]
 
 
 @pytest.mark.parametrize("entry, name", MIXED, ids=[f"{e}-{n}" for e, n in MIXED])
 def test_mixed_precision_is_a_typeerror(entry, name):
     # The good float64 value of that argument, made float32.
-    if entry.endswith("rnn_forward"):
+    if entry in ("crnn.lstm_forward", "crnn.gru_forward"):
+        value = _good_gated(entry.split(".")[1][:4].rstrip("_"))[name].astype(np.float32)
+    elif entry in ("crnn.lstm_backward", "crnn.gru_backward"):
+        value = np.ones((T, B, H) if name == "dout" else (B, H), np.float32)
+    elif entry.endswith("rnn_forward"):
         value = _good_functional()[name].astype(np.float32)
     elif entry.endswith("rnn_backward"):
         value = np.ones((T, B, H) if name == "dout" else (B, H), np.float32)
@@ -380,6 +427,22 @@ OTHER_CASES = [
                                     h0=None, weight_ih=np.empty((0, 0), np.float32),
                                     weight_hh=np.empty((0, 0), np.float32),
                                     bias_ih=None, bias_hh=None), ValueError, "x"),
+    # --- gated cells
+    ("lstm-w_ih-not-4H", lambda: crnn.lstm_forward(np.zeros((T, B, I)), None, None, np.zeros((2 * H + 1, I)),
+                                                   np.zeros((4 * H, H))), ValueError, "weight_ih"),
+    ("gru-w_hh-shape", lambda: crnn.gru_forward(np.zeros((T, B, I)), None, np.zeros((3 * H, I)),
+                                                np.zeros((4 * H, H))), ValueError, "weight_hh"),
+    ("lstm-c0-shape", lambda: crnn.lstm_forward(np.zeros((T, B, I)), None, np.zeros((B, H + 1)),
+                                                np.zeros((4 * H, I)), np.zeros((4 * H, H))), ValueError, "c0"),
+    ("gru-lengths", lambda: crnn.gru_forward(np.zeros((T, B, I)), None, np.zeros((3 * H, I)),
+                                             np.zeros((3 * H, H)), lengths=[1, 2, T + 1]), ValueError, "lengths"),
+    ("lstm-backward-rnn-cache", lambda: crnn.lstm_backward(None, None, None, crnn.rnn_forward(
+        **_good_functional())[2]), TypeError, "cache"),
+    ("gru-backward-lstm-cache", lambda: crnn.gru_backward(None, None, crnn.lstm_forward(
+        **_good_gated("lstm"))[3]), TypeError, "cache"),
+    ("gru-huge-zero-size", lambda: crnn.gru_forward(np.empty((2**30, 2**30, 0), np.float32), None,
+                                                    np.empty((0, 0), np.float32), np.empty((0, 0), np.float32)),
+     ValueError, "x"),
     # --- rnn_backward: the cache
     ("backward-cache-None", _bwd_cache(None), TypeError, "cache"),
     ("backward-cache-tuple", _bwd_cache((1, 2, 3)), TypeError, "cache"),

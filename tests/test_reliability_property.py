@@ -200,3 +200,51 @@ def test_clipping_matches_reference(dtype, sizes, max_norm, p, clip, seed, threa
     for a, b in zip(a_c, a_r):
         assert_rel_close(a, b, dtype)
         assert np.all(np.abs(a) <= dtype(clip))
+
+
+@st.composite
+def gated_problems(draw):
+    cell = draw(st.sampled_from(["lstm", "gru"]))
+    G = 4 if cell == "lstm" else 3
+    dtype = draw(DTYPES)
+    T, B = draw(st.integers(0, 6)), draw(st.integers(0, 7))
+    I, H = draw(st.integers(0, 7)), draw(st.integers(1, 12))  # noqa: E741
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    k = 1.0 / np.sqrt(H)
+
+    def u(*shape):
+        return rng.uniform(-k, k, size=shape).astype(dtype)
+
+    args = dict(x=rng.standard_normal((T, B, I)).astype(dtype), weight_ih=u(G * H, I),
+                weight_hh=u(G * H, H))
+    args["h0"] = rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
+    if cell == "lstm":
+        args["c0"] = rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
+    bias = draw(st.booleans())
+    args["bias_ih"] = u(G * H) if bias else None
+    args["bias_hh"] = u(G * H) if bias else None
+    if draw(st.booleans()):
+        args["lengths"] = draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
+    ups = [rng.standard_normal((T, B, H)).astype(dtype) if draw(st.booleans()) else None]
+    ups += [rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
+            for _ in range(2 if cell == "lstm" else 1)]
+    return cell, dtype, args, ups
+
+
+@settings(**SETTINGS)
+@given(problem=gated_problems(), threads=st.integers(1, 3))
+def test_gated_cells_match_reference(problem, threads):
+    cell, dtype, args, ups = problem
+    res = {}
+    for name, mod in (("c", crnn), ("ref", ref)):
+        crnn.set_num_threads(threads)
+        try:
+            fwd = getattr(mod, f"{cell}_forward")(**args)
+            grads = getattr(mod, f"{cell}_backward")(*ups, fwd[-1])
+        finally:
+            crnn.set_num_threads(None)
+        res[name] = list(fwd[:-1]) + [g for g in grads if g is not None]
+    assert len(res["c"]) == len(res["ref"])
+    for i, (a, b) in enumerate(zip(res["c"], res["ref"])):
+        assert a.dtype == np.dtype(dtype) and a.shape == b.shape, i
+        assert_rel_close(a, b, dtype, name=f"{cell} result #{i}")
