@@ -167,7 +167,8 @@ def test_sample_complete_word_and_line(trained):
 
 def test_sample_options_and_unknown_prime_characters(trained):
     model, _ = trained
-    a = ok(run("sample", model, "--prime", "the", "--length", 40, "--seed", 7, "--top-k", 3))
+    a = ok(run("sample", model, "--prime", "the", "--length", 40, "--seed", 7, "--top-k", 3,
+               "--threads", 1))
     b = ok(run("sample", model, "--prime", "the", "--length", 40, "--seed", 7, "--top-k", 3))
     assert a.stdout == b.stdout and len(a.stdout) == 3 + 40 + 1
     proc = ok(run("sample", model, "--prime", "THE", "--length", 5, "--seed", 0))
@@ -179,7 +180,7 @@ def test_train_text_other_settings(tmp_path):
     f.write_text("abc abd abe\n" * 20, encoding="utf-8")
     proc = ok(run("train-text", f, "--out", tmp_path / "m.npz", "--hidden", 8, "--layers", 2,
                   "--optimizer", "adagrad", "--seconds", 0.5, "--seq-len", 8, "--sample-every", 0,
-                  "--clip", 0, "--backend", "numpy"))
+                  "--clip", 0, "--backend", "numpy", "--threads", 1))
     assert "Adagrad" in proc.stdout and "no clipping" in proc.stdout
     assert "--- sample after" not in proc.stdout
     assert (tmp_path / "m.npz").exists()

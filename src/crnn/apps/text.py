@@ -511,6 +511,7 @@ def engine_speeds(model: CharModel, seq_len: int, batch_size: int, seed: int = 0
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _check_budget(args)
+    _apply_threads(args)
     out = sys.stdout
     print("crnn demo: a character-level RNN learns to write like the docstrings of "
           "Python's standard library.\n", file=out)
@@ -563,6 +564,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train_text(args: argparse.Namespace) -> int:
     _check_budget(args)
+    _apply_threads(args)
     if args.epochs is not None and args.epochs <= 0:
         raise CLIError("--epochs must be > 0")
     text = read_text(args.file, encoding=args.encoding)
@@ -642,6 +644,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    _apply_threads(args)
     path = args.model
     if not os.path.exists(path):
         raise CLIError(f"{path}: no such file")
@@ -683,6 +686,18 @@ def _add_model_options(p: argparse.ArgumentParser, hidden: int) -> None:
                    help="seed of the initialisation and the sampling (default 0)")
     p.add_argument("--backend", choices=("c", "numpy"), default="c",
                    help="engine: the C engine (default) or the NumPy reference")
+    _add_threads_option(p)
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="threads of the C engine (default: OpenMP's default, "
+                        "OMP_NUM_THREADS or the number of cores)")
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        _runtime.set_num_threads(args.threads)
 
 
 def register(subparsers: Any) -> None:
@@ -765,4 +780,5 @@ def register(subparsers: Any) -> None:
                    help="seed of the sampling (default: different every run)")
     p.add_argument("--complete", nargs="?", const="word", choices=("word", "line"), default=None,
                    help="stop at the end of the word (default) or line being completed")
+    _add_threads_option(p)
     p.set_defaults(func=cmd_sample)
