@@ -118,6 +118,16 @@ def test_forecast_text_output():
     assert "airline" in proc.stdout and "horizon 2" in proc.stdout
 
 
+def test_time_limits_stop_training():
+    out = one_json(ok(run("forecast", "--json", "--epochs", 50, "--seconds", 1e-6)).stdout)
+    assert out["epochs"] == 1 and out["stopped_early"] is True
+    proc = ok(run("forecast", "--epochs", 50, "--seconds", 1e-6))
+    assert "stopped by --seconds" in proc.stdout
+    out = one_json(ok(run("classify", "--json", "--epochs", 50, "--restarts", 2,
+                          "--seconds", 1e-6)).stdout)
+    assert out["epochs"] == 1 and out["stopped_early"] is True
+
+
 def test_forecast_csv(tmp_path):
     y = seasonal(60)
     f = write_csv(tmp_path / "s.csv", "day,value,note",

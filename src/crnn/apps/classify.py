@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -223,7 +222,6 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
     t0 = time.perf_counter()
     budget = None if seconds is None else seconds / restarts
     best: Optional[Tuple[float, int, int, Dict[str, np.ndarray]]] = None
-    model: Optional[SequenceClassifier] = None
     stopped_early = False
     done_epochs = 0
     seeds = np.random.SeedSequence(seed).generate_state(restarts)
@@ -252,14 +250,13 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
             # Ties go to the earlier epoch and restart (fewer steps, less memorised).
             if best is None or val_acc > best[0]:
                 best = (val_acc, r, epoch, {k: v.copy() for k, v in m.params.items()})
-                model = m
             if on_epoch is not None:
                 on_epoch(r, epoch, total / n_train)
             done_epochs = epoch
             if budget is not None and time.perf_counter() - t_r > budget and epoch < epochs:
                 stopped_early = True
                 break
-    assert best is not None and model is not None
+    assert best is not None
     val_acc, best_r, best_epoch, state = best
     final = SequenceClassifier(V, hidden, C, dtype=np.float32, seed=0)
     for k, v in state.items():
