@@ -70,6 +70,29 @@ def test_rows_beyond_2_32_with_empty_features():
     assert g.dweight_ih.shape == (0, 0)
 
 
+_EMPTY_STATE_ROWS = r"""
+import numpy as np, crnn
+x = np.empty((3, 2**40, 0), np.float32)     # 2**40 batch rows of nothing (H = 0)
+w = np.empty((0, 0), np.float32)
+o, h, c = crnn.rnn_forward(x, None, w, w); crnn.rnn_backward(None, None, c)
+o, h, c = crnn.gru_forward(x, None, w, w); crnn.gru_backward(None, None, c)
+o, h, cn, c = crnn.lstm_forward(x, None, None, w, w); crnn.lstm_backward(None, None, None, c)
+print(h.shape)
+"""
+
+
+def test_batch_rows_of_nothing_are_not_walked():
+    """B = 2**40 with H = 0: the final-state copy must not loop over the rows
+    (it did: about 75 minutes). In a child process, so a regression fails
+    on the timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", _EMPTY_STATE_ROWS], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str((2**40, 0))
+
+
 @pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
 def test_batch_of_zero_rows_with_empty_lengths(engine):
     """B = 0 with lengths=[] (a float64 empty list to NumPy) is accepted."""
