@@ -32,10 +32,44 @@ int crnn_have_openmp(void)
 #endif
 }
 
+/* Calls left to run on one thread after a starved parallel region, and the
+ * length of the next such spell: doubled while threads keep starving (a
+ * busy machine), halved after each region that ran well. */
+static atomic_int g_backoff = 0;
+static atomic_int g_backoff_len = 0;
+enum { BACKOFF_MIN = 64, BACKOFF_MAX = 8192 };
+
 int crnn_threads_for_call(void)
 {
+    if (atomic_load(&g_num_threads) <= 0 && atomic_load(&g_backoff) > 0) {
+        atomic_fetch_sub(&g_backoff, 1);
+        return 1;
+    }
     int n = crnn_get_num_threads();
     return n > 0 ? n : 1;
+}
+
+void crnn_region_end(const crnn_region_clock *c, int nt)
+{
+    if (nt < 2 || c->team < 2)
+        return;
+    const int team = c->team < CRNN_CLOCK_THREADS ? c->team : CRNN_CLOCK_THREADS;
+    double late = 0.0;
+    for (int k = 1; k < team; k++)
+        if (c->entry[k] - c->start > late)
+            late = c->entry[k] - c->start;
+    const double share = c->caller_done - c->start, wait = crnn_wtime() - c->caller_done;
+    /* Waking a thread takes microseconds, and uneven slices make the caller
+     * wait at most about its own share: a thread starting half a millisecond
+     * late, or a wait well beyond the share, means the team was starved. */
+    int len = atomic_load(&g_backoff_len);
+    if (late > 5e-4 || (wait > 5e-4 && wait > 1.5 * share)) {
+        len = len < BACKOFF_MIN ? BACKOFF_MIN : len >= BACKOFF_MAX / 2 ? BACKOFF_MAX : 2 * len;
+        atomic_store(&g_backoff, len);
+    } else {
+        len /= 2;
+    }
+    atomic_store(&g_backoff_len, len);
 }
 
 int crnn_isa_supported(int isa)

@@ -148,4 +148,56 @@ extern const crnn_kernel_table crnn_kernels_avx512;
 /* The thread count for a call made now (1 without OpenMP). */
 int crnn_threads_for_call(void);
 
+/*
+ * Contention watch for one parallel region. A region whose calling thread,
+ * having done its own share, then waits at the join far longer than that
+ * share took had a starved team (its other threads were queued behind other
+ * processes). crnn_region_end then makes the next calls run on one thread
+ * for a while (unless the thread count was fixed by crnn_set_num_threads);
+ * results do not depend on the thread count, only the time does.
+ */
+enum { CRNN_CLOCK_THREADS = 64 };
+typedef struct {
+    double start;                      /* before the region */
+    double caller_done;                /* when thread 0 finished its share */
+    double entry[CRNN_CLOCK_THREADS];  /* when each thread started */
+    int team;                          /* the team's size */
+} crnn_region_clock;
+
+static inline double crnn_wtime(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0.0;
+#endif
+}
+
+static inline void crnn_region_begin(crnn_region_clock *c)
+{
+    c->start = crnn_wtime();
+    c->caller_done = c->start;
+    c->team = 1;
+    c->entry[0] = c->start;
+}
+
+/* Inside the region, first thing on each thread. */
+static inline void crnn_region_enter(crnn_region_clock *c)
+{
+    const int tid = crnn_thread_num();
+    if (tid < CRNN_CLOCK_THREADS)
+        c->entry[tid] = crnn_wtime();
+    if (tid == 0)
+        c->team = crnn_team_size();
+}
+
+/* Inside the region, last thing on each thread. */
+static inline void crnn_region_share_done(crnn_region_clock *c)
+{
+    if (crnn_thread_num() == 0)
+        c->caller_done = crnn_wtime();
+}
+
+void crnn_region_end(const crnn_region_clock *c, int nt);
+
 #endif /* CRNN_INTERNAL_H */
