@@ -15,8 +15,14 @@ def set_num_threads(n: Optional[int]) -> None:
     """Fix the number of threads of every later crnn call (from any thread).
 
     n >= 1 fixes the count; None or 0 returns to OpenMP's default, read at
-    each call (OMP_NUM_THREADS, threadpoolctl's limits). A count fixed here
+    each call (OMP_NUM_THREADS, and threadpoolctl's limits, which apply to
+    the Python thread that set them). A count fixed here is process-wide and
     takes precedence over those. Results do not depend on the count.
+
+    With the default, crnn also watches for a busy machine: when a parallel
+    call finds its threads queued behind other processes, the following
+    calls run on one thread for a while (longer each time it recurs). A
+    count fixed here is always used as given.
     """
     if n is None:
         _core.set_num_threads(0)
