@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import functional, reference
+from . import functional, functional_gated, reference
 
 BACKENDS = ("c", "numpy")
 
 _ENGINES = {"c": functional, "numpy": reference}
+_GATED_ENGINES = {"c": functional_gated, "numpy": reference}
 
 
 def check_backend(backend: object) -> str:
@@ -48,3 +49,10 @@ def engine(backend: str) -> ModuleType:
         If `backend` is not one of ``"c"``, ``"numpy"``.
     """
     return _ENGINES[check_backend(backend)]
+
+
+def gated_engine(backend: str) -> ModuleType:
+    """The module with ``lstm_forward`` / ``lstm_backward`` / ``gru_forward`` /
+    ``gru_backward`` behind `backend` (`crnn.functional_gated` for ``"c"``,
+    `crnn.reference` for ``"numpy"``)."""
+    return _GATED_ENGINES[check_backend(backend)]

@@ -1,4 +1,4 @@
-"""Layers (floor 3): `RNN`, `RNNCell` and `Linear`, with PyTorch's semantics.
+"""Layers (floor 3): `RNN`, `LSTM`, `GRU`, `RNNCell` and `Linear`, with PyTorch's semantics.
 
 Each layer is written once against the functional API (``rnn_forward`` /
 ``rnn_backward``) and runs on the engine named by its ``backend``: ``"c"``
@@ -30,9 +30,10 @@ import numpy as np
 from . import init as _init
 from ._types import RNNCache
 from ._validate import check_lengths, check_nonlinearity
+from ._engine import gated_engine
 from .module import Module, check_int, float_dtype, input_array
 
-__all__ = ["RNN", "RNNCell", "Linear"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "Linear"]
 
 
 # --------------------------------------------------------------------------
@@ -67,22 +68,27 @@ def _rngs(seed: Optional[int]) -> Tuple[np.random.Generator, np.random.Generator
 
 
 def _recurrent_params(init: str, rng: np.random.Generator, input_size: int, hidden_size: int,
-                      bias: bool, dtype: np.dtype) -> List[Tuple[str, np.ndarray]]:
-    """(weight_ih, weight_hh[, bias_ih, bias_hh]) of one direction of one layer."""
-    H, I = hidden_size, input_size
+                      bias: bool, dtype: np.dtype, gates: int = 1) -> List[Tuple[str, np.ndarray]]:
+    """(weight_ih, weight_hh[, bias_ih, bias_hh]) of one direction of one layer.
+
+    `gates` weight rows per hidden unit: 1 (RNN), 4 (LSTM), 3 (GRU).
+    """
+    H, I, G = hidden_size, input_size, gates * hidden_size
     if init == "pytorch":
-        shapes = [("weight_ih", (H, I)), ("weight_hh", (H, H))]
+        shapes = [("weight_ih", (G, I)), ("weight_hh", (G, H))]
         if bias:
-            shapes += [("bias_ih", (H,)), ("bias_hh", (H,))]
+            shapes += [("bias_ih", (G,)), ("bias_hh", (G,))]
         return [(name, _init.pytorch_default(shape, H, rng, dtype)) for name, shape in shapes]
     if init == "orthogonal":
-        params = [("weight_ih", _init.pytorch_default((H, I), H, rng, dtype)),
-                  ("weight_hh", _init.orthogonal((H, H), rng, dtype=dtype))]
+        w_ih = _init.pytorch_default((G, I), H, rng, dtype)
+        blocks = [_init.orthogonal((H, H), rng, dtype=dtype) for _ in range(gates)]
+        params = [("weight_ih", w_ih),
+                  ("weight_hh", blocks[0] if gates == 1 else np.concatenate(blocks, axis=0))]
     else:  # glorot
-        params = [("weight_ih", _init.glorot_uniform((H, I), rng, dtype)),
-                  ("weight_hh", _init.glorot_uniform((H, H), rng, dtype))]
+        params = [("weight_ih", _init.glorot_uniform((G, I), rng, dtype)),
+                  ("weight_hh", _init.glorot_uniform((G, H), rng, dtype))]
     if bias:
-        params += [("bias_ih", np.zeros(H, dtype=dtype)), ("bias_hh", np.zeros(H, dtype=dtype))]
+        params += [("bias_ih", np.zeros(G, dtype=dtype)), ("bias_hh", np.zeros(G, dtype=dtype))]
     return params
 
 
@@ -107,13 +113,13 @@ def _reverse(a: np.ndarray, idx: Optional[np.ndarray]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# RNN
+# Stacked recurrent layers: RNN, LSTM, GRU
 # --------------------------------------------------------------------------
 
 class RNNState(NamedTuple):
-    """The cache `RNN.forward` keeps for `RNN.backward` (opaque to users)."""
+    """The cache `RNN` / `LSTM` / `GRU` ``forward`` keeps for ``backward`` (opaque to users)."""
 
-    caches: List[List[RNNCache]]  # [layer][direction]
+    caches: List[List[Any]]  # [layer][direction]: RNNCache, LSTMCache or GRUCache
     masks: List[Optional[np.ndarray]]  # dropout mask applied to each layer's output, or None
     reverse_index: Optional[np.ndarray]  # (T, B) or None
     unbatched: bool
@@ -122,12 +128,272 @@ class RNNState(NamedTuple):
     B: int
     out_shape: Tuple[int, ...]  # as returned to the caller
     x_shape: Tuple[int, ...]
-    h_shape: Tuple[int, ...]  # of h0 and h_n as seen by the caller
+    h_shape: Tuple[int, ...]  # of h0 and h_n (and c0, c_n) as seen by the caller
     dtype: np.dtype
-    key: Tuple[int, int, int, int, bool]  # (input_size, hidden_size, num_layers, D, bias)
+    key: Tuple[Any, ...]  # (input_size, hidden_size, num_layers, D, bias[, cell])
 
 
-class RNN(Module):
+class _StackedRecurrent(Module):
+    """Stacking, directions, per-row reversal, dropout, batch_first and
+    unbatched input, shared by `RNN`, `LSTM` and `GRU`.
+
+    A subclass sets ``_GATES`` (rows of each weight per hidden unit: 1, 4
+    or 3), ``_STATES`` (state arrays: ``("h",)`` or ``("h", "c")``) and
+    defines the per-direction hooks `_cell_forward` and `_cell_backward`.
+    """
+
+    _GATES = 1
+    _STATES: Tuple[str, ...] = ("h",)
+
+    def _setup(self, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+               bidirectional, dtype, seed, init) -> None:
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bias = _check_bool("bias", bias)
+        self.batch_first = _check_bool("batch_first", batch_first)
+        self.bidirectional = _check_bool("bidirectional", bidirectional)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout must be a number in [0, 1], got {type(dropout).__name__}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        self.dropout = float(dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout acts between layers, so it has no effect with num_layers=1",
+                          UserWarning, stacklevel=3)
+        self.dtype = float_dtype(dtype)
+        self.seed = _check_seed(seed)
+        self.init = _init.check_init(init)
+
+        init_rng, self.dropout_rng = _rngs(self.seed)
+        D = self.num_directions
+        self._names: List[List[Tuple[str, ...]]] = []
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * self.hidden_size
+            names = []
+            for direction in range(D):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                group = []
+                for short, value in _recurrent_params(self.init, init_rng, in_size,
+                                                      self.hidden_size, self.bias, self.dtype,
+                                                      self._GATES):
+                    self.register_parameter(short + suffix, value)
+                    group.append(short + suffix)
+                names.append(tuple(group))
+            self._names.append(names)
+        self._cache: Optional[RNNState] = None
+
+    @property
+    def num_directions(self) -> int:
+        """2 if bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def cache(self) -> Optional[RNNState]:
+        """The cache of the last forward call (None before the first)."""
+        return self._cache
+
+    def _weights(self, layer: int, direction: int):
+        names = self._names[layer][direction]
+        p = [self.params[n] for n in names]
+        return p if self.bias else p + [None, None]
+
+    def _dropout_mask(self, shape: Tuple[int, ...]) -> np.ndarray:
+        if self.dropout >= 1.0:
+            return np.zeros(shape, dtype=self.dtype)
+        keep = self.dropout_rng.random(shape) >= self.dropout
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.dropout))
+
+    def _key(self):
+        return (self.input_size, self.hidden_size, self.num_layers, self.num_directions, self.bias)
+
+    def _cell_engine(self):
+        """The functional module the per-cell hooks call."""
+        return self.engine
+
+    # -- per-cell hooks ------------------------------------------------------
+
+    def _cell_forward(self, eng, x, states, weights, lengths):
+        """One direction of one layer: (out, [state_n...], cache)."""
+        raise NotImplementedError
+
+    def _cell_backward(self, eng, dout, dstates, cache):
+        """(dx, [dstate0...], dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
+        raise NotImplementedError
+
+    # -- shared stacking -----------------------------------------------------
+
+    def _forward_states(self, x: Any, states: List[Any], lengths: Any):
+        """Run the stack; `states` holds one initial array (or None) per state.
+
+        Returns (out, [state_n...]) as seen by the caller.
+        """
+        dt = self.dtype
+        H, L, D = self.hidden_size, self.num_layers, self.num_directions
+        x = input_array("x", x, dt)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
+                             f"or unbatched (T, input_size), got {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
+                             f"got shape {x.shape}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            if lengths is not None:
+                raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+            xt = x[:, None, :]
+        else:
+            xt = x.transpose(1, 0, 2) if self.batch_first else x
+        T, B = xt.shape[0], xt.shape[1]
+        h_shape = (L * D, H) if unbatched else (L * D, B, H)
+        s0 = []
+        for sname, s in zip(self._STATES, states):
+            if s is not None:
+                s = input_array(f"{sname}0", s, dt)
+                _check_shape(f"{sname}0", s, h_shape,
+                             "(num_layers * num_directions, hidden_size)" if unbatched
+                             else "(num_layers * num_directions, B, hidden_size)")
+                s = s[:, None, :] if unbatched else s
+            s0.append(s)
+        lens = check_lengths(lengths, T, B)
+        idx = _reverse_index(T, B, lens) if D == 2 else None
+
+        eng = self._cell_engine()
+        caches: List[List[Any]] = []
+        masks: List[Optional[np.ndarray]] = []
+        s_n = [np.empty((L * D, B, H), dtype=dt) for _ in self._STATES]
+        inp = xt
+        for layer in range(L):
+            outs, layer_caches = [], []
+            for direction in range(D):
+                src = inp if direction == 0 else _reverse(inp, idx)
+                k = layer * D + direction
+                init_k = [None if s is None else s[k] for s in s0]
+                o, finals, cache = self._cell_forward(eng, src, init_k,
+                                                      self._weights(layer, direction), lens)
+                outs.append(o if direction == 0 else _reverse(o, idx))
+                for dst, v in zip(s_n, finals):
+                    dst[k] = v
+                layer_caches.append(cache)
+            layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            mask = None
+            if self.training and self.dropout > 0 and layer < L - 1:
+                mask = self._dropout_mask(layer_out.shape)
+                layer_out = layer_out * mask
+            caches.append(layer_caches)
+            masks.append(mask)
+            inp = layer_out
+
+        # The last layer's output may be the array the engine's cache refers
+        # to: hand out a copy so that modifying it cannot corrupt backward.
+        if self.batch_first and not unbatched:
+            out = np.ascontiguousarray(inp.transpose(1, 0, 2))
+        else:
+            out = inp.copy() if D == 1 else inp
+        if unbatched:
+            out = out[:, 0, :]
+            s_n = [s[:, 0, :] for s in s_n]
+        self._cache = RNNState(caches, masks, idx, unbatched, self.batch_first, T, B, out.shape,
+                               x.shape, h_shape, dt, self._key())
+        return out, s_n
+
+    def _backward_states(self, dout: Any, dstates: List[Any], cache: Optional[RNNState]):
+        """Backpropagate; `dstates` holds one gradient (or None) per final state.
+
+        Returns (dx, [dstate0...]) as seen by the caller.
+        """
+        c = self._cache if cache is None else cache
+        if c is None:
+            raise RuntimeError("backward() called before forward(): there is no cache to use")
+        if not isinstance(c, RNNState) or c.key != self._key() or c.dtype != self.dtype:
+            raise ValueError(f"cache does not come from this {type(self).__name__}'s forward")
+        dt = self.dtype
+        H, L, D = self.hidden_size, self.num_layers, self.num_directions
+        d = None
+        if dout is not None:
+            dout = input_array("dout", dout, dt)
+            _check_shape("dout", dout, c.out_shape, "the shape of out")
+            if c.unbatched:
+                d = dout[:, None, :]
+            else:
+                d = dout.transpose(1, 0, 2) if c.batch_first else dout
+        ds = []
+        for sname, g in zip(self._STATES, dstates):
+            if g is not None:
+                g = input_array(f"d{sname}_n", g, dt)
+                _check_shape(f"d{sname}_n", g, c.h_shape, f"the shape of {sname}_n")
+                g = g[:, None, :] if c.unbatched else g
+            ds.append(g)
+
+        eng = self._cell_engine()
+        idx = c.reverse_index
+        d0 = [np.empty((L * D, c.B, H), dtype=dt) for _ in self._STATES]
+        for layer in range(L - 1, -1, -1):
+            dinp = None
+            for direction in range(D):
+                g_out = None
+                if d is not None:
+                    g_out = d[:, :, direction * H:(direction + 1) * H]
+                    if direction == 1:
+                        g_out = _reverse(g_out, idx)
+                k = layer * D + direction
+                dx, dinit, dw_ih, dw_hh, db_ih, db_hh = self._cell_backward(
+                    eng, g_out, [None if g is None else g[k] for g in ds],
+                    c.caches[layer][direction])
+                dx_dir = dx if direction == 0 else _reverse(dx, idx)
+                dinp = dx_dir if dinp is None else dinp + dx_dir
+                for dst, v in zip(d0, dinit):
+                    dst[k] = v
+                names = self._names[layer][direction]
+                self.grads[names[0]] += dw_ih
+                self.grads[names[1]] += dw_hh
+                if self.bias:
+                    self.grads[names[2]] += db_ih
+                    self.grads[names[3]] += db_hh
+            if layer > 0 and c.masks[layer - 1] is not None:
+                dinp = dinp * c.masks[layer - 1]
+            d = dinp
+
+        if c.unbatched:
+            return d[:, 0, :], [s[:, 0, :] for s in d0]
+        if c.batch_first:
+            d = np.ascontiguousarray(d.transpose(1, 0, 2))
+        return d, d0
+
+
+_COMMON_PARAMETERS = """
+    Parameters
+    ----------
+    input_size : int
+        Features per input step, I.
+    hidden_size : int
+        Features of the state, H (>= 1).
+    num_layers : int
+        Stacked layers (>= 1).
+    bias : bool
+        Whether each layer has ``bias_ih`` and ``bias_hh``.
+    batch_first : bool
+        If True, ``x`` and ``out`` are (B, T, ·); the states never are.
+    dropout : float in [0, 1]
+        Dropout probability on the outputs of every layer but the last, in
+        training mode only. Masks come from ``self.dropout_rng``, seeded by
+        `seed`, so runs are reproducible.
+    bidirectional : bool
+        Add a reverse direction per layer (D = 2).
+    dtype : float32 or float64
+        The dtype of the parameters and of every input and output.
+    seed : int or None
+        Seeds the initialisation (``np.random.default_rng(seed)``) and,
+        through a spawned child sequence, ``self.dropout_rng``.
+    backend : {"c", "numpy"}
+        The engine: the C kernels or the NumPy reference.
+    init : {"pytorch", "orthogonal", "glorot"}
+        The initialisation scheme (see `crnn.init`; for the gated layers
+        ``"orthogonal"`` makes each gate's block of ``weight_hh`` orthogonal).
+"""
+
+
+class RNN(_StackedRecurrent):
     """A multi-layer Elman RNN with ``torch.nn.RNN``'s semantics.
 
     ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` per layer and
@@ -182,51 +448,9 @@ class RNN(Module):
                  dropout: float = 0.0, bidirectional: bool = False, dtype: Any = np.float32,
                  seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
         super().__init__(backend=backend)
-        self.input_size = check_int("input_size", input_size, 0)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.num_layers = check_int("num_layers", num_layers, 1)
         self.nonlinearity = check_nonlinearity(nonlinearity)
-        self.bias = _check_bool("bias", bias)
-        self.batch_first = _check_bool("batch_first", batch_first)
-        self.bidirectional = _check_bool("bidirectional", bidirectional)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"dropout must be a number in [0, 1], got {type(dropout).__name__}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
-        self.dropout = float(dropout)
-        if self.dropout > 0 and self.num_layers == 1:
-            warnings.warn("dropout acts between layers, so it has no effect with num_layers=1",
-                          UserWarning, stacklevel=2)
-        self.dtype = float_dtype(dtype)
-        self.seed = _check_seed(seed)
-        self.init = _init.check_init(init)
-
-        init_rng, self.dropout_rng = _rngs(self.seed)
-        D = self.num_directions
-        self._names: List[List[Tuple[str, ...]]] = []
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * self.hidden_size
-            names = []
-            for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                group = []
-                for short, value in _recurrent_params(self.init, init_rng, in_size,
-                                                      self.hidden_size, self.bias, self.dtype):
-                    self.register_parameter(short + suffix, value)
-                    group.append(short + suffix)
-                names.append(tuple(group))
-            self._names.append(names)
-        self._cache: Optional[RNNState] = None
-
-    @property
-    def num_directions(self) -> int:
-        """2 if bidirectional, else 1."""
-        return 2 if self.bidirectional else 1
-
-    @property
-    def cache(self) -> Optional[RNNState]:
-        """The cache of the last forward call (None before the first)."""
-        return self._cache
+        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                    bidirectional, dtype, seed, init)
 
     def config(self) -> Dict[str, Any]:
         return dict(input_size=self.input_size, hidden_size=self.hidden_size,
@@ -235,16 +459,14 @@ class RNN(Module):
                     bidirectional=self.bidirectional, dtype=self.dtype.name, seed=self.seed,
                     backend=self.backend, init=self.init)
 
-    def _weights(self, layer: int, direction: int):
-        names = self._names[layer][direction]
-        p = [self.params[n] for n in names]
-        return p if self.bias else p + [None, None]
+    def _cell_forward(self, eng, x, states, weights, lengths):
+        o, hn, cache = eng.rnn_forward(x, states[0], *weights, nonlinearity=self.nonlinearity,
+                                       lengths=lengths)
+        return o, [hn], cache
 
-    def _dropout_mask(self, shape: Tuple[int, ...]) -> np.ndarray:
-        if self.dropout >= 1.0:
-            return np.zeros(shape, dtype=self.dtype)
-        keep = self.dropout_rng.random(shape) >= self.dropout
-        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.dropout))
+    def _cell_backward(self, eng, dout, dstates, cache):
+        g = eng.rnn_backward(dout, dstates[0], cache)
+        return g.dx, [g.dh0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run the RNN over a batch (or one sequence).
@@ -271,72 +493,8 @@ class RNN(Module):
             (num_layers * D, B, H) (or (num_layers * D, H)): the final state
             of every layer and direction, after each row's last valid step.
         """
-        dt = self.dtype
-        H, L, D = self.hidden_size, self.num_layers, self.num_directions
-        x = input_array("x", x, dt)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
-                             f"or unbatched (T, input_size), got {x.shape}")
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
-                             f"got shape {x.shape}")
-        unbatched = x.ndim == 2
-        if unbatched:
-            if lengths is not None:
-                raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
-            xt = x[:, None, :]
-        else:
-            xt = x.transpose(1, 0, 2) if self.batch_first else x
-        T, B = xt.shape[0], xt.shape[1]
-        h_shape = (L * D, H) if unbatched else (L * D, B, H)
-        h0t = None
-        if h0 is not None:
-            h0 = input_array("h0", h0, dt)
-            _check_shape("h0", h0, h_shape,
-                         "(num_layers * num_directions, hidden_size)" if unbatched
-                         else "(num_layers * num_directions, B, hidden_size)")
-            h0t = h0[:, None, :] if unbatched else h0
-        lens = check_lengths(lengths, T, B)
-        idx = _reverse_index(T, B, lens) if D == 2 else None
-
-        eng = self.engine
-        caches: List[List[RNNCache]] = []
-        masks: List[Optional[np.ndarray]] = []
-        h_n = np.empty((L * D, B, H), dtype=dt)
-        inp = xt
-        for layer in range(L):
-            outs, layer_caches = [], []
-            for direction in range(D):
-                src = inp if direction == 0 else _reverse(inp, idx)
-                h0_ld = None if h0t is None else h0t[layer * D + direction]
-                o, hn, cache = eng.rnn_forward(src, h0_ld, *self._weights(layer, direction),
-                                               nonlinearity=self.nonlinearity, lengths=lens)
-                outs.append(o if direction == 0 else _reverse(o, idx))
-                h_n[layer * D + direction] = hn
-                layer_caches.append(cache)
-            layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=2)
-            mask = None
-            if self.training and self.dropout > 0 and layer < L - 1:
-                mask = self._dropout_mask(layer_out.shape)
-                layer_out = layer_out * mask
-            caches.append(layer_caches)
-            masks.append(mask)
-            inp = layer_out
-
-        # The last layer's output may be the array the engine's cache refers
-        # to: hand out a copy so that modifying it cannot corrupt backward.
-        if self.batch_first and not unbatched:
-            out = np.ascontiguousarray(inp.transpose(1, 0, 2))
-        else:
-            out = inp.copy() if D == 1 else inp
-        if unbatched:
-            out, h_n = out[:, 0, :], h_n[:, 0, :]
-        self._cache = RNNState(caches, masks, idx, unbatched, self.batch_first, T, B, out.shape,
-                               x.shape, h_shape, dt, self._key())
+        out, (h_n,) = self._forward_states(x, [h0], lengths)
         return out, h_n
-
-    def _key(self):
-        return (self.input_size, self.hidden_size, self.num_layers, self.num_directions, self.bias)
 
     def backward(self, dout: Any, dh_n: Any = None, *,
                  cache: Optional[RNNState] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -363,58 +521,185 @@ class RNN(Module):
         The parameter gradients are added to ``self.grads``. Dropout masks
         of the forward call are applied again.
         """
-        c = self._cache if cache is None else cache
-        if c is None:
-            raise RuntimeError("backward() called before forward(): there is no cache to use")
-        if not isinstance(c, RNNState) or c.key != self._key() or c.dtype != self.dtype:
-            raise ValueError("cache does not come from this RNN's forward")
-        dt = self.dtype
-        H, L, D = self.hidden_size, self.num_layers, self.num_directions
-        d = None
-        if dout is not None:
-            dout = input_array("dout", dout, dt)
-            _check_shape("dout", dout, c.out_shape, "the shape of out")
-            if c.unbatched:
-                d = dout[:, None, :]
-            else:
-                d = dout.transpose(1, 0, 2) if c.batch_first else dout
-        dh = None
-        if dh_n is not None:
-            dh_n = input_array("dh_n", dh_n, dt)
-            _check_shape("dh_n", dh_n, c.h_shape, "the shape of h_n")
-            dh = dh_n[:, None, :] if c.unbatched else dh_n
+        dx, (dh0,) = self._backward_states(dout, [dh_n], cache)
+        return dx, dh0
 
-        eng = self.engine
-        idx = c.reverse_index
-        dh0 = np.empty((L * D, c.B, H), dtype=dt)
-        for layer in range(L - 1, -1, -1):
-            dinp = None
-            for direction in range(D):
-                g_out = None
-                if d is not None:
-                    g_out = d[:, :, direction * H:(direction + 1) * H]
-                    if direction == 1:
-                        g_out = _reverse(g_out, idx)
-                k = layer * D + direction
-                g = eng.rnn_backward(g_out, None if dh is None else dh[k], c.caches[layer][direction])
-                dx_dir = g.dx if direction == 0 else _reverse(g.dx, idx)
-                dinp = dx_dir if dinp is None else dinp + dx_dir
-                dh0[k] = g.dh0
-                names = self._names[layer][direction]
-                self.grads[names[0]] += g.dweight_ih
-                self.grads[names[1]] += g.dweight_hh
-                if self.bias:
-                    self.grads[names[2]] += g.dbias_ih
-                    self.grads[names[3]] += g.dbias_hh
-            if layer > 0 and c.masks[layer - 1] is not None:
-                dinp = dinp * c.masks[layer - 1]
-            d = dinp
 
-        if c.unbatched:
-            return d[:, 0, :], dh0[:, 0, :]
-        if c.batch_first:
-            d = np.ascontiguousarray(d.transpose(1, 0, 2))
-        return d, dh0
+def _pair(name: str, value: Any) -> List[Any]:
+    """An LSTM state argument: None, or a pair (h, c) whose items may be None."""
+    if value is None:
+        return [None, None]
+    if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be None or a pair (h, c) of arrays, got "
+                        f"{type(value).__name__}")
+    return list(value)
+
+
+class LSTM(_StackedRecurrent):
+    """A multi-layer LSTM with ``torch.nn.LSTM``'s semantics (no projection).
+
+    Per layer and direction, with PyTorch's gate order [i f g o]::
+
+        i, f, o = sigmoid(.), g = tanh(.)   of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+        c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+    """ + _COMMON_PARAMETERS + """
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        ``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H),
+        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), and ``..._reverse``:
+        PyTorch's names, shapes and order.
+
+    Notes
+    -----
+    The state is the pair (h, c): ``out, (h_n, c_n) = lstm(x, (h0, c0))``
+    and ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n))``.
+    Not thread-safe (the last forward's cache is kept per object).
+    """
+
+    _GATES = 4
+    _STATES = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__(backend=backend)
+        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                    bidirectional, dtype, seed, init)
+
+    def config(self) -> Dict[str, Any]:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                    dropout=self.dropout, bidirectional=self.bidirectional,
+                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
+
+    def _key(self):
+        return super()._key() + ("lstm",)
+
+    def _cell_engine(self):
+        return gated_engine(self.backend)
+
+    def _cell_forward(self, eng, x, states, weights, lengths):
+        o, hn, cn, cache = eng.lstm_forward(x, states[0], states[1], *weights, lengths=lengths)
+        return o, [hn, cn], cache
+
+    def _cell_backward(self, eng, dout, dstates, cache):
+        g = eng.lstm_backward(dout, dstates[0], dstates[1], cache)
+        return g.dx, [g.dh0, g.dc0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
+
+    def forward(self, x: Any, hx: Any = None,
+                lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """Run the LSTM over a batch (or one sequence).
+
+        Parameters
+        ----------
+        x : ndarray
+            (T, B, I), or (B, T, I) when ``batch_first``, or unbatched (T, I).
+        hx : pair (h0, c0) or None
+            Each (num_layers * D, B, H), or (num_layers * D, H) for
+            unbatched input; None (or a None item) for zeros.
+        lengths : array_like of B ints in [0, T], or None
+            As in `RNN.forward` (packed sequences; h and c are held past a
+            row's length).
+
+        Returns
+        -------
+        out : ndarray
+            (T, B, D*H) (or (B, T, D*H), or (T, D*H)).
+        (h_n, c_n) : pair of ndarray
+            Each (num_layers * D, B, H) (or (num_layers * D, H)).
+        """
+        out, (h_n, c_n) = self._forward_states(x, _pair("hx", hx), lengths)
+        return out, (h_n, c_n)
+
+    def backward(self, dout: Any, dhx: Any = None, *,
+                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """Backpropagate through the last forward call (or `cache`).
+
+        Parameters
+        ----------
+        dout : ndarray or None
+            Gradient with respect to ``out``; None for zero.
+        dhx : pair (dh_n, dc_n) or None
+            Gradients with respect to ``h_n`` and ``c_n``; None (or a None
+            item) for zero.
+
+        Returns
+        -------
+        dx : ndarray
+            Shaped like ``x``.
+        (dh0, dc0) : pair of ndarray
+            Shaped like ``h0`` and ``c0``.
+
+        The parameter gradients are added to ``self.grads``.
+        """
+        dx, (dh0, dc0) = self._backward_states(dout, _pair("dhx", dhx), cache)
+        return dx, (dh0, dc0)
+
+
+class GRU(_StackedRecurrent):
+    """A multi-layer GRU with ``torch.nn.GRU``'s semantics.
+
+    Per layer and direction, with PyTorch's gate order [r z n]::
+
+        r, z = sigmoid(x_t W_i{r,z}^T + b_i{r,z} + h_{t-1} W_h{r,z}^T + b_h{r,z})
+        n = tanh(x_t W_in^T + b_in + r * (h_{t-1} W_hn^T + b_hn))
+        h_t = (1 - z) * n + z * h_{t-1}
+    """ + _COMMON_PARAMETERS + """
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        ``weight_ih_l{k}`` (3H, I or D*H), ``weight_hh_l{k}`` (3H, H),
+        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (3H,), and ``..._reverse``:
+        PyTorch's names, shapes and order.
+
+    Notes
+    -----
+    ``forward`` and ``backward`` take and return what `RNN`'s do.
+    Not thread-safe (the last forward's cache is kept per object).
+    """
+
+    _GATES = 3
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__(backend=backend)
+        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                    bidirectional, dtype, seed, init)
+
+    def config(self) -> Dict[str, Any]:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                    dropout=self.dropout, bidirectional=self.bidirectional,
+                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
+
+    def _key(self):
+        return super()._key() + ("gru",)
+
+    def _cell_engine(self):
+        return gated_engine(self.backend)
+
+    def _cell_forward(self, eng, x, states, weights, lengths):
+        o, hn, cache = eng.gru_forward(x, states[0], *weights, lengths=lengths)
+        return o, [hn], cache
+
+    def _cell_backward(self, eng, dout, dstates, cache):
+        g = eng.gru_backward(dout, dstates[0], cache)
+        return g.dx, [g.dh0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
+
+    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Run the GRU: arguments and results as in `RNN.forward`."""
+        out, (h_n,) = self._forward_states(x, [h0], lengths)
+        return out, h_n
+
+    def backward(self, dout: Any, dh_n: Any = None, *,
+                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Backpropagate: arguments and results as in `RNN.backward`."""
+        dx, (dh0,) = self._backward_states(dout, [dh_n], cache)
+        return dx, dh0
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ The file holds one array per parameter, under the parameter's name, and a
 No pickle is written or read (``np.load(..., allow_pickle=False)``), so
 loading a file never runs code from it. `load` rebuilds the module as
 ``cls(**config)`` and loads the weights strictly; the class is looked up in
-a registry holding `RNN`, `RNNCell` and `Linear`, to which other Module
+a registry holding `RNN`, `LSTM`, `GRU`, `RNNCell` and `Linear`, to which other Module
 subclasses (models, other layers) are added with `register_module`.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from ._engine import check_backend
 from ._version import __version__
 from .module import Module
-from .nn import RNN, Linear, RNNCell
+from .nn import GRU, LSTM, RNN, Linear, RNNCell
 
 __all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
 
@@ -66,7 +66,7 @@ def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Modul
     return cls
 
 
-for _cls in (RNN, RNNCell, Linear):
+for _cls in (RNN, LSTM, GRU, RNNCell, Linear):
     register_module(_cls)
 
 
@@ -139,14 +139,16 @@ def _implied_size(cls: Type[Module], cfg: Dict[str, Any]) -> Optional[int]:
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
     bias = cfg.get("bias", True) is not False
-    if cls in (RNN, RNNCell):
+    if cls in (RNN, LSTM, GRU, RNNCell):
         I, H = size("input_size"), size("hidden_size")
-        L = size("num_layers", 1) if cls is RNN else 1
-        D = 2 if cls is RNN and cfg.get("bidirectional") is True else 1
+        L = size("num_layers", 1) if cls is not RNNCell else 1
+        D = 2 if cls is not RNNCell and cfg.get("bidirectional") is True else 1
+        G = {LSTM: 4, GRU: 3}.get(cls, 1)  # weight rows per hidden unit
         if I is None or H is None or L is None:
             return None
-        per_layer = H * H + (2 * H if bias else 0)
-        return D * (H * I + per_layer) + (L - 1) * D * (H * D * H + per_layer) if L else 0
+        per_layer = G * (H * H + (2 * H if bias else 0))
+        return (D * (G * H * I + per_layer) + (L - 1) * D * (G * H * D * H + per_layer)
+                if L else 0)
     if cls is Linear:
         i, o = size("in_features"), size("out_features")
         if i is None or o is None:
