@@ -26,6 +26,10 @@ EXPECTED = {
                         r"input bits: [01]{24}", r"RNN output: [01]{24}"],
     "encoder_decoder.py": [r"step\s+1\s+loss", r"reversed exactly: [\d.]+% of 1000",
                            r"\d{5} -> \d{5}"],
+    "vanishing_gradients.py": [r"baseline \(always predict 1\.0\): MSE 0\.167",
+                               r"rnn: test MSE [\d.]+", r"lstm: test MSE [\d.]+",
+                               r"gru: test MSE [\d.]+", r"\|\|dL/dh_t\|\|",
+                               r"lstm: [\d.]+e[+-]\d+  \([\d.]+e[+-]\d+\)"],
 }
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/ is not shipped here")
