@@ -12,13 +12,14 @@ from .functional_gated import gru_backward, gru_forward, lstm_backward, lstm_for
 from . import init, nn
 from . import losses, optim
 from .module import Module
-from .nn import GRU, LSTM, RNN, Linear, RNNCell
+from .nn import GRU, LSTM, RNN, Jordan, Linear, RNNCell
 from .serialization import load, save
 from . import models, training
 from .training import gradcheck
 
 __all__ = [
     "GRU",
+    "Jordan",
     "LSTM",
     "Linear",
     "Module",

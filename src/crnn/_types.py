@@ -94,3 +94,34 @@ class GRUGrads(NamedTuple):
     dweight_hh: np.ndarray
     dbias_ih: Optional[np.ndarray]
     dbias_hh: Optional[np.ndarray]
+
+
+class JordanCache(NamedTuple):
+    """What `jordan_backward` needs from `jordan_forward` (references, not copies)."""
+
+    x: np.ndarray  # (T, B, I)
+    y0: Optional[np.ndarray]  # (B, O) or None for zeros
+    weight_ih: np.ndarray  # (H, I)
+    weight_hy: np.ndarray  # (H, O): the fed-back output into the hidden layer
+    weight_ho: np.ndarray  # (O, H): hidden layer to output
+    bias_ih: Optional[np.ndarray]  # (H,) or None
+    bias_hh: Optional[np.ndarray]  # (H,) or None
+    bias_ho: Optional[np.ndarray]  # (O,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 in [0, T], or None
+    nonlinearity: str  # f, one of NONLINEARITIES
+    output_nonlinearity: str  # g, "identity" or one of NONLINEARITIES
+    hidden: np.ndarray  # (T, B, H) h_t; zero where t >= lengths[b]
+    out: np.ndarray  # (T, B, O) y_t; zero where t >= lengths[b]
+
+
+class JordanGrads(NamedTuple):
+    """Gradients of `jordan_backward`."""
+
+    dx: np.ndarray  # (T, B, I)
+    dy0: np.ndarray  # (B, O), also when y0 was None
+    dweight_ih: np.ndarray
+    dweight_hy: np.ndarray
+    dweight_ho: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+    dbias_ho: Optional[np.ndarray]

@@ -1,4 +1,4 @@
-"""Layers (floor 3): `RNN`, `LSTM`, `GRU`, `RNNCell` and `Linear`, with PyTorch's semantics.
+"""Layers (floor 3): `RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell` and `Linear`, with PyTorch's semantics.
 
 Each layer is written once against the functional API (``rnn_forward`` /
 ``rnn_backward``) and runs on the engine named by its ``backend``: ``"c"``
@@ -28,12 +28,13 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from . import init as _init
+from . import reference
 from ._types import RNNCache
 from ._validate import check_lengths, check_nonlinearity
 from ._engine import gated_engine
 from .module import Module, check_int, float_dtype, input_array
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "Linear"]
+__all__ = ["RNN", "LSTM", "GRU", "Jordan", "RNNCell", "Linear"]
 
 
 # --------------------------------------------------------------------------
@@ -700,6 +701,208 @@ class GRU(_StackedRecurrent):
         """Backpropagate: arguments and results as in `RNN.backward`."""
         dx, (dh0,) = self._backward_states(dout, [dh_n], cache)
         return dx, dh0
+
+
+# --------------------------------------------------------------------------
+# Jordan network
+# --------------------------------------------------------------------------
+
+class JordanState(NamedTuple):
+    """The cache `Jordan.forward` keeps for `Jordan.backward` (opaque to users)."""
+
+    cache: Any  # JordanCache
+    unbatched: bool
+    batch_first: bool
+    out_shape: Tuple[int, ...]
+    y_shape: Tuple[int, ...]
+    dtype: np.dtype
+    key: Tuple[Any, ...]
+
+
+class Jordan(Module):
+    """A Jordan network: the previous *output*, not the previous state, is fed back.
+
+    ::
+
+        h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh)
+        y_t = g(h_t W_ho^T + b_ho)
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        I, H (>= 1) and O (>= 1).
+    nonlinearity : {"tanh", "relu", "sigmoid"}
+        The hidden activation f.
+    output_nonlinearity : {"identity", "tanh", "relu", "sigmoid"}
+        The output activation g.
+    bias : bool
+        Whether there are ``bias_ih``, ``bias_hh`` and ``bias_ho``.
+    batch_first : bool
+        If True, ``x`` and ``out`` are (B, T, ·); ``y0`` and ``y_n`` never are.
+    dtype : float32 or float64
+    seed : int or None
+        Seeds the initialisation (``np.random.default_rng(seed)``).
+    backend : {"c", "numpy"}
+        Accepted for uniformity: there is no C kernel for the Jordan network
+        yet, so both run the NumPy reference (`crnn.reference.jordan_forward`).
+    init : {"pytorch", "orthogonal", "glorot"}
+        ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)); otherwise
+        ``weight_hy`` orthogonal (or Glorot), the others as in `RNN`, zero
+        biases.
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        ``weight_ih`` (H, I), ``weight_hy`` (H, O), ``weight_ho`` (O, H),
+        ``bias_ih``, ``bias_hh`` (H,), ``bias_ho`` (O,).
+
+    Notes
+    -----
+    ``out, y_n = layer(x, y0=None, lengths=None)``;
+    ``dx, dy0 = layer.backward(dout, dy_n=None)``. With ``lengths``, padded
+    steps output 0 and hold y. Not thread-safe.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 nonlinearity: str = "tanh", output_nonlinearity: str = "identity",
+                 bias: bool = True, batch_first: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__(backend=backend)
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.output_size = check_int("output_size", output_size, 1)
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        if output_nonlinearity not in reference.OUTPUT_NONLINEARITIES:
+            raise ValueError(f"output_nonlinearity must be one of {reference.OUTPUT_NONLINEARITIES}, "
+                             f"got {output_nonlinearity!r}")
+        self.output_nonlinearity = output_nonlinearity
+        self.bias = _check_bool("bias", bias)
+        self.batch_first = _check_bool("batch_first", batch_first)
+        self.dtype = float_dtype(dtype)
+        self.seed = _check_seed(seed)
+        self.init = _init.check_init(init)
+        rng = np.random.default_rng(self.seed)
+        I, H, O, dt = self.input_size, self.hidden_size, self.output_size, self.dtype
+        if self.init == "pytorch":
+            shapes = [("weight_ih", (H, I)), ("weight_hy", (H, O)), ("weight_ho", (O, H))]
+            if self.bias:
+                shapes += [("bias_ih", (H,)), ("bias_hh", (H,)), ("bias_ho", (O,))]
+            params = [(n, _init.pytorch_default(s, H, rng, dt)) for n, s in shapes]
+        else:
+            w_hy = (_init.orthogonal((H, O), rng, dtype=dt) if self.init == "orthogonal"
+                    else _init.glorot_uniform((H, O), rng, dt))
+            params = [("weight_ih", _init.pytorch_default((H, I), H, rng, dt)
+                       if self.init == "orthogonal" else _init.glorot_uniform((H, I), rng, dt)),
+                      ("weight_hy", w_hy), ("weight_ho", _init.glorot_uniform((O, H), rng, dt))]
+            if self.bias:
+                params += [(n, np.zeros(s, dt)) for n, s in
+                           (("bias_ih", H), ("bias_hh", H), ("bias_ho", O))]
+        for name, value in params:
+            self.register_parameter(name, value)
+        self._cache: Optional[JordanState] = None
+
+    @property
+    def cache(self) -> Optional[JordanState]:
+        """The cache of the last forward call (None before the first)."""
+        return self._cache
+
+    def config(self) -> Dict[str, Any]:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    output_size=self.output_size, nonlinearity=self.nonlinearity,
+                    output_nonlinearity=self.output_nonlinearity, bias=self.bias,
+                    batch_first=self.batch_first, dtype=self.dtype.name, seed=self.seed,
+                    backend=self.backend, init=self.init)
+
+    def _key(self):
+        return (self.input_size, self.hidden_size, self.output_size, self.bias)
+
+    def forward(self, x: Any, y0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Run over a batch (or one sequence).
+
+        Parameters
+        ----------
+        x : ndarray
+            (T, B, I), or (B, T, I) when ``batch_first``, or unbatched (T, I).
+        y0 : ndarray or None
+            The output fed back at the first step: (B, O), or (O,) for
+            unbatched input; None for zeros.
+        lengths : array_like of B ints in [0, T], or None
+            Valid steps per row (batched input only).
+
+        Returns
+        -------
+        out : ndarray
+            The outputs y_t: (T, B, O) (or (B, T, O), or (T, O)).
+        y_n : ndarray
+            The output after each row's last valid step: (B, O) (or (O,)).
+        """
+        dt, O = self.dtype, self.output_size
+        x = input_array("x", x, dt)
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape (T, B, input_size), (B, T, input_size) with "
+                             f"batch_first, or unbatched (T, input_size), with input_size = "
+                             f"{self.input_size}; got {x.shape}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            if lengths is not None:
+                raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+            xt = x[:, None, :]
+        else:
+            xt = x.transpose(1, 0, 2) if self.batch_first else x
+        B = xt.shape[1]
+        y_shape = (O,) if unbatched else (B, O)
+        if y0 is not None:
+            y0 = input_array("y0", y0, dt)
+            _check_shape("y0", y0, y_shape, "(output_size,)" if unbatched else "(B, output_size)")
+            y0 = y0[None, :] if unbatched else y0
+        p = self.params
+        out, y_n, cache = reference.jordan_forward(
+            xt, y0, p["weight_ih"], p["weight_hy"], p["weight_ho"], p.get("bias_ih"),
+            p.get("bias_hh"), p.get("bias_ho"), nonlinearity=self.nonlinearity,
+            output_nonlinearity=self.output_nonlinearity, lengths=lengths)
+        if unbatched:
+            out, y_n = out[:, 0, :].copy(), y_n[0]
+        elif self.batch_first:
+            out = np.ascontiguousarray(out.transpose(1, 0, 2))
+        else:
+            out = out.copy()
+        self._cache = JordanState(cache, unbatched, self.batch_first, out.shape, y_shape, dt,
+                                  self._key())
+        return out, y_n
+
+    def backward(self, dout: Any, dy_n: Any = None, *,
+                 cache: Optional[JordanState] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Backpropagate through the last forward call (or `cache`).
+
+        Returns ``dx`` (shaped like x) and ``dy0`` (shaped like y0, also when
+        y0 was None); the parameter gradients are added to ``self.grads``.
+        """
+        c = self._cache if cache is None else cache
+        if c is None:
+            raise RuntimeError("backward() called before forward(): there is no cache to use")
+        if not isinstance(c, JordanState) or c.key != self._key() or c.dtype != self.dtype:
+            raise ValueError("cache does not come from this Jordan's forward")
+        dt = self.dtype
+        d = None
+        if dout is not None:
+            dout = input_array("dout", dout, dt)
+            _check_shape("dout", dout, c.out_shape, "the shape of out")
+            d = dout[:, None, :] if c.unbatched else (dout.transpose(1, 0, 2) if c.batch_first else dout)
+        dy = None
+        if dy_n is not None:
+            dy_n = input_array("dy_n", dy_n, dt)
+            _check_shape("dy_n", dy_n, c.y_shape, "the shape of y_n")
+            dy = dy_n[None, :] if c.unbatched else dy_n
+        g = reference.jordan_backward(d, dy, c.cache)
+        for name, grad in (("weight_ih", g.dweight_ih), ("weight_hy", g.dweight_hy),
+                           ("weight_ho", g.dweight_ho), ("bias_ih", g.dbias_ih),
+                           ("bias_hh", g.dbias_hh), ("bias_ho", g.dbias_ho)):
+            if grad is not None:
+                self.grads[name] += grad
+        if c.unbatched:
+            return g.dx[:, 0, :], g.dy0[0]
+        dx = np.ascontiguousarray(g.dx.transpose(1, 0, 2)) if c.batch_first else g.dx
+        return dx, g.dy0
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ._types import GRUCache, GRUGrads, LSTMCache, LSTMGrads, RNNCache, RNNGrads
+from ._types import (NONLINEARITIES, GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache,
+                     LSTMGrads, RNNCache, RNNGrads)
 from ._validate_gated import (
     GRU_GATES,
     LSTM_GATES,
@@ -39,7 +40,9 @@ from ._validate_gated import (
 )
 from ._validate import (
     check_clip_value,
+    check_lengths,
     check_max_norm,
+    check_nonlinearity,
     check_norm_type,
     clip_targets,
     rnn_backward_args,
@@ -542,3 +545,163 @@ def gru_backward(dout: Optional[Any], dh_n: Optional[Any], cache: GRUCache) -> G
     return GRUGrads(dx, dh, dw_ih, dw_hh,
                     None if c.bias_ih is None else db_ih,
                     None if c.bias_hh is None else db_hh)
+
+
+# --------------------------------------------------------------------------
+# Jordan network: the previous *output* y_{t-1}, not h_{t-1}, is fed back.
+#
+#     h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh)
+#     y_t = g(h_t W_ho^T + b_ho)
+#
+# f in {tanh, relu, sigmoid}; g in {identity, tanh, relu, sigmoid}. With
+# lengths, padded steps output zeros (h and y) and hold y. (NumPy only: there
+# is no C kernel for it yet.)
+# --------------------------------------------------------------------------
+
+OUTPUT_NONLINEARITIES = ("identity",) + NONLINEARITIES
+
+
+def _jordan_args(x, y0, weight_ih, weight_hy, weight_ho, bias_ih, bias_hh, bias_ho,
+                 nonlinearity, output_nonlinearity, lengths):
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64) or x.ndim != 3:
+        raise TypeError(f"x must be a float32 or float64 array of shape (T, B, I), "
+                        f"got {x.dtype} {x.shape}")
+    dt = x.dtype
+    T, B, I = x.shape
+    nonlinearity = check_nonlinearity(nonlinearity)
+    if output_nonlinearity not in OUTPUT_NONLINEARITIES:
+        raise ValueError(f"output_nonlinearity must be one of {OUTPUT_NONLINEARITIES}, "
+                         f"got {output_nonlinearity!r}")
+
+    def arr(name, a, shape):
+        if a is None:
+            return None
+        a = np.asarray(a)
+        if a.dtype != dt:
+            raise TypeError(f"{name} has dtype {a.dtype}, x has {dt}: dtypes may not be mixed")
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+        return np.ascontiguousarray(a)
+
+    w_ho = np.asarray(weight_ho)
+    if w_ho.ndim != 2:
+        raise ValueError(f"weight_ho must be (O, H), got shape {w_ho.shape}")
+    O, H = w_ho.shape
+    for name, w in (("weight_ih", weight_ih), ("weight_hy", weight_hy), ("weight_ho", weight_ho)):
+        if w is None:
+            raise TypeError(f"{name} is required")
+    return (np.ascontiguousarray(x), arr("y0", y0, (B, O)), arr("weight_ih", weight_ih, (H, I)),
+            arr("weight_hy", weight_hy, (H, O)), arr("weight_ho", weight_ho, (O, H)),
+            arr("bias_ih", bias_ih, (H,)), arr("bias_hh", bias_hh, (H,)),
+            arr("bias_ho", bias_ho, (O,)), nonlinearity, output_nonlinearity,
+            check_lengths(lengths, T, B))
+
+
+def _output_activation(name: str, z: np.ndarray) -> np.ndarray:
+    return z.copy() if name == "identity" else _ACTIVATIONS[name](z)
+
+
+def _output_grad(name: str, y: np.ndarray) -> np.ndarray:
+    return np.ones_like(y) if name == "identity" else _activation_grad(name, y)
+
+
+def jordan_forward(
+    x: Any,
+    y0: Optional[Any],
+    weight_ih: Any,
+    weight_hy: Any,
+    weight_ho: Any,
+    bias_ih: Optional[Any] = None,
+    bias_hh: Optional[Any] = None,
+    bias_ho: Optional[Any] = None,
+    *,
+    nonlinearity: str = "tanh",
+    output_nonlinearity: str = "identity",
+    lengths: Optional[Any] = None,
+) -> Tuple[np.ndarray, np.ndarray, JordanCache]:
+    """A Jordan network over a time-major batch (NumPy reference).
+
+    x (T, B, I); y0 (B, O) or None (zeros); weight_ih (H, I); weight_hy
+    (H, O); weight_ho (O, H); biases (H,), (H,), (O,) or None; lengths as
+    in `rnn_forward` (padded steps output 0 and hold y).
+
+    Returns out (T, B, O) (the outputs y_t), y_n (B, O) (the output after
+    each row's last valid step) and a JordanCache for `jordan_backward`.
+    """
+    (x, y0, w_ih, w_hy, w_ho, b_ih, b_hh, b_ho, f_name, g_name,
+     lengths) = _jordan_args(x, y0, weight_ih, weight_hy, weight_ho, bias_ih, bias_hh, bias_ho,
+                             nonlinearity, output_nonlinearity, lengths)
+    T, B, _ = x.shape
+    O, H = w_ho.shape
+    f = _ACTIVATIONS[f_name]
+    y = _state_or_zeros(y0, B, O, x.dtype)
+    hidden = np.zeros((T, B, H), x.dtype)
+    out = np.zeros((T, B, O), x.dtype)
+    for t in range(T):
+        a = x[t] @ w_ih.T + y @ w_hy.T
+        if b_ih is not None:
+            a = a + b_ih
+        if b_hh is not None:
+            a = a + b_hh
+        h = f(a)
+        z = h @ w_ho.T
+        if b_ho is not None:
+            z = z + b_ho
+        y_new = _output_activation(g_name, z)
+        valid = _step_rows(lengths, t, B)
+        hidden[t] = np.where(valid, h, 0)
+        out[t] = np.where(valid, y_new, 0)
+        y = np.where(valid, y_new, y)
+    cache = JordanCache(x, y0, w_ih, w_hy, w_ho, b_ih, b_hh, b_ho, lengths, f_name, g_name,
+                        hidden, out)
+    return out, y, cache
+
+
+def jordan_backward(dout: Optional[Any], dy_n: Optional[Any], cache: JordanCache) -> JordanGrads:
+    """BPTT for `jordan_forward` (NumPy reference). dout, dy_n may be None.
+
+    Returns JordanGrads(dx, dy0, dweight_ih, dweight_hy, dweight_ho,
+    dbias_ih, dbias_hh, dbias_ho); the first two bias gradients are equal
+    (None for an absent bias).
+    """
+    if not isinstance(cache, JordanCache):
+        raise TypeError(f"cache must be the JordanCache of jordan_forward, got {type(cache).__name__}")
+    c = cache
+    T, B, I = c.x.shape
+    O, H = c.weight_ho.shape
+    dt = c.x.dtype
+
+    def grad_arr(name, g, shape):
+        if g is None:
+            return np.zeros(shape, dt)
+        g = np.asarray(g)
+        if g.dtype != dt or g.shape != shape:
+            raise ValueError(f"{name} must be a {dt} array of shape {shape}, got {g.dtype} {g.shape}")
+        return g
+
+    dout = grad_arr("dout", dout, (T, B, O))
+    carry = grad_arr("dy_n", dy_n, (B, O)).copy()  # dL/dy_t from later steps
+    y_init = _state_or_zeros(c.y0, B, O, dt)
+    dx = np.zeros((T, B, I), dt)
+    dw_ih, dw_hy, dw_ho = np.zeros_like(c.weight_ih), np.zeros_like(c.weight_hy), np.zeros_like(c.weight_ho)
+    db, db_ho = np.zeros(H, dt), np.zeros(O, dt)
+    for t in range(T - 1, -1, -1):
+        valid = _step_rows(c.lengths, t, B)
+        # y_{t-1} for the rows valid at t: the output of step t-1, or y0 at t = 0.
+        # (rows valid at t were valid at t-1 too; the others contribute nothing).
+        y_prev = y_init if t == 0 else c.out[t - 1]
+        gy = np.where(valid, dout[t] + carry, 0)
+        dz = gy * _output_grad(c.output_nonlinearity, c.out[t])
+        dw_ho += dz.T @ c.hidden[t]
+        db_ho += dz.sum(axis=0)
+        da = (dz @ c.weight_ho) * _activation_grad(c.nonlinearity, c.hidden[t])
+        dw_ih += da.T @ c.x[t]
+        dw_hy += da.T @ y_prev
+        db += da.sum(axis=0)
+        dx[t] = da @ c.weight_ih
+        carry = np.where(valid, da @ c.weight_hy, carry)
+    return JordanGrads(dx, carry, dw_ih, dw_hy, dw_ho,
+                       None if c.bias_ih is None else db,
+                       None if c.bias_hh is None else db.copy(),
+                       None if c.bias_ho is None else db_ho)

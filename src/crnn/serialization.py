@@ -9,7 +9,7 @@ The file holds one array per parameter, under the parameter's name, and a
 No pickle is written or read (``np.load(..., allow_pickle=False)``), so
 loading a file never runs code from it. `load` rebuilds the module as
 ``cls(**config)`` and loads the weights strictly; the class is looked up in
-a registry holding `RNN`, `LSTM`, `GRU`, `RNNCell` and `Linear`, to which other Module
+a registry holding `RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell` and `Linear`, to which other Module
 subclasses (models, other layers) are added with `register_module`.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from ._engine import check_backend
 from ._version import __version__
 from .module import Module
-from .nn import GRU, LSTM, RNN, Linear, RNNCell
+from .nn import GRU, LSTM, RNN, Jordan, Linear, RNNCell
 
 __all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
 
@@ -66,7 +66,7 @@ def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Modul
     return cls
 
 
-for _cls in (RNN, LSTM, GRU, RNNCell, Linear):
+for _cls in (RNN, LSTM, GRU, Jordan, RNNCell, Linear):
     register_module(_cls)
 
 
@@ -149,6 +149,11 @@ def _implied_size(cls: Type[Module], cfg: Dict[str, Any]) -> Optional[int]:
         per_layer = G * (H * H + (2 * H if bias else 0))
         return (D * (G * H * I + per_layer) + (L - 1) * D * (G * H * D * H + per_layer)
                 if L else 0)
+    if cls is Jordan:
+        I, H, O = size("input_size"), size("hidden_size"), size("output_size")
+        if I is None or H is None or O is None:
+            return None
+        return H * I + 2 * H * O + ((2 * H + O) if bias else 0)
     if cls is Linear:
         i, o = size("in_features"), size("out_features")
         if i is None or o is None:
