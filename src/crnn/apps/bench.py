@@ -122,15 +122,17 @@ def _torch_calls(args: Dict[str, np.ndarray], dout, dh_n):
     return {"fwd": fwd, "fwdbwd": fwdbwd}
 
 
-def _measure(f: Callable[[], Any], min_repeat: int, max_repeat: int, budget: float) -> List[float]:
-    """Times of repeated calls of f after one warm-up call: at least
-    `min_repeat`, at most `max_repeat`, stopping once `budget` seconds are
-    spent. A call longer than the whole budget (the largest shapes with the
-    NumPy reference) is timed once: its warm-up is the measurement."""
+def _measure(f: Callable[[], Any], min_repeat: int, max_repeat: int, budget: float,
+             slow: float = 5.0) -> List[float]:
+    """Times of repeated calls of f after one untimed warm-up call (which
+    also pays one-time costs, such as PyTorch starting its autograd
+    threads): at least `min_repeat`, at most `max_repeat`, stopping once
+    `budget` seconds are spent. A warm-up longer than `slow` seconds (the
+    NumPy reference on the largest shapes) is taken as the only time."""
     t0 = time.perf_counter()
     f()
     first = time.perf_counter() - t0
-    if first > budget:
+    if first > max(slow, budget):
         return [first]
     times: List[float] = []
     while len(times) < max_repeat and (len(times) < min_repeat or sum(times) < budget):
