@@ -200,6 +200,40 @@ int crnn_isa_supported(int isa);
 const char *crnn_isa_name(int isa);
 const char *crnn_compiler(void);
 
+/*
+ * Jordan network (the previous output is fed back):
+ *   h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh),  y_t = g(h_t W_ho^T + b_ho)
+ * with w_ih (H, In), w_hy (H, O), w_ho (O, H); f a CRNN_TANH / RELU / SIGMOID
+ * code, g one of those or -1 for the identity. The forward writes out
+ * (T, B, O), y_n (B, O) and, for the backward, hidden (T, B, H). The
+ * backward writes dx, dy0, dw_ih, dw_hy, dw_ho and, when not NULL, db (H,:
+ * the gradient of b_ih and of b_hh) and db_ho (O,). Scalar, one thread.
+ */
+int crnn_jordan_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                            const float *x, const float *y0, const float *w_ih,
+                            const float *w_hy, const float *w_ho, const float *b_ih,
+                            const float *b_hh, const float *b_ho, const int64_t *lengths,
+                            int f, int g, float *out, float *y_n, float *hidden);
+int crnn_jordan_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                            const double *x, const double *y0, const double *w_ih,
+                            const double *w_hy, const double *w_ho, const double *b_ih,
+                            const double *b_hh, const double *b_ho, const int64_t *lengths,
+                            int f, int g, double *out, double *y_n, double *hidden);
+int crnn_jordan_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                             const float *x, const float *y0, const float *w_ih,
+                             const float *w_hy, const float *w_ho, const int64_t *lengths,
+                             int f, int g, const float *out, const float *hidden,
+                             const float *dout, const float *dy_n, float *dx, float *dy0,
+                             float *dw_ih, float *dw_hy, float *dw_ho, float *db,
+                             float *db_ho);
+int crnn_jordan_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                             const double *x, const double *y0, const double *w_ih,
+                             const double *w_hy, const double *w_ho, const int64_t *lengths,
+                             int f, int g, const double *out, const double *hidden,
+                             const double *dout, const double *dy_n, double *dx, double *dy0,
+                             double *dw_ih, double *dw_hy, double *dw_ho, double *db,
+                             double *db_ho);
+
 #ifdef __cplusplus
 }
 #endif

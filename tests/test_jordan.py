@@ -1,6 +1,7 @@
 """The Jordan network (`crnn.reference.jordan_forward` / `jordan_backward` and
-the `crnn.Jordan` layer): central differences, a step-by-step PyTorch
-autograd implementation of the same recurrence, layouts, lengths, save/load.
+the C engine's `crnn.jordan_forward` / `jordan_backward`, and the `crnn.Jordan`
+layer): central differences, a step-by-step PyTorch autograd implementation
+of the same recurrence, C against the reference, layouts, lengths, save/load.
 """
 from __future__ import annotations
 
@@ -115,29 +116,30 @@ def test_layer_matches_reference(backend, layout):
             layer.zero_grad()
             out, y_n = layer(x[:, b], y0[b])
             dx, dy0 = layer.backward(dout[:, b], dy_n[b])
-            np.testing.assert_allclose(out, out_r[:, b], rtol=1e-12)
-            np.testing.assert_allclose(y_n, yn_r[b], rtol=1e-12)
+            assert_rel_close(out, out_r[:, b], tol=1e-12, name="out")
+            assert_rel_close(y_n, yn_r[b], tol=1e-12, name="y_n")
             r1 = reference.jordan_backward(dout[:, b:b + 1], dy_n[b:b + 1],
                                            reference.jordan_forward(x[:, b:b + 1], y0[b:b + 1], **w,
                                                                     output_nonlinearity="tanh")[2])
-            np.testing.assert_allclose(dx, r1.dx[:, 0], rtol=1e-12)
-            np.testing.assert_allclose(dy0, r1.dy0[0], rtol=1e-12)
+            assert_rel_close(dx, r1.dx[:, 0], tol=1e-12, name="dx")
+            assert_rel_close(dy0, r1.dy0[0], tol=1e-12, name="dy0")
         return
     bf = layout == "batch_first"
     tr = (lambda a: a.transpose(1, 0, 2)) if bf else (lambda a: a)
     out, y_n = layer(tr(x), y0)
     dx, dy0 = layer.backward(tr(dout), dy_n)
-    np.testing.assert_allclose(out, tr(out_r), rtol=1e-12)
-    np.testing.assert_allclose(y_n, yn_r, rtol=1e-12)
-    np.testing.assert_allclose(dx, tr(g.dx), rtol=1e-12)
-    np.testing.assert_allclose(dy0, g.dy0, rtol=1e-12)
+    assert_rel_close(out, tr(out_r), tol=1e-12, name="out")
+    assert_rel_close(y_n, yn_r, tol=1e-12, name="y_n")
+    assert_rel_close(dx, tr(g.dx), tol=1e-12, name="dx")
+    assert_rel_close(dy0, g.dy0, tol=1e-12, name="dy0")
     for k in w:
-        np.testing.assert_allclose(layer.grads[k], getattr(g, "d" + k), rtol=1e-12)
+        assert_rel_close(layer.grads[k], getattr(g, "d" + k), tol=1e-12, name=k)
 
 
-def test_layer_gradcheck_with_lengths():
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_layer_gradcheck_with_lengths(backend):
     layer = crnn.Jordan(2, 3, 2, nonlinearity="sigmoid", output_nonlinearity="tanh",
-                        batch_first=True, dtype=np.float64, seed=0)
+                        batch_first=True, dtype=np.float64, seed=0, backend=backend)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4, 2))
     wout = rng.standard_normal((3, 4, 2))
@@ -182,3 +184,57 @@ def test_layer_init_save_load_and_errors():
     rnn(x)
     with pytest.raises(ValueError, match="cache"):
         layer.backward(None, cache=rnn.cache)
+
+
+# --------------------------------------------------------------------------
+# The C engine (crnn.jordan_forward / jordan_backward) against the reference
+# --------------------------------------------------------------------------
+
+JSHAPES = [(7, 5, 3, 6, 2), (1, 1, 1, 1, 1), (0, 3, 2, 4, 2), (4, 0, 2, 3, 1), (9, 17, 8, 33, 5)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", JSHAPES, ids=lambda s: "T%d-B%d-I%d-H%d-O%d" % s)
+@pytest.mark.parametrize("lengths", [None, "random"])
+@pytest.mark.parametrize("f,g", [("tanh", "identity"), ("relu", "tanh"), ("sigmoid", "sigmoid"),
+                                 ("tanh", "relu")])
+@pytest.mark.parametrize("bias,state,grads_given", [(True, True, True), (False, False, False)])
+def test_c_engine_matches_reference(dtype, shape, lengths, f, g, bias, state, grads_given):
+    T_, B_, I_, H_, O_ = shape
+    rng = np.random.default_rng(sum(shape))
+    k = 1 / np.sqrt(H_)
+    u = lambda *s: rng.uniform(-k, k, s).astype(dtype)  # noqa: E731
+    args = dict(weight_ih=u(H_, I_), weight_hy=u(H_, O_), weight_ho=u(O_, H_),
+                bias_ih=u(H_) if bias else None, bias_hh=u(H_) if bias else None,
+                bias_ho=u(O_) if bias else None)
+    x = rng.standard_normal((T_, B_, I_)).astype(dtype)
+    y0 = rng.standard_normal((B_, O_)).astype(dtype) if state else None
+    lens = rng.integers(0, T_ + 1, size=B_) if lengths else None
+    dout = rng.standard_normal((T_, B_, O_)).astype(dtype) if grads_given else None
+    dy_n = rng.standard_normal((B_, O_)).astype(dtype) if grads_given else None
+    results = []
+    for engine in (crnn, reference):
+        out, y_n, cache = engine.jordan_forward(x, y0, **args, nonlinearity=f,
+                                                output_nonlinearity=g, lengths=lens)
+        results.append([out, y_n, cache.hidden, *engine.jordan_backward(dout, dy_n, cache)])
+    for i, (a, b) in enumerate(zip(*results)):
+        if b is None:
+            assert a is None, i
+            continue
+        assert a.dtype == np.dtype(dtype) and a.shape == b.shape, i
+        assert_rel_close(a, b, dtype=dtype, name=f"item {i}")
+
+
+def test_c_engine_caches_are_interchangeable():
+    x, y0, w, dout, dy_n = _problem(seed=9)
+    _, _, c_cache = crnn.jordan_forward(x, y0, **w, lengths=[T, 1, 3])
+    _, _, r_cache = reference.jordan_forward(x, y0, **w, lengths=[T, 1, 3])
+    for a, b in zip(crnn.jordan_backward(dout, dy_n, r_cache),
+                    reference.jordan_backward(dout, dy_n, c_cache)):
+        assert_rel_close(a, b, dtype=np.float64)
+    with pytest.raises(TypeError, match="JordanCache"):
+        crnn.jordan_backward(dout, dy_n, None)
+    with pytest.raises(ValueError, match="dout"):
+        crnn.jordan_backward(dout[:, :1], dy_n, c_cache)
+    with pytest.raises(TypeError):
+        crnn.jordan_forward(x.astype(np.float32), y0, **w)

@@ -5,10 +5,12 @@ The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 """
 from . import reference
 from ._runtime import available_isas, build_info, get_num_threads, set_isa, set_num_threads
-from ._types import GRUCache, GRUGrads, LSTMCache, LSTMGrads, RNNCache, RNNGrads
+from ._types import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads,
+                     RNNCache, RNNGrads)
 from ._version import __version__
 from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
 from .functional_gated import gru_backward, gru_forward, lstm_backward, lstm_forward
+from .functional_jordan import jordan_backward, jordan_forward
 from . import init, nn
 from . import losses, optim
 from .module import Module
@@ -36,12 +38,16 @@ __all__ = [
     "training",
     "GRUCache",
     "GRUGrads",
+    "JordanCache",
+    "JordanGrads",
     "LSTMCache",
     "LSTMGrads",
     "RNNCache",
     "RNNGrads",
     "gru_backward",
     "gru_forward",
+    "jordan_backward",
+    "jordan_forward",
     "lstm_backward",
     "lstm_forward",
     "__version__",

@@ -77,6 +77,30 @@ cdef extern from "crnn.h" nogil:
                               const double *hn, const double *dout, const double *dh_n,
                               double *dx, double *dh0, double *dw_ih, double *dw_hh,
                               double *db_ih, double *db_hh)
+    int crnn_jordan_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                                const float *x, const float *y0, const float *w_ih,
+                                const float *w_hy, const float *w_ho, const float *b_ih,
+                                const float *b_hh, const float *b_ho, const int64_t *lengths,
+                                int f, int g, float *out, float *y_n, float *hidden)
+    int crnn_jordan_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                                const double *x, const double *y0, const double *w_ih,
+                                const double *w_hy, const double *w_ho, const double *b_ih,
+                                const double *b_hh, const double *b_ho, const int64_t *lengths,
+                                int f, int g, double *out, double *y_n, double *hidden)
+    int crnn_jordan_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                                 const float *x, const float *y0, const float *w_ih,
+                                 const float *w_hy, const float *w_ho, const int64_t *lengths,
+                                 int f, int g, const float *out, const float *hidden,
+                                 const float *dout, const float *dy_n, float *dx, float *dy0,
+                                 float *dw_ih, float *dw_hy, float *dw_ho, float *db,
+                                 float *db_ho)
+    int crnn_jordan_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
+                                 const double *x, const double *y0, const double *w_ih,
+                                 const double *w_hy, const double *w_ho, const int64_t *lengths,
+                                 int f, int g, const double *out, const double *hidden,
+                                 const double *dout, const double *dy_n, double *dx,
+                                 double *dy0, double *dw_ih, double *dw_hy, double *dw_ho,
+                                 double *db, double *db_ho)
     double crnn_total_norm_f32(int64_t n, const float *const *arrays, const int64_t *sizes, double p)
     double crnn_total_norm_f64(int64_t n, const double *const *arrays, const int64_t *sizes, double p)
     void crnn_scale_f32(int64_t n, float *const *arrays, const int64_t *sizes, float factor)
@@ -355,3 +379,64 @@ def isa_supported(str name):
 
 def compiler():
     return crnn_compiler().decode()
+
+
+def jordan_forward(x, y0, w_ih, w_hy, w_ho, b_ih, b_hh, b_ho, lengths, str nonlinearity,
+                   str output_nonlinearity, out, y_n, hidden):
+    """Fills out (T, B, O), y_n (B, O) and the cache array hidden (T, B, H)."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef int64_t O = w_ho.shape[0], H = w_ho.shape[1]
+    cdef int f = ACTIVATIONS[nonlinearity]
+    cdef int g = -1 if output_nonlinearity == "identity" else ACTIVATIONS[output_nonlinearity]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[14]
+    for i, a in enumerate((x, y0, w_ih, w_hy, w_ho, b_ih, b_hh, b_ho, lengths, out, y_n, hidden)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_jordan_forward_f32(T, B, I, H, O, <float *>p[0], <float *>p[1],
+                                             <float *>p[2], <float *>p[3], <float *>p[4],
+                                             <float *>p[5], <float *>p[6], <float *>p[7],
+                                             <int64_t *>p[8], f, g, <float *>p[9],
+                                             <float *>p[10], <float *>p[11])
+        else:
+            status = crnn_jordan_forward_f64(T, B, I, H, O, <double *>p[0], <double *>p[1],
+                                             <double *>p[2], <double *>p[3], <double *>p[4],
+                                             <double *>p[5], <double *>p[6], <double *>p[7],
+                                             <int64_t *>p[8], f, g, <double *>p[9],
+                                             <double *>p[10], <double *>p[11])
+    _raise_for(status)
+
+
+def jordan_backward(x, y0, w_ih, w_hy, w_ho, lengths, str nonlinearity, str output_nonlinearity,
+                    out, hidden, dout, dy_n, dx, dy0, dw_ih, dw_hy, dw_ho, db, db_ho):
+    """Fills dx, dy0, dw_ih, dw_hy, dw_ho and (unless None) db, db_ho."""
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef int64_t O = w_ho.shape[0], H = w_ho.shape[1]
+    cdef int f = ACTIVATIONS[nonlinearity]
+    cdef int g = -1 if output_nonlinearity == "identity" else ACTIVATIONS[output_nonlinearity]
+    cdef bint f32 = x.dtype.itemsize == 4
+    cdef void *p[17]
+    for i, a in enumerate((x, y0, w_ih, w_hy, w_ho, lengths, out, hidden, dout, dy_n,
+                           dx, dy0, dw_ih, dw_hy, dw_ho, db, db_ho)):
+        p[i] = _ptr(a)
+    cdef int status
+    with nogil:
+        if f32:
+            status = crnn_jordan_backward_f32(T, B, I, H, O, <float *>p[0], <float *>p[1],
+                                              <float *>p[2], <float *>p[3], <float *>p[4],
+                                              <int64_t *>p[5], f, g, <float *>p[6],
+                                              <float *>p[7], <float *>p[8], <float *>p[9],
+                                              <float *>p[10], <float *>p[11], <float *>p[12],
+                                              <float *>p[13], <float *>p[14], <float *>p[15],
+                                              <float *>p[16])
+        else:
+            status = crnn_jordan_backward_f64(T, B, I, H, O, <double *>p[0], <double *>p[1],
+                                              <double *>p[2], <double *>p[3], <double *>p[4],
+                                              <int64_t *>p[5], f, g, <double *>p[6],
+                                              <double *>p[7], <double *>p[8], <double *>p[9],
+                                              <double *>p[10], <double *>p[11], <double *>p[12],
+                                              <double *>p[13], <double *>p[14], <double *>p[15],
+                                              <double *>p[16])
+    _raise_for(status)

@@ -27,8 +27,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from . import functional_jordan, reference
 from . import init as _init
-from . import reference
 from ._types import RNNCache
 from ._validate import check_lengths, check_nonlinearity
 from ._engine import gated_engine
@@ -743,8 +743,8 @@ class Jordan(Module):
     seed : int or None
         Seeds the initialisation (``np.random.default_rng(seed)``).
     backend : {"c", "numpy"}
-        Accepted for uniformity: there is no C kernel for the Jordan network
-        yet, so both run the NumPy reference (`crnn.reference.jordan_forward`).
+        ``"c"``: `crnn.jordan_forward` (a scalar C kernel on one thread);
+        ``"numpy"``: `crnn.reference.jordan_forward`.
     init : {"pytorch", "orthogonal", "glorot"}
         ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)); otherwise
         ``weight_hy`` orthogonal (or Glorot), the others as in `RNN`, zero
@@ -816,6 +816,9 @@ class Jordan(Module):
     def _key(self):
         return (self.input_size, self.hidden_size, self.output_size, self.bias)
 
+    def _jordan_engine(self):
+        return reference if self.backend == "numpy" else functional_jordan
+
     def forward(self, x: Any, y0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run over a batch (or one sequence).
 
@@ -856,7 +859,7 @@ class Jordan(Module):
             _check_shape("y0", y0, y_shape, "(output_size,)" if unbatched else "(B, output_size)")
             y0 = y0[None, :] if unbatched else y0
         p = self.params
-        out, y_n, cache = reference.jordan_forward(
+        out, y_n, cache = self._jordan_engine().jordan_forward(
             xt, y0, p["weight_ih"], p["weight_hy"], p["weight_ho"], p.get("bias_ih"),
             p.get("bias_hh"), p.get("bias_ho"), nonlinearity=self.nonlinearity,
             output_nonlinearity=self.output_nonlinearity, lengths=lengths)
@@ -893,7 +896,7 @@ class Jordan(Module):
             dy_n = input_array("dy_n", dy_n, dt)
             _check_shape("dy_n", dy_n, c.y_shape, "the shape of y_n")
             dy = dy_n[None, :] if c.unbatched else dy_n
-        g = reference.jordan_backward(d, dy, c.cache)
+        g = self._jordan_engine().jordan_backward(d, dy, c.cache)
         for name, grad in (("weight_ih", g.dweight_ih), ("weight_hy", g.dweight_hy),
                            ("weight_ho", g.dweight_ho), ("bias_ih", g.dbias_ih),
                            ("bias_hh", g.dbias_hh), ("bias_ho", g.dbias_ho)):

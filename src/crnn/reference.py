@@ -554,8 +554,8 @@ def gru_backward(dout: Optional[Any], dh_n: Optional[Any], cache: GRUCache) -> G
 #     y_t = g(h_t W_ho^T + b_ho)
 #
 # f in {tanh, relu, sigmoid}; g in {identity, tanh, relu, sigmoid}. With
-# lengths, padded steps output zeros (h and y) and hold y. (NumPy only: there
-# is no C kernel for it yet.)
+# lengths, padded steps output zeros (h and y) and hold y. The C engine's
+# counterpart is crnn.functional_jordan (csrc/jordan.c).
 # --------------------------------------------------------------------------
 
 OUTPUT_NONLINEARITIES = ("identity",) + NONLINEARITIES
