@@ -22,26 +22,13 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from .apps import bench, text
+from .apps import bench, classify, forecast, text
 from .apps.common import CLIError
 
 __all__ = ["main", "build_parser"]
 
-
-def _optional_app(name: str):
-    # TEMPORARY guard until crnn.apps.forecast / crnn.apps.classify land.
-    import importlib
-
-    try:
-        return importlib.import_module(f"crnn.apps.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"crnn.apps.{name}":
-            raise
-        return None
-
-
-_APPS = tuple(a for a in (text, _optional_app("forecast"), _optional_app("classify"), bench)
-              if a is not None)
+# The order of the commands in `crnn --help`.
+_APPS = (text, forecast, classify, bench)
 
 _EPILOG = """\
 start with:  crnn demo
