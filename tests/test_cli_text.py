@@ -306,3 +306,25 @@ def test_bench_quick(tmp_path):
 def test_bench_options():
     proc = ok(run("bench", "--shapes", "5,2,3,4", "--no-torch", "--no-reference", "--budget", 0.01))
     assert "5,2,3,4" in proc.stdout and "reference" not in proc.stdout.split("\n", 4)[-1]
+
+
+def test_ctrl_c_during_train_text_saves_the_model(tmp_path, monkeypatch, capsys):
+    from crnn.training import TBPTT
+
+    real_step = TBPTT.step
+    calls = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(TBPTT, "step", step)
+    f = tmp_path / "t.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "m.npz"
+    rc = cli.main(["train-text", str(f), "--out", str(out), "--hidden", "8", "--epochs", "5"])
+    err = capsys.readouterr().err
+    assert rc == 130 and "interrupted" in err and "saved" in err
+    assert text_app.load_model(str(out)).vocab_size == len(set(TEXT)) + 1
