@@ -37,7 +37,7 @@ int crnn_have_openmp(void)
  * busy machine), halved after each region that ran well. */
 static atomic_int g_backoff = 0;
 static atomic_int g_backoff_len = 0;
-enum { BACKOFF_MIN = 64, BACKOFF_MAX = 8192 };
+enum { BACKOFF_MIN = 64, BACKOFF_MAX = 1024 };
 
 int crnn_threads_for_call(void)
 {
@@ -59,11 +59,14 @@ void crnn_region_end(const crnn_region_clock *c, int nt)
         if (c->entry[k] - c->start > late)
             late = c->entry[k] - c->start;
     const double share = c->caller_done - c->start, wait = crnn_wtime() - c->caller_done;
-    /* Waking a thread takes microseconds, and uneven slices make the caller
-     * wait at most about its own share: a thread starting half a millisecond
-     * late, or a wait well beyond the share, means the team was starved. */
+    /* Waking a sleeping thread takes up to about a millisecond (longer in a
+     * virtual machine), and uneven slices make the caller wait at most about
+     * its own share. A delay of several milliseconds that is also large
+     * against the work itself (a scheduler time slice spent queued behind
+     * other processes) means the team was starved. */
+    const double stall = 2e-3;
     int len = atomic_load(&g_backoff_len);
-    if (late > 5e-4 || (wait > 5e-4 && wait > 1.5 * share)) {
+    if ((late > stall && late > 0.5 * share) || (wait > stall && wait > 1.5 * share)) {
         len = len < BACKOFF_MIN ? BACKOFF_MIN : len >= BACKOFF_MAX / 2 ? BACKOFF_MAX : 2 * len;
         atomic_store(&g_backoff, len);
     } else {

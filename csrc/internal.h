@@ -149,10 +149,10 @@ extern const crnn_kernel_table crnn_kernels_avx512;
 int crnn_threads_for_call(void);
 
 /*
- * Contention watch for one parallel region. A region whose calling thread,
- * having done its own share, then waits at the join far longer than that
- * share took had a starved team (its other threads were queued behind other
- * processes). crnn_region_end then makes the next calls run on one thread
+ * Contention watch for one parallel region. A region one of whose threads
+ * started milliseconds late, or whose calling thread, having done its own
+ * share, then waited milliseconds more at the join, had a starved team (its
+ * other threads were queued behind other processes). crnn_region_end then makes the next calls run on one thread
  * for a while (unless the thread count was fixed by crnn_set_num_threads);
  * results do not depend on the thread count, only the time does.
  */
