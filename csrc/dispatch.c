@@ -37,7 +37,7 @@ int crnn_have_openmp(void)
  * busy machine), halved after each region that ran well. */
 static atomic_int g_backoff = 0;
 static atomic_int g_backoff_len = 0;
-enum { BACKOFF_MIN = 64, BACKOFF_MAX = 1024 };
+enum { BACKOFF_MIN = 4, BACKOFF_MAX = 256 };
 
 int crnn_threads_for_call(void)
 {
