@@ -25,6 +25,7 @@ import numpy as np
 
 import crnn
 from crnn import reference
+from crnn.apps import bench as _app_bench
 
 # (T, B, I, H): small-device inference, training sizes, streaming batch 1,
 # large training.
@@ -97,21 +98,7 @@ def make_problem(shape, dtype=np.float32, seed=0):
 
     Returns (args, dout, dh_n); args are rnn_forward's keyword arguments.
     """
-    T, B, I, H = shape
-    rng = np.random.default_rng(seed)
-    k = 1.0 / np.sqrt(H)
-
-    def u(*s):
-        return rng.uniform(-k, k, size=s).astype(dtype)
-
-    args = dict(
-        x=rng.standard_normal((T, B, I)).astype(dtype),
-        h0=(0.5 * rng.standard_normal((B, H))).astype(dtype),
-        weight_ih=u(H, I), weight_hh=u(H, H), bias_ih=u(H), bias_hh=u(H),
-    )
-    dout = rng.standard_normal((T, B, H)).astype(dtype)
-    dh_n = rng.standard_normal((B, H)).astype(dtype)
-    return args, dout, dh_n
+    return _app_bench._problem(tuple(shape), dtype, seed)
 
 
 def unavailable(impl, dtype=np.float32):
@@ -177,44 +164,14 @@ def _torch_threads(n):
 
 
 def _numpy_impl(mod, args, dout, dh_n, threads_cm):
-    def fwd():
-        return mod.rnn_forward(**args, nonlinearity="tanh")[0]
-
-    def fwdbwd():
-        out, h_n, cache = mod.rnn_forward(**args, nonlinearity="tanh")
-        return mod.rnn_backward(dout, dh_n, cache).dx
-
-    return Impl(fwd, fwdbwd, threads_cm)
+    calls = _app_bench._numpy_calls(mod, args, dout, dh_n)
+    return Impl(calls["fwd"], calls["fwdbwd"], threads_cm)
 
 
 def _torch_impl(args, dout, dh_n):
-    import torch
-
-    T, B, I = args["x"].shape
-    H = args["weight_hh"].shape[0]
-    rnn = torch.nn.RNN(I, H, nonlinearity="tanh")  # time-major by default
-    if args["x"].dtype == np.float64:
-        rnn = rnn.double()
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(rnn, name + "_l0").copy_(torch.from_numpy(args[name]))
-    x = torch.from_numpy(args["x"])
-    h0 = torch.from_numpy(args["h0"])[None]
-    dout_t = torch.from_numpy(dout)
-    dh_n_t = torch.from_numpy(dh_n)[None]
-
-    def fwd():
-        with torch.no_grad():
-            return rnn(x, h0)[0]
-
-    def fwdbwd():
-        xg = x.detach().requires_grad_(True)
-        rnn.zero_grad(set_to_none=True)
-        out, h_n = rnn(xg, h0)
-        torch.autograd.backward([out, h_n], [dout_t, dh_n_t])
-        return xg.grad
-
-    return Impl(fwd, fwdbwd, _torch_threads)
+    # The torch.nn.RNN set-up is the one `crnn bench` times.
+    calls = _app_bench._torch_calls(args, dout, dh_n)
+    return Impl(calls["fwd"], calls["fwdbwd"], _torch_threads)
 
 
 def _onednn_impl(args, dout, dh_n, threads):
