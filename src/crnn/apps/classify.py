@@ -48,7 +48,7 @@ from ..data import WordVocab, pad_batch
 from ..losses import softmax_cross_entropy
 from ..models import SequenceClassifier, one_hot
 from ..optim import Adam
-from .common import CLIError, Progress, positive_float, positive_int, read_text
+from .common import CLIError, Progress, fraction, positive_float, positive_int, read_text
 
 __all__ = ["register", "classify", "ClassifyResult", "load_tsv", "split_indices", "handler"]
 
@@ -313,16 +313,6 @@ def load_tsv(path: str, encoding: str = "utf-8") -> Tuple[List[str], List[str]]:
 # Command line
 # --------------------------------------------------------------------------
 
-def _fraction(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {s!r}") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {s!r}")
-    return v
-
-
 def _probability(s: str) -> float:
     try:
         v = float(s)
@@ -360,7 +350,7 @@ def register(subparsers: Any) -> None:
                    help=f"Adam learning rate (default {d['lr']:g})")
     p.add_argument("--word-dropout", type=_probability, default=d["word_dropout"], metavar="P",
                    help=f"chance of hiding each word during training (default {d['word_dropout']})")
-    p.add_argument("--test-fraction", type=_fraction, default=d["test_fraction"], metavar="F",
+    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
                    help=f"share of the texts held out for testing (default {d['test_fraction']})")
     p.add_argument("--seconds", type=positive_float, default=d["seconds"],
                    help=f"time budget for training (default {d['seconds']:g})")

@@ -34,6 +34,7 @@ __all__ = [
     "nonnegative_int",
     "positive_float",
     "nonnegative_float",
+    "fraction",
     "format_rate",
     "format_seconds",
 ]
@@ -99,6 +100,17 @@ def nonnegative_float(text: str) -> float:
     v = _number(float, text)
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return v
 
 

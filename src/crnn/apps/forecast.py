@@ -55,7 +55,7 @@ from .. import datasets
 from ..losses import mse
 from ..models import SequenceClassifier
 from ..optim import Adam
-from .common import CLIError, Progress, positive_float, positive_int, read_text
+from .common import CLIError, Progress, fraction, positive_float, positive_int, read_text
 
 __all__ = ["register", "forecast", "ForecastResult", "SeriesTooShort", "load_csv_column",
            "plot_forecast", "handler"]
@@ -380,16 +380,6 @@ def plot_forecast(series: np.ndarray, result: ForecastResult, path: str, title: 
 # Command line
 # --------------------------------------------------------------------------
 
-def _fraction(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {s!r}") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {s!r}")
-    return v
-
-
 def register(subparsers: Any) -> None:
     """Add ``crnn forecast`` to an argparse subparsers object."""
     d = DEFAULTS
@@ -414,7 +404,7 @@ def register(subparsers: Any) -> None:
                    help=f"past values the RNN reads (default {d['window']})")
     p.add_argument("--horizon", type=positive_int, default=d["horizon"], metavar="K",
                    help=f"predict the value K steps after the window (default {d['horizon']})")
-    p.add_argument("--test-fraction", type=_fraction, default=d["test_fraction"], metavar="F",
+    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
                    help=f"share of the series held out at its end (default {d['test_fraction']})")
     p.add_argument("--hidden", type=positive_int, default=d["hidden"], metavar="H",
                    help=f"hidden units (default {d['hidden']})")
