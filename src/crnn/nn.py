@@ -536,7 +536,28 @@ def _pair(name: str, value: Any) -> List[Any]:
     return list(value)
 
 
-class LSTM(_StackedRecurrent):
+class _GatedRecurrent(_StackedRecurrent):
+    """The constructor, config and engine shared by `LSTM` and `GRU`."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__(backend=backend)
+        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                    bidirectional, dtype, seed, init)
+
+    def config(self) -> Dict[str, Any]:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                    dropout=self.dropout, bidirectional=self.bidirectional,
+                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
+
+    def _cell_engine(self):
+        return gated_engine(self.backend)
+
+
+class LSTM(_GatedRecurrent):
     """A multi-layer LSTM with ``torch.nn.LSTM``'s semantics (no projection).
 
     Per layer and direction, with PyTorch's gate order [i f g o]::
@@ -561,25 +582,8 @@ class LSTM(_StackedRecurrent):
     _GATES = 4
     _STATES = ("h", "c")
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__(backend=backend)
-        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype, seed, init)
-
-    def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    dropout=self.dropout, bidirectional=self.bidirectional,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
-
     def _key(self):
         return super()._key() + ("lstm",)
-
-    def _cell_engine(self):
-        return gated_engine(self.backend)
 
     def _cell_forward(self, eng, x, states, weights, lengths):
         o, hn, cn, cache = eng.lstm_forward(x, states[0], states[1], *weights, lengths=lengths)
@@ -639,7 +643,7 @@ class LSTM(_StackedRecurrent):
         return dx, (dh0, dc0)
 
 
-class GRU(_StackedRecurrent):
+class GRU(_GatedRecurrent):
     """A multi-layer GRU with ``torch.nn.GRU``'s semantics.
 
     Per layer and direction, with PyTorch's gate order [r z n]::
@@ -663,25 +667,8 @@ class GRU(_StackedRecurrent):
 
     _GATES = 3
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__(backend=backend)
-        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype, seed, init)
-
-    def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    dropout=self.dropout, bidirectional=self.bidirectional,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
-
     def _key(self):
         return super()._key() + ("gru",)
-
-    def _cell_engine(self):
-        return gated_engine(self.backend)
 
     def _cell_forward(self, eng, x, states, weights, lengths):
         o, hn, cache = eng.gru_forward(x, states[0], *weights, lengths=lengths)
