@@ -170,6 +170,13 @@ class Optimizer:
         self.num_steps = 0
         self._state: Dict[Any, State] = {}
 
+    def _init_base(self, params: Mapping, lr: float, **clipping: Any) -> None:
+        """A subclass's last constructor step, once the hyper-parameters that
+        `_init_state` reads are set: the base set-up, then `lr` and fresh state."""
+        Optimizer.__init__(self, params, **clipping)
+        self.lr = lr
+        self.zero_state()
+
     # -- parameters and learning rate -------------------------------------
 
     @staticmethod
@@ -406,10 +413,8 @@ class SGD(Optimizer):
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening == 0")
-        super().__init__(params, clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
-                         norm_type=norm_type, backend=backend)
-        self.lr = lr
-        self.zero_state()
+        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
+                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
 
     def _init_state(self, shape, dtype) -> State:
         # Like PyTorch, the buffer starts as the first (decayed) gradient.
@@ -466,10 +471,8 @@ class Adagrad(Optimizer):
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         self.initial_accumulator_value = _nonneg("initial_accumulator_value", initial_accumulator_value)
         self.eps = _nonneg("eps", eps)
-        super().__init__(params, clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
-                         norm_type=norm_type, backend=backend)
-        self.lr = lr
-        self.zero_state()
+        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
+                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
 
     def _init_state(self, shape, dtype) -> State:
         return {"sum": np.full(shape, self.initial_accumulator_value, dtype=dtype)}
@@ -527,10 +530,8 @@ class RMSprop(Optimizer):
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         self.momentum = _nonneg("momentum", momentum)
         self.centered = _flag("centered", centered)
-        super().__init__(params, clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
-                         norm_type=norm_type, backend=backend)
-        self.lr = lr
-        self.zero_state()
+        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
+                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
 
     def _init_state(self, shape, dtype) -> State:
         st: State = {"square_avg": np.zeros(shape, dtype)}
@@ -614,10 +615,8 @@ class Adam(Optimizer):
         self.eps = _nonneg("eps", eps)
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         self.amsgrad = _flag("amsgrad", amsgrad)
-        super().__init__(params, clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
-                         norm_type=norm_type, backend=backend)
-        self.lr = lr
-        self.zero_state()
+        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
+                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
 
     def _init_state(self, shape, dtype) -> State:
         st: State = {"exp_avg": np.zeros(shape, dtype), "exp_avg_sq": np.zeros(shape, dtype)}
