@@ -183,6 +183,24 @@ def test_larger_problem_no_lengths_no_h0(dtype, isa):
 
 
 # --------------------------------------------------------------------------
+# Long sequences: the backward runs through time in chunks of steps
+# (bptt_chunk_steps in csrc/kernels.inc: >= 256 rows, about T/8 steps), so
+# these cross several chunk boundaries, with lengths ending inside chunks.
+# --------------------------------------------------------------------------
+@isa_param
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("lengths", LENGTHS, ids=str)
+@dtype_param
+@pytest.mark.parametrize("shape", [(300, 1, 3, 5), (70, 9, 6, 11)],
+                         ids=lambda s: "T%d-B%d-I%d-H%d" % s)
+def test_backward_across_time_chunks(shape, dtype, lengths, threads, isa):
+    _configure(isa, threads)
+    seed = 31
+    args = make_rnn_problem(*shape, dtype, seed=seed, lengths=lengths)
+    _check_all(args, "tanh", dtype, seed, upstreams=("both", "dout"))
+
+
+# --------------------------------------------------------------------------
 # Shapes past the kernels' block sizes (depth 256, 2048 columns), and batches
 # big enough that the recurrence really runs on 3 and 4 threads.
 # --------------------------------------------------------------------------
