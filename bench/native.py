@@ -11,8 +11,9 @@ version, so an edit or another compiler rebuilds.
 - ``onednn_unavailable_reason()`` / ``OneDNNRNN``: builds ``onednn_rnn.cpp``
   against oneDNN when its header is found (Debian: ``apt-get install
   libdnnl-dev``; elsewhere set ONEDNN_ROOT to the install prefix), loads it
-  with ctypes, and wraps one vanilla RNN problem. CRNN_BENCH_NO_ONEDNN=1
-  leaves oneDNN out even when it is installed.
+  with ctypes, and wraps one vanilla RNN, LSTM or (linear-before-reset)
+  GRU problem. CRNN_BENCH_NO_ONEDNN=1 leaves oneDNN out even when it is
+  installed.
 
 No pytest here: the report (bench/report.py) and the benchmarks share it.
 """
@@ -186,11 +187,12 @@ def _onednn_library():
     lib.onednn_rnn_threading.restype = ctypes.c_char_p
     lib.onednn_rnn_last_error.restype = ctypes.c_char_p
     lib.onednn_rnn_create.restype = vp
-    lib.onednn_rnn_create.argtypes = [ctypes.c_long] * 4 + [ctypes.c_int, ctypes.c_int]
+    lib.onednn_rnn_create.argtypes = ([ctypes.c_int] + [ctypes.c_long] * 4
+                                      + [ctypes.c_int, ctypes.c_int])
     lib.onednn_rnn_set_inputs.restype = ctypes.c_int
-    lib.onednn_rnn_set_inputs.argtypes = [vp] + [fp] * 7
+    lib.onednn_rnn_set_inputs.argtypes = [vp] + [fp] * len(OneDNNRNN.INPUTS)
     lib.onednn_rnn_get_outputs.restype = ctypes.c_int
-    lib.onednn_rnn_get_outputs.argtypes = [vp] + [fp] * 7
+    lib.onednn_rnn_get_outputs.argtypes = [vp] + [fp] * len(OneDNNRNN.OUTPUTS)
     lib.onednn_rnn_run.restype = ctypes.c_int
     lib.onednn_rnn_run.argtypes = [vp]
     lib.onednn_rnn_destroy.restype = None
@@ -216,22 +218,37 @@ def _fptr(a):
 
 
 class OneDNNRNN:
-    """One oneDNN vanilla RNN problem (float32, tanh): create once, run often.
+    """One oneDNN recurrent problem (float32, one layer): create once, run often.
 
-    ``run()`` is one forward pass (forward_inference), or with
-    ``backward=True`` one forward_training pass and one backward pass,
-    including the weight reorders (see onednn_rnn.cpp). ``threads`` > 0
+    ``cell`` is "rnn" (vanilla, tanh), "lstm" or "gru" (oneDNN's
+    linear-before-reset GRU, which is PyTorch's and crnn's); inputs and
+    outputs are in crnn's (PyTorch's) layout and gate order, the harness
+    converts them (see onednn_rnn.cpp). ``run()`` is one forward pass
+    (forward_inference), or with ``backward=True`` one forward_training pass
+    and one backward pass, including the weight reorders. ``threads`` > 0
     fixes OpenMP's thread count during run(); 0 leaves OpenMP's default.
     """
 
-    def __init__(self, T, B, I, H, threads=0, backward=False):
+    CELLS = ("rnn", "lstm", "gru")  # the harness's cell numbers
+    GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+    # argument order of onednn_rnn_set_inputs / onednn_rnn_get_outputs
+    INPUTS = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
+              "dout", "dh_n", "dc_n")
+    OUTPUTS = ("out", "h_n", "c_n", "dx", "dh0", "dc0", "dweight_ih", "dweight_hh",
+               "dbias_ih", "dbias_hh")
+
+    def __init__(self, T, B, I, H, threads=0, backward=False, cell="rnn"):
         lib, reason = _onednn_library()
         if lib is None:
             raise RuntimeError(reason)
+        if cell not in self.CELLS:
+            raise ValueError(f"cell must be one of {self.CELLS}, not {cell!r}")
         self._lib = lib
+        self.cell = cell
         self.shape = (T, B, I, H)
         self.backward = bool(backward)
-        self._h = lib.onednn_rnn_create(T, B, I, H, int(threads or 0), int(self.backward))
+        self._h = lib.onednn_rnn_create(self.CELLS.index(cell), T, B, I, H, int(threads or 0),
+                                        int(self.backward))
         if not self._h:
             raise RuntimeError(lib.onednn_rnn_last_error().decode())
 
@@ -239,27 +256,41 @@ class OneDNNRNN:
         if rc != 0:
             raise RuntimeError(self._lib.onednn_rnn_last_error().decode())
 
-    def set_inputs(self, x=None, h0=None, weight_ih=None, weight_hh=None, bias=None,
-                   dout=None, dh_n=None):
-        """Inputs in crnn's layout (float32, C-contiguous); bias = b_ih + b_hh."""
-        arrays = [None if a is None else np.ascontiguousarray(a, dtype=np.float32)
-                  for a in (x, h0, weight_ih, weight_hh, bias, dout, dh_n)]
-        self._check(self._lib.onednn_rnn_set_inputs(self._h, *[_fptr(a) for a in arrays]))
+    def set_inputs(self, **arrays):
+        """Inputs by the names of INPUTS, in crnn's layout (float32); c0 and
+        dc_n are the LSTM's; an absent one is left as it is (an absent bias
+        counts as zeros when the other is given)."""
+        unknown = set(arrays) - set(self.INPUTS)
+        if unknown:
+            raise TypeError(f"unknown inputs {sorted(unknown)}")
+        arrays = {k: np.ascontiguousarray(a, dtype=np.float32)
+                  for k, a in arrays.items() if a is not None}
+        self._check(self._lib.onednn_rnn_set_inputs(
+            self._h, *[_fptr(arrays.get(n)) for n in self.INPUTS]))
 
     def run(self):
         self._check(self._lib.onednn_rnn_run(self._h))
 
-    def outputs(self):
-        """dict of out, h_n and, for a backward handle, dx, dh0, dweight_ih,
-        dweight_hh, dbias (the gradient of b_ih + b_hh)."""
+    def _output_shapes(self):
         T, B, I, H = self.shape
-        res = {"out": np.empty((T, B, H), np.float32), "h_n": np.empty((B, H), np.float32)}
+        G = self.GATES[self.cell] * H
+        shapes = {"out": (T, B, H), "h_n": (B, H)}
         if self.backward:
-            res.update(dx=np.empty((T, B, I), np.float32), dh0=np.empty((B, H), np.float32),
-                       dweight_ih=np.empty((H, I), np.float32),
-                       dweight_hh=np.empty((H, H), np.float32), dbias=np.empty(H, np.float32))
-        names = ("out", "h_n", "dx", "dh0", "dweight_ih", "dweight_hh", "dbias")
-        self._check(self._lib.onednn_rnn_get_outputs(self._h, *[_fptr(res.get(n)) for n in names]))
+            shapes.update(dx=(T, B, I), dh0=(B, H), dweight_ih=(G, I), dweight_hh=(G, H),
+                          dbias_ih=(G,), dbias_hh=(G,))
+        if self.cell == "lstm":
+            shapes["c_n"] = (B, H)
+            if self.backward:
+                shapes["dc0"] = (B, H)
+        return shapes
+
+    def outputs(self):
+        """dict of out, h_n (and c_n for the LSTM) and, for a backward handle,
+        dx, dh0 (dc0), dweight_ih, dweight_hh, dbias_ih, dbias_hh (for the
+        RNN and the LSTM both are the gradient of b_ih + b_hh)."""
+        res = {n: np.empty(s, np.float32) for n, s in self._output_shapes().items()}
+        self._check(self._lib.onednn_rnn_get_outputs(
+            self._h, *[_fptr(res.get(n)) for n in self.OUTPUTS]))
         return res
 
     def close(self):

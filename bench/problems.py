@@ -5,6 +5,9 @@ No pytest here. Everything is time-major Elman RNN, tanh:
 
     h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
 
+except the LSTM / GRU problems (``make_gated_problem``, with the gate
+count as a FLOP factor; oneDNN runs them through ``onednn_impl`` too).
+
 FLOP counting (``flops``): only the matrix products, 2 FLOP per multiply-add;
 bias adds, tanh and its derivative are O(T·B·H) and left out.
 
@@ -48,6 +51,8 @@ THREAD_SHAPES = [(200, 64, 128, 256), (50, 64, 512, 1024)]
 GIL_SHAPE = (100, 64, 128, 256)
 
 IMPLS = ("crnn", "reference", "torch", "onednn")
+# The gated cells (bench/test_bench_gated.py) and their gate counts.
+GATED_CELLS = {"lstm": 4, "gru": 3}
 MODES = ("fwd", "fwdbwd")
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -99,6 +104,38 @@ def make_problem(shape, dtype=np.float32, seed=0):
     Returns (args, dout, dh_n); args are rnn_forward's keyword arguments.
     """
     return _app_bench._problem(tuple(shape), dtype, seed)
+
+
+def make_gated_problem(cell, shape, seed=0):
+    """An LSTM or GRU problem (float32): x, h0, the weights [weight_ih,
+    weight_hh, bias_ih, bias_hh] (PyTorch-style initialisation) and the
+    upstream gradients [dout, dh_n] (+ dc_n for the LSTM)."""
+    T, B, I, H = shape
+    G = GATED_CELLS[cell] * H
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.sqrt(H)
+
+    def u(*s):
+        return rng.uniform(-k, k, size=s).astype(np.float32)
+
+    weights = [u(G, I), u(G, H), u(G), u(G)]
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    h0 = (0.5 * rng.standard_normal((B, H))).astype(np.float32)
+    grads = [rng.standard_normal((T, B, H)).astype(np.float32),
+             rng.standard_normal((B, H)).astype(np.float32)]
+    if cell == "lstm":
+        grads.append(rng.standard_normal((B, H)).astype(np.float32))
+    return x, h0, weights, grads
+
+
+def gated_onednn_inputs(cell, x, h0, weights, grads):
+    """OneDNNRNN.set_inputs's keywords for a make_gated_problem problem; the
+    LSTM's c0 is h0, as in the benchmarks' crnn and torch calls."""
+    inputs = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights),
+                  x=x, h0=h0, dout=grads[0], dh_n=grads[1])
+    if cell == "lstm":
+        inputs.update(c0=h0, dc_n=grads[2])
+    return inputs
 
 
 def unavailable(impl, dtype=np.float32):
@@ -174,11 +211,11 @@ def _torch_impl(args, dout, dh_n):
     return Impl(calls["fwd"], calls["fwdbwd"], _torch_threads)
 
 
-def _onednn_impl(args, dout, dh_n, threads):
+def onednn_impl(shape, inputs, threads, cell="rnn"):
+    """An Impl of oneDNN's `cell` on `shape`, with `inputs` (the keywords of
+    native.OneDNNRNN.set_inputs) starting on `threads` threads."""
     from native import OneDNNRNN
 
-    T, B, I = args["x"].shape
-    H = args["weight_hh"].shape[0]
     handles = {}
 
     def handle(backward):
@@ -186,9 +223,8 @@ def _onednn_impl(args, dout, dh_n, threads):
         # thread count of the enclosing threads() block.
         key = (backward, state["threads"])
         if key not in handles:
-            r = OneDNNRNN(T, B, I, H, threads=state["threads"], backward=backward)
-            r.set_inputs(args["x"], args["h0"], args["weight_ih"], args["weight_hh"],
-                         args["bias_ih"] + args["bias_hh"], dout, dh_n)
+            r = OneDNNRNN(*shape, threads=state["threads"], backward=backward, cell=cell)
+            r.set_inputs(**inputs)
             handles[key] = r
         return handles[key]
 
@@ -227,7 +263,7 @@ def implementation(impl, shape, dtype=np.float32, seed=0):
     if impl == "torch":
         return _torch_impl(args, dout, dh_n)
     if impl == "onednn":
-        return _onednn_impl(args, dout, dh_n, default_threads())
+        return onednn_impl(shape, dict(args, dout=dout, dh_n=dh_n), default_threads())
     raise ValueError(impl)
 
 

@@ -22,7 +22,8 @@ Steps (each can be skipped, see --help):
 Then it prints, per shape, each implementation's time (forward, and
 forward + backward), crnn's speed-up over each (other's time / crnn's
 time: > 1 means crnn is faster), crnn's GFLOP/s and its percentage of the
-FMA peak; thread scaling, the GIL check, memory; and the targets. The
+FMA peak; the same for the LSTM and the GRU (crnn, torch and oneDNN);
+thread scaling, the GIL check, memory; and the targets. The
 report is saved as JSON (default bench/results/latest.json; the raw
 pytest-benchmark JSON is saved next to it, ``*.pytest-benchmark.json``).
 
@@ -245,12 +246,15 @@ def machine(bench_data=None):
 
 
 def index(rows):
-    """{(group_kind, dtype, threads, mode, shape): {impl: row}}."""
+    """{(group_kind, dtype, threads, mode, shape): {impl: row}}; the kind is
+    "threads", "gil", a gated cell ("lstm", "gru") or "main" (the RNN), by
+    the group's prefix; threads only for the thread-scaling and GIL kinds."""
     out = {}
     for r in rows:
-        g = r["group"]
-        kind = "threads" if g.startswith("threads-") else "gil" if g.startswith("gil-") else "main"
-        key = (kind, r["dtype"], r["threads"] if kind != "main" else None, r["mode"], r["shape"])
+        prefix = r["group"].split("-", 1)[0]
+        kind = prefix if prefix in ("threads", "gil", "lstm", "gru") else "main"
+        threads = r["threads"] if kind in ("threads", "gil") else None
+        key = (kind, r["dtype"], threads, r["mode"], r["shape"])
         out.setdefault(key, {})[r["impl"]] = r
     return out
 
@@ -262,10 +266,17 @@ def speedup(group, impl):
     return o["time"] / c["time"]
 
 
-def main_table(idx, dtype, peak, threads, impls):
+def present(idx, kind, impls=IMPL_ORDER):
+    """Those of `impls` with a benchmark of `kind` (see index)."""
+    return [i for i in impls if any(i in g for k, g in idx.items() if k[0] == kind)]
+
+
+def main_table(idx, dtype, peak, threads, impls, kind="main"):
+    """Per shape and mode: each of `impls`' time, crnn's speed-up over the
+    others, crnn's GFLOP/s and % of the peak; (text, records)."""
     shapes = []
-    for (kind, dt, _, _, shape) in idx:
-        if kind == "main" and dt == dtype and shape not in shapes:
+    for (k, dt, _, _, shape) in idx:
+        if k == kind and dt == dtype and shape not in shapes:
             shapes.append(shape)
     if not shapes:
         return None, []
@@ -278,7 +289,7 @@ def main_table(idx, dtype, peak, threads, impls):
     rows, records = [], []
     for shape in shapes:
         for mode in ("fwd", "fwdbwd"):
-            g = idx.get(("main", dtype, None, mode, shape))
+            g = idx.get((kind, dtype, None, mode, shape))
             if not g:
                 continue
             c = g.get("crnn")
@@ -431,7 +442,7 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
     import problems as P
 
     idx = index(bench_rows)
-    impls = [i for i in IMPL_ORDER if any(i in g for k, g in idx.items() if k[0] == "main")]
+    impls = present(idx, "main")
     lines = []
     mach = machine(bench_data)
     lines.append(f"crnn benchmark report, {datetime.datetime.now().isoformat(timespec='seconds')}")
@@ -469,6 +480,14 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
                 title += " (% of the FP64 peak, taken as half the FP32 peak)"
             lines += ["", f"== {title}", text]
             sections[dtype] = rec
+    for cell, gates in P.GATED_CELLS.items():
+        text, rec = main_table(idx, "float32", peak, threads,
+                               present(idx, cell, ("crnn", "torch", "onednn")), kind=cell)
+        if text:
+            note = "; oneDNN's is its linear-before-reset GRU" if cell == "gru" else ""
+            lines += ["", f"== {cell.upper()}, float32, {threads} threads (GFLOP/s count "
+                          f"{gates} gates{note})", text]
+            sections[cell] = rec
     text, rec = threads_table(idx, peak)
     if text:
         lines += ["", "== thread scaling (float32; scaling = 1-thread time / 2-thread time)", text]

@@ -1,7 +1,9 @@
 """LSTM and GRU benchmarks (pytest-benchmark): crnn's C engine beside the
-NumPy reference and torch.nn.LSTM / GRU (when torch is importable), on the
-RNN benchmark's shapes (problems.shapes()), float32, default thread count;
-the reference only up to H = 256 (beyond, one of its calls takes minutes).
+NumPy reference, torch.nn.LSTM / GRU (when torch is importable) and oneDNN's
+LSTM / linear-before-reset GRU (when the harness builds, see
+bench/native.py), on the RNN benchmark's shapes (problems.shapes()),
+float32, default thread count; the reference only up to H = 256 (beyond,
+one of its calls takes minutes).
 
 Groups ``lstm-fwd-T..``, ``lstm-fwdbwd-T..``, ``gru-fwd-T..``,
 ``gru-fwdbwd-T..``; extra_info as in test_bench_core.py, with flops counted
@@ -10,36 +12,15 @@ shapes run as problems.smoke_shape stand-ins. No benchmark asserts a timing.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import crnn
 import problems as P
 from crnn import reference
 
-GATES = {"lstm": 4, "gru": 3}
-IMPLS = ("crnn", "reference", "torch")
+GATES = P.GATED_CELLS
+IMPLS = ("crnn", "reference", "torch", "onednn")
 DEFAULT_THREADS = P.default_threads()
-
-
-def make_problem(cell, shape, seed=0):
-    """Forward arguments (PyTorch-style weights) and upstream gradients."""
-    T, B, I, H = shape
-    G = GATES[cell] * H
-    rng = np.random.default_rng(seed)
-    k = 1.0 / np.sqrt(H)
-
-    def u(*s):
-        return rng.uniform(-k, k, size=s).astype(np.float32)
-
-    weights = [u(G, I), u(G, H), u(G), u(G)]
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    h0 = (0.5 * rng.standard_normal((B, H))).astype(np.float32)
-    grads = [rng.standard_normal((T, B, H)).astype(np.float32),
-             rng.standard_normal((B, H)).astype(np.float32)]
-    if cell == "lstm":
-        grads.append(rng.standard_normal((B, H)).astype(np.float32))
-    return x, h0, weights, grads
 
 
 def numpy_calls(engine, cell, x, h0, weights, grads):
@@ -89,13 +70,30 @@ def torch_calls(cell, x, h0, weights, grads):
     return fwd, fwdbwd
 
 
+def calls(impl, cell, shape):
+    """(forward, forward + backward, close) of `impl` on a fresh problem."""
+    x, h0, weights, grads = P.make_gated_problem(cell, shape)
+    if impl == "onednn":
+        im = P.onednn_impl(shape, P.gated_onednn_inputs(cell, x, h0, weights, grads),
+                           DEFAULT_THREADS, cell)
+        return im.fwd, im.fwdbwd, im.close
+    if impl == "torch":
+        import torch
+
+        torch.set_num_threads(DEFAULT_THREADS)
+        return torch_calls(cell, x, h0, weights, grads) + (lambda: None,)
+    crnn.set_num_threads(DEFAULT_THREADS)
+    engine = crnn if impl == "crnn" else reference
+    return numpy_calls(engine, cell, x, h0, weights, grads) + (lambda: None,)
+
+
 def _cases():
     cases = []
     for cell in GATES:
         for shape in P.shapes():
             for mode in P.MODES:
                 for impl in IMPLS:
-                    reason = P.unavailable(impl) if impl == "torch" else None
+                    reason = P.unavailable(impl) if impl in ("torch", "onednn") else None
                     if impl == "reference" and shape[3] > 256:
                         reason = "the NumPy reference of a gated cell takes minutes at H > 256"
                     marks = [pytest.mark.skip(reason=reason)] if reason else []
@@ -107,17 +105,12 @@ def _cases():
 @pytest.mark.parametrize("cell, mode, shape, impl", _cases())
 def test_gated(timed, smoke, cell, mode, shape, impl):
     real_shape = P.smoke_shape(shape) if smoke else tuple(shape)
-    x, h0, weights, grads = make_problem(cell, real_shape)
-    if impl == "torch":
-        import torch
-
-        torch.set_num_threads(DEFAULT_THREADS)
-        calls = torch_calls(cell, x, h0, weights, grads)
-    else:
-        crnn.set_num_threads(DEFAULT_THREADS)
-        calls = numpy_calls(crnn if impl == "crnn" else reference, cell, x, h0, weights, grads)
-    call = calls[0] if mode == "fwd" else calls[1]
-    result = timed(call, group=f"{cell}-{mode}-{P.shape_id(shape)}", impl=impl, mode=mode,
-                   shape=list(shape), dtype="float32", threads=DEFAULT_THREADS,
-                   flops=GATES[cell] * P.flops(shape, mode))
-    assert np.isfinite(np.asarray(result)).all()
+    fwd, fwdbwd, close = calls(impl, cell, real_shape)
+    try:
+        result = timed(fwd if mode == "fwd" else fwdbwd,
+                       group=f"{cell}-{mode}-{P.shape_id(shape)}", impl=impl, mode=mode,
+                       shape=list(shape), dtype="float32", threads=DEFAULT_THREADS,
+                       flops=GATES[cell] * P.flops(shape, mode))
+    finally:
+        close()
+    P.check_result(result, real_shape)
