@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import crnn
 from crnn import cli
 from crnn.apps import common, text as text_app
 
@@ -139,6 +140,24 @@ def test_train_text_saves_a_model(trained):
     # loss went down a lot: the "trained" line reports first -> last
     first, last = map(float, re.search(r"loss ([\d.]+) -> ([\d.]+)", proc.stdout).groups())
     assert last < 0.5 * first
+
+
+def test_crnn_load_reads_a_text_model_after_plain_import_crnn(trained):
+    """A fresh interpreter: `crnn.load` needs no import of crnn.apps first."""
+    model, _ = trained
+    code = ("import sys, crnn\n"
+            "m = crnn.load(sys.argv[1])\n"
+            "assert type(m) is crnn.models.CharModel, type(m)\n"
+            "assert not any(k.startswith('crnn.apps') for k in sys.modules), 'crnn.apps imported'\n"
+            "print(m.sample('the ', 30, temperature=0))\n")
+    proc = ok(subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True,
+                             text=True, timeout=120))
+    assert text_app.load_model(str(model)).sample("the ", 30, temperature=0) == proc.stdout[:-1]
+
+
+def test_char_model_is_the_library_one():
+    """crnn.apps.text re-exports the library's CharModel: one class under one registered name."""
+    assert text_app.CharModel is crnn.models.CharModel
 
 
 def test_samples_contain_words_of_the_text(trained):

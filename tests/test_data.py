@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +11,16 @@ import pytest
 import crnn
 from crnn import data
 from crnn.data import CharVocab, WordVocab
+
+
+def test_plain_import_crnn_gives_crnn_data():
+    """A fresh interpreter: ``crnn.data.X`` works after ``import crnn`` alone."""
+    code = ("import crnn\n"
+            "v = crnn.data.CharVocab.from_text('abc')\n"
+            "assert v.decode(v.encode('cab')) == 'cab'\n"
+            "assert 'data' in crnn.__all__\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 (`crnn.reference`) share one API and one numerical contract.
 """
 from . import reference
-from ._runtime import available_isas, build_info, get_num_threads, set_isa, set_num_threads
+from ._runtime import (available_isas, build_info, get_num_threads, limit_blas_threads, set_isa,
+                       set_num_threads)
 from ._types import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads,
                      RNNCache, RNNGrads)
 from ._version import __version__
@@ -16,7 +17,7 @@ from . import losses, optim
 from .module import Module
 from .nn import GRU, LSTM, RNN, Jordan, Linear, RNNCell
 from .serialization import load, save
-from . import models, training
+from . import data, models, training
 from .training import gradcheck
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RNN",
     "RNNCell",
     "gradcheck",
+    "data",
     "init",
     "load",
     "losses",
@@ -56,6 +58,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "get_num_threads",
+    "limit_blas_threads",
     "reference",
     "rnn_backward",
     "rnn_forward",

@@ -1,8 +1,9 @@
-"""Threads, instruction sets and build facts of the C engine."""
+"""Threads, instruction sets and build facts of the C engine; NumPy's BLAS threads."""
 from __future__ import annotations
 
+import contextlib
 import numbers
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from . import _core
 from ._version import __version__
@@ -64,3 +65,57 @@ def build_info() -> Dict[str, Any]:
         "compiler": _core.compiler(),
         "num_threads": get_num_threads(),
     }
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n: int = 1) -> Iterator[bool]:
+    """Run a block with NumPy's BLAS (OpenBLAS, MKL, ...) on at most `n` threads.
+
+    A training loop alternates crnn's C calls, which use every core through
+    OpenMP, with many small NumPy products (a Linear head, a loss, the
+    optimizer's update). BLAS threads keep spinning after each product and
+    then compete with crnn's threads for the cores; with one BLAS thread
+    such a loop often runs several times faster (more so on a busy machine)::
+
+        with crnn.limit_blas_threads():
+            for x, y in batches:
+                ...
+
+    The limit is set with threadpoolctl (``pip install "crnn[threads]"``)
+    and undone when the block ends. Without threadpoolctl this does nothing. A
+    BLAS library has one setting per process, so the limit holds for every
+    thread of the process while the block runs. crnn's own thread count is
+    not changed (see `set_num_threads`).
+
+    Yields
+    ------
+    bool
+        True when a limit is in force, False when nothing could be done.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If `n` is not an integer >= 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n}")
+    limiter = _blas_limiter(int(n))
+    try:
+        yield limiter is not None
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
+def _blas_limiter(n: int) -> Any:
+    """threadpoolctl's limiter with BLAS on `n` threads, or None without it."""
+    try:
+        from threadpoolctl import threadpool_limits  # optional; imported here, not by `import crnn`
+    except ImportError:
+        return None
+    try:
+        return threadpool_limits(limits=n, user_api="blas")
+    except Exception:  # noqa: BLE001 - a speed-up must never break the caller's work
+        return None

@@ -43,7 +43,7 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Se
 
 import numpy as np
 
-from .models import one_hot
+from .module import check_int, float_dtype
 
 __all__ = [
     "CharVocab",
@@ -58,6 +58,30 @@ __all__ = [
 ]
 
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)*|[^\w\s]", re.UNICODE)
+
+
+def one_hot(ids: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """One-hot encode integer ids.
+
+    Parameters
+    ----------
+    ids : array_like of ints in [0, num_classes), any shape
+    num_classes : int
+    dtype : float32 or float64
+
+    Returns
+    -------
+    ndarray, shape ``ids.shape + (num_classes,)``
+    """
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+    n = check_int("num_classes", num_classes, 1)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(f"ids must lie in [0, {n}), got min {arr.min()} max {arr.max()}")
+    out = np.zeros(arr.shape + (n,), dtype=float_dtype(dtype))
+    np.put_along_axis(out, arr[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 def tokenize(text: str, lower: bool = True) -> List[str]:

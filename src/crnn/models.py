@@ -20,6 +20,8 @@ model                  shape        what it computes
 `SequenceTagger`       many-to-many RNN -> Linear at every step
 `CharRNN`              many-to-many one-hot chars -> RNN -> Linear; `generate`
                        one-to-many  samples, feeding each output back in
+`CharModel`            (as above)   a CharRNN that carries its characters
+                                    (`crnn.data.CharVocab`): text in, text out
 `Seq2Seq`              many-to-many encoder RNN -> final state -> decoder RNN
                        (enc.-dec.)  -> Linear; teacher forcing, `greedy_decode`
 =====================  ===========  =========================================
@@ -31,41 +33,19 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .module import Module, check_int, float_dtype, input_array
 from .nn import RNN, Linear
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
-__all__ = ["one_hot", "MLPRegressor", "SequenceClassifier", "SequenceTagger", "CharRNN", "Seq2Seq"]
+__all__ = ["one_hot", "MLPRegressor", "SequenceClassifier", "SequenceTagger", "CharRNN",
+           "CharModel", "Seq2Seq"]
 
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def one_hot(ids: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
-    """One-hot encode integer ids.
-
-    Parameters
-    ----------
-    ids : array_like of ints in [0, num_classes), any shape
-    num_classes : int
-    dtype : float32 or float64
-
-    Returns
-    -------
-    ndarray, shape ``ids.shape + (num_classes,)``
-    """
-    arr = np.asarray(ids)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
-    n = check_int("num_classes", num_classes, 1)
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise ValueError(f"ids must lie in [0, {n}), got min {arr.min()} max {arr.max()}")
-    out = np.zeros(arr.shape + (n,), dtype=float_dtype(dtype))
-    np.put_along_axis(out, arr[..., None].astype(np.intp), 1, axis=-1)
-    return out
-
 
 def _child_seeds(seed: Optional[int], n: int) -> List[Optional[int]]:
     """n independent seeds derived from `seed` (all None when seed is None)."""
@@ -532,6 +512,67 @@ class CharRNN(Module):
         finally:
             self.train(was_training)
         return out[:, 0] if single else out
+
+
+@register_module
+class CharModel(CharRNN):
+    """A `crnn.models.CharRNN` that knows its characters.
+
+    Parameters
+    ----------
+    chars : str
+        The known characters, in id order (ids 1 ..; id 0 is the unknown
+        character), as `crnn.data.CharVocab` numbers them.
+    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend
+        As for `CharRNN`.
+    unk : str
+        What an unknown id decodes to.
+
+    Attributes
+    ----------
+    vocab : crnn.data.CharVocab
+    """
+
+    def __init__(self, chars: str, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd") -> None:
+        if not isinstance(chars, str) or not chars:
+            raise ValueError("chars must be a non-empty string")
+        self.vocab = CharVocab(chars, unk=unk)
+        super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
+                         dropout=dropout, dtype=dtype, seed=seed, backend=backend)
+        # The unknown character is never a target (the vocabulary comes from
+        # the text), so training drives its logit down anyway; start it low
+        # so that even an untrained model never writes it.
+        self.head.params["bias"][0] = -10.0
+
+    @classmethod
+    def for_text(cls, text: str, hidden_size: int = 128, **kwargs: Any) -> "CharModel":
+        """A fresh model over the characters of `text`."""
+        return cls(CharVocab.from_text(text).chars, hidden_size, **kwargs)
+
+    def config(self) -> Dict[str, Any]:
+        cfg = super().config()
+        del cfg["vocab_size"]
+        return dict(chars=self.vocab.chars, unk=self.vocab.unk, **cfg)
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.vocab.encode(text)
+
+    def decode(self, ids: Any) -> str:
+        return self.vocab.decode(np.asarray(ids, dtype=np.int64))
+
+    def sample(self, prime: str, n: int, temperature: float = 1.0, top_k: Optional[int] = None,
+               rng: Optional[Union[int, np.random.Generator]] = None) -> str:
+        """`n` characters sampled after `prime` (the prime itself not included).
+
+        An empty prime starts at a new line (or, if the model never saw a
+        newline, at its first character).
+        """
+        if not prime:
+            prime = "\n" if "\n" in self.vocab else self.vocab.chars[0]
+        ids = self.generate(self.encode(prime), n, temperature=temperature, top_k=top_k, rng=rng)
+        return self.decode(ids)
 
 
 # --------------------------------------------------------------------------

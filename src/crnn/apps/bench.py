@@ -148,27 +148,21 @@ class _Threads:
     def __init__(self, n: int, torch_mod: Any) -> None:
         self.n = n
         self.torch = torch_mod
-        self._limits = None
+        self._blas = _runtime.limit_blas_threads(n)
 
     def __enter__(self) -> "_Threads":
         _runtime.set_num_threads(self.n)
         if self.torch is not None:
             self._torch_saved = self.torch.get_num_threads()
             self.torch.set_num_threads(self.n)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            pass
-        else:
-            self._limits = threadpool_limits(limits=self.n, user_api="blas")
+        self._blas.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         _runtime.set_num_threads(None)
         if self.torch is not None:
             self.torch.set_num_threads(self._torch_saved)
-        if self._limits is not None:
-            self._limits.restore_original_limits()
+        self._blas.__exit__(*exc)
 
 
 def _cpu_name() -> str:

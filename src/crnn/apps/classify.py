@@ -48,7 +48,8 @@ from ..data import WordVocab, pad_batch
 from ..losses import softmax_cross_entropy
 from ..models import SequenceClassifier, one_hot
 from ..optim import Adam
-from .common import CLIError, Progress, fraction, positive_float, positive_int, read_text
+from .common import (CLIError, Progress, fraction, one_blas_thread, positive_float, positive_int,
+                     read_text)
 
 __all__ = ["register", "classify", "ClassifyResult", "load_tsv", "split_indices", "handler"]
 
@@ -362,6 +363,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=handler)
 
 
+@one_blas_thread
 def handler(args: argparse.Namespace) -> int:
     """Run ``crnn classify``; returns the exit status (0)."""
     if args.tsv is not None:

@@ -11,6 +11,9 @@ Timer, timer
     Wall-clock timing with `time.perf_counter`.
 read_text
     Read a UTF-8 text file, turning every way it can fail into a CLIError.
+one_blas_thread
+    Decorates a command that trains or samples: it runs with NumPy's BLAS
+    on one thread (`crnn.limit_blas_threads`).
 positive_int, positive_float, nonnegative_float, nonnegative_int
     ``type=`` functions for argparse (a bad value is a usage error, status 2).
 """
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import sys
 import time
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Callable, Iterator, Optional
+
+from .. import _runtime
 
 __all__ = [
     "CLIError",
@@ -30,6 +36,7 @@ __all__ = [
     "Timer",
     "timer",
     "read_text",
+    "one_blas_thread",
     "positive_int",
     "nonnegative_int",
     "positive_float",
@@ -54,6 +61,29 @@ class CLIError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+# --------------------------------------------------------------------------
+# Threads
+# --------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def one_blas_thread(handler: Handler) -> Handler:
+    """Run a command handler with NumPy's BLAS limited to one thread.
+
+    Training and sampling alternate crnn's C calls (OpenMP threads on every
+    core) with small NumPy products; BLAS threads spinning after those
+    products slow both down. The limit ends with the command, and without
+    threadpoolctl the handler simply runs as it is.
+    """
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with _runtime.limit_blas_threads(1):
+            return handler(args)
+
+    return run
 
 
 # --------------------------------------------------------------------------

@@ -55,7 +55,8 @@ from .. import datasets
 from ..losses import mse
 from ..models import SequenceClassifier
 from ..optim import Adam
-from .common import CLIError, Progress, fraction, positive_float, positive_int, read_text
+from .common import (CLIError, Progress, fraction, one_blas_thread, positive_float, positive_int,
+                     read_text)
 
 __all__ = ["register", "forecast", "ForecastResult", "SeriesTooShort", "load_csv_column",
            "plot_forecast", "handler"]
@@ -425,6 +426,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=handler)
 
 
+@one_blas_thread
 def handler(args: argparse.Namespace) -> int:
     """Run ``crnn forecast``; returns the exit status (0)."""
     if args.column is not None and args.csv is None:

@@ -3,9 +3,9 @@
 A model reads one character at a time (one-hot) and predicts the next:
 `crnn.models.CharRNN` (RNN -> Linear) trained many-to-many with stateful
 truncated BPTT (`crnn.training.TBPTT`), softmax cross-entropy and Adam or
-Adagrad with gradient-norm clipping. `CharModel` is a CharRNN that carries
-its character vocabulary, so one ``.npz`` file (`crnn.save`) holds all that
-``crnn sample`` needs.
+Adagrad with gradient-norm clipping. `crnn.models.CharModel` (re-exported
+here) is a CharRNN that carries its character vocabulary, so one ``.npz``
+file (`crnn.save`) holds all that ``crnn sample`` needs.
 
 Python API
 ----------
@@ -14,8 +14,8 @@ Python API
 >>> train(model, text, seconds=30)                             # doctest: +SKIP
 >>> model.sample("The ", 200, temperature=0.8)                 # doctest: +SKIP
 
-Loading a saved model with `crnn.load` needs this module imported (it
-registers `CharModel`); `load_model` does both.
+`crnn.load` reads a saved model after a plain ``import crnn``; `load_model`
+also checks that the file holds a character model.
 """
 from __future__ import annotations
 
@@ -34,85 +34,23 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from .. import _runtime
-from ..data import CharVocab, streams
+from ..data import streams
 from ..losses import softmax_cross_entropy
-from ..models import CharRNN
+from ..models import CharModel
 from ..optim import Adagrad, Adam
 from ..serialization import load as _load
-from ..serialization import register_module
 from ..serialization import save as _save
 from ..training import TBPTT
 from .common import (CLIError, Progress, Timer, format_rate, format_seconds, nonnegative_float,
-                     nonnegative_int, positive_float, positive_int, read_text)
+                     nonnegative_int, one_blas_thread, positive_float, positive_int, read_text)
 
 __all__ = ["CharModel", "TrainResult", "train", "load_model", "demo_corpus", "complete",
            "register", "DEMO_MODULES"]
 
 
 # --------------------------------------------------------------------------
-# The model
+# The model (`crnn.models.CharModel`, re-exported here)
 # --------------------------------------------------------------------------
-
-@register_module
-class CharModel(CharRNN):
-    """A `crnn.models.CharRNN` that knows its characters.
-
-    Parameters
-    ----------
-    chars : str
-        The known characters, in id order (ids 1 ..; id 0 is the unknown
-        character), as `crnn.data.CharVocab` numbers them.
-    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend
-        As for `CharRNN`.
-    unk : str
-        What an unknown id decodes to.
-
-    Attributes
-    ----------
-    vocab : crnn.data.CharVocab
-    """
-
-    def __init__(self, chars: str, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd") -> None:
-        if not isinstance(chars, str) or not chars:
-            raise ValueError("chars must be a non-empty string")
-        self.vocab = CharVocab(chars, unk=unk)
-        super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, dtype=dtype, seed=seed, backend=backend)
-        # The unknown character is never a target (the vocabulary comes from
-        # the text), so training drives its logit down anyway; start it low
-        # so that even an untrained model never writes it.
-        self.head.params["bias"][0] = -10.0
-
-    @classmethod
-    def for_text(cls, text: str, hidden_size: int = 128, **kwargs: Any) -> "CharModel":
-        """A fresh model over the characters of `text`."""
-        return cls(CharVocab.from_text(text).chars, hidden_size, **kwargs)
-
-    def config(self) -> Dict[str, Any]:
-        cfg = super().config()
-        del cfg["vocab_size"]
-        return dict(chars=self.vocab.chars, unk=self.vocab.unk, **cfg)
-
-    def encode(self, text: str) -> np.ndarray:
-        return self.vocab.encode(text)
-
-    def decode(self, ids: Any) -> str:
-        return self.vocab.decode(np.asarray(ids, dtype=np.int64))
-
-    def sample(self, prime: str, n: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               rng: Optional[Union[int, np.random.Generator]] = None) -> str:
-        """`n` characters sampled after `prime` (the prime itself not included).
-
-        An empty prime starts at a new line (or, if the model never saw a
-        newline, at its first character).
-        """
-        if not prime:
-            prime = "\n" if "\n" in self.vocab else self.vocab.chars[0]
-        ids = self.generate(self.encode(prime), n, temperature=temperature, top_k=top_k, rng=rng)
-        return self.decode(ids)
-
 
 def load_model(path: str, backend: Optional[str] = None) -> CharModel:
     """Load a model saved by ``crnn train-text`` (or `crnn.save` of a CharModel)."""
@@ -513,6 +451,7 @@ def engine_speeds(model: CharModel, seq_len: int, batch_size: int, seed: int = 0
             for kind in ("rnn", "step")}
 
 
+@one_blas_thread
 def cmd_demo(args: argparse.Namespace) -> int:
     _check_budget(args)
     _apply_threads(args)
@@ -566,6 +505,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # crnn train-text
 # --------------------------------------------------------------------------
 
+@one_blas_thread
 def cmd_train_text(args: argparse.Namespace) -> int:
     _check_budget(args)
     _apply_threads(args)
@@ -647,6 +587,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
 # crnn sample
 # --------------------------------------------------------------------------
 
+@one_blas_thread
 def cmd_sample(args: argparse.Namespace) -> int:
     _apply_threads(args)
     path = args.model
