@@ -207,7 +207,7 @@ const char *crnn_compiler(void);
  * code, g one of those or -1 for the identity. The forward writes out
  * (T, B, O), y_n (B, O) and, for the backward, hidden (T, B, H). The
  * backward writes dx, dy0, dw_ih, dw_hy, dw_ho and, when not NULL, db (H,:
- * the gradient of b_ih and of b_hh) and db_ho (O,). Scalar, one thread.
+ * the gradient of b_ih and of b_hh) and db_ho (O,).
  */
 int crnn_jordan_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
                             const float *x, const float *y0, const float *w_ih,

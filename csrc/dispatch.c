@@ -189,6 +189,13 @@ static int sizes_ok(int64_t T, int64_t B, int64_t I, int64_t H, int64_t gates)
     return 1;
 }
 
+/* The Jordan network's arrays: those of an RNN with input width In and of
+ * one with input width O (the fed-back output), hidden width H. */
+static int jordan_sizes_ok(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O)
+{
+    return sizes_ok(T, B, In, H, 1) && sizes_ok(T, B, O, H, 1);
+}
+
 static int activation_ok(int activation)
 {
     return activation >= CRNN_TANH && activation <= CRNN_SIGMOID;
@@ -267,6 +274,34 @@ static int activation_ok(int activation)
         return kernels()->gru_backward_##S_(T, B, In, H, x, h0, w_ih, w_hh, lengths, out,   \
                                             gates, hn, dout, dh_n, dx, dh0, dw_ih, dw_hh,   \
                                             db_ih, db_hh, crnn_threads_for_call());         \
+    }                                                                                        \
+    int crnn_jordan_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,     \
+                                 const T_ *x, const T_ *y0, const T_ *w_ih, const T_ *w_hy, \
+                                 const T_ *w_ho, const T_ *b_ih, const T_ *b_hh,            \
+                                 const T_ *b_ho, const int64_t *lengths, int f, int g,      \
+                                 T_ *out, T_ *y_n, T_ *hidden)                              \
+    {                                                                                        \
+        if (!jordan_sizes_ok(T, B, In, H, O) || !activation_ok(f) ||                         \
+            (g != -1 && !activation_ok(g)))                                                  \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->jordan_forward_##S_(T, B, In, H, O, x, y0, w_ih, w_hy, w_ho,      \
+                                              b_ih, b_hh, b_ho, lengths, f, g, out, y_n,    \
+                                              hidden, crnn_threads_for_call());             \
+    }                                                                                        \
+    int crnn_jordan_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,    \
+                                  const T_ *x, const T_ *y0, const T_ *w_ih,                \
+                                  const T_ *w_hy, const T_ *w_ho, const int64_t *lengths,   \
+                                  int f, int g, const T_ *out, const T_ *hidden,            \
+                                  const T_ *dout, const T_ *dy_n, T_ *dx, T_ *dy0,          \
+                                  T_ *dw_ih, T_ *dw_hy, T_ *dw_ho, T_ *db, T_ *db_ho)       \
+    {                                                                                        \
+        if (!jordan_sizes_ok(T, B, In, H, O) || !activation_ok(f) ||                         \
+            (g != -1 && !activation_ok(g)))                                                  \
+            return CRNN_ERR_INVALID;                                                         \
+        return kernels()->jordan_backward_##S_(T, B, In, H, O, x, y0, w_ih, w_hy, w_ho,     \
+                                               lengths, f, g, out, hidden, dout, dy_n, dx,  \
+                                               dy0, dw_ih, dw_hy, dw_ho, db, db_ho,         \
+                                               crnn_threads_for_call());                    \
     }
 
 DEFINE_ENTRY_POINTS(float, f32)

@@ -100,7 +100,7 @@ static inline int crnn_team_for(int nt)
 /* What a register tile does with its result (kernels.inc). */
 enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
 
-/* One instruction-set build of the kernels (kernels.inc, gated.inc): the
+/* One instruction-set build of the kernels (kernels.inc, gated.inc, jordan.inc): the
  * public functions of crnn.h, typed per element type, plus a thread count. */
 #define CRNN_KERNEL_SIGNATURES(T_, S_)                                                      \
     int (*rnn_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,     \
@@ -122,7 +122,16 @@ enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
     int (*gru_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
                              const T_ *, const T_ *, const int64_t *, const T_ *,           \
                              const T_ *, const T_ *, const T_ *, const T_ *, T_ *, T_ *,    \
-                             T_ *, T_ *, T_ *, T_ *, int);
+                             T_ *, T_ *, T_ *, T_ *, int);                                  \
+    int (*jordan_forward_##S_)(int64_t, int64_t, int64_t, int64_t, int64_t, const T_ *,     \
+                               const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,  \
+                               const T_ *, const T_ *, const int64_t *, int, int, T_ *,     \
+                               T_ *, T_ *, int);                                            \
+    int (*jordan_backward_##S_)(int64_t, int64_t, int64_t, int64_t, int64_t, const T_ *,    \
+                                const T_ *, const T_ *, const T_ *, const T_ *,             \
+                                const int64_t *, int, int, const T_ *, const T_ *,          \
+                                const T_ *, const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, \
+                                T_ *, int);
 
 typedef struct {
     CRNN_KERNEL_SIGNATURES(float, f32)
@@ -135,8 +144,10 @@ typedef struct {
     {                                                                                       \
         rnn_forward_f32_##ISA, rnn_backward_f32_##ISA, lstm_forward_f32_##ISA,              \
             lstm_backward_f32_##ISA, gru_forward_f32_##ISA, gru_backward_f32_##ISA,         \
+            jordan_forward_f32_##ISA, jordan_backward_f32_##ISA,                            \
             rnn_forward_f64_##ISA, rnn_backward_f64_##ISA, lstm_forward_f64_##ISA,          \
             lstm_backward_f64_##ISA, gru_forward_f64_##ISA, gru_backward_f64_##ISA,         \
+            jordan_forward_f64_##ISA, jordan_backward_f64_##ISA,                            \
     }
 
 extern const crnn_kernel_table crnn_kernels_generic;

@@ -12,6 +12,7 @@
 #define NAME(x) CRNN_CAT3(x, f32, ISA_SUFFIX)
 #include "kernels.inc"
 #include "gated.inc"
+#include "jordan.inc"
 #undef REAL
 #undef IREAL
 #undef REAL_IS_F32
@@ -23,6 +24,7 @@
 #define NAME(x) CRNN_CAT3(x, f64, ISA_SUFFIX)
 #include "kernels.inc"
 #include "gated.inc"
+#include "jordan.inc"
 #undef REAL
 #undef IREAL
 #undef REAL_IS_F32

@@ -190,7 +190,11 @@ def test_layer_init_save_load_and_errors():
 # The C engine (crnn.jordan_forward / jordan_backward) against the reference
 # --------------------------------------------------------------------------
 
-JSHAPES = [(7, 5, 3, 6, 2), (1, 1, 1, 1, 1), (0, 3, 2, 4, 2), (4, 0, 2, 3, 1), (9, 17, 8, 33, 5)]
+# Odd sizes, single rows, empty time / batch / input / hidden / output, a batch
+# that splits across threads, and (70, 9, ...) whose backward runs in chunks
+# of 29 + 29 + 12 steps (bptt_chunk_steps in csrc/kernels.inc).
+JSHAPES = [(7, 5, 3, 6, 2), (1, 1, 1, 1, 1), (0, 3, 2, 4, 2), (4, 0, 2, 3, 1), (9, 17, 8, 33, 5),
+           (5, 3, 0, 4, 2), (5, 3, 2, 0, 2), (5, 3, 2, 4, 0), (70, 9, 4, 11, 3), (6, 41, 20, 40, 35)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -202,7 +206,7 @@ JSHAPES = [(7, 5, 3, 6, 2), (1, 1, 1, 1, 1), (0, 3, 2, 4, 2), (4, 0, 2, 3, 1), (
 def test_c_engine_matches_reference(dtype, shape, lengths, f, g, bias, state, grads_given):
     T_, B_, I_, H_, O_ = shape
     rng = np.random.default_rng(sum(shape))
-    k = 1 / np.sqrt(H_)
+    k = 1 / np.sqrt(max(H_, 1))
     u = lambda *s: rng.uniform(-k, k, s).astype(dtype)  # noqa: E731
     args = dict(weight_ih=u(H_, I_), weight_hy=u(H_, O_), weight_ho=u(O_, H_),
                 bias_ih=u(H_) if bias else None, bias_hh=u(H_) if bias else None,
@@ -212,17 +216,48 @@ def test_c_engine_matches_reference(dtype, shape, lengths, f, g, bias, state, gr
     lens = rng.integers(0, T_ + 1, size=B_) if lengths else None
     dout = rng.standard_normal((T_, B_, O_)).astype(dtype) if grads_given else None
     dy_n = rng.standard_normal((B_, O_)).astype(dtype) if grads_given else None
-    results = []
-    for engine in (crnn, reference):
+
+    def run(engine):
         out, y_n, cache = engine.jordan_forward(x, y0, **args, nonlinearity=f,
                                                 output_nonlinearity=g, lengths=lens)
-        results.append([out, y_n, cache.hidden, *engine.jordan_backward(dout, dy_n, cache)])
-    for i, (a, b) in enumerate(zip(*results)):
-        if b is None:
-            assert a is None, i
-            continue
-        assert a.dtype == np.dtype(dtype) and a.shape == b.shape, i
-        assert_rel_close(a, b, dtype=dtype, name=f"item {i}")
+        return [out, y_n, cache.hidden, *engine.jordan_backward(dout, dy_n, cache)]
+
+    want = run(reference)
+    for isa, threads in itertools.product(crnn.available_isas(), (1, 3)):
+        crnn.set_isa(isa)
+        crnn.set_num_threads(threads)
+        for i, (a, b) in enumerate(zip(run(crnn), want)):
+            if b is None:
+                assert a is None, i
+                continue
+            assert a.dtype == np.dtype(dtype) and a.shape == b.shape, i
+            assert_rel_close(a, b, dtype=dtype, name=f"item {i} ({isa}, {threads} threads)")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_c_engine_results_do_not_depend_on_threads(dtype):
+    T_, B_, I_, H_, O_ = 20, 64, 24, 48, 16  # large enough that rows and products split
+    rng = np.random.default_rng(4)
+    k = 1 / np.sqrt(max(H_, 1))
+    u = lambda *s: rng.uniform(-k, k, s).astype(dtype)  # noqa: E731
+    args = dict(weight_ih=u(H_, I_), weight_hy=u(H_, O_), weight_ho=u(O_, H_), bias_ih=u(H_),
+                bias_hh=u(H_), bias_ho=u(O_))
+    x = rng.standard_normal((T_, B_, I_)).astype(dtype)
+    y0 = rng.standard_normal((B_, O_)).astype(dtype)
+    lens = rng.integers(0, T_ + 1, size=B_)
+    dout = rng.standard_normal((T_, B_, O_)).astype(dtype)
+
+    def run():
+        out, y_n, cache = crnn.jordan_forward(x, y0, **args, lengths=lens,
+                                              output_nonlinearity="tanh")
+        return [out, y_n, *crnn.jordan_backward(dout, None, cache)]
+
+    crnn.set_num_threads(1)
+    base = run()
+    for threads in (2, 3, 4):
+        crnn.set_num_threads(threads)
+        for a, b in zip(run(), base):
+            assert np.array_equal(a, b)
 
 
 def test_c_engine_caches_are_interchangeable():

@@ -2,7 +2,8 @@
 
 Same names, signatures and semantics as `crnn.reference.jordan_forward` /
 `jordan_backward` (the NumPy specification, whose argument checks are shared
-here). The kernel (csrc/jordan.c) is scalar and runs on one thread.
+here). The kernels (csrc/jordan.inc) are built like the RNN's: vectorised,
+batch-parallel over OpenMP threads, GIL released.
 """
 from __future__ import annotations
 

@@ -730,7 +730,7 @@ class Jordan(Module):
     seed : int or None
         Seeds the initialisation (``np.random.default_rng(seed)``).
     backend : {"c", "numpy"}
-        ``"c"``: `crnn.jordan_forward` (a scalar C kernel on one thread);
+        ``"c"``: `crnn.jordan_forward` (the C engine);
         ``"numpy"``: `crnn.reference.jordan_forward`.
     init : {"pytorch", "orthogonal", "glorot"}
         ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)); otherwise
