@@ -178,17 +178,6 @@ def _crnn_threads(n):
 
 
 @contextlib.contextmanager
-def _blas_threads(n):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # NumPy's BLAS keeps its own default
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-@contextlib.contextmanager
 def _torch_threads(n):
     import torch
 
@@ -259,7 +248,7 @@ def implementation(impl, shape, dtype=np.float32, seed=0):
     if impl == "crnn":
         return _numpy_impl(crnn, args, dout, dh_n, _crnn_threads)
     if impl == "reference":
-        return _numpy_impl(reference, args, dout, dh_n, _blas_threads)
+        return _numpy_impl(reference, args, dout, dh_n, crnn.limit_blas_threads)
     if impl == "torch":
         return _torch_impl(args, dout, dh_n)
     if impl == "onednn":

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+import crnn
 from crnn.losses import softmax_cross_entropy
 from crnn.models import Seq2Seq, one_hot
 from crnn.optim import Adam
@@ -32,15 +33,18 @@ def make_batch(n):
 
 model = Seq2Seq(src_size=DIGITS, tgt_size=DIGITS + 1, hidden_size=128, seed=0)
 opt = Adam(model.params, lr=3e-3, clip_grad_norm=5.0)
-for step in range(1, STEPS + 1):
-    src_ids, tgt_ids = make_batch(B)
-    model.zero_grad()
-    logits = model(one_hot(src_ids, DIGITS), model.decoder_inputs(tgt_ids, START))
-    loss, dlogits = softmax_cross_entropy(logits, tgt_ids)
-    model.backward(dlogits)
-    opt.step(model.grads)
-    if step == 1 or step % (STEPS // 4) == 0:
-        print(f"step {step:5d}  loss {loss:.4f}")
+# One BLAS thread while training: NumPy's small products between the C
+# calls would otherwise spin threads that compete with crnn's.
+with crnn.limit_blas_threads():
+    for step in range(1, STEPS + 1):
+        src_ids, tgt_ids = make_batch(B)
+        model.zero_grad()
+        logits = model(one_hot(src_ids, DIGITS), model.decoder_inputs(tgt_ids, START))
+        loss, dlogits = softmax_cross_entropy(logits, tgt_ids)
+        model.backward(dlogits)
+        opt.step(model.grads)
+        if step == 1 or step % (STEPS // 4) == 0:
+            print(f"step {step:5d}  loss {loss:.4f}")
 
 src_ids, tgt_ids = make_batch(1000)
 out = model.greedy_decode(one_hot(src_ids, DIGITS), LENGTH, START)

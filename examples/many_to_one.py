@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+import crnn
 from crnn.losses import softmax_cross_entropy
 from crnn.models import SequenceClassifier
 from crnn.optim import Adam
@@ -35,15 +36,18 @@ def make_batch(n):
 
 model = SequenceClassifier(1, 32, 2, seed=0)
 opt = Adam(model.params, lr=3e-3, clip_grad_norm=1.0)
-for step in range(1, STEPS + 1):
-    x, lengths, labels = make_batch(B)
-    model.zero_grad()
-    logits = model(x, lengths=lengths)
-    loss, dlogits = softmax_cross_entropy(logits, labels)
-    model.backward(dlogits)
-    opt.step(model.grads)
-    if step == 1 or step % (STEPS // 4) == 0:
-        print(f"step {step:5d}  loss {loss:.4f}")
+# One BLAS thread while training: NumPy's small products between the C
+# calls would otherwise spin threads that compete with crnn's.
+with crnn.limit_blas_threads():
+    for step in range(1, STEPS + 1):
+        x, lengths, labels = make_batch(B)
+        model.zero_grad()
+        logits = model(x, lengths=lengths)
+        loss, dlogits = softmax_cross_entropy(logits, labels)
+        model.backward(dlogits)
+        opt.step(model.grads)
+        if step == 1 or step % (STEPS // 4) == 0:
+            print(f"step {step:5d}  loss {loss:.4f}")
 
 x, lengths, labels = make_batch(2000)
 model.eval()

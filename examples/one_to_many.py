@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+import crnn
 from crnn.losses import softmax_cross_entropy
 from crnn.models import CharRNN
 from crnn.optim import Adam
@@ -32,17 +33,20 @@ T, B = 40, 16
 rng = np.random.default_rng(0)
 model = CharRNN(len(chars), 64, seed=0)
 opt = Adam(model.params, lr=3e-3, clip_grad_norm=5.0)
-for step in range(1, STEPS + 1):
-    starts = rng.integers(0, len(ids) - T - 1, size=B)
-    x = np.stack([ids[s:s + T] for s in starts], axis=1)          # (T, B)
-    y = np.stack([ids[s + 1:s + T + 1] for s in starts], axis=1)  # (T, B)
-    model.zero_grad()
-    logits, _ = model(x)
-    loss, dlogits = softmax_cross_entropy(logits, y)
-    model.backward(dlogits)
-    opt.step(model.grads)
-    if step == 1 or step % (STEPS // 4) == 0:
-        print(f"step {step:4d}  loss {loss:.3f}")
+# One BLAS thread while training: NumPy's small products between the C
+# calls would otherwise spin threads that compete with crnn's.
+with crnn.limit_blas_threads():
+    for step in range(1, STEPS + 1):
+        starts = rng.integers(0, len(ids) - T - 1, size=B)
+        x = np.stack([ids[s:s + T] for s in starts], axis=1)          # (T, B)
+        y = np.stack([ids[s + 1:s + T + 1] for s in starts], axis=1)  # (T, B)
+        model.zero_grad()
+        logits, _ = model(x)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        model.backward(dlogits)
+        opt.step(model.grads)
+        if step == 1 or step % (STEPS // 4) == 0:
+            print(f"step {step:4d}  loss {loss:.3f}")
 
 prime = np.array([stoi["t"]])
 greedy = model.generate(prime, len(TEXT) - 1, temperature=0)
