@@ -49,7 +49,7 @@ int crnn_threads_for_call(void)
     return n > 0 ? n : 1;
 }
 
-void crnn_region_end(const crnn_region_clock *c, int nt)
+void crnn_region_end(crnn_region_clock *c, int nt)
 {
     if (nt < 2 || c->team < 2)
         return;
@@ -66,7 +66,8 @@ void crnn_region_end(const crnn_region_clock *c, int nt)
      * other processes) means the team was starved. */
     const double stall = 2e-3;
     int len = atomic_load(&g_backoff_len);
-    if ((late > stall && late > 0.5 * share) || (wait > stall && wait > 1.5 * share)) {
+    if ((late > stall && late > 0.5 * share) || (wait > stall && wait > 1.5 * share) ||
+        atomic_load(&c->starved)) {
         len = len < BACKOFF_MIN ? BACKOFF_MIN : len >= BACKOFF_MAX / 2 ? BACKOFF_MAX : 2 * len;
         atomic_store(&g_backoff, len);
     } else {

@@ -7,6 +7,7 @@
 #define CRNN_INTERNAL_H
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,7 @@ typedef struct {
     double caller_done;                /* when thread 0 finished its share */
     double entry[CRNN_CLOCK_THREADS];  /* when each thread started */
     int team;                          /* the team's size */
+    atomic_int starved;                /* a thread waited too long inside */
 } crnn_region_clock;
 
 static inline double crnn_wtime(void)
@@ -190,6 +192,7 @@ static inline void crnn_region_begin(crnn_region_clock *c)
     c->caller_done = c->start;
     c->team = 1;
     c->entry[0] = c->start;
+    atomic_init(&c->starved, 0);
 }
 
 /* Inside the region, first thing on each thread. */
@@ -209,6 +212,41 @@ static inline void crnn_region_share_done(crnn_region_clock *c)
         c->caller_done = crnn_wtime();
 }
 
-void crnn_region_end(const crnn_region_clock *c, int nt);
+void crnn_region_end(crnn_region_clock *c, int nt);
+
+/*
+ * A lighter barrier for a team that meets after every one of many short
+ * steps (microseconds, where a general barrier's cost would show): each
+ * thread publishes how many steps it has finished, on a cache line of its
+ * own, and spins until the others have finished as many. A wait of more
+ * than 2 ms (a thread queued behind other processes) marks the clock's
+ * region as starved, so later calls run on one thread for a while.
+ */
+typedef struct {
+    _Alignas(64) atomic_llong done;
+    char pad[64 - sizeof(atomic_llong)];
+} crnn_step_count;
+
+static inline void crnn_step_barrier(crnn_step_count *counts, int team, int tid,
+                                     long long steps, crnn_region_clock *c)
+{
+    atomic_store_explicit(&counts[tid].done, steps, memory_order_release);
+    for (int u = 0; u < team; u++) {
+        double since = 0.0;
+        for (unsigned spins = 1;
+             atomic_load_explicit(&counts[u].done, memory_order_acquire) < steps; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            if (spins % 4096 == 0) { /* look at the clock now and then only */
+                const double now = crnn_wtime();
+                if (since == 0.0)
+                    since = now;
+                else if (now - since > 2e-3)
+                    atomic_store(&c->starved, 1);
+            }
+        }
+    }
+}
 
 #endif /* CRNN_INTERNAL_H */

@@ -184,20 +184,47 @@ def test_larger_problem_no_lengths_no_h0(dtype, isa):
 
 # --------------------------------------------------------------------------
 # Long sequences: the backward runs through time in chunks of steps
-# (bptt_chunk_steps in csrc/kernels.inc: >= 256 rows, about T/8 steps), so
-# these cross several chunk boundaries, with lengths ending inside chunks.
+# (bptt_chunk_steps in csrc/kernels.inc: >= 2048 rows, about T/8 steps), so
+# these cross chunk boundaries (2048 + 52 and 228 + 228 + 144 steps), with
+# lengths ending inside chunks.
 # --------------------------------------------------------------------------
 @isa_param
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("lengths", LENGTHS, ids=str)
 @dtype_param
-@pytest.mark.parametrize("shape", [(300, 1, 3, 5), (70, 9, 6, 11)],
+@pytest.mark.parametrize("shape", [(2100, 1, 3, 5), (600, 9, 6, 11)],
                          ids=lambda s: "T%d-B%d-I%d-H%d" % s)
 def test_backward_across_time_chunks(shape, dtype, lengths, threads, isa):
     _configure(isa, threads)
     seed = 31
     args = make_rnn_problem(*shape, dtype, seed=seed, lengths=lengths)
     _check_all(args, "tanh", dtype, seed, upstreams=("both", "dout"))
+
+
+# --------------------------------------------------------------------------
+# Batch 1 with W_hh beyond a core's L1 cache: the forward splits W_hh's
+# columns across threads, which meet after every step (split_columns in
+# csrc/kernels.inc). H = 130 and 200 are not multiples of the panel width, so
+# the threads get unequal panel counts; results must not depend on them.
+# --------------------------------------------------------------------------
+@isa_param
+@pytest.mark.parametrize("lengths", [None, "random"], ids=str)
+@nl_param
+@dtype_param
+@pytest.mark.parametrize("shape", [(600, 1, 5, 130), (400, 1, 3, 200)],
+                         ids=lambda s: "T%d-B%d-I%d-H%d" % s)
+def test_batch1_column_split(shape, dtype, nl, lengths, isa):
+    seed = 37
+    args = make_rnn_problem(*shape, dtype, seed=seed, lengths=lengths)
+    crnn.set_isa(isa)
+    results = {}
+    for threads in (1, 2, 4):
+        crnn.set_num_threads(threads)
+        results[threads] = crnn.rnn_forward(**args, nonlinearity=nl)[:2]
+    _check_forward(args, nl, dtype)
+    for threads in (2, 4):
+        for a, b in zip(results[threads], results[1]):
+            assert np.array_equal(a, b), f"{threads} threads differ from 1"
 
 
 # --------------------------------------------------------------------------

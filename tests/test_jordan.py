@@ -191,10 +191,10 @@ def test_layer_init_save_load_and_errors():
 # --------------------------------------------------------------------------
 
 # Odd sizes, single rows, empty time / batch / input / hidden / output, a batch
-# that splits across threads, and (70, 9, ...) whose backward runs in chunks
-# of 29 + 29 + 12 steps (bptt_chunk_steps in csrc/kernels.inc).
+# that splits across threads, and (600, 9, ...) whose backward runs in chunks
+# of 228 + 228 + 144 steps (bptt_chunk_steps in csrc/kernels.inc).
 JSHAPES = [(7, 5, 3, 6, 2), (1, 1, 1, 1, 1), (0, 3, 2, 4, 2), (4, 0, 2, 3, 1), (9, 17, 8, 33, 5),
-           (5, 3, 0, 4, 2), (5, 3, 2, 0, 2), (5, 3, 2, 4, 0), (70, 9, 4, 11, 3), (6, 41, 20, 40, 35)]
+           (5, 3, 0, 4, 2), (5, 3, 2, 0, 2), (5, 3, 2, 4, 0), (600, 9, 4, 11, 3), (6, 41, 20, 40, 35)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
