@@ -221,10 +221,9 @@ def test_special_values_float32(isa):
     np.testing.assert_array_equal(s[x == 0], 0.5)
 
 
-# Known float32 limits (the float32 functions are not this file's subject):
-# they are recorded here so that a fix shows up as XPASS.
+# float32 edge behaviour: the sign of zero, and flush-to-zero below the
+# smallest normal for sigmoid.
 
-@pytest.mark.xfail(reason="float32 tanh's small branch x + x^3 P turns -0 into +0")
 @pytest.mark.parametrize("isa", ISAS)
 def test_float32_tanh_keeps_minus_zero(isa):
     crnn.set_isa(isa)
@@ -232,12 +231,15 @@ def test_float32_tanh_keeps_minus_zero(isa):
     np.testing.assert_array_equal(np.signbit(t), [True, False])
 
 
-@pytest.mark.xfail(reason="float32 exp clamps at 88.38 to a finite value, so "
-                          "sigmoid(x < -88.7) is ~4e-39, not e^x or 0")
 @pytest.mark.parametrize("isa", ISAS)
-def test_float32_sigmoid_below_smallest_normal(isa):
+def test_float32_sigmoid_flushes_below_smallest_normal(isa):
+    """Documented in csrc/kernels.inc: float32 sigmoid values below the
+    smallest normal float (x < -87.34) are 0; just above, within the bound."""
     crnn.set_isa(isa)
-    x = np.linspace(-120, -88, 1001).astype(np.float32)
-    err = ulp_distance(activate(x, np.float32, "sigmoid"), exact("sigmoid", x), np.float32)
+    lo = np.float32(-87.3365478515625)
+    below = np.linspace(-120, lo, 1001).astype(np.float32)[:-1]
+    assert not np.any(activate(below, np.float32, "sigmoid"))
+    above = np.linspace(lo, -80, 1001).astype(np.float32)
+    err = ulp_distance(activate(above, np.float32, "sigmoid"), exact("sigmoid", above), np.float32)
     assert err.max() <= EXACT_ULP[np.float32, "sigmoid"]
     assert activate_bias(np.array([-np.inf], np.float32), np.float32, "sigmoid")[0] == 0
