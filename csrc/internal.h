@@ -214,24 +214,49 @@ static inline void crnn_region_share_done(crnn_region_clock *c)
 
 void crnn_region_end(crnn_region_clock *c, int nt);
 
+/* A cheap clock in arbitrary units, for ratios of intervals within a call:
+ * the time-stamp counter where there is one, else crnn_wtime. */
+static inline double crnn_ticks(void)
+{
+#if CRNN_HAVE_X86_BUILDS
+    return (double)__builtin_ia32_rdtsc();
+#else
+    return crnn_wtime();
+#endif
+}
+
 /*
  * A lighter barrier for a team that meets after every one of many short
  * steps (microseconds, where a general barrier's cost would show): each
  * thread publishes how many steps it has finished, on a cache line of its
  * own, and spins until the others have finished as many. A wait of more
  * than 2 ms (a thread queued behind other processes) marks the clock's
- * region as starved, so later calls run on one thread for a while.
+ * region as starved, so later calls run on one thread for a while. The
+ * time spent waiting is added to *waited (crnn_ticks units), for
+ * crnn_steps_done.
  */
 typedef struct {
     _Alignas(64) atomic_llong done;
     char pad[64 - sizeof(atomic_llong)];
 } crnn_step_count;
 
+/* Zeroes the counts of a team of up to nt threads; returns the team size
+ * the counts can serve. */
+static inline int crnn_step_counts_init(crnn_step_count *counts, int nt)
+{
+    for (int v = 0; v < CRNN_CLOCK_THREADS; v++)
+        atomic_init(&counts[v].done, 0);
+    return nt < CRNN_CLOCK_THREADS ? nt : CRNN_CLOCK_THREADS;
+}
+
 static inline void crnn_step_barrier(crnn_step_count *counts, int team, int tid,
-                                     long long steps, crnn_region_clock *c)
+                                     long long steps, crnn_region_clock *c, double *waited)
 {
     atomic_store_explicit(&counts[tid].done, steps, memory_order_release);
     for (int u = 0; u < team; u++) {
+        if (atomic_load_explicit(&counts[u].done, memory_order_acquire) >= steps)
+            continue;
+        const double from = crnn_ticks();
         double since = 0.0;
         for (unsigned spins = 1;
              atomic_load_explicit(&counts[u].done, memory_order_acquire) < steps; spins++) {
@@ -246,7 +271,21 @@ static inline void crnn_step_barrier(crnn_step_count *counts, int team, int tid,
                     atomic_store(&c->starved, 1);
             }
         }
+        *waited += crnn_ticks() - from;
     }
+}
+
+/*
+ * A thread's verdict after its steps (begun at crnn_ticks() = began): a
+ * thread that spent more than half of that time waiting at step barriers
+ * could have done the whole work alone in it, so the split did not pay (a
+ * processor slowed by other work on the machine, or steps too short for the
+ * barrier). That marks the region starved, as a long wait does.
+ */
+static inline void crnn_steps_done(crnn_region_clock *c, double began, double waited)
+{
+    if (waited > 0.5 * (crnn_ticks() - began))
+        atomic_store(&c->starved, 1);
 }
 
 #endif /* CRNN_INTERNAL_H */
