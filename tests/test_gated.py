@@ -100,34 +100,35 @@ def test_results_do_not_depend_on_threads(cell, dtype):
             assert (a is None and b is None) or np.array_equal(a, b)
 
 
-# Batch 1 with W_hh beyond a core's L1 cache: the LSTM splits the hidden units
+# Batch 1 with W_hh beyond a core's L1 cache: the cells split the hidden units
 # across threads, which meet after every step (split_columns in
-# csrc/kernels.inc, lstm_*_one_row in csrc/gated.inc). H = 70 and 130 leave
-# the threads unequal panel counts; 2100 steps cross a BPTT chunk. "zeros"
-# gives the single row length 0.
+# csrc/kernels.inc, *_one_row in csrc/gated.inc). H = 70 and 130 leave the
+# threads unequal panel counts; 2100 steps cross a BPTT chunk. "zeros" gives
+# the single row length 0.
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("isa", crnn.available_isas())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(450, 1, 3, 70), (130, 1, 5, 130), (2100, 1, 2, 48)],
+@pytest.mark.parametrize("shape", [(600, 1, 3, 70), (180, 1, 5, 130), (2100, 1, 2, 56)],
                          ids=lambda s: "T%d-B%d-I%d-H%d" % s)
 @pytest.mark.parametrize("lengths", [None, "random", "zeros"])
 @pytest.mark.parametrize("state", [True, False])
-def test_lstm_batch1_unit_split(isa, dtype, shape, lengths, state):
+def test_batch1_unit_split(cell, isa, dtype, shape, lengths, state):
     T, B, I, H = shape
-    args = make_problem("lstm", *shape, dtype=dtype, state=state, lengths=lengths, seed=11)
-    grads = upstream("lstm", T, B, H, dtype, seed=12)
+    args = make_problem(cell, *shape, dtype=dtype, state=state, lengths=lengths, seed=11)
+    grads = upstream(cell, T, B, H, dtype, seed=12)
     crnn.set_isa(isa)
     results = {}
     for threads in (1, 2, 4):
         crnn.set_num_threads(threads)
-        results[threads] = run(crnn, "lstm", args, grads)
-    for i, (a, b) in enumerate(zip(results[1], run(reference, "lstm", args, grads))):
+        results[threads] = run(crnn, cell, args, grads)
+    for i, (a, b) in enumerate(zip(results[1], run(reference, cell, args, grads))):
         assert (a is None) == (b is None)
         if b is not None:
-            assert_rel_close(a, b, dtype=dtype, name=f"lstm output {i} ({isa})")
+            assert_rel_close(a, b, dtype=dtype, name=f"{cell} output {i} ({isa})")
     for threads in (2, 4):
         for i, (a, b) in enumerate(zip(results[threads], results[1])):
             assert (a is None and b is None) or np.array_equal(a, b), \
-                f"output {i}: {threads} threads differ from 1"
+                f"{cell} output {i}: {threads} threads differ from 1"
 
 
 @pytest.mark.parametrize("cell", CELLS)
