@@ -202,29 +202,34 @@ def test_backward_across_time_chunks(shape, dtype, lengths, threads, isa):
 
 
 # --------------------------------------------------------------------------
-# Batch 1 with W_hh beyond a core's L1 cache: the forward splits W_hh's
+# Batch 1 with W_hh beyond a core's L1 cache: forward and backward split W_hh's
 # columns across threads, which meet after every step (split_columns in
 # csrc/kernels.inc). H = 130 and 200 are not multiples of the panel width, so
-# the threads get unequal panel counts; results must not depend on them.
+# the threads get unequal panel counts; 2100 steps cross a BPTT chunk. Results
+# must not depend on the thread count.
 # --------------------------------------------------------------------------
 @isa_param
 @pytest.mark.parametrize("lengths", [None, "random"], ids=str)
 @nl_param
 @dtype_param
-@pytest.mark.parametrize("shape", [(600, 1, 5, 130), (400, 1, 3, 200)],
+@pytest.mark.parametrize("shape", [(600, 1, 5, 130), (400, 1, 3, 200), (2100, 1, 2, 130)],
                          ids=lambda s: "T%d-B%d-I%d-H%d" % s)
 def test_batch1_column_split(shape, dtype, nl, lengths, isa):
     seed = 37
-    args = make_rnn_problem(*shape, dtype, seed=seed, lengths=lengths)
+    args = make_rnn_problem(*shape, dtype=dtype, seed=seed, lengths=lengths)
+    T, B, _, H = shape
+    dout, dh_n = _upstream(T, B, H, dtype, seed)
     crnn.set_isa(isa)
     results = {}
     for threads in (1, 2, 4):
         crnn.set_num_threads(threads)
-        results[threads] = crnn.rnn_forward(**args, nonlinearity=nl)[:2]
-    _check_forward(args, nl, dtype)
+        out, h_n, cache = crnn.rnn_forward(**args, nonlinearity=nl)
+        results[threads] = [out, h_n, *crnn.rnn_backward(dout, dh_n, cache)]
+    _check_all(args, nl, dtype, seed, upstreams=("both",))
     for threads in (2, 4):
         for a, b in zip(results[threads], results[1]):
-            assert np.array_equal(a, b), f"{threads} threads differ from 1"
+            assert (a is None and b is None) or np.array_equal(a, b), \
+                f"{threads} threads differ from 1"
 
 
 # --------------------------------------------------------------------------
