@@ -98,6 +98,15 @@ static inline int crnn_team_for(int nt)
 #endif
 }
 
+/* The end of the steps of [t0, t1) that a single row (B = 1) really has:
+ * its length lengths[0] clamped to [t0, t1], or t1 without lengths. The
+ * steps from there to t1 are padding. */
+static inline int64_t crnn_one_row_end(int64_t t0, int64_t t1, const int64_t *lengths)
+{
+    const int64_t len = lengths ? lengths[0] : t1;
+    return len < t0 ? t0 : len < t1 ? len : t1;
+}
+
 /* What a register tile does with its result (kernels.inc). */
 enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
 
