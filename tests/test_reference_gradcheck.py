@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from crnn import reference
-from crnn._types import NONLINEARITIES, RNNCache
+from crnn.cells import NONLINEARITIES, RNNCache
 from helpers import make_rnn_problem, rel_error
 
 # Central differences: truncation error ~EPS**2, round-off ~1e-16 * |loss| / EPS,

@@ -6,29 +6,38 @@ The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 from . import reference
 from ._runtime import (available_isas, build_info, get_num_threads, limit_blas_threads, set_isa,
                        set_num_threads)
-from ._types import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads,
-                     RNNCache, RNNGrads)
+from . import cells
+from .cells import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads, RNNCache,
+                    RNNGrads)
 from ._version import __version__
-from .functional import clip_grad_norm, clip_grad_value, rnn_backward, rnn_forward
-from .functional_gated import gru_backward, gru_forward, lstm_backward, lstm_forward
-from .functional_jordan import jordan_backward, jordan_forward
+from .functional import (backward, clip_grad_norm, clip_grad_value, forward, gru_backward,
+                         gru_forward, jordan_backward, jordan_forward, lstm_backward,
+                         lstm_forward, rnn_backward, rnn_forward)
 from . import init, nn
 from . import losses, optim
 from .module import Module
-from .nn import GRU, LSTM, RNN, Jordan, Linear, RNNCell
+from .nn import (GRU, LSTM, RNN, GRUCell, Jordan, Linear, LSTMCell, Recurrent, RecurrentCell,
+                 RNNCell)
 from .serialization import load, save
 from . import data, models, training
 from .training import gradcheck
 
 __all__ = [
     "GRU",
+    "GRUCell",
     "Jordan",
     "LSTM",
+    "LSTMCell",
     "Linear",
     "Module",
     "RNN",
     "RNNCell",
+    "Recurrent",
+    "RecurrentCell",
     "gradcheck",
+    "backward",
+    "cells",
+    "forward",
     "data",
     "init",
     "load",

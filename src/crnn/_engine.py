@@ -1,4 +1,4 @@
-"""The backend switch of the layers: which engine runs the recurrence.
+"""The one engine selector: which module runs the recurrence for a backend.
 
 Layers, losses and optimizers are written once against the functional API;
 ``engine(backend)`` returns the module that implements it:
@@ -6,19 +6,20 @@ Layers, losses and optimizers are written once against the functional API;
 - ``"c"``: `crnn.functional`, the C engine;
 - ``"numpy"``: `crnn.reference`, the plain-NumPy specification.
 
-Both expose ``rnn_forward``, ``rnn_backward``, ``clip_grad_norm`` and
-``clip_grad_value`` with identical signatures and semantics.
+Both expose the generic ``forward`` / ``backward`` (any cell of
+`crnn.cells`), the cells' named entry points (``rnn_forward``, ...),
+``clip_grad_norm`` and ``clip_grad_value``, with identical signatures and
+semantics.
 """
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import functional, functional_gated, reference
+from . import functional, reference
 
 BACKENDS = ("c", "numpy")
 
 _ENGINES = {"c": functional, "numpy": reference}
-_GATED_ENGINES = {"c": functional_gated, "numpy": reference}
 
 
 def check_backend(backend: object) -> str:
@@ -40,8 +41,7 @@ def engine(backend: str) -> ModuleType:
     Returns
     -------
     module
-        A module with ``rnn_forward``, ``rnn_backward``, ``clip_grad_norm``
-        and ``clip_grad_value``.
+        `crnn.functional` or `crnn.reference`.
 
     Raises
     ------
@@ -49,10 +49,3 @@ def engine(backend: str) -> ModuleType:
         If `backend` is not one of ``"c"``, ``"numpy"``.
     """
     return _ENGINES[check_backend(backend)]
-
-
-def gated_engine(backend: str) -> ModuleType:
-    """The module with ``lstm_forward`` / ``lstm_backward`` / ``gru_forward`` /
-    ``gru_backward`` behind `backend` (`crnn.functional_gated` for ``"c"``,
-    `crnn.reference` for ``"numpy"``)."""
-    return _GATED_ENGINES[check_backend(backend)]

@@ -12,31 +12,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._types import NONLINEARITIES, RNNCache
+from .cells import NONLINEARITIES, CellSpec, Weight
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-class RNNArgs(NamedTuple):
-    """Normalised arguments of rnn_forward."""
-
-    x: np.ndarray
-    h0: Optional[np.ndarray]
-    weight_ih: np.ndarray
-    weight_hh: np.ndarray
-    bias_ih: Optional[np.ndarray]
-    bias_hh: Optional[np.ndarray]
-    lengths: Optional[np.ndarray]
-    nonlinearity: str
-    T: int
-    B: int
-    I: int  # noqa: E741 (PyTorch's name for the input size)
-    H: int
-    dtype: np.dtype
 
 
 def as_array(name: str, value: Any) -> np.ndarray:
@@ -59,26 +41,37 @@ def as_array(name: str, value: Any) -> np.ndarray:
 
 def _float_dtype_of(name: str, value: Any) -> np.dtype:
     """The dtype `value` has as an array, which must be float32 or float64."""
-    if value is None:
-        raise TypeError(f"{name} must be a float32 or float64 array, got None")
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a float32 or float64 array, got {type(value).__name__}")
-    dtype = as_array(name, value).dtype
+    if type(value) is np.ndarray:  # the common case, checked fast
+        dtype = value.dtype
+    elif value is None or isinstance(value, (str, bytes)):
+        got = "None" if value is None else type(value).__name__
+        raise TypeError(f"{name} must be a float32 or float64 array, got {got}")
+    else:
+        dtype = as_array(name, value).dtype
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dtype}")
-    return np.dtype(dtype.newbyteorder("="))
+    return dtype if dtype.isnative else np.dtype(dtype.newbyteorder("="))
 
 
-def _common_float_dtype(named: Sequence[tuple]) -> np.dtype:
-    """The one float dtype shared by every given (name, value); None values skipped."""
-    seen = [(name, _float_dtype_of(name, value)) for name, value in named if value is not None]
-    first_name, dtype = seen[0]
-    for name, other in seen[1:]:
-        if other != dtype:
+def _common_float_dtype(named: Sequence[tuple], required: Sequence[str] = ()) -> np.dtype:
+    """The one float dtype shared by every given (name, value).
+
+    None values are skipped, except for the names in `required`, which
+    must be arrays.
+    """
+    first_name, dtype = None, None
+    for name, value in named:
+        if value is None and name not in required:
+            continue
+        other = _float_dtype_of(name, value)
+        if dtype is None:
+            first_name, dtype = name, other
+        elif other != dtype:
             raise TypeError(
                 f"{name} has dtype {other} but {first_name} has dtype {dtype}: all floating "
                 "inputs of one call must share one dtype (float32 or float64); convert explicitly"
             )
+    assert dtype is not None, "no array given"
     return dtype
 
 
@@ -88,10 +81,15 @@ def as_float_array(name: str, value: Any, dtype: np.dtype, shape: tuple) -> np.n
     Entries of `shape` that are None accept any size. Returns `value` itself
     when it already has that form (no copy).
     """
-    arr = np.asarray(value)
+    if (type(value) is np.ndarray and value.shape == shape and value.dtype == dtype
+            and value.flags.c_contiguous):
+        return value  # the common case, checked fast
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, arr.shape)):
         expected = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+    if type(arr) is np.ndarray and arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -117,37 +115,6 @@ def check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths) -> RNNArgs:
-    """Check and normalise the arguments of rnn_forward."""
-    for name, value in (("x", x), ("weight_ih", weight_ih), ("weight_hh", weight_hh)):
-        _float_dtype_of(name, value)  # required: None is a TypeError, not "skipped"
-    dtype = _common_float_dtype(
-        [("x", x), ("h0", h0), ("weight_ih", weight_ih), ("weight_hh", weight_hh),
-         ("bias_ih", bias_ih), ("bias_hh", bias_hh)]
-    )
-    nonlinearity = check_nonlinearity(nonlinearity)
-    w_ih = np.asarray(weight_ih)
-    if w_ih.ndim != 2:
-        raise ValueError(f"weight_ih must have shape (hidden_size, input_size), got {w_ih.shape}")
-    H, I = w_ih.shape
-    x_shape = as_array("x", x).shape
-    if len(x_shape) == 3:
-        check_sizes(x_shape[0], x_shape[1], I, H)
-    x_arr = as_float_array("x", x, dtype, (None, None, I))
-    T, B = x_arr.shape[:2]
-    return RNNArgs(
-        x=x_arr,
-        h0=None if h0 is None else as_float_array("h0", h0, dtype, (B, H)),
-        weight_ih=np.ascontiguousarray(w_ih, dtype=dtype),
-        weight_hh=as_float_array("weight_hh", weight_hh, dtype, (H, H)),
-        bias_ih=None if bias_ih is None else as_float_array("bias_ih", bias_ih, dtype, (H,)),
-        bias_hh=None if bias_hh is None else as_float_array("bias_hh", bias_hh, dtype, (H,)),
-        lengths=check_lengths(lengths, T, B),
-        nonlinearity=nonlinearity,
-        T=T, B=B, I=I, H=H, dtype=dtype,
-    )
-
-
 # The C kernels index with 64-bit integers and refuse sizes beyond this many
 # elements (csrc/dispatch.c); checking here gives a clear error first.
 MAX_ELEMENTS = 2**59
@@ -167,26 +134,193 @@ def check_sizes(T: int, B: int, I: int, H: int) -> None:  # noqa: E741
             f"T*B*max(I, H) and H*max(I, H) must each be at most 2**59 elements")
 
 
-def rnn_backward_args(dout, dh_n, cache):
-    """Check (dout, dh_n, cache) of rnn_backward; returns them normalised.
+# --------------------------------------------------------------------------
+# One validator for every cell, parameterised by its spec (crnn.cells)
+# --------------------------------------------------------------------------
 
-    The cache is re-checked field by field (cheap when it came from
-    rnn_forward), so a hand-built or altered cache cannot reach C code with
+_SIZE_NAMES = {"I": "input_size", "H": "hidden_size", "O": "output_size"}
+
+
+class ForwardArgs(NamedTuple):
+    """The normalised arguments of a cell's forward."""
+
+    spec: CellSpec
+    x: np.ndarray
+    states: Tuple[Optional[np.ndarray], ...]  # one per spec.states, None for zeros
+    weights: Dict[str, Optional[np.ndarray]]  # every spec weight; None for an absent bias
+    lengths: Optional[np.ndarray]
+    options: Dict[str, str]  # every spec option, defaults filled in
+    T: int
+    B: int
+    sizes: Dict[str, int]  # "I", "H", "O", "G"
+    dtype: np.dtype
+
+    @property
+    def width(self) -> int:
+        """The width of the states and of the output."""
+        return self.spec.width(self.sizes)
+
+
+class BackwardArgs(NamedTuple):
+    """The normalised arguments of a cell's backward."""
+
+    forward: ForwardArgs
+    out: np.ndarray
+    saved: Tuple[np.ndarray, ...]  # spec.saved, in order
+    dout: Optional[np.ndarray]
+    dstates: Tuple[Optional[np.ndarray], ...]  # one per spec.states, None for zero
+    cache: Any  # the cache rebuilt from the normalised arrays
+
+
+def _shape_text(spec: CellSpec, weight: Weight) -> str:
+    def one(symbol: str) -> str:
+        if symbol == "G":
+            return "hidden_size" if spec.gates == 1 else f"{spec.gates} * hidden_size"
+        return _SIZE_NAMES[symbol]
+    return "(" + ", ".join(one(s) for s in weight.shape) + ("," if len(weight.shape) == 1 else "") + ")"
+
+
+def _bind_sizes(spec: CellSpec, weights: Dict[str, Any]) -> Dict[str, int]:
+    """The sizes I, H, O that the required weights' shapes imply.
+
+    Each size is read off the first weight that has it; the full shape of
+    every array is checked afterwards.
+    """
+    bound: Dict[str, int] = {}
+    for w in spec.weights:
+        if w.bias or all(("H" if sym == "G" else sym) in bound for sym in w.shape):
+            continue  # its shape is checked in full against the bound sizes later
+        value = weights[w.name]
+        shape = value.shape if type(value) is np.ndarray else as_array(w.name, value).shape
+        if len(shape) != len(w.shape) or (
+                "G" in w.shape and "H" not in bound and shape[w.shape.index("G")] % spec.gates):
+            article = "an" if spec.title[0] in "AEFHILMNORSX" else "a"
+            raise ValueError(f"{w.name} of {article} {spec.title} must have shape "
+                             f"{_shape_text(spec, w)}, got {shape}")
+        for symbol, n in zip(w.shape, shape):
+            key = "H" if symbol == "G" else symbol
+            if key not in bound:
+                bound[key] = n // spec.gates if symbol == "G" else n
+    return spec.dims(bound.get("I", 0), bound.get("H", 0), bound.get("O", 0))
+
+
+def _check_options(spec: CellSpec, options: Mapping[str, Any]) -> Dict[str, str]:
+    unknown = [k for k in options if k not in spec.option_names]
+    if unknown:
+        takes = ", ".join(spec.option_names) or "none"
+        raise TypeError(f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})")
+    checked = {}
+    for o in spec.options:
+        value = options.get(o.name, o.default)
+        if not isinstance(value, str) or value not in o.choices:
+            raise ValueError(f"{o.name} must be one of {o.choices}, got {value!r}")
+        checked[o.name] = value
+    return checked
+
+
+def _check_weights(spec: CellSpec, weights: Any) -> Dict[str, Any]:
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights must be a mapping of {spec.weight_names} to arrays, "
+                        f"got {type(weights).__name__}")
+    unknown = [k for k in weights if k not in spec.weight_names]
+    if unknown:
+        raise ValueError(f"the {spec.title} cell has no weight {unknown[0]!r} (its weights: "
+                         f"{', '.join(spec.weight_names)})")
+    return {w.name: weights.get(w.name) for w in spec.weights}
+
+
+def _check_states(spec: CellSpec, states: Any, what: str) -> Tuple[Any, ...]:
+    n = len(spec.states)
+    if states is None:
+        return (None,) * n
+    if isinstance(states, np.ndarray) or not isinstance(states, (tuple, list)) or len(states) != n:
+        names = ", ".join(f"{s}{what}" for s in spec.states)
+        raise TypeError(f"the {spec.title} cell's states must be a sequence of {n} arrays or None "
+                        f"({names}), got {type(states).__name__}")
+    return tuple(states)
+
+
+def forward_args(spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any,
+                 options: Mapping[str, Any]) -> ForwardArgs:
+    """Check and normalise the arguments of `spec`'s forward.
+
+    One floating dtype for every array, C-contiguous native copies only where
+    needed (an argument already in that form is used as is), every shape
+    checked, errors naming the argument, all before any computation.
+    """
+    states = _check_states(spec, states, "0")
+    weights = _check_weights(spec, weights)
+    dtype = _common_float_dtype(
+        [("x", x), *zip(spec.initial_states, states), *weights.items()],
+        required=("x",) + spec.required_weights)
+    checked_options = _check_options(spec, options)
+    sizes = _bind_sizes(spec, weights)
+    x_shape = x.shape if type(x) is np.ndarray else as_array("x", x).shape
+    if len(x_shape) == 3:
+        check_sizes(x_shape[0], x_shape[1], max(sizes["I"], sizes["O"]),
+                    max(sizes["G"], sizes["O"]))
+    x_arr = as_float_array("x", x, dtype, (*x_shape[:2], sizes["I"]) if len(x_shape) == 3
+                           else (None, None, sizes["I"]))
+    T, B = x_arr.shape[:2]
+    width = spec.width(sizes)
+    return ForwardArgs(
+        spec=spec,
+        x=x_arr,
+        states=tuple(None if s is None else as_float_array(name, s, dtype, (B, width))
+                     for name, s in zip(spec.initial_states, states)),
+        weights={w.name: None if weights[w.name] is None
+                 else as_float_array(w.name, weights[w.name], dtype, spec.weight_shape(w, sizes))
+                 for w in spec.weights},
+        lengths=check_lengths(lengths, T, B),
+        options=checked_options,
+        T=T, B=B, sizes=sizes, dtype=dtype,
+    )
+
+
+def make_cache(a: ForwardArgs, out: np.ndarray, saved: Sequence[np.ndarray]) -> Any:
+    """The spec's cache for a forward with arguments `a` and these results.
+
+    A cache's fields come in the order x, initial states, weights, lengths,
+    options, out, saved arrays (crnn.cells).
+    """
+    return a.spec.cache_type(a.x, *a.states, *a.weights.values(), a.lengths,
+                             *a.options.values(), out, *saved)
+
+
+def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> BackwardArgs:
+    """Check (dout, dstates, cache) of `spec`'s backward; returns them normalised.
+
+    The cache is re-checked field by field (cheap when it came from a
+    forward), so a hand-built or altered cache cannot reach C code with
     inconsistent shapes.
     """
-    if not isinstance(cache, RNNCache):
-        raise TypeError(f"cache must be the RNNCache returned by rnn_forward, got {type(cache).__name__}")
-    args = rnn_forward_args(cache.x, cache.h0, cache.weight_ih, cache.weight_hh, cache.bias_ih,
-                            cache.bias_hh, cache.nonlinearity, cache.lengths)
-    _common_float_dtype([("cache.x", cache.x), ("cache.out", cache.out), ("dout", dout), ("dh_n", dh_n)])
-    out = as_float_array("cache.out", cache.out, args.dtype, (args.T, args.B, args.H))
-    cache = RNNCache(args.x, args.h0, args.weight_ih, args.weight_hh, args.bias_ih, args.bias_hh,
-                     args.lengths, args.nonlinearity, out)
-    if dout is not None:
-        dout = as_float_array("dout", dout, args.dtype, (args.T, args.B, args.H))
-    if dh_n is not None:
-        dh_n = as_float_array("dh_n", dh_n, args.dtype, (args.B, args.H))
-    return dout, dh_n, cache
+    if not isinstance(cache, spec.cache_type):
+        raise TypeError(f"cache must be the {spec.cache_type.__name__} returned by "
+                        f"{spec.name}_forward, got {type(cache).__name__}")
+    dstates = _check_states(spec, dstates, "_n")
+    a = forward_args(spec, cache.x, tuple(getattr(cache, f"{s}0") for s in spec.states),
+                     {w: getattr(cache, w) for w in spec.weight_names}, cache.lengths,
+                     {o: getattr(cache, o) for o in spec.option_names})
+    saved_names = [f"cache.{name}" for name, _ in spec.saved]
+    dstate_names = [f"d{s}_n" for s in spec.states]
+    _common_float_dtype([("cache.x", cache.x), ("cache.out", cache.out)]
+                        + [(n, getattr(cache, n[6:])) for n in saved_names]
+                        + [("dout", dout)] + list(zip(dstate_names, dstates)))
+    width = a.width
+    seq = (a.T, a.B, width)
+    out = as_float_array("cache.out", cache.out, a.dtype, seq)
+    saved = tuple(as_float_array(f"cache.{name}", getattr(cache, name), a.dtype,
+                                 (a.T, a.B, a.sizes[symbol]))
+                  for name, symbol in spec.saved)
+    return BackwardArgs(
+        forward=a,
+        out=out,
+        saved=saved,
+        dout=None if dout is None else as_float_array("dout", dout, a.dtype, seq),
+        dstates=tuple(None if d is None else as_float_array(name, d, a.dtype, (a.B, width))
+                      for name, d in zip(dstate_names, dstates)),
+        cache=make_cache(a, out, saved),
+    )
 
 
 def clip_targets(arrays: Any) -> List[np.ndarray]:

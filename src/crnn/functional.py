@@ -1,120 +1,133 @@
 """The C engine's functional API: validate once, then call the kernels.
 
 Same names, signatures and semantics as `crnn.reference` (the NumPy
-specification). Every check happens in `crnn._validate` before any C code
-runs; `crnn._core` only passes pointers and releases the GIL.
+specification): the generic `forward` / `backward` run any cell of the
+registry (`crnn.cells`), and ``rnn_forward``, ``lstm_forward``, ... are the
+cells' named entry points. Every check happens in `crnn._validate` before
+any C code runs; `crnn._core` only passes pointers to the C driver and
+releases the GIL.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _core
-from ._types import RNNCache, RNNGrads
+from . import _core, cells
+from ._named import entry_points
 from ._validate import (
+    BackwardArgs,
+    ForwardArgs,
+    backward_args,
     check_clip_value,
     check_max_norm,
     check_norm_type,
     clip_targets,
-    rnn_backward_args,
-    rnn_forward_args,
+    forward_args,
+    make_cache,
 )
+from .cells import CellSpec
 
-ArrayLike = Any
 Arrays = Union[np.ndarray, Iterable[np.ndarray]]
 
 
-def rnn_forward(
-    x: ArrayLike,
-    h0: Optional[ArrayLike],
-    weight_ih: ArrayLike,
-    weight_hh: ArrayLike,
-    bias_ih: Optional[ArrayLike] = None,
-    bias_hh: Optional[ArrayLike] = None,
+def forward(
+    cell: Any,
+    x: Any,
+    states: Optional[Sequence[Any]],
+    weights: Mapping[str, Any],
     *,
-    nonlinearity: str = "tanh",
-    lengths: Optional[ArrayLike] = None,
-) -> Tuple[np.ndarray, np.ndarray, RNNCache]:
-    """Run an Elman RNN over a time-major batch (C engine).
+    lengths: Optional[Any] = None,
+    **options: str,
+) -> Tuple[np.ndarray, Tuple[np.ndarray, ...], Any]:
+    """Run one layer of any registered cell over a time-major batch (C engine).
 
-    h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), PyTorch's layout.
-
-    Parameters
-    ----------
-    x : (T, B, I) float32 or float64
-    h0 : (B, H) or None for a zero initial state
-    weight_ih : (H, I)
-    weight_hh : (H, H)
-    bias_ih, bias_hh : (H,) or None
-    nonlinearity : "tanh", "relu" or "sigmoid"
-    lengths : None, or B integers in [0, T] in any order. For t >= lengths[b]
-        the output is 0 and the state is held, so h_n[b] is the state after
-        the row's last valid step (h0[b] when the length is 0).
-
-    Returns
-    -------
-    out : (T, B, H)
-    h_n : (B, H)
-    cache : RNNCache for `rnn_backward` (references to the normalised inputs
-        and to `out`; do not modify `out` in place before the backward).
-
-    All floating inputs must share one dtype; the outputs have it too.
-    NaN and Inf in the inputs propagate to the outputs (never filtered),
-    within the batch rows they reach; inputs at padded steps are never read.
-    Saturating tanh / sigmoid give +-1 / 0 / 1, never NaN. Thread-safe: any
-    number of Python threads may call it at once (the GIL is released).
+    Arguments, results and errors as in `crnn.reference.forward`. NaN and
+    Inf in the inputs propagate to the outputs (never filtered) within the
+    batch rows they reach; inputs at padded steps are never read; saturating
+    activations give their limits, never NaN. Thread-safe: any number of
+    Python threads may call it at once (the GIL is released). Do not modify
+    ``out`` in place before the backward: the cache refers to it.
     """
-    a = rnn_forward_args(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths)
-    out = np.empty((a.T, a.B, a.H), dtype=a.dtype)
-    h_n = np.empty((a.B, a.H), dtype=a.dtype)
-    _core.rnn_forward(a.x, a.h0, a.weight_ih, a.weight_hh, a.bias_ih, a.bias_hh, a.lengths,
-                      a.nonlinearity, out, h_n)
-    cache = RNNCache(a.x, a.h0, a.weight_ih, a.weight_hh, a.bias_ih, a.bias_hh, a.lengths,
-                     a.nonlinearity, out)
-    return out, h_n, cache
+    spec = cells.get(cell)
+    a = forward_args(spec, x, states, weights, lengths, options)
+    out = np.empty((a.T, a.B, a.width), a.dtype)
+    states_n = tuple(np.empty((a.B, a.width), a.dtype) for _ in spec.states)
+    saved = tuple(np.empty((a.T, a.B, a.sizes[symbol]), a.dtype) for _, symbol in spec.saved)
+    _c_forward(a, out, states_n, saved)
+    return out, states_n, make_cache(a, out, saved)
 
 
-def rnn_backward(dout: Optional[ArrayLike], dh_n: Optional[ArrayLike], cache: RNNCache) -> RNNGrads:
-    """Backpropagation through time for `rnn_forward` (C engine).
+def backward(dout: Optional[Any], dstates: Optional[Sequence[Any]], cache: Any) -> Any:
+    """Backpropagation through time for `forward` (any cell, C engine).
 
-    Parameters
-    ----------
-    dout : (T, B, H) gradient of the loss w.r.t. `out`, or None (zero).
-        Entries at padded steps (t >= lengths[b]) are ignored.
-    dh_n : (B, H) gradient w.r.t. `h_n`, or None (zero).
-    cache : the RNNCache returned by either engine's rnn_forward.
-
-    Returns
-    -------
-    RNNGrads(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh); dh0 is
-    returned also when h0 was None; a bias gradient is None when that bias
-    was None.
-
-    NaN and Inf in dout, dh_n or the cache propagate into the gradients
-    (0 * Inf is NaN: an Inf input under a saturated unit gives NaN weight
-    gradients); dout at padded steps is never read.
+    Arguments and results as in `crnn.reference.backward`. NaN and Inf in
+    dout, dstates or the cache propagate into the gradients (0 * Inf is
+    NaN); dout at padded steps is never read.
     """
-    dout, dh_n, c = rnn_backward_args(dout, dh_n, cache)
-    T, B, I = c.x.shape
-    H = c.weight_ih.shape[0]
-    dtype = c.x.dtype
-    dx = np.empty((T, B, I), dtype=dtype)
-    dh0 = np.empty((B, H), dtype=dtype)
-    dw_ih = np.empty((H, I), dtype=dtype)
-    dw_hh = np.empty((H, H), dtype=dtype)
-    has_bias = c.bias_ih is not None or c.bias_hh is not None
-    db = np.empty(H, dtype=dtype) if has_bias else None
-    _core.rnn_backward(c.x, c.h0, c.weight_ih, c.weight_hh, c.lengths, c.nonlinearity, c.out,
-                       dout, dh_n, dx, dh0, dw_ih, dw_hh, db)
-    # Both biases enter the pre-activation the same way, so their gradients
-    # are equal; each gets its own array so in-place updates cannot alias.
-    dbias_ih = db if c.bias_ih is not None else None
-    dbias_hh = None
-    if c.bias_hh is not None:
-        dbias_hh = db.copy() if dbias_ih is not None else db
-    return RNNGrads(dx, dh0, dw_ih, dw_hh, dbias_ih, dbias_hh)
+    return _backward(cells.of_cache(cache), dout, dstates, cache)
+
+
+def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
+    b = backward_args(spec, dout, dstates, cache)
+    a = b.forward
+    dx = np.empty_like(a.x)
+    dstates0 = tuple(np.empty((a.B, a.width), a.dtype) for _ in spec.states)
+    dweights = {name: None if w is None else np.empty_like(w) for name, w in a.weights.items()}
+    _c_backward(b, dx, dstates0, dweights)
+    return spec.grads_type(dx, *dstates0, *dweights.values())
+
+
+(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
+ jordan_forward, jordan_backward) = entry_points(forward, _backward, __name__)
+
+
+# TEMPORARY: the per-cell binding of the C library before its generic driver.
+def _c_forward(a: ForwardArgs, out, states_n, saved) -> None:
+    w, s, name = a.weights, a.states, a.spec.name
+    if name == "rnn":
+        _core.rnn_forward(a.x, s[0], w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"],
+                          a.lengths, a.options["nonlinearity"], out, states_n[0])
+    elif name == "lstm":
+        _core.lstm_forward(a.x, s[0], s[1], w["weight_ih"], w["weight_hh"], w["bias_ih"],
+                           w["bias_hh"], a.lengths, out, states_n[0], states_n[1], *saved)
+    elif name == "gru":
+        _core.gru_forward(a.x, s[0], w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"],
+                          a.lengths, out, states_n[0], *saved)
+    else:
+        _core.jordan_forward(a.x, s[0], w["weight_ih"], w["weight_hy"], w["weight_ho"],
+                             w["bias_ih"], w["bias_hh"], w["bias_ho"], a.lengths,
+                             a.options["nonlinearity"], a.options["output_nonlinearity"], out,
+                             states_n[0], *saved)
+
+
+def _c_backward(b: BackwardArgs, dx, dstates0, dw) -> None:
+    a = b.forward
+    w, s, name = a.weights, a.states, a.spec.name
+    ds = b.dstates
+    if name == "gru":
+        _core.gru_backward(a.x, s[0], w["weight_ih"], w["weight_hh"], a.lengths, b.out, *b.saved,
+                           b.dout, ds[0], dx, dstates0[0], dw["weight_ih"], dw["weight_hh"],
+                           dw["bias_ih"], dw["bias_hh"])
+        return
+    db = dw["bias_ih"] if dw["bias_ih"] is not None else dw["bias_hh"]
+    if name == "rnn":
+        _core.rnn_backward(a.x, s[0], w["weight_ih"], w["weight_hh"], a.lengths,
+                           a.options["nonlinearity"], b.out, b.dout, ds[0], dx, dstates0[0],
+                           dw["weight_ih"], dw["weight_hh"], db)
+    elif name == "lstm":
+        _core.lstm_backward(a.x, s[0], s[1], w["weight_ih"], w["weight_hh"], a.lengths, b.out,
+                            *b.saved, b.dout, ds[0], ds[1], dx, dstates0[0], dstates0[1],
+                            dw["weight_ih"], dw["weight_hh"], db)
+    else:
+        _core.jordan_backward(a.x, s[0], w["weight_ih"], w["weight_hy"], w["weight_ho"],
+                              a.lengths, a.options["nonlinearity"],
+                              a.options["output_nonlinearity"], b.out, *b.saved, b.dout, ds[0],
+                              dx, dstates0[0], dw["weight_ih"], dw["weight_hy"], dw["weight_ho"],
+                              db, dw["bias_ho"])
+    if dw["bias_hh"] is not None and db is not dw["bias_hh"]:
+        dw["bias_hh"][...] = db
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:

@@ -1,9 +1,15 @@
-"""Layers (floor 3): `RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell` and `Linear`, with PyTorch's semantics.
+"""Layers: `Recurrent` (any cell), `RNN`, `LSTM`, `GRU`, `Jordan`, the one-step
+`RNNCell`, `LSTMCell`, `GRUCell`, and `Linear`, with PyTorch's semantics.
 
-Each layer is written once against the functional API (``rnn_forward`` /
-``rnn_backward``) and runs on the engine named by its ``backend``: ``"c"``
-(`crnn.functional`) or ``"numpy"`` (`crnn.reference`). Parameters use
-PyTorch's names and shapes, so ``torch.nn.RNN(...).state_dict()`` loads as is.
+Every recurrent layer is written once against the functional API's generic
+``forward`` / ``backward`` and the cell registry (`crnn.cells`): a cell's
+spec says which weights, states and options it has, so `Recurrent` (stacking,
+directions, per-row reversal, dropout, batch_first, unbatched input) and
+`RecurrentCell` (one step) run any registered cell. `RNN`, `LSTM`, `GRU` and
+the ``*Cell`` classes only fix the cell and PyTorch's signatures. Each layer
+runs on the engine named by its ``backend``: ``"c"`` (`crnn.functional`) or
+``"numpy"`` (`crnn.reference`). Parameters use PyTorch's names and shapes,
+so ``torch.nn.LSTM(...).state_dict()`` loads as is.
 
 Conventions shared by the layers:
 
@@ -13,6 +19,9 @@ Conventions shared by the layers:
   ``backward`` uses it (or an explicit ``cache=``, see each layer), returns
   the gradients with respect to the inputs and *accumulates* the parameter
   gradients into ``layer.grads``. Call ``zero_grad()`` between steps.
+- A state is one array for a cell with one state (RNN, GRU: ``h``) and a
+  tuple for a cell with several (LSTM: ``(h, c)``), in forward's arguments,
+  its results and the backward's: the form torch.nn uses.
 - Inputs are never modified and outputs are new arrays. The cache refers to
   the inputs and parameters (no copies): do not modify them in place between
   ``forward`` and ``backward``.
@@ -21,20 +30,24 @@ Conventions shared by the layers:
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
-from . import functional_jordan, reference
+from . import cells
 from . import init as _init
-from ._types import RNNCache
-from ._validate import check_lengths, check_nonlinearity
-from ._engine import gated_engine
+from ._validate import check_lengths
+from .cells import CellSpec
 from .module import Module, check_int, float_dtype, input_array
 
-__all__ = ["RNN", "LSTM", "GRU", "Jordan", "RNNCell", "Linear"]
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "RecurrentCell", "RNNCell", "LSTMCell",
+           "GRUCell", "Linear", "recurrent_layer", "State"]
+
+State = Union[np.ndarray, Tuple[np.ndarray, ...]]
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------
@@ -62,35 +75,82 @@ def _check_shape(name: str, arr: np.ndarray, expected: Tuple[int, ...], meaning:
         raise ValueError(f"{name} must have shape {meaning} = {tuple(expected)}, got {arr.shape}")
 
 
+def _check_options(spec: CellSpec, options: Dict[str, Any]) -> Dict[str, str]:
+    """The cell's options with defaults filled in; errors name the option."""
+    unknown = [k for k in options if k not in spec.option_names]
+    if unknown:
+        takes = ", ".join(spec.option_names) or "none"
+        raise TypeError(f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})")
+    checked = {}
+    for o in spec.options:
+        value = options.get(o.name, o.default)
+        if not isinstance(value, str) or value not in o.choices:
+            raise ValueError(f"{o.name} must be one of {o.choices}, got {value!r}")
+        checked[o.name] = value
+    return checked
+
+
 def _rngs(seed: Optional[int]) -> Tuple[np.random.Generator, np.random.Generator]:
     """(init generator, dropout generator). The first is np.random.default_rng(seed)."""
     seq = np.random.SeedSequence(seed)
     return np.random.default_rng(seq), np.random.default_rng(seq.spawn(1)[0])
 
 
-def _recurrent_params(init: str, rng: np.random.Generator, input_size: int, hidden_size: int,
-                      bias: bool, dtype: np.dtype, gates: int = 1) -> List[Tuple[str, np.ndarray]]:
-    """(weight_ih, weight_hh[, bias_ih, bias_hh]) of one direction of one layer.
+def cell_parameters(spec: CellSpec, init: str, rng: np.random.Generator, sizes: Dict[str, int],
+                    bias: bool, dtype: np.dtype) -> List[Tuple[str, np.ndarray]]:
+    """A fresh set of `spec`'s weights, in the spec's order.
 
-    `gates` weight rows per hidden unit: 1 (RNN), 4 (LSTM), 3 (GRU).
+    ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)), as torch.nn
+    does. ``"orthogonal"``: the input weights so too, each gate's block of
+    the recurrent weight orthogonal; ``"glorot"``: Glorot-uniform weights.
+    Other weights (an output layer) are Glorot-uniform and biases zero for
+    both. Draws are made in the spec's order, so a seed gives the same
+    parameters every time.
     """
-    H, I, G = hidden_size, input_size, gates * hidden_size
-    if init == "pytorch":
-        shapes = [("weight_ih", (G, I)), ("weight_hh", (G, H))]
-        if bias:
-            shapes += [("bias_ih", (G,)), ("bias_hh", (G,))]
-        return [(name, _init.pytorch_default(shape, H, rng, dtype)) for name, shape in shapes]
-    if init == "orthogonal":
-        w_ih = _init.pytorch_default((G, I), H, rng, dtype)
-        blocks = [_init.orthogonal((H, H), rng, dtype=dtype) for _ in range(gates)]
-        params = [("weight_ih", w_ih),
-                  ("weight_hh", blocks[0] if gates == 1 else np.concatenate(blocks, axis=0))]
-    else:  # glorot
-        params = [("weight_ih", _init.glorot_uniform((G, I), rng, dtype)),
-                  ("weight_hh", _init.glorot_uniform((G, H), rng, dtype))]
-    if bias:
-        params += [("bias_ih", np.zeros(G, dtype=dtype)), ("bias_hh", np.zeros(G, dtype=dtype))]
+    H = sizes["H"]
+    params = []
+    for w in spec.weights:
+        if w.bias and not bias:
+            continue
+        shape = spec.weight_shape(w, sizes)
+        if init == "pytorch":
+            value = _init.pytorch_default(shape, H, rng, dtype)
+        elif w.bias:
+            value = np.zeros(shape, dtype)
+        elif w.role == "w_hh" and init == "orthogonal":
+            rows = shape[0] // spec.gates
+            blocks = [_init.orthogonal((rows,) + shape[1:], rng, dtype=dtype)
+                      for _ in range(spec.gates)]
+            value = np.concatenate(blocks, axis=0)
+        elif w.role == "w_ih" and init == "orthogonal":
+            value = _init.pytorch_default(shape, H, rng, dtype)
+        else:
+            value = _init.glorot_uniform(shape, rng, dtype)
+        params.append((w.name, value))
     return params
+
+
+def _state_list(spec: CellSpec, value: Any, name: str) -> List[Any]:
+    """A state argument as one entry (array or None) per state of the cell.
+
+    One-state cells take the array itself (or None); others a tuple with
+    one item per state (items may be None), or None.
+    """
+    n = len(spec.states)
+    if n == 1:
+        return [value]
+    if value is None:
+        return [None] * n
+    if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)) or len(value) != n:
+        kind = {2: "pair", 3: "triple"}.get(n, f"{n}-tuple")
+        raise TypeError(f"{name} must be None or a {kind} ({', '.join(spec.states)}) of arrays, "
+                        f"got {type(value).__name__}")
+    return list(value)
+
+
+def _state_value(spec: CellSpec, arrays: Sequence[np.ndarray]) -> State:
+    """One entry per state, in the form `_state_list` takes."""
+    return arrays[0] if len(spec.states) == 1 else tuple(arrays)
 
 
 def _reverse_index(T: int, B: int, lengths: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -113,14 +173,60 @@ def _reverse(a: np.ndarray, idx: Optional[np.ndarray]) -> np.ndarray:
     return a[idx, np.arange(a.shape[1])[None, :]]
 
 
+def _time_major(x: np.ndarray, batch_first: bool) -> np.ndarray:
+    """x as (T, B, F): unbatched (T, F) gets a batch axis of 1."""
+    if x.ndim == 2:
+        return x[:, None, :]
+    return x.transpose(1, 0, 2) if batch_first else x
+
+
+def _with_parameters(text: str) -> Callable[[_T], _T]:
+    """Class decorator: fills the ``{parameters}`` field of the docstring, so
+    the layers share one parameter section and ``help()`` shows it."""
+    def decorate(cls: _T) -> _T:
+        cls.__doc__ = (cls.__doc__ or "").replace("{parameters}", text.strip("\n"))
+        return cls
+    return decorate
+
+
+_STACKED_PARAMETERS = """
+    input_size : int
+        Features per input step, I.
+    hidden_size : int
+        Features of the state, H (>= 1).
+    num_layers : int
+        Stacked layers (>= 1).
+    bias : bool
+        Whether each layer has ``bias_ih`` and ``bias_hh`` (and ``bias_ho``).
+    batch_first : bool
+        If True, ``x`` and ``out`` are (B, T, ·); the states never are.
+    dropout : float in [0, 1]
+        Dropout probability on the outputs of every layer but the last, in
+        training mode only. Masks come from ``self.dropout_rng``, seeded by
+        `seed`, so runs are reproducible.
+    bidirectional : bool
+        Add a reverse direction per layer (D = 2).
+    dtype : float32 or float64
+        The dtype of the parameters and of every input and output.
+    seed : int or None
+        Seeds the initialisation (``np.random.default_rng(seed)``) and,
+        through a spawned child sequence, ``self.dropout_rng``.
+    backend : {"c", "numpy"}
+        The engine: the C kernels or the NumPy reference.
+    init : {"pytorch", "orthogonal", "glorot"}
+        The initialisation scheme (see `cell_parameters` and `crnn.init`;
+        ``"orthogonal"`` makes each gate's block of ``weight_hh`` orthogonal).
+"""
+
+
 # --------------------------------------------------------------------------
-# Stacked recurrent layers: RNN, LSTM, GRU
+# Stacked recurrent layers: Recurrent (any cell), RNN, LSTM, GRU
 # --------------------------------------------------------------------------
 
 class RNNState(NamedTuple):
-    """The cache `RNN` / `LSTM` / `GRU` ``forward`` keeps for ``backward`` (opaque to users)."""
+    """The cache `Recurrent.forward` keeps for ``backward`` (opaque to users)."""
 
-    caches: List[List[Any]]  # [layer][direction]: RNNCache, LSTMCache or GRUCache
+    caches: List[List[Any]]  # [layer][direction]: the cell's functional cache
     masks: List[Optional[np.ndarray]]  # dropout mask applied to each layer's output, or None
     reverse_index: Optional[np.ndarray]  # (T, B) or None
     unbatched: bool
@@ -129,27 +235,69 @@ class RNNState(NamedTuple):
     B: int
     out_shape: Tuple[int, ...]  # as returned to the caller
     x_shape: Tuple[int, ...]
-    h_shape: Tuple[int, ...]  # of h0 and h_n (and c0, c_n) as seen by the caller
+    state_shape: Tuple[int, ...]  # of each initial and final state as seen by the caller
     dtype: np.dtype
-    key: Tuple[Any, ...]  # (input_size, hidden_size, num_layers, D, bias[, cell])
+    key: Tuple[Any, ...]  # the layer's architecture
 
 
-class _StackedRecurrent(Module):
-    """Stacking, directions, per-row reversal, dropout, batch_first and
-    unbatched input, shared by `RNN`, `LSTM` and `GRU`.
+_LAYER_CLASSES: Dict[str, type] = {}
 
-    A subclass sets ``_GATES`` (rows of each weight per hidden unit: 1, 4
-    or 3), ``_STATES`` (state arrays: ``("h",)`` or ``("h", "c")``) and
-    defines the per-direction hooks `_cell_forward` and `_cell_backward`.
+
+@_with_parameters(_STACKED_PARAMETERS)
+class Recurrent(Module):
+    """A multi-layer recurrent layer of any registered cell (`crnn.cells`).
+
+    Per layer and direction the cell runs over the sequence; the output of
+    one layer (directions concatenated) feeds the next. `RNN`, `LSTM` and
+    `GRU` are this class with their cell fixed and torch.nn's signatures.
+
+    Parameters
+    ----------
+    cell : str or crnn.cells.CellSpec
+        The cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"jordan"`` or any other
+        registered name.
+{parameters}
+    output_size : int or None
+        O, for a cell that has one (the Jordan network); None otherwise.
+    **options : str
+        The cell's options, e.g. ``nonlinearity="relu"`` for ``"rnn"``.
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        The cell's weights per layer and direction, named as PyTorch does:
+        ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+        ``bias_hh_l{k}``, and with suffix ``_reverse`` for the second
+        direction; shapes as the cell's spec says (weight_ih (G, I or D*W)
+        for G = gates * H).
+
+    Notes
+    -----
+    ``out, state_n = layer(x, state0=None, lengths=None)`` and
+    ``dx, dstate0 = layer.backward(dout, dstate_n=None)``, a state being an
+    array, or a tuple for a cell with several states (see the module's
+    conventions). Not thread-safe (the last forward's cache is kept per
+    object).
     """
 
-    _GATES = 1
-    _STATES: Tuple[str, ...] = ("h",)
-
-    def _setup(self, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-               bidirectional, dtype, seed, init) -> None:
+    def __init__(self, cell: Any, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch",
+                 output_size: Optional[int] = None, **options: str) -> None:
+        super().__init__(backend=backend)
+        self.spec = cells.get(cell)
+        self.options = _check_options(self.spec, options)
+        for name, value in self.options.items():
+            setattr(self, name, value)
         self.input_size = check_int("input_size", input_size, 0)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        if self.spec.uses_output_size:
+            self.output_size: Optional[int] = check_int("output_size", output_size, 1)
+        elif output_size is not None:
+            raise TypeError(f"the {self.spec.title} cell has no output_size")
+        else:
+            self.output_size = None
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.bias = _check_bool("bias", bias)
         self.batch_first = _check_bool("batch_first", batch_first)
@@ -168,21 +316,28 @@ class _StackedRecurrent(Module):
 
         init_rng, self.dropout_rng = _rngs(self.seed)
         D = self.num_directions
-        self._names: List[List[Tuple[str, ...]]] = []
+        self._names: List[List[Dict[str, str]]] = []  # [layer][direction]: weight -> param name
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * self.hidden_size
+            in_size = self.input_size if layer == 0 else D * self.width
             names = []
             for direction in range(D):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                group = []
-                for short, value in _recurrent_params(self.init, init_rng, in_size,
-                                                      self.hidden_size, self.bias, self.dtype,
-                                                      self._GATES):
+                sizes = self.spec.dims(in_size, self.hidden_size, self.output_size or 0)
+                group = {}
+                for short, value in cell_parameters(self.spec, self.init, init_rng, sizes,
+                                                    self.bias, self.dtype):
                     self.register_parameter(short + suffix, value)
-                    group.append(short + suffix)
-                names.append(tuple(group))
+                    group[short] = short + suffix
+                names.append(group)
             self._names.append(names)
         self._cache: Optional[RNNState] = None
+
+    def __init_subclass__(cls, cell: Optional[str] = None, **kwargs: Any) -> None:
+        """``class LSTM(Recurrent, cell="lstm")`` makes LSTM the layer of that cell."""
+        super().__init_subclass__(**kwargs)
+        if cell is not None:
+            cls.cell_name = cell
+            _LAYER_CLASSES[cell] = cls
 
     @property
     def num_directions(self) -> int:
@@ -190,14 +345,61 @@ class _StackedRecurrent(Module):
         return 2 if self.bidirectional else 1
 
     @property
+    def width(self) -> int:
+        """The width of the states and of each direction's output (H, or O)."""
+        return self.output_size if self.spec.state_size == "O" else self.hidden_size
+
+    @property
     def cache(self) -> Optional[RNNState]:
         """The cache of the last forward call (None before the first)."""
         return self._cache
 
-    def _weights(self, layer: int, direction: int):
+    def config(self) -> Dict[str, Any]:
+        cfg: Dict[str, Any] = {}
+        if type(self) is Recurrent:
+            cfg["cell"] = self.spec.name
+        cfg.update(input_size=self.input_size, hidden_size=self.hidden_size,
+                   num_layers=self.num_layers)
+        cfg.update(self.options)
+        if self.output_size is not None:
+            cfg["output_size"] = self.output_size
+        cfg.update(bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                   bidirectional=self.bidirectional, dtype=self.dtype.name, seed=self.seed,
+                   backend=self.backend, init=self.init)
+        return cfg
+
+    @classmethod
+    def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
+        """The number of parameters ``cls(**cfg)`` would allocate, or None
+        when `cfg` does not say (the constructor then checks it)."""
+        try:
+            spec = cells.get(cfg.get("cell", getattr(cls, "cell_name", None)))
+        except ValueError:
+            return None
+        values = [cfg.get(k, d) for k, d in (("input_size", None), ("hidden_size", None),
+                                             ("num_layers", 1), ("output_size", 0))]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            return None
+        I, H, L, O = values
+        D = 2 if cfg.get("bidirectional") is True else 1
+        bias = cfg.get("bias", True) is not False
+        width = O if spec.state_size == "O" else H
+
+        def per_direction(in_size: int) -> int:
+            sizes = spec.dims(in_size, H, O)
+            return sum(math.prod(spec.weight_shape(w, sizes)) for w in spec.weights
+                       if bias or not w.bias)
+
+        # Exact Python integers: a forged file's huge sizes must not wrap.
+        return D * (per_direction(I) + (L - 1) * per_direction(D * width)) if L else 0
+
+    def _key(self) -> Tuple[Any, ...]:
+        return (self.spec.name, self.input_size, self.hidden_size, self.output_size,
+                self.num_layers, self.num_directions, self.bias)
+
+    def _weights(self, layer: int, direction: int) -> Dict[str, Optional[np.ndarray]]:
         names = self._names[layer][direction]
-        p = [self.params[n] for n in names]
-        return p if self.bias else p + [None, None]
+        return {w: self.params[names[w]] if w in names else None for w in self.spec.weight_names}
 
     def _dropout_mask(self, shape: Tuple[int, ...]) -> np.ndarray:
         if self.dropout >= 1.0:
@@ -205,32 +407,80 @@ class _StackedRecurrent(Module):
         keep = self.dropout_rng.random(shape) >= self.dropout
         return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.dropout))
 
-    def _key(self):
-        return (self.input_size, self.hidden_size, self.num_layers, self.num_directions, self.bias)
+    def _state_shape_text(self, unbatched: bool) -> str:
+        size = "output_size" if self.spec.state_size == "O" else "hidden_size"
+        return (f"(num_layers * num_directions, {size})" if unbatched
+                else f"(num_layers * num_directions, B, {size})")
 
-    def _cell_engine(self):
-        """The functional module the per-cell hooks call."""
-        return self.engine
+    # -- forward and backward -------------------------------------------------
 
-    # -- per-cell hooks ------------------------------------------------------
+    def forward(self, x: Any, state: Any = None, lengths: Any = None) -> Tuple[np.ndarray, State]:
+        """Run the layer over a batch (or one sequence).
 
-    def _cell_forward(self, eng, x, states, weights, lengths):
-        """One direction of one layer: (out, [state_n...], cache)."""
-        raise NotImplementedError
+        Parameters
+        ----------
+        x : ndarray
+            (T, B, I), or (B, T, I) when ``batch_first``, or unbatched (T, I).
+        state : array, tuple of arrays, or None
+            The initial states: each (num_layers * D, B, W), or
+            (num_layers * D, W) for unbatched input (W = H, or O for a cell
+            fed back through its output); None (or a None item) for zeros.
+            Never batch-first.
+        lengths : array_like of B ints in [0, T], or None
+            Valid steps of each batch row (any order), like PyTorch's packed
+            sequences: past its length a row's outputs are 0 and its states
+            are held, and the reverse direction starts at the row's last
+            valid step. Batched input only.
 
-    def _cell_backward(self, eng, dout, dstates, cache):
-        """(dx, [dstate0...], dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-        raise NotImplementedError
+        Returns
+        -------
+        out : ndarray
+            (T, B, D*W) (or (B, T, D*W), or (T, D*W)): the last layer's
+            outputs, directions concatenated on the last axis.
+        state_n : array or tuple of arrays
+            Shaped like the initial states: the final states of every layer
+            and direction, after each row's last valid step.
+        """
+        out, finals = self._forward_states(x, _state_list(self.spec, state, "state"), lengths)
+        return out, _state_value(self.spec, finals)
 
-    # -- shared stacking -----------------------------------------------------
+    def backward(self, dout: Any, dstate: Any = None, *,
+                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, State]:
+        """Backpropagate through the last forward call (or `cache`).
 
-    def _forward_states(self, x: Any, states: List[Any], lengths: Any):
+        Parameters
+        ----------
+        dout : ndarray or None
+            Gradient of the loss with respect to ``out``, shaped like it;
+            None for zero. Entries at padded steps are ignored.
+        dstate : array, tuple of arrays, or None
+            Gradients with respect to the final states, shaped like them;
+            None (or a None item) for zero.
+        cache : RNNState, optional
+            A cache saved from ``self.cache``; by default the last forward's.
+
+        Returns
+        -------
+        dx : ndarray
+            Shaped like ``x``.
+        dstate0 : array or tuple of arrays
+            Shaped like the initial states (also when they were None: the
+            gradient with respect to the zero initial state).
+
+        The parameter gradients are added to ``self.grads``. Dropout masks
+        of the forward call are applied again.
+        """
+        dx, d0 = self._backward_states(dout, _state_list(self.spec, dstate, "dstate"), cache)
+        return dx, _state_value(self.spec, d0)
+
+    def _forward_states(self, x: Any, states: List[Any],
+                        lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Run the stack; `states` holds one initial array (or None) per state.
 
-        Returns (out, [state_n...]) as seen by the caller.
+        Returns (out, [state_n, ...]) as seen by the caller.
         """
-        dt = self.dtype
-        H, L, D = self.hidden_size, self.num_layers, self.num_directions
+        dt, spec = self.dtype, self.spec
+        W, L, D = self.width, self.num_layers, self.num_directions
         x = input_array("x", x, dt)
         if x.ndim not in (2, 3):
             raise ValueError(f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
@@ -239,39 +489,34 @@ class _StackedRecurrent(Module):
             raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
                              f"got shape {x.shape}")
         unbatched = x.ndim == 2
-        if unbatched:
-            if lengths is not None:
-                raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
-            xt = x[:, None, :]
-        else:
-            xt = x.transpose(1, 0, 2) if self.batch_first else x
+        if unbatched and lengths is not None:
+            raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+        xt = _time_major(x, self.batch_first)
         T, B = xt.shape[0], xt.shape[1]
-        h_shape = (L * D, H) if unbatched else (L * D, B, H)
+        state_shape = (L * D, W) if unbatched else (L * D, B, W)
         s0 = []
-        for sname, s in zip(self._STATES, states):
+        for sname, s in zip(spec.states, states):
             if s is not None:
                 s = input_array(f"{sname}0", s, dt)
-                _check_shape(f"{sname}0", s, h_shape,
-                             "(num_layers * num_directions, hidden_size)" if unbatched
-                             else "(num_layers * num_directions, B, hidden_size)")
+                _check_shape(f"{sname}0", s, state_shape, self._state_shape_text(unbatched))
                 s = s[:, None, :] if unbatched else s
             s0.append(s)
         lens = check_lengths(lengths, T, B)
         idx = _reverse_index(T, B, lens) if D == 2 else None
 
-        eng = self._cell_engine()
+        eng = self.engine
         caches: List[List[Any]] = []
         masks: List[Optional[np.ndarray]] = []
-        s_n = [np.empty((L * D, B, H), dtype=dt) for _ in self._STATES]
+        s_n = [np.empty((L * D, B, W), dtype=dt) for _ in spec.states]
         inp = xt
         for layer in range(L):
             outs, layer_caches = [], []
             for direction in range(D):
                 src = inp if direction == 0 else _reverse(inp, idx)
                 k = layer * D + direction
-                init_k = [None if s is None else s[k] for s in s0]
-                o, finals, cache = self._cell_forward(eng, src, init_k,
-                                                      self._weights(layer, direction), lens)
+                o, finals, cache = eng.forward(spec, src, [None if s is None else s[k] for s in s0],
+                                               self._weights(layer, direction), lengths=lens,
+                                               **self.options)
                 outs.append(o if direction == 0 else _reverse(o, idx))
                 for dst, v in zip(s_n, finals):
                     dst[k] = v
@@ -295,62 +540,58 @@ class _StackedRecurrent(Module):
             out = out[:, 0, :]
             s_n = [s[:, 0, :] for s in s_n]
         self._cache = RNNState(caches, masks, idx, unbatched, self.batch_first, T, B, out.shape,
-                               x.shape, h_shape, dt, self._key())
+                               x.shape, state_shape, dt, self._key())
         return out, s_n
 
-    def _backward_states(self, dout: Any, dstates: List[Any], cache: Optional[RNNState]):
+    def _backward_states(self, dout: Any, dstates: List[Any],
+                         cache: Optional[RNNState]) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Backpropagate; `dstates` holds one gradient (or None) per final state.
 
-        Returns (dx, [dstate0...]) as seen by the caller.
+        Returns (dx, [dstate0, ...]) as seen by the caller.
         """
         c = self._cache if cache is None else cache
         if c is None:
             raise RuntimeError("backward() called before forward(): there is no cache to use")
         if not isinstance(c, RNNState) or c.key != self._key() or c.dtype != self.dtype:
             raise ValueError(f"cache does not come from this {type(self).__name__}'s forward")
-        dt = self.dtype
-        H, L, D = self.hidden_size, self.num_layers, self.num_directions
+        dt, spec = self.dtype, self.spec
+        W, L, D = self.width, self.num_layers, self.num_directions
         d = None
         if dout is not None:
             dout = input_array("dout", dout, dt)
             _check_shape("dout", dout, c.out_shape, "the shape of out")
-            if c.unbatched:
-                d = dout[:, None, :]
-            else:
-                d = dout.transpose(1, 0, 2) if c.batch_first else dout
+            d = dout[:, None, :] if c.unbatched else _time_major(dout, c.batch_first)
         ds = []
-        for sname, g in zip(self._STATES, dstates):
+        for sname, g in zip(spec.states, dstates):
             if g is not None:
                 g = input_array(f"d{sname}_n", g, dt)
-                _check_shape(f"d{sname}_n", g, c.h_shape, f"the shape of {sname}_n")
+                _check_shape(f"d{sname}_n", g, c.state_shape, f"the shape of {sname}_n")
                 g = g[:, None, :] if c.unbatched else g
             ds.append(g)
 
-        eng = self._cell_engine()
+        eng = self.engine
         idx = c.reverse_index
-        d0 = [np.empty((L * D, c.B, H), dtype=dt) for _ in self._STATES]
+        d0 = [np.empty((L * D, c.B, W), dtype=dt) for _ in spec.states]
+        n_states = len(spec.states)
         for layer in range(L - 1, -1, -1):
             dinp = None
             for direction in range(D):
                 g_out = None
                 if d is not None:
-                    g_out = d[:, :, direction * H:(direction + 1) * H]
+                    g_out = d[:, :, direction * W:(direction + 1) * W]
                     if direction == 1:
                         g_out = _reverse(g_out, idx)
                 k = layer * D + direction
-                dx, dinit, dw_ih, dw_hh, db_ih, db_hh = self._cell_backward(
-                    eng, g_out, [None if g is None else g[k] for g in ds],
-                    c.caches[layer][direction])
-                dx_dir = dx if direction == 0 else _reverse(dx, idx)
+                grads = eng.backward(g_out, [None if g is None else g[k] for g in ds],
+                                     c.caches[layer][direction])
+                dx_dir = grads[0] if direction == 0 else _reverse(grads[0], idx)
                 dinp = dx_dir if dinp is None else dinp + dx_dir
-                for dst, v in zip(d0, dinit):
+                for dst, v in zip(d0, grads[1:1 + n_states]):
                     dst[k] = v
                 names = self._names[layer][direction]
-                self.grads[names[0]] += dw_ih
-                self.grads[names[1]] += dw_hh
-                if self.bias:
-                    self.grads[names[2]] += db_ih
-                    self.grads[names[3]] += db_hh
+                for w, grad in zip(spec.weight_names, grads[1 + n_states:]):
+                    if w in names:
+                        self.grads[names[w]] += grad
             if layer > 0 and c.masks[layer - 1] is not None:
                 dinp = dinp * c.masks[layer - 1]
             d = dinp
@@ -362,39 +603,18 @@ class _StackedRecurrent(Module):
         return d, d0
 
 
-_COMMON_PARAMETERS = """
-    Parameters
-    ----------
-    input_size : int
-        Features per input step, I.
-    hidden_size : int
-        Features of the state, H (>= 1).
-    num_layers : int
-        Stacked layers (>= 1).
-    bias : bool
-        Whether each layer has ``bias_ih`` and ``bias_hh``.
-    batch_first : bool
-        If True, ``x`` and ``out`` are (B, T, ·); the states never are.
-    dropout : float in [0, 1]
-        Dropout probability on the outputs of every layer but the last, in
-        training mode only. Masks come from ``self.dropout_rng``, seeded by
-        `seed`, so runs are reproducible.
-    bidirectional : bool
-        Add a reverse direction per layer (D = 2).
-    dtype : float32 or float64
-        The dtype of the parameters and of every input and output.
-    seed : int or None
-        Seeds the initialisation (``np.random.default_rng(seed)``) and,
-        through a spawned child sequence, ``self.dropout_rng``.
-    backend : {"c", "numpy"}
-        The engine: the C kernels or the NumPy reference.
-    init : {"pytorch", "orthogonal", "glorot"}
-        The initialisation scheme (see `crnn.init`; for the gated layers
-        ``"orthogonal"`` makes each gate's block of ``weight_hh`` orthogonal).
-"""
+def recurrent_layer(cell: Any, input_size: int, hidden_size: int, **kwargs: Any) -> Recurrent:
+    """The layer of `cell`: `RNN`, `LSTM` or `GRU` for those cells (torch.nn's
+    signatures and names), else a `Recurrent` of that cell."""
+    spec = cells.get(cell)
+    cls = _LAYER_CLASSES.get(spec.name)
+    if cls is None:
+        return Recurrent(spec, input_size, hidden_size, **kwargs)
+    return cls(input_size, hidden_size, **kwargs)
 
 
-class RNN(_StackedRecurrent):
+@_with_parameters(_STACKED_PARAMETERS)
+class RNN(Recurrent, cell="rnn"):
     """A multi-layer Elman RNN with ``torch.nn.RNN``'s semantics.
 
     ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` per layer and
@@ -403,33 +623,9 @@ class RNN(_StackedRecurrent):
 
     Parameters
     ----------
-    input_size : int
-        Features per input step, I.
-    hidden_size : int
-        Features of the state, H (>= 1).
-    num_layers : int
-        Stacked layers (>= 1).
+{parameters}
     nonlinearity : {"tanh", "relu", "sigmoid"}
         The activation f (PyTorch's nn.RNN has tanh and relu).
-    bias : bool
-        Whether each layer has ``bias_ih`` and ``bias_hh``.
-    batch_first : bool
-        If True, ``x`` and ``out`` are (B, T, ·); ``h0`` and ``h_n`` never are.
-    dropout : float in [0, 1]
-        Dropout probability on the outputs of every layer but the last, in
-        training mode only. Masks come from ``self.dropout_rng``, seeded by
-        `seed`, so runs are reproducible.
-    bidirectional : bool
-        Add a reverse direction per layer (D = 2).
-    dtype : float32 or float64
-        The dtype of the parameters and of every input and output.
-    seed : int or None
-        Seeds the initialisation (``np.random.default_rng(seed)``) and,
-        through a spawned child sequence, ``self.dropout_rng``.
-    backend : {"c", "numpy"}
-        The engine: the C kernels or the NumPy reference.
-    init : {"pytorch", "orthogonal", "glorot"}
-        The initialisation scheme (see `crnn.init`).
 
     Attributes
     ----------
@@ -441,33 +637,17 @@ class RNN(_StackedRecurrent):
 
     Notes
     -----
-    Not thread-safe (the last forward's cache is kept per object).
+    ``out, h_n = rnn(x, h0=None, lengths=None)``;
+    ``dx, dh0 = rnn.backward(dout, dh_n=None)``. Not thread-safe (the last
+    forward's cache is kept per object).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, dtype: Any = np.float32,
                  seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__(backend=backend)
-        self.nonlinearity = check_nonlinearity(nonlinearity)
-        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype, seed, init)
-
-    def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, nonlinearity=self.nonlinearity, bias=self.bias,
-                    batch_first=self.batch_first, dropout=self.dropout,
-                    bidirectional=self.bidirectional, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend, init=self.init)
-
-    def _cell_forward(self, eng, x, states, weights, lengths):
-        o, hn, cache = eng.rnn_forward(x, states[0], *weights, nonlinearity=self.nonlinearity,
-                                       lengths=lengths)
-        return o, [hn], cache
-
-    def _cell_backward(self, eng, dout, dstates, cache):
-        g = eng.rnn_backward(dout, dstates[0], cache)
-        return g.dx, [g.dh0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
+        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, backend, init, nonlinearity=nonlinearity)
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run the RNN over a batch (or one sequence).
@@ -526,45 +706,19 @@ class RNN(_StackedRecurrent):
         return dx, dh0
 
 
-def _pair(name: str, value: Any) -> List[Any]:
-    """An LSTM state argument: None, or a pair (h, c) whose items may be None."""
-    if value is None:
-        return [None, None]
-    if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name} must be None or a pair (h, c) of arrays, got "
-                        f"{type(value).__name__}")
-    return list(value)
-
-
-class _GatedRecurrent(_StackedRecurrent):
-    """The constructor, config and engine shared by `LSTM` and `GRU`."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__(backend=backend)
-        self._setup(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype, seed, init)
-
-    def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    dropout=self.dropout, bidirectional=self.bidirectional,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
-
-    def _cell_engine(self):
-        return gated_engine(self.backend)
-
-
-class LSTM(_GatedRecurrent):
+@_with_parameters(_STACKED_PARAMETERS)
+class LSTM(Recurrent, cell="lstm"):
     """A multi-layer LSTM with ``torch.nn.LSTM``'s semantics (no projection).
 
     Per layer and direction, with PyTorch's gate order [i f g o]::
 
         i, f, o = sigmoid(.), g = tanh(.)   of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
-    """ + _COMMON_PARAMETERS + """
+
+    Parameters
+    ----------
+{parameters}
+
     Attributes
     ----------
     params, grads : dict[str, ndarray]
@@ -579,19 +733,12 @@ class LSTM(_GatedRecurrent):
     Not thread-safe (the last forward's cache is kept per object).
     """
 
-    _GATES = 4
-    _STATES = ("h", "c")
-
-    def _key(self):
-        return super()._key() + ("lstm",)
-
-    def _cell_forward(self, eng, x, states, weights, lengths):
-        o, hn, cn, cache = eng.lstm_forward(x, states[0], states[1], *weights, lengths=lengths)
-        return o, [hn, cn], cache
-
-    def _cell_backward(self, eng, dout, dstates, cache):
-        g = eng.lstm_backward(dout, dstates[0], dstates[1], cache)
-        return g.dx, [g.dh0, g.dc0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, backend, init)
 
     def forward(self, x: Any, hx: Any = None,
                 lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -615,7 +762,7 @@ class LSTM(_GatedRecurrent):
         (h_n, c_n) : pair of ndarray
             Each (num_layers * D, B, H) (or (num_layers * D, H)).
         """
-        out, (h_n, c_n) = self._forward_states(x, _pair("hx", hx), lengths)
+        out, (h_n, c_n) = self._forward_states(x, _state_list(self.spec, hx, "hx"), lengths)
         return out, (h_n, c_n)
 
     def backward(self, dout: Any, dhx: Any = None, *,
@@ -639,11 +786,12 @@ class LSTM(_GatedRecurrent):
 
         The parameter gradients are added to ``self.grads``.
         """
-        dx, (dh0, dc0) = self._backward_states(dout, _pair("dhx", dhx), cache)
+        dx, (dh0, dc0) = self._backward_states(dout, _state_list(self.spec, dhx, "dhx"), cache)
         return dx, (dh0, dc0)
 
 
-class GRU(_GatedRecurrent):
+@_with_parameters(_STACKED_PARAMETERS)
+class GRU(Recurrent, cell="gru"):
     """A multi-layer GRU with ``torch.nn.GRU``'s semantics.
 
     Per layer and direction, with PyTorch's gate order [r z n]::
@@ -651,7 +799,11 @@ class GRU(_GatedRecurrent):
         r, z = sigmoid(x_t W_i{r,z}^T + b_i{r,z} + h_{t-1} W_h{r,z}^T + b_h{r,z})
         n = tanh(x_t W_in^T + b_in + r * (h_{t-1} W_hn^T + b_hn))
         h_t = (1 - z) * n + z * h_{t-1}
-    """ + _COMMON_PARAMETERS + """
+
+    Parameters
+    ----------
+{parameters}
+
     Attributes
     ----------
     params, grads : dict[str, ndarray]
@@ -661,22 +813,17 @@ class GRU(_GatedRecurrent):
 
     Notes
     -----
-    ``forward`` and ``backward`` take and return what `RNN`'s do.
+    ``out, h_n = gru(x, h0=None, lengths=None)``;
+    ``dx, dh0 = gru.backward(dout, dh_n=None)``, as `RNN`'s.
     Not thread-safe (the last forward's cache is kept per object).
     """
 
-    _GATES = 3
-
-    def _key(self):
-        return super()._key() + ("gru",)
-
-    def _cell_forward(self, eng, x, states, weights, lengths):
-        o, hn, cache = eng.gru_forward(x, states[0], *weights, lengths=lengths)
-        return o, [hn], cache
-
-    def _cell_backward(self, eng, dout, dstates, cache):
-        g = eng.gru_backward(dout, dstates[0], cache)
-        return g.dx, [g.dh0], g.dweight_ih, g.dweight_hh, g.dbias_ih, g.dbias_hh
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, backend, init)
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run the GRU: arguments and results as in `RNN.forward`."""
@@ -714,6 +861,9 @@ class Jordan(Module):
         h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh)
         y_t = g(h_t W_ho^T + b_ho)
 
+    One layer, one direction; ``Recurrent("jordan", ..., output_size=O)``
+    stacks them.
+
     Parameters
     ----------
     input_size, hidden_size, output_size : int
@@ -734,8 +884,8 @@ class Jordan(Module):
         ``"numpy"``: `crnn.reference.jordan_forward`.
     init : {"pytorch", "orthogonal", "glorot"}
         ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)); otherwise
-        ``weight_hy`` orthogonal (or Glorot), the others as in `RNN`, zero
-        biases.
+        ``weight_hy`` orthogonal (or Glorot), ``weight_ih`` as in `RNN`,
+        ``weight_ho`` Glorot, zero biases (see `cell_parameters`).
 
     Attributes
     ----------
@@ -750,6 +900,8 @@ class Jordan(Module):
     steps output 0 and hold y. Not thread-safe.
     """
 
+    spec = cells.JORDAN
+
     def __init__(self, input_size: int, hidden_size: int, output_size: int,
                  nonlinearity: str = "tanh", output_nonlinearity: str = "identity",
                  bias: bool = True, batch_first: bool = False, dtype: Any = np.float32,
@@ -758,33 +910,18 @@ class Jordan(Module):
         self.input_size = check_int("input_size", input_size, 0)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.output_size = check_int("output_size", output_size, 1)
-        self.nonlinearity = check_nonlinearity(nonlinearity)
-        if output_nonlinearity not in reference.OUTPUT_NONLINEARITIES:
-            raise ValueError(f"output_nonlinearity must be one of {reference.OUTPUT_NONLINEARITIES}, "
-                             f"got {output_nonlinearity!r}")
-        self.output_nonlinearity = output_nonlinearity
+        self.options = _check_options(self.spec, dict(nonlinearity=nonlinearity,
+                                                      output_nonlinearity=output_nonlinearity))
+        self.nonlinearity = self.options["nonlinearity"]
+        self.output_nonlinearity = self.options["output_nonlinearity"]
         self.bias = _check_bool("bias", bias)
         self.batch_first = _check_bool("batch_first", batch_first)
         self.dtype = float_dtype(dtype)
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
-        rng = np.random.default_rng(self.seed)
-        I, H, O, dt = self.input_size, self.hidden_size, self.output_size, self.dtype
-        if self.init == "pytorch":
-            shapes = [("weight_ih", (H, I)), ("weight_hy", (H, O)), ("weight_ho", (O, H))]
-            if self.bias:
-                shapes += [("bias_ih", (H,)), ("bias_hh", (H,)), ("bias_ho", (O,))]
-            params = [(n, _init.pytorch_default(s, H, rng, dt)) for n, s in shapes]
-        else:
-            w_hy = (_init.orthogonal((H, O), rng, dtype=dt) if self.init == "orthogonal"
-                    else _init.glorot_uniform((H, O), rng, dt))
-            params = [("weight_ih", _init.pytorch_default((H, I), H, rng, dt)
-                       if self.init == "orthogonal" else _init.glorot_uniform((H, I), rng, dt)),
-                      ("weight_hy", w_hy), ("weight_ho", _init.glorot_uniform((O, H), rng, dt))]
-            if self.bias:
-                params += [(n, np.zeros(s, dt)) for n, s in
-                           (("bias_ih", H), ("bias_hh", H), ("bias_ho", O))]
-        for name, value in params:
+        sizes = self.spec.dims(self.input_size, self.hidden_size, self.output_size)
+        for name, value in cell_parameters(self.spec, self.init, np.random.default_rng(self.seed),
+                                           sizes, self.bias, self.dtype):
             self.register_parameter(name, value)
         self._cache: Optional[JordanState] = None
 
@@ -800,11 +937,13 @@ class Jordan(Module):
                     batch_first=self.batch_first, dtype=self.dtype.name, seed=self.seed,
                     backend=self.backend, init=self.init)
 
-    def _key(self):
-        return (self.input_size, self.hidden_size, self.output_size, self.bias)
+    @classmethod
+    def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
+        """The number of parameters ``cls(**cfg)`` would allocate, or None."""
+        return Recurrent.parameter_count({**cfg, "cell": "jordan", "num_layers": 1})
 
-    def _jordan_engine(self):
-        return reference if self.backend == "numpy" else functional_jordan
+    def _key(self) -> Tuple[Any, ...]:
+        return (self.input_size, self.hidden_size, self.output_size, self.bias)
 
     def forward(self, x: Any, y0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run over a batch (or one sequence).
@@ -833,23 +972,18 @@ class Jordan(Module):
                              f"batch_first, or unbatched (T, input_size), with input_size = "
                              f"{self.input_size}; got {x.shape}")
         unbatched = x.ndim == 2
-        if unbatched:
-            if lengths is not None:
-                raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
-            xt = x[:, None, :]
-        else:
-            xt = x.transpose(1, 0, 2) if self.batch_first else x
+        if unbatched and lengths is not None:
+            raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+        xt = _time_major(x, self.batch_first)
         B = xt.shape[1]
         y_shape = (O,) if unbatched else (B, O)
         if y0 is not None:
             y0 = input_array("y0", y0, dt)
             _check_shape("y0", y0, y_shape, "(output_size,)" if unbatched else "(B, output_size)")
             y0 = y0[None, :] if unbatched else y0
-        p = self.params
-        out, y_n, cache = self._jordan_engine().jordan_forward(
-            xt, y0, p["weight_ih"], p["weight_hy"], p["weight_ho"], p.get("bias_ih"),
-            p.get("bias_hh"), p.get("bias_ho"), nonlinearity=self.nonlinearity,
-            output_nonlinearity=self.output_nonlinearity, lengths=lengths)
+        weights = {w: self.params.get(w) for w in self.spec.weight_names}
+        out, (y_n,), cache = self.engine.forward(self.spec, xt, (y0,), weights, lengths=lengths,
+                                                 **self.options)
         if unbatched:
             out, y_n = out[:, 0, :].copy(), y_n[0]
         elif self.batch_first:
@@ -877,16 +1011,14 @@ class Jordan(Module):
         if dout is not None:
             dout = input_array("dout", dout, dt)
             _check_shape("dout", dout, c.out_shape, "the shape of out")
-            d = dout[:, None, :] if c.unbatched else (dout.transpose(1, 0, 2) if c.batch_first else dout)
+            d = dout[:, None, :] if c.unbatched else _time_major(dout, c.batch_first)
         dy = None
         if dy_n is not None:
             dy_n = input_array("dy_n", dy_n, dt)
             _check_shape("dy_n", dy_n, c.y_shape, "the shape of y_n")
             dy = dy_n[None, :] if c.unbatched else dy_n
-        g = self._jordan_engine().jordan_backward(d, dy, c.cache)
-        for name, grad in (("weight_ih", g.dweight_ih), ("weight_hy", g.dweight_hy),
-                           ("weight_ho", g.dweight_ho), ("bias_ih", g.dbias_ih),
-                           ("bias_hh", g.dbias_hh), ("bias_ho", g.dbias_ho)):
+        g = self.engine.backward(d, (dy,), c.cache)
+        for name, grad in zip(self.spec.weight_names, g[2:]):
             if grad is not None:
                 self.grads[name] += grad
         if c.unbatched:
@@ -896,10 +1028,172 @@ class Jordan(Module):
 
 
 # --------------------------------------------------------------------------
-# RNNCell
+# One step: RecurrentCell (any cell), RNNCell, LSTMCell, GRUCell
 # --------------------------------------------------------------------------
 
-class RNNCell(Module):
+class RecurrentCell(Module):
+    """One step of any registered cell, with torch.nn's ``*Cell`` semantics.
+
+    Parameters
+    ----------
+    cell : str or crnn.cells.CellSpec
+        ``"rnn"``, ``"lstm"``, ``"gru"`` or another registered cell with no
+        output size.
+    input_size : int
+    hidden_size : int (>= 1)
+    bias : bool
+    dtype : float32 or float64
+    seed : int or None
+        Seeds the initialisation (``np.random.default_rng(seed)``).
+    backend : {"c", "numpy"}
+    init : {"pytorch", "orthogonal", "glorot"}
+    **options : str
+        The cell's options, e.g. ``nonlinearity="relu"``.
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        The cell's weights under PyTorch's names: ``weight_ih`` (G, I),
+        ``weight_hh`` (G, H), ``bias_ih``, ``bias_hh`` (G,).
+
+    Notes
+    -----
+    ``state = cell(x, state)``: x (B, I) or unbatched (I,); the state an
+    array, or a tuple for a cell with several states, or None for zeros.
+    `backward` uses the last `forward` call's cache. To backpropagate
+    through several steps of a loop, save ``cell.cache`` after each step and
+    pass it back: ``cell.backward(dstate, cache=saved)``.
+    """
+
+    def __init__(self, cell: Any, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
+                 init: str = "pytorch", **options: str) -> None:
+        super().__init__(backend=backend)
+        self.spec = cells.get(cell)
+        if self.spec.uses_output_size:
+            raise ValueError(f"the {self.spec.title} cell has an output size: use crnn.nn.Jordan "
+                             "or crnn.nn.Recurrent for it")
+        self.options = _check_options(self.spec, options)
+        for name, value in self.options.items():
+            setattr(self, name, value)
+        self.input_size = check_int("input_size", input_size, 0)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.bias = _check_bool("bias", bias)
+        self.dtype = float_dtype(dtype)
+        self.seed = _check_seed(seed)
+        self.init = _init.check_init(init)
+        sizes = self.spec.dims(self.input_size, self.hidden_size)
+        for name, value in cell_parameters(self.spec, self.init, np.random.default_rng(self.seed),
+                                           sizes, self.bias, self.dtype):
+            self.register_parameter(name, value)
+        self._cache: Optional[Tuple[Any, bool]] = None
+
+    @property
+    def cache(self) -> Optional[Tuple[Any, bool]]:
+        """The cache of the last forward call (None before the first)."""
+        return self._cache
+
+    def config(self) -> Dict[str, Any]:
+        cfg: Dict[str, Any] = {"cell": self.spec.name} if type(self) is RecurrentCell else {}
+        cfg.update(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias)
+        cfg.update(self.options)
+        cfg.update(dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
+        return cfg
+
+    @classmethod
+    def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
+        """The number of parameters ``cls(**cfg)`` would allocate, or None."""
+        cell = cfg.get("cell", getattr(cls, "cell_name", None))
+        return Recurrent.parameter_count({**cfg, "cell": cell, "num_layers": 1,
+                                          "bidirectional": False})
+
+    def _state_text(self, unbatched: bool) -> str:
+        return "(hidden_size,)" if unbatched else "(B, hidden_size)"
+
+    def forward(self, x: Any, state: Any = None) -> State:
+        """One step.
+
+        Parameters
+        ----------
+        x : ndarray
+            (B, I), or unbatched (I,).
+        state : array, tuple of arrays, or None
+            Each (B, H), or (H,) for unbatched input; None (or a None item)
+            for zeros.
+
+        Returns
+        -------
+        array or tuple of arrays
+            The new state, in the form of `state`.
+        """
+        dt, spec = self.dtype, self.spec
+        x = input_array("x", x, dt)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape (B, input_size) or (input_size,) with "
+                             f"input_size = {self.input_size}, got {x.shape}")
+        unbatched = x.ndim == 1
+        x2 = x[None, :] if unbatched else x
+        shape = (self.hidden_size,) if unbatched else (x2.shape[0], self.hidden_size)
+        states = []
+        for sname, s in zip(spec.states, _state_list(spec, state, "state")):
+            if s is not None:
+                s = input_array(sname, s, dt)
+                _check_shape(sname, s, shape, self._state_text(unbatched))
+                s = s[None, :] if unbatched else s
+            states.append(s)
+        weights = {w: self.params.get(w) for w in spec.weight_names}
+        _, finals, cache = self.engine.forward(spec, x2[None], states, weights, **self.options)
+        self._cache = (cache, unbatched)
+        return _state_value(spec, [f[0] if unbatched else f for f in finals])
+
+    def backward(self, dstate: Any, *, cache: Any = None) -> Tuple[np.ndarray, State]:
+        """Backpropagate through the last step (or `cache`).
+
+        Parameters
+        ----------
+        dstate : array or tuple of arrays
+            Gradient of the loss with respect to the returned state (an item
+            may be None for zero).
+        cache : optional
+            A cache saved from ``self.cache``; by default the last forward's.
+
+        Returns
+        -------
+        dx : ndarray
+            Shaped like ``x``.
+        dstate_prev : array or tuple of arrays
+            Shaped like the state (also when it was None).
+
+        The parameter gradients are added to ``self.grads``.
+        """
+        spec = self.spec
+        c = self._cache if cache is None else cache
+        if c is None:
+            raise RuntimeError("backward() called before forward(): there is no cache to use")
+        if (not isinstance(c, tuple) or len(c) != 2 or not isinstance(c[0], spec.cache_type)
+                or c[0].weight_ih.shape != self.params["weight_ih"].shape or c[0].x.dtype != self.dtype):
+            raise ValueError(f"cache does not come from this {type(self).__name__}'s forward")
+        fc, unbatched = c
+        shape = (self.hidden_size,) if unbatched else (fc.x.shape[1], self.hidden_size)
+        ds = []
+        for sname, g in zip(spec.states, _state_list(spec, dstate, "dstate")):
+            label = f"d{sname}"
+            if g is not None or len(spec.states) == 1:  # a lone dh is required
+                g = input_array(label, g, self.dtype)
+                _check_shape(label, g, shape, "the shape of the state")
+                g = g[None, :] if unbatched else g
+            ds.append(g)
+        grads = self.engine.backward(None, ds, fc)
+        n = len(spec.states)
+        for w, grad in zip(spec.weight_names, grads[1 + n:]):
+            if grad is not None:
+                self.grads[w] += grad
+        dx = grads[0][0]
+        d0 = [d[0] if unbatched else d for d in grads[1:1 + n]]
+        return (dx[0] if unbatched else dx), _state_value(spec, d0)
+
+
+class RNNCell(RecurrentCell):
     """One step of an Elman RNN, with ``torch.nn.RNNCell``'s semantics.
 
     ``h' = f(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
@@ -924,115 +1218,97 @@ class RNNCell(Module):
 
     Notes
     -----
-    `backward` uses the last `forward` call's cache. To backpropagate through
-    several steps of a loop, save ``cell.cache`` after each step and pass it
-    back: ``cell.backward(dh, cache=saved)``.
+    ``h = cell(x, h)``; ``dx, dh_prev = cell.backward(dh)``. `backward` uses
+    the last `forward` call's cache: to backpropagate through several steps
+    of a loop, save ``cell.cache`` after each step and pass it back:
+    ``cell.backward(dh, cache=saved)``.
     """
+
+    cell_name = "rnn"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None,
                  backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__(backend=backend)
-        self.input_size = check_int("input_size", input_size, 0)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.bias = _check_bool("bias", bias)
-        self.nonlinearity = check_nonlinearity(nonlinearity)
-        self.dtype = float_dtype(dtype)
-        self.seed = _check_seed(seed)
-        self.init = _init.check_init(init)
-        rng = np.random.default_rng(self.seed)
-        for name, value in _recurrent_params(self.init, rng, self.input_size, self.hidden_size,
-                                             self.bias, self.dtype):
-            self.register_parameter(name, value)
-        self._cache: Optional[Tuple[RNNCache, bool]] = None
-
-    @property
-    def cache(self):
-        """The cache of the last forward call (None before the first)."""
-        return self._cache
-
-    def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
-                    nonlinearity=self.nonlinearity, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend, init=self.init)
+        super().__init__("rnn", input_size, hidden_size, bias, dtype, seed, backend, init,
+                         nonlinearity=nonlinearity)
 
     def forward(self, x: Any, h: Any = None) -> np.ndarray:
-        """One step.
+        """One step: x (B, I) or (I,), h (B, H) or (H,) or None; returns h'."""
+        return super().forward(x, h)
 
-        Parameters
-        ----------
-        x : ndarray
-            (B, I), or unbatched (I,).
-        h : ndarray or None
-            (B, H), or (H,) for unbatched input; None for zeros.
+    def backward(self, dh: Any, *, cache: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Gradients (dx, dh_prev) from dh, the gradient w.r.t. the returned h'."""
+        return super().backward(dh, cache=cache)
 
-        Returns
-        -------
-        ndarray
-            The new state, (B, H) or (H,).
-        """
-        dt = self.dtype
-        x = input_array("x", x, dt)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have shape (B, input_size) or (input_size,) with "
-                             f"input_size = {self.input_size}, got {x.shape}")
-        unbatched = x.ndim == 1
-        x2 = x[None, :] if unbatched else x
-        B = x2.shape[0]
-        h2 = None
-        if h is not None:
-            h = input_array("h", h, dt)
-            if unbatched:
-                _check_shape("h", h, (self.hidden_size,), "(hidden_size,)")
-                h2 = h[None, :]
-            else:
-                _check_shape("h", h, (B, self.hidden_size), "(B, hidden_size)")
-                h2 = h
-        p = self.params
-        _, h_new, cache = self.engine.rnn_forward(
-            x2[None], h2, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
-            nonlinearity=self.nonlinearity)
-        self._cache = (cache, unbatched)
-        return h_new[0] if unbatched else h_new
 
-    def backward(self, dh: Any, *, cache=None) -> Tuple[np.ndarray, np.ndarray]:
-        """Backpropagate through the last step (or `cache`).
+class LSTMCell(RecurrentCell):
+    """One step of an LSTM, with ``torch.nn.LSTMCell``'s semantics.
 
-        Parameters
-        ----------
-        dh : ndarray
-            Gradient of the loss with respect to the returned state.
-        cache : optional
-            A cache saved from ``self.cache``; by default the last forward's.
+    Gates [i f g o]: ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
 
-        Returns
-        -------
-        dx : ndarray
-            Shaped like ``x``.
-        dh_prev : ndarray
-            Shaped like the new state (also when ``h`` was None).
+    Parameters
+    ----------
+    input_size : int
+    hidden_size : int (>= 1)
+    bias : bool
+    dtype : float32 or float64
+    seed : int or None
+    backend : {"c", "numpy"}
+    init : {"pytorch", "orthogonal", "glorot"}
 
-        The parameter gradients are added to ``self.grads``.
-        """
-        c = self._cache if cache is None else cache
-        if c is None:
-            raise RuntimeError("backward() called before forward(): there is no cache to use")
-        if (not isinstance(c, tuple) or len(c) != 2 or not isinstance(c[0], RNNCache)
-                or c[0].weight_ih.shape != self.params["weight_ih"].shape or c[0].x.dtype != self.dtype):
-            raise ValueError("cache does not come from this RNNCell's forward")
-        rc, unbatched = c
-        B = rc.x.shape[1]
-        shape = (self.hidden_size,) if unbatched else (B, self.hidden_size)
-        dh = input_array("dh", dh, self.dtype)
-        _check_shape("dh", dh, shape, "the shape of the state")
-        g = self.engine.rnn_backward(None, dh[None, :] if unbatched else dh, rc)
-        self.grads["weight_ih"] += g.dweight_ih
-        self.grads["weight_hh"] += g.dweight_hh
-        if self.bias:
-            self.grads["bias_ih"] += g.dbias_ih
-            self.grads["bias_hh"] += g.dbias_hh
-        dx = g.dx[0]
-        return (dx[0], g.dh0[0]) if unbatched else (dx, g.dh0)
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih``,
+        ``bias_hh`` (4H,): PyTorch's names.
+
+    Notes
+    -----
+    ``h, c = cell(x, (h, c))``; ``dx, (dh_prev, dc_prev) = cell.backward((dh,
+    dc))`` (an item may be None for zero).
+    """
+
+    cell_name = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
+                 init: str = "pytorch") -> None:
+        super().__init__("lstm", input_size, hidden_size, bias, dtype, seed, backend, init)
+
+
+class GRUCell(RecurrentCell):
+    """One step of a GRU, with ``torch.nn.GRUCell``'s semantics.
+
+    Gates [r z n]: ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``,
+    ``h' = (1 - z) * n + z * h``.
+
+    Parameters
+    ----------
+    input_size : int
+    hidden_size : int (>= 1)
+    bias : bool
+    dtype : float32 or float64
+    seed : int or None
+    backend : {"c", "numpy"}
+    init : {"pytorch", "orthogonal", "glorot"}
+
+    Attributes
+    ----------
+    params, grads : dict[str, ndarray]
+        ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih``,
+        ``bias_hh`` (3H,): PyTorch's names.
+
+    Notes
+    -----
+    ``h = cell(x, h)``; ``dx, dh_prev = cell.backward(dh)``.
+    """
+
+    cell_name = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
+                 init: str = "pytorch") -> None:
+        super().__init__("gru", input_size, hidden_size, bias, dtype, seed, backend, init)
 
 
 # --------------------------------------------------------------------------

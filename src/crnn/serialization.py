@@ -24,7 +24,8 @@ import numpy as np
 from ._engine import check_backend
 from ._version import __version__
 from .module import Module
-from .nn import GRU, LSTM, RNN, Jordan, Linear, RNNCell
+from .nn import (GRU, LSTM, RNN, GRUCell, Jordan, Linear, LSTMCell, Recurrent, RecurrentCell,
+                 RNNCell)
 
 __all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
 
@@ -66,7 +67,8 @@ def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Modul
     return cls
 
 
-for _cls in (RNN, LSTM, GRU, Jordan, RNNCell, Linear):
+for _cls in (Recurrent, RNN, LSTM, GRU, Jordan, RecurrentCell, RNNCell, LSTMCell, GRUCell,
+             Linear):
     register_module(_cls)
 
 
@@ -138,27 +140,14 @@ def _implied_size(cls: Type[Module], cfg: Dict[str, Any]) -> Optional[int]:
         v = cfg.get(key, default)
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
-    bias = cfg.get("bias", True) is not False
-    if cls in (RNN, LSTM, GRU, RNNCell):
-        I, H = size("input_size"), size("hidden_size")
-        L = size("num_layers", 1) if cls is not RNNCell else 1
-        D = 2 if cls is not RNNCell and cfg.get("bidirectional") is True else 1
-        G = {LSTM: 4, GRU: 3}.get(cls, 1)  # weight rows per hidden unit
-        if I is None or H is None or L is None:
-            return None
-        per_layer = G * (H * H + (2 * H if bias else 0))
-        return (D * (G * H * I + per_layer) + (L - 1) * D * (G * H * D * H + per_layer)
-                if L else 0)
-    if cls is Jordan:
-        I, H, O = size("input_size"), size("hidden_size"), size("output_size")
-        if I is None or H is None or O is None:
-            return None
-        return H * I + 2 * H * O + ((2 * H + O) if bias else 0)
+    counter = getattr(cls, "parameter_count", None)
+    if counter is not None:
+        return counter(cfg)
     if cls is Linear:
         i, o = size("in_features"), size("out_features")
         if i is None or o is None:
             return None
-        return o * i + (o if bias else 0)
+        return o * i + (o if cfg.get("bias", True) is not False else 0)
     return None
 
 

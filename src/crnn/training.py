@@ -310,6 +310,20 @@ def _is_bidirectional(model: Any) -> bool:
     return False
 
 
+def _state_parts(state: Any) -> List[np.ndarray]:
+    """The arrays of a recurrent state: one array, or a tuple of them (an
+    LSTM's (h, c)); every array has the batch on its second axis."""
+    return list(state) if isinstance(state, (tuple, list)) else [state]
+
+
+def _copy_state(state: Any) -> Any:
+    """A copy of a state in the same form (None stays None)."""
+    if state is None:
+        return None
+    copies = [np.array(part, copy=True) for part in _state_parts(state)]
+    return tuple(copies) if isinstance(state, (tuple, list)) else copies[0]
+
+
 class TBPTT:
     """Stateful truncated backpropagation through time.
 
@@ -326,8 +340,9 @@ class TBPTT:
     model : object
         A stateful recurrent model following crnn's protocol:
         ``pred, h_n = model(x, h0)`` with ``x`` time-major ``(T, B, ...)``
-        (or batch-major if ``model.batch_first``) and ``h0`` ``None`` or an
-        array shaped like ``h_n``; ``model.backward(dpred)``, accumulating
+        (or batch-major if ``model.batch_first``) and ``h0`` ``None`` or a
+        state in the form the model returns, an array (``crnn.RNN``,
+        ``crnn.GRU``) or a tuple of arrays (``crnn.LSTM``'s ``(h, c)``); ``model.backward(dpred)``, accumulating
         into ``model.grads``; ``model.zero_grad()``. ``crnn.RNN``,
         ``crnn.models.SequenceTagger`` and ``crnn.models.CharRNN`` qualify.
         Bidirectional models are rejected: a reverse pass needs the future,
@@ -352,10 +367,10 @@ class TBPTT:
 
     Attributes
     ----------
-    state : ndarray or None
-        The carried hidden state (None until the first window, or after
-        `reset`). Same shape as the model's ``h_n``, e.g.
-        ``(num_layers, B, H)``.
+    state : ndarray, tuple of ndarrays, or None
+        The carried state (None until the first window, or after `reset`),
+        in the form the model returns it: an array such as ``h_n``, shaped
+        ``(num_layers, B, H)``, or a tuple such as an LSTM's ``(h_n, c_n)``.
 
     Examples
     --------
@@ -382,7 +397,7 @@ class TBPTT:
         self.optimizer = optimizer
         self.k = int(k)
         self.stride = int(stride)
-        self.state: Optional[np.ndarray] = None
+        self.state: Any = None
 
     # -- state ------------------------------------------------------------
 
@@ -403,7 +418,8 @@ class TBPTT:
         if rows is None:
             self.state = None
         elif self.state is not None:  # no state yet: every row already starts at zero
-            self.state[:, rows] = 0
+            for part in _state_parts(self.state):
+                part[:, rows] = 0
 
     # -- training ---------------------------------------------------------
 
@@ -440,7 +456,7 @@ class TBPTT:
             The window's loss.
         """
         model = self.model
-        h0 = None if self.state is None else self.state.copy()
+        h0 = _copy_state(self.state)
         model.zero_grad()
         pred, h_n = model(x, h0)
         loss, dpred = self._loss(pred, y, mask)
@@ -450,13 +466,13 @@ class TBPTT:
         if update and self.optimizer is not None:
             self.optimizer.step(model.grads)
         # Detach: a copy, so that resetting rows never touches a model cache.
-        self.state = np.array(h_n, copy=True)
+        self.state = _copy_state(h_n)
         return float(loss)
 
-    def _advance(self, x: np.ndarray, h0: Optional[np.ndarray]) -> np.ndarray:
+    def _advance(self, x: np.ndarray, h0: Any) -> Any:
         """The state after running x forward from h0 (no gradient)."""
         _, h_n = self.model(x, h0)
-        return np.array(h_n, copy=True)
+        return _copy_state(h_n)
 
     def run(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None,
             *, update: bool = True) -> List[float]:
@@ -508,8 +524,7 @@ class TBPTT:
                 # stride != k: the next window starts from the state after
                 # `stride` steps, not after this window. Run those steps
                 # forward first (same weights as the window, no gradient).
-                h_start = None if self.state is None else self.state.copy()
-                next_state = self._advance(window(x, start, nxt), h_start)
+                next_state = self._advance(window(x, start, nxt), _copy_state(self.state))
             losses.append(self.step(window(x, start, stop), window(y, start, stop),
                                     window(mask, start, stop), update=update))
             if next_state is not None:

@@ -1,0 +1,349 @@
+"""The cell registry: one specification per recurrent cell (the bottom floor).
+
+A cell is a description, not a copy of the machinery. Its `CellSpec` says
+what the cell is made of (gates, carried states, weights and their shapes,
+options such as the activation, what a forward saves for its backward) and
+how it meets other libraries (PyTorch's module and gate order, ONNX's gate
+order). Everything above reads the registry: the validator, both engines,
+the layers, TBPTT, the models, the adapters and the tests. The engines keep
+the kernels themselves, keyed by the cell's name: `crnn.reference` its NumPy
+specification, the C library its cell description (csrc/cell_<name>.inc).
+
+Adding a cell means its C description, an entry here and its NumPy
+functions in `crnn.reference`; see docs/ARCHITECTURE.md.
+
+This module imports nothing from crnn, so every floor may import it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Type, Union
+
+import numpy as np
+
+__all__ = [
+    "CellSpec", "Weight", "Option", "REGISTRY", "get", "names", "of_cache",
+    "NONLINEARITIES", "OUTPUT_NONLINEARITIES",
+    "RNNCache", "RNNGrads", "LSTMCache", "LSTMGrads", "GRUCache", "GRUGrads",
+    "JordanCache", "JordanGrads",
+]
+
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
+OUTPUT_NONLINEARITIES = ("identity",) + NONLINEARITIES
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One parameter of a cell.
+
+    ``shape`` is symbolic: each entry is ``"I"`` (input size), ``"H"``
+    (hidden size), ``"O"`` (output size) or ``"G"`` (gates * H). ``role`` is
+    the slot of the C interface's ``crnn_weights`` it fills.
+    """
+
+    name: str
+    shape: Tuple[str, ...]
+    role: str
+    bias: bool = False  # present only when the layer has biases; None means absent
+
+
+@dataclass(frozen=True)
+class Option:
+    """A non-array argument of a cell, with its allowed values."""
+
+    name: str
+    choices: Tuple[str, ...]
+    default: str
+    role: str  # the crnn_layer field it sets: "activation" or "output_activation"
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What a recurrent cell is, for everything that iterates the registry.
+
+    Attributes
+    ----------
+    name : str
+        The registry key, the C cell's name and the ``cell=`` argument of
+        layers and models ("rnn", "lstm", ...).
+    title : str
+        For messages and class names ("LSTM").
+    gates : int
+        Weight rows per hidden unit: G = gates * H.
+    states : tuple of str
+        The carried states, e.g. ``("h",)`` or ``("h", "c")``; their initial
+        values are named ``<state>0``, their final values ``<state>_n``.
+    state_size : {"H", "O"}
+        The width of the states and of the output (the Jordan network feeds
+        back its O-wide output).
+    weights : tuple of Weight
+        In PyTorch's order; the gradients come in the same order.
+    options : tuple of Option
+    saved : tuple of (str, str)
+        The arrays a forward saves for its backward besides ``out``, with
+        their symbolic widths, in the C interface's order.
+    separate_bias_grads : bool
+        The two biases enter differently (the GRU's b_hn), so their
+        gradients differ.
+    cache_type, grads_type : NamedTuple classes
+        What the functional forward returns for the backward, and what the
+        backward returns.
+    torch_module : str or None
+        The torch.nn class with the same semantics and parameter layout.
+    onnx_gate_order : tuple of int or None
+        The ONNX operator's gate blocks as indices of this cell's.
+    """
+
+    name: str
+    title: str
+    gates: int
+    states: Tuple[str, ...]
+    weights: Tuple[Weight, ...]
+    cache_type: Type[Any]
+    grads_type: Type[Any]
+    state_size: str = "H"
+    options: Tuple[Option, ...] = ()
+    saved: Tuple[Tuple[str, str], ...] = ()
+    separate_bias_grads: bool = False
+    torch_module: Optional[str] = None
+    onnx_gate_order: Optional[Tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        # Names every call looks up, computed once (the dataclass is frozen).
+        derived = {
+            "weight_names": tuple(w.name for w in self.weights),
+            "required_weights": tuple(w.name for w in self.weights if not w.bias),
+            "option_names": tuple(o.name for o in self.options),
+            "initial_states": tuple(f"{s}0" for s in self.states),
+            "final_states": tuple(f"{s}_n" for s in self.states),
+            "uses_output_size": any("O" in w.shape for w in self.weights),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
+
+    # Set by __post_init__ (declared for readers and type checkers).
+    weight_names: Tuple[str, ...] = field(init=False)
+    required_weights: Tuple[str, ...] = field(init=False)
+    option_names: Tuple[str, ...] = field(init=False)
+    initial_states: Tuple[str, ...] = field(init=False)  # "h0", "c0"
+    final_states: Tuple[str, ...] = field(init=False)  # "h_n", "c_n"
+    uses_output_size: bool = field(init=False)  # the cell has an output size O (Jordan)
+
+    def option(self, name: str) -> Option:
+        for o in self.options:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def dims(self, I: int, H: int, O: int = 0) -> Dict[str, int]:  # noqa: E741
+        """The symbols of the shapes for these sizes."""
+        return {"I": I, "H": H, "O": O, "G": self.gates * H}
+
+    def weight_shape(self, weight: Weight, sizes: Dict[str, int]) -> Tuple[int, ...]:
+        return tuple(map(sizes.__getitem__, weight.shape))
+
+    def width(self, sizes: Dict[str, int]) -> int:
+        """The width of the states and of the output."""
+        return sizes[self.state_size]
+
+
+# --------------------------------------------------------------------------
+# Caches and gradients. A cache holds the normalised inputs by reference and
+# the forward's outputs, in the order: x, initial states, weights, lengths,
+# options, out, saved arrays. Gradients: dx, initial states', weights'.
+# --------------------------------------------------------------------------
+
+class RNNCache(NamedTuple):
+    """What `rnn_backward` needs from `rnn_forward` (references, not copies).
+
+    Do not modify `out` in place between the forward and the backward: the
+    backward reads it.
+    """
+
+    x: np.ndarray  # (T, B, I)
+    h0: Optional[np.ndarray]  # (B, H) or None for zeros
+    weight_ih: np.ndarray  # (H, I)
+    weight_hh: np.ndarray  # (H, H)
+    bias_ih: Optional[np.ndarray]  # (H,) or None
+    bias_hh: Optional[np.ndarray]  # (H,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 in [0, T], or None
+    nonlinearity: str  # one of NONLINEARITIES
+    out: np.ndarray  # (T, B, H); zero where t >= lengths[b]
+
+
+class RNNGrads(NamedTuple):
+    """Gradients of `rnn_backward`, in PyTorch's parameter order."""
+
+    dx: np.ndarray  # (T, B, I)
+    dh0: np.ndarray  # (B, H), also when h0 was None (gradient w.r.t. the zero state)
+    dweight_ih: np.ndarray  # (H, I)
+    dweight_hh: np.ndarray  # (H, H)
+    dbias_ih: Optional[np.ndarray]  # (H,) or None when the forward had no bias_ih
+    dbias_hh: Optional[np.ndarray]  # (H,) or None when the forward had no bias_hh
+
+
+class LSTMCache(NamedTuple):
+    """What `lstm_backward` needs from `lstm_forward` (either engine's)."""
+
+    x: np.ndarray  # (T, B, I)
+    h0: Optional[np.ndarray]  # (B, H) or None
+    c0: Optional[np.ndarray]  # (B, H) or None
+    weight_ih: np.ndarray  # (4H, I), gates [i f g o]
+    weight_hh: np.ndarray  # (4H, H)
+    bias_ih: Optional[np.ndarray]  # (4H,) or None
+    bias_hh: Optional[np.ndarray]  # (4H,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 or None
+    out: np.ndarray  # (T, B, H): h_t, zero on padded steps
+    gates: np.ndarray  # (T, B, 4H): the activations i, f, g, o (zero on padded steps)
+    cells: np.ndarray  # (T, B, H): c_t (zero on padded steps)
+
+
+class LSTMGrads(NamedTuple):
+    """Gradients of `lstm_backward`, in PyTorch's parameter order."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+class GRUCache(NamedTuple):
+    """What `gru_backward` needs from `gru_forward` (either engine's)."""
+
+    x: np.ndarray  # (T, B, I)
+    h0: Optional[np.ndarray]  # (B, H) or None
+    weight_ih: np.ndarray  # (3H, I), gates [r z n]
+    weight_hh: np.ndarray  # (3H, H)
+    bias_ih: Optional[np.ndarray]  # (3H,) or None
+    bias_hh: Optional[np.ndarray]  # (3H,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 or None
+    out: np.ndarray  # (T, B, H): h_t, zero on padded steps
+    gates: np.ndarray  # (T, B, 3H): the activations r, z, n (zero on padded steps)
+    hn: np.ndarray  # (T, B, H): h_{t-1} W_hn^T + b_hn (zero on padded steps)
+
+
+class GRUGrads(NamedTuple):
+    """Gradients of `gru_backward`, in PyTorch's parameter order."""
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dweight_ih: np.ndarray
+    dweight_hh: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+
+
+class JordanCache(NamedTuple):
+    """What `jordan_backward` needs from `jordan_forward` (references, not copies)."""
+
+    x: np.ndarray  # (T, B, I)
+    y0: Optional[np.ndarray]  # (B, O) or None for zeros
+    weight_ih: np.ndarray  # (H, I)
+    weight_hy: np.ndarray  # (H, O): the fed-back output into the hidden layer
+    weight_ho: np.ndarray  # (O, H): hidden layer to output
+    bias_ih: Optional[np.ndarray]  # (H,) or None
+    bias_hh: Optional[np.ndarray]  # (H,) or None
+    bias_ho: Optional[np.ndarray]  # (O,) or None
+    lengths: Optional[np.ndarray]  # (B,) int64 in [0, T], or None
+    nonlinearity: str  # f, one of NONLINEARITIES
+    output_nonlinearity: str  # g, "identity" or one of NONLINEARITIES
+    out: np.ndarray  # (T, B, O) y_t; zero where t >= lengths[b]
+    hidden: np.ndarray  # (T, B, H) h_t; zero where t >= lengths[b]
+
+
+class JordanGrads(NamedTuple):
+    """Gradients of `jordan_backward`."""
+
+    dx: np.ndarray  # (T, B, I)
+    dy0: np.ndarray  # (B, O), also when y0 was None
+    dweight_ih: np.ndarray
+    dweight_hy: np.ndarray
+    dweight_ho: np.ndarray
+    dbias_ih: Optional[np.ndarray]
+    dbias_hh: Optional[np.ndarray]
+    dbias_ho: Optional[np.ndarray]
+
+
+# --------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------
+
+_STACKED_WEIGHTS = (
+    Weight("weight_ih", ("G", "I"), "w_ih"),
+    Weight("weight_hh", ("G", "H"), "w_hh"),
+    Weight("bias_ih", ("G",), "b_ih", bias=True),
+    Weight("bias_hh", ("G",), "b_hh", bias=True),
+)
+
+_NONLINEARITY = Option("nonlinearity", NONLINEARITIES, "tanh", "activation")
+
+RNN = CellSpec(
+    name="rnn", title="RNN", gates=1, states=("h",), weights=_STACKED_WEIGHTS,
+    options=(_NONLINEARITY,),
+    cache_type=RNNCache, grads_type=RNNGrads,
+    torch_module="RNN", onnx_gate_order=(0,),
+)
+
+LSTM = CellSpec(
+    name="lstm", title="LSTM", gates=4, states=("h", "c"), weights=_STACKED_WEIGHTS,
+    saved=(("gates", "G"), ("cells", "H")),
+    cache_type=LSTMCache, grads_type=LSTMGrads,
+    # ONNX's LSTM stacks [i o f c], PyTorch's (and crnn's) [i f g o].
+    torch_module="LSTM", onnx_gate_order=(0, 3, 1, 2),
+)
+
+GRU = CellSpec(
+    name="gru", title="GRU", gates=3, states=("h",), weights=_STACKED_WEIGHTS,
+    saved=(("gates", "G"), ("hn", "H")), separate_bias_grads=True,
+    cache_type=GRUCache, grads_type=GRUGrads,
+    # ONNX's GRU stacks [z r h], PyTorch's [r z n] (linear_before_reset=1).
+    torch_module="GRU", onnx_gate_order=(1, 0, 2),
+)
+
+JORDAN = CellSpec(
+    name="jordan", title="Jordan", gates=1, states=("y",), state_size="O",
+    weights=(
+        Weight("weight_ih", ("H", "I"), "w_ih"),
+        Weight("weight_hy", ("H", "O"), "w_hh"),
+        Weight("weight_ho", ("O", "H"), "w_ho"),
+        Weight("bias_ih", ("H",), "b_ih", bias=True),
+        Weight("bias_hh", ("H",), "b_hh", bias=True),
+        Weight("bias_ho", ("O",), "b_ho", bias=True),
+    ),
+    options=(_NONLINEARITY,
+             Option("output_nonlinearity", OUTPUT_NONLINEARITIES, "identity",
+                    "output_activation")),
+    saved=(("hidden", "H"),),
+    cache_type=JordanCache, grads_type=JordanGrads,
+)
+
+REGISTRY: Dict[str, CellSpec] = {spec.name: spec for spec in (RNN, LSTM, GRU, JORDAN)}
+
+
+def names() -> Tuple[str, ...]:
+    """The registered cells' names, in registry order."""
+    return tuple(REGISTRY)
+
+
+def get(cell: Union[str, CellSpec]) -> CellSpec:
+    """The spec of `cell` (a name or a spec), or ValueError naming the choices."""
+    if isinstance(cell, CellSpec):
+        return cell
+    if isinstance(cell, str):
+        spec = REGISTRY.get(cell.lower())
+        if spec is not None:
+            return spec
+    raise ValueError(f"cell must be one of {names()}, got {cell!r}")
+
+
+def of_cache(cache: Any) -> CellSpec:
+    """The spec whose forward made `cache`, or TypeError."""
+    for spec in REGISTRY.values():
+        if isinstance(cache, spec.cache_type):
+            return spec
+    raise TypeError(f"cache must be the cache returned by a forward call (one of "
+                    f"{', '.join(s.cache_type.__name__ for s in REGISTRY.values())}), "
+                    f"got {type(cache).__name__}")
