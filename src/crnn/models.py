@@ -1,7 +1,8 @@
 """Small ready-made models, one per classic shape of recurrent network.
 
-Every model here is a `crnn.Module` built only from crnn layers (`RNN`,
-`Linear`) and registered for `crnn.save` / `crnn.load`. Children are
+Every model here is a `crnn.Module` built only from crnn layers (a recurrent
+layer of any stacked cell of `crnn.cells` — ``cell="rnn"``, ``"lstm"`` or
+``"gru"`` —, `Linear`) and registered for `crnn.save` / `crnn.load`. Children are
 attributes, so the parameters appear namespaced in ``model.params`` and
 ``model.grads`` (``"rnn.weight_ih_l0"``, ``"head.weight"``, ...), sharing the
 children's arrays: an optimizer built on ``model.params`` updates the layers.
@@ -33,9 +34,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import cells
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .module import Module, check_int, float_dtype, input_array
-from .nn import RNN, Linear
+from .nn import Linear, Recurrent, map_state, recurrent_layer
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
@@ -54,6 +56,29 @@ def _child_seeds(seed: Optional[int], n: int) -> List[Optional[int]]:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n)]
+
+
+def _recurrent(cell: Any, nonlinearity: str, input_size: int, hidden_size: int,
+               num_layers: int, **kwargs: Any) -> Recurrent:
+    """The recurrent layer of a model: `cell`'s layer (crnn.RNN, LSTM, GRU, or a
+    Recurrent of another stacked cell); `nonlinearity` is the RNN cell's option,
+    and the other cells have none."""
+    spec = cells.get(cell)
+    if spec.uses_output_size:
+        raise ValueError(f"cell must be a cell without an output size, one of "
+                         f"{tuple(n for n, s in cells.REGISTRY.items() if not s.uses_output_size)}; "
+                         f"got {spec.name!r}")
+    if "nonlinearity" in spec.option_names:
+        kwargs["nonlinearity"] = nonlinearity
+    elif nonlinearity != "tanh":
+        raise ValueError(f"nonlinearity applies to cell='rnn' only (the {spec.title} cell's "
+                         f"activations are fixed), got nonlinearity={nonlinearity!r}")
+    return recurrent_layer(spec, input_size, hidden_size, num_layers=num_layers, **kwargs)
+
+
+def _cell_config(layer: Recurrent) -> Dict[str, Any]:
+    """The ``cell`` and ``nonlinearity`` entries of a model's config."""
+    return dict(cell=layer.spec.name, nonlinearity=layer.options.get("nonlinearity", "tanh"))
 
 
 def _activation(name: str):
@@ -177,7 +202,7 @@ class MLPRegressor(Module):
 
 @register_module
 class SequenceClassifier(Module):
-    """Many-to-one: RNN -> each row's last valid state -> Linear -> logits.
+    """Many-to-one: recurrent layer -> each row's last valid state -> Linear -> logits.
 
     With ``lengths`` each row is summarised by its state after its own last
     valid step (`crnn.training.last_valid`), so padding never leaks in. A
@@ -190,30 +215,35 @@ class SequenceClassifier(Module):
     input_size, hidden_size, num_classes : int
     num_layers : int
     nonlinearity : {"tanh", "relu", "sigmoid"}
+        The RNN cell's activation (cell="rnn" only).
     bidirectional : bool
     dropout : float
-        Between RNN layers, in training mode (see `crnn.RNN`).
+        Between recurrent layers, in training mode (see `crnn.RNN`).
     dtype : float32 or float64
     seed : int or None
     backend : {"c", "numpy"}
+    cell : {"rnn", "lstm", "gru"}
+        The recurrent cell (any stacked cell of `crnn.cells`).
 
     Attributes
     ----------
-    rnn : RNN
+    rnn : Recurrent
+        The recurrent layer (crnn.RNN, crnn.LSTM, crnn.GRU, ...).
     head : Linear
         From ``D * hidden_size`` features to ``num_classes`` logits.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_classes: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c") -> None:
+                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
+                 cell: str = "rnn") -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 2)
-        self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
-                       dropout=dropout, bidirectional=bidirectional, dtype=self.dtype, seed=s[0],
-                       backend=backend)
+        self.rnn = _recurrent(cell, nonlinearity, input_size, hidden_size, num_layers,
+                              dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
+                              seed=s[0], backend=backend)
         D = self.rnn.num_directions
         self.head = Linear(D * hidden_size, num_classes, dtype=self.dtype, seed=s[1], backend=backend)
         self._cache: Optional[Tuple[int, Any]] = None
@@ -222,8 +252,8 @@ class SequenceClassifier(Module):
         r = self.rnn
         return dict(input_size=r.input_size, hidden_size=r.hidden_size,
                     num_classes=self.head.out_features, num_layers=r.num_layers,
-                    nonlinearity=r.nonlinearity, bidirectional=r.bidirectional, dropout=r.dropout,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend)
+                    bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
+                    seed=self.seed, backend=self.backend, **_cell_config(r))
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> np.ndarray:
         """Class logits for each sequence.
@@ -231,7 +261,9 @@ class SequenceClassifier(Module):
         Parameters
         ----------
         x : ndarray, shape (T, B, input_size)
-        h0 : ndarray, shape (num_layers * D, B, hidden_size), or None
+        h0 : state or None
+            The recurrent layer's initial state: (num_layers * D, B,
+            hidden_size), a tuple of such for the LSTM's (h, c), or None.
         lengths : array_like of B ints in [0, T], or None
 
         Returns
@@ -259,7 +291,8 @@ class SequenceClassifier(Module):
         Returns
         -------
         dx : ndarray, shape (T, B, input_size)
-        dh0 : ndarray, shape (num_layers * D, B, hidden_size)
+        dh0 : state
+            Shaped like the initial state.
         """
         if self._cache is None:
             raise RuntimeError("backward() called before forward()")
@@ -283,7 +316,7 @@ class SequenceClassifier(Module):
 
 @register_module
 class SequenceTagger(Module):
-    """Many-to-many: RNN -> Linear at every step (one output per input step).
+    """Many-to-many: recurrent layer -> Linear at every step (one output per input step).
 
     Also the model for `crnn.training.TBPTT`: ``forward`` takes and returns
     the recurrent state.
@@ -293,29 +326,34 @@ class SequenceTagger(Module):
     input_size, hidden_size, output_size : int
     num_layers : int
     nonlinearity : {"tanh", "relu", "sigmoid"}
+        The RNN cell's activation (cell="rnn" only).
     bidirectional : bool
     dropout : float
     dtype : float32 or float64
     seed : int or None
     backend : {"c", "numpy"}
+    cell : {"rnn", "lstm", "gru"}
+        The recurrent cell (any stacked cell of `crnn.cells`).
 
     Attributes
     ----------
-    rnn : RNN
+    rnn : Recurrent
+        The recurrent layer (crnn.RNN, crnn.LSTM, crnn.GRU, ...).
     head : Linear
         From ``D * hidden_size`` to ``output_size``, applied at every step.
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c") -> None:
+                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
+                 cell: str = "rnn") -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 2)
-        self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
-                       dropout=dropout, bidirectional=bidirectional, dtype=self.dtype, seed=s[0],
-                       backend=backend)
+        self.rnn = _recurrent(cell, nonlinearity, input_size, hidden_size, num_layers,
+                              dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
+                              seed=s[0], backend=backend)
         self.head = Linear(self.rnn.num_directions * hidden_size, output_size, dtype=self.dtype,
                            seed=s[1], backend=backend)
 
@@ -323,8 +361,8 @@ class SequenceTagger(Module):
         r = self.rnn
         return dict(input_size=r.input_size, hidden_size=r.hidden_size,
                     output_size=self.head.out_features, num_layers=r.num_layers,
-                    nonlinearity=r.nonlinearity, bidirectional=r.bidirectional, dropout=r.dropout,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend)
+                    bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
+                    seed=self.seed, backend=self.backend, **_cell_config(r))
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Outputs at every step, and the final state.
@@ -332,15 +370,18 @@ class SequenceTagger(Module):
         Parameters
         ----------
         x : ndarray, shape (T, B, input_size)
-        h0 : ndarray, shape (num_layers * D, B, hidden_size), or None
+        h0 : state or None
+            The recurrent layer's initial state: (num_layers * D, B,
+            hidden_size), a tuple of such for the LSTM's (h, c), or None.
         lengths : array_like of B ints in [0, T], or None
-            At padded steps the RNN's output is 0, so ``y`` there is the
-            head's bias: mask those steps out of the loss.
+            At padded steps the recurrent output is 0, so ``y`` there is
+            the head's bias: mask those steps out of the loss.
 
         Returns
         -------
         y : ndarray, shape (T, B, output_size)
-        h_n : ndarray, shape (num_layers * D, B, hidden_size)
+        h_n : state
+            The final state, in the form of the initial one.
         """
         x = input_array("x", x, self.dtype)
         _check_3d("x", x, self.rnn.input_size)
@@ -353,19 +394,21 @@ class SequenceTagger(Module):
         Parameters
         ----------
         dy : ndarray, shape (T, B, output_size)
-        dh_n : ndarray, shape (num_layers * D, B, hidden_size), or None
+        dh_n : state or None
+            Gradient with respect to the final state, shaped like it.
 
         Returns
         -------
         dx : ndarray, shape (T, B, input_size)
-        dh0 : ndarray, shape (num_layers * D, B, hidden_size)
+        dh0 : state
+            Shaped like the initial state.
         """
         return self.rnn.backward(self.head.backward(dy), dh_n)
 
 
 @register_module
 class CharRNN(Module):
-    """A character-level language model: one-hot ids -> RNN -> Linear -> logits.
+    """A character-level language model: one-hot ids -> recurrent layer -> Linear -> logits.
 
     Trained many-to-many (predict the next character at every step, e.g.
     with `crnn.training.TBPTT`); `generate` runs it one-to-many, sampling
@@ -378,36 +421,40 @@ class CharRNN(Module):
     hidden_size : int
     num_layers : int
     nonlinearity : {"tanh", "relu", "sigmoid"}
+        The RNN cell's activation (cell="rnn" only).
     dropout : float
     dtype : float32 or float64
     seed : int or None
     backend : {"c", "numpy"}
+    cell : {"rnn", "lstm", "gru"}
+        The recurrent cell (any stacked cell of `crnn.cells`).
 
     Attributes
     ----------
-    rnn : RNN
-        ``RNN(vocab_size, hidden_size, num_layers)`` reading one-hot inputs.
+    rnn : Recurrent
+        The recurrent layer (``vocab_size`` -> ``hidden_size``, num_layers)
+        reading one-hot inputs.
     head : Linear
         ``hidden_size`` -> ``vocab_size`` logits.
     """
 
     def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c") -> None:
+                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn") -> None:
         super().__init__(backend=backend)
         self.vocab_size = check_int("vocab_size", vocab_size, 1)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 2)
-        self.rnn = RNN(self.vocab_size, hidden_size, num_layers, nonlinearity=nonlinearity,
-                       dropout=dropout, dtype=self.dtype, seed=s[0], backend=backend)
+        self.rnn = _recurrent(cell, nonlinearity, self.vocab_size, hidden_size, num_layers,
+                              dropout=dropout, dtype=self.dtype, seed=s[0], backend=backend)
         self.head = Linear(hidden_size, self.vocab_size, dtype=self.dtype, seed=s[1], backend=backend)
 
     def config(self) -> Dict[str, Any]:
         r = self.rnn
         return dict(vocab_size=self.vocab_size, hidden_size=r.hidden_size,
-                    num_layers=r.num_layers, nonlinearity=r.nonlinearity, dropout=r.dropout,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend)
+                    num_layers=r.num_layers, dropout=r.dropout, dtype=self.dtype.name,
+                    seed=self.seed, backend=self.backend, **_cell_config(r))
 
     def _inputs(self, ids: Any) -> np.ndarray:
         arr = np.asarray(ids)
@@ -427,13 +474,16 @@ class CharRNN(Module):
         ids : ndarray
             Integer ids, shape (T, B); or their one-hot encoding, shape
             (T, B, vocab_size), in the model's dtype.
-        h0 : ndarray, shape (num_layers, B, hidden_size), or None
+        h0 : state or None
+            (num_layers, B, hidden_size), a tuple of such for the LSTM's
+            (h, c), or None.
         lengths : array_like of B ints in [0, T], or None
 
         Returns
         -------
         logits : ndarray, shape (T, B, vocab_size)
-        h_n : ndarray, shape (num_layers, B, hidden_size)
+        h_n : state
+            The final state, in the form of the initial one.
         """
         out, h_n = self.rnn(self._inputs(ids), h0, lengths)
         return self.head(out), h_n
@@ -445,7 +495,8 @@ class CharRNN(Module):
         -------
         dx : ndarray, shape (T, B, vocab_size)
             Gradient w.r.t. the one-hot inputs.
-        dh0 : ndarray, shape (num_layers, B, hidden_size)
+        dh0 : state
+            Shaped like the initial state.
         """
         return self.rnn.backward(self.head.backward(dlogits), dh_n)
 
@@ -474,9 +525,9 @@ class CharRNN(Module):
             Sample only among the `top_k` most likely ids.
         rng : int, numpy.random.Generator or None
             The source of randomness (a seed or a generator).
-        h0 : ndarray or None
-            Initial state, shape (num_layers, B, hidden_size) (or
-            (num_layers, hidden_size) for a 1-D prime).
+        h0 : state or None
+            Initial state, (num_layers, B, hidden_size) (or (num_layers,
+            hidden_size) for a 1-D prime), a tuple of such for the LSTM.
 
         Returns
         -------
@@ -495,10 +546,9 @@ class CharRNN(Module):
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         single = ids.ndim == 1
         ids2 = ids[:, None] if single else ids
-        h = None
-        if h0 is not None:
-            h = input_array("h0", h0, self.dtype)
-            h = h[:, None, :] if single else h
+        h = map_state(lambda s: input_array("h0", s, self.dtype), h0)
+        if single:
+            h = map_state(lambda s: s[:, None, :], h)
         was_training = self.training
         self.eval()
         try:
@@ -523,7 +573,7 @@ class CharModel(CharRNN):
     chars : str
         The known characters, in id order (ids 1 ..; id 0 is the unknown
         character), as `crnn.data.CharVocab` numbers them.
-    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend
+    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend, cell
         As for `CharRNN`.
     unk : str
         What an unknown id decodes to.
@@ -535,12 +585,13 @@ class CharModel(CharRNN):
 
     def __init__(self, chars: str, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd") -> None:
+                 seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd",
+                 cell: str = "rnn") -> None:
         if not isinstance(chars, str) or not chars:
             raise ValueError("chars must be a non-empty string")
         self.vocab = CharVocab(chars, unk=unk)
         super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, dtype=dtype, seed=seed, backend=backend)
+                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell)
         # The unknown character is never a target (the vocabulary comes from
         # the text), so training drives its logit down anyway; start it low
         # so that even an untrained model never writes it.
@@ -581,7 +632,7 @@ class CharModel(CharRNN):
 
 @register_module
 class Seq2Seq(Module):
-    """Encoder-decoder: encoder RNN -> its final state -> decoder RNN -> Linear.
+    """Encoder-decoder: encoder -> its final state -> decoder -> Linear.
 
     The encoder reads the source; its final state (per layer, after each
     row's last valid step) is the decoder's initial state. Training uses
@@ -600,31 +651,38 @@ class Seq2Seq(Module):
     num_layers : int
         Of both the encoder and the decoder.
     nonlinearity : {"tanh", "relu", "sigmoid"}
+        The RNN cell's activation (cell="rnn" only).
     dropout : float
     dtype : float32 or float64
     seed : int or None
     backend : {"c", "numpy"}
+    cell : {"rnn", "lstm", "gru"}
+        The cell of both the encoder and the decoder (any stacked cell of
+        `crnn.cells`); the encoder's final state (an LSTM's (h, c)) is the
+        decoder's initial state.
 
     Attributes
     ----------
-    encoder : RNN
-        ``RNN(src_size, hidden_size, num_layers)``.
-    decoder : RNN
-        ``RNN(tgt_size, hidden_size, num_layers)``.
+    encoder : Recurrent
+        ``src_size`` -> ``hidden_size``, ``num_layers``.
+    decoder : Recurrent
+        ``tgt_size`` -> ``hidden_size``, ``num_layers``.
     head : Linear
         ``hidden_size`` -> ``tgt_size`` logits at every decoder step.
     """
 
     def __init__(self, src_size: int, tgt_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c") -> None:
+                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn") -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
-        kw = dict(nonlinearity=nonlinearity, dropout=dropout, dtype=self.dtype, backend=backend)
-        self.encoder = RNN(src_size, hidden_size, num_layers, seed=s[0], **kw)
-        self.decoder = RNN(tgt_size, hidden_size, num_layers, seed=s[1], **kw)
+        kw = dict(dropout=dropout, dtype=self.dtype, backend=backend)
+        self.encoder = _recurrent(cell, nonlinearity, src_size, hidden_size, num_layers,
+                                  seed=s[0], **kw)
+        self.decoder = _recurrent(cell, nonlinearity, tgt_size, hidden_size, num_layers,
+                                  seed=s[1], **kw)
         self.head = Linear(hidden_size, tgt_size, dtype=self.dtype, seed=s[2], backend=backend)
 
     @property
@@ -634,8 +692,8 @@ class Seq2Seq(Module):
     def config(self) -> Dict[str, Any]:
         e = self.encoder
         return dict(src_size=e.input_size, tgt_size=self.tgt_size, hidden_size=e.hidden_size,
-                    num_layers=e.num_layers, nonlinearity=e.nonlinearity, dropout=e.dropout,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend)
+                    num_layers=e.num_layers, dropout=e.dropout, dtype=self.dtype.name,
+                    seed=self.seed, backend=self.backend, **_cell_config(e))
 
     def decoder_inputs(self, tgt_ids: Any, start_id: int) -> np.ndarray:
         """Teacher-forcing inputs: the targets shifted right by one step.

@@ -44,7 +44,7 @@ from .cells import CellSpec
 from .module import Module, check_int, float_dtype, input_array
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "RecurrentCell", "RNNCell", "LSTMCell",
-           "GRUCell", "Linear", "recurrent_layer", "State"]
+           "GRUCell", "Linear", "recurrent_layer", "map_state", "State"]
 
 State = Union[np.ndarray, Tuple[np.ndarray, ...]]
 _T = TypeVar("_T")
@@ -151,6 +151,19 @@ def _state_list(spec: CellSpec, value: Any, name: str) -> List[Any]:
 def _state_value(spec: CellSpec, arrays: Sequence[np.ndarray]) -> State:
     """One entry per state, in the form `_state_list` takes."""
     return arrays[0] if len(spec.states) == 1 else tuple(arrays)
+
+
+def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
+    """`fn` applied to each array of a recurrent state, keeping its form.
+
+    A state is one array (``h``), a tuple of arrays (an LSTM's ``(h, c)``)
+    or None, which stays None.
+    """
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(None if part is None else fn(part) for part in state)
+    return fn(state)
 
 
 def _reverse_index(T: int, B: int, lengths: Optional[np.ndarray]) -> Optional[np.ndarray]:
