@@ -22,13 +22,13 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from .apps import bench, classify, forecast, text
+from .apps import bench, classify, forecast, tag, text
 from .apps.common import CLIError
 
 __all__ = ["main", "build_parser"]
 
 # The order of the commands in `crnn --help`.
-_APPS = (text, forecast, classify, bench)
+_APPS = (text, forecast, classify, tag, bench)
 
 _EPILOG = """\
 start with:  crnn demo
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crnn",
         description="C-accelerated recurrent neural networks for NumPy: train, sample, "
-                    "forecast, classify and benchmark from the command line.",
+                    "forecast, classify, tag, translate and benchmark from the command line.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

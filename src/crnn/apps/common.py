@@ -16,19 +16,31 @@ one_blas_thread
     on one thread (`crnn.limit_blas_threads`).
 positive_int, positive_float, nonnegative_float, nonnegative_int
     ``type=`` functions for argparse (a bad value is a usage error, status 2).
+add_cell_option, cell_name, usable_cells
+    ``--cell`` (the recurrent cell, from the registry `crnn.cells`) for every
+    command that builds a model; an unknown name exits with status 2 and
+    lists the cells there are.
+add_embedding_option, embedding_layer
+    ``--embedding-dim`` for the commands whose input is tokens, and the
+    layer behind it (`crnn.Embedding`).
+check_output_path, print_json
+    The checks before writing a model file; ``--json`` output.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import functools
+import json
 import math
 import os
 import sys
 import time
-from typing import IO, Any, Callable, Iterator, Optional
+from typing import IO, Any, Callable, Dict, Iterator, Optional, Tuple
 
-from .. import _runtime
+import numpy as np
+
+from .. import _runtime, cells
 
 __all__ = [
     "CLIError",
@@ -42,6 +54,13 @@ __all__ = [
     "positive_float",
     "nonnegative_float",
     "fraction",
+    "usable_cells",
+    "cell_name",
+    "add_cell_option",
+    "add_embedding_option",
+    "embedding_layer",
+    "check_output_path",
+    "print_json",
     "format_rate",
     "format_seconds",
 ]
@@ -142,6 +161,129 @@ def fraction(text: str) -> float:
     if not 0.0 < v < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return v
+
+
+# --------------------------------------------------------------------------
+# The recurrent cell and the embedding
+# --------------------------------------------------------------------------
+
+def usable_cells() -> Tuple[str, ...]:
+    """The cells of the registry (`crnn.cells`) the ready-made models can use.
+
+    Every registered cell whose state is its hidden state (so not the
+    Jordan network, which feeds back an output of its own size), in
+    registry order: ``("rnn", "lstm", "gru")`` today, and any cell added to
+    the registry later.
+    """
+    return tuple(name for name, spec in cells.REGISTRY.items() if not spec.uses_output_size)
+
+
+def cell_name(text: str) -> str:
+    """argparse type of ``--cell``: a usable cell of `crnn.cells`, case-insensitive.
+
+    An unknown name (or a registered cell the models cannot use) is a usage
+    error that lists the choices, read from the registry.
+    """
+    name = str(text).strip().lower()
+    usable = usable_cells()
+    if name in usable:
+        return name
+    choices = ", ".join(usable)
+    if name in cells.REGISTRY:
+        raise argparse.ArgumentTypeError(
+            f"the {cells.REGISTRY[name].title} cell cannot be used here (its state is an output "
+            f"of its own size, not the hidden state); choose one of: {choices}")
+    raise argparse.ArgumentTypeError(
+        f"unknown cell {text!r}; the registered cells (crnn.cells) are: {choices}")
+
+
+def add_cell_option(p: argparse.ArgumentParser, default: Optional[str] = "rnn",
+                    default_text: Optional[str] = None) -> None:
+    """Add ``--cell NAME`` to a command (the recurrent cell of its model).
+
+    `default` None leaves the choice to the command (``default_text`` then
+    says what it is in the help).
+    """
+    usable = usable_cells()
+    shown = default_text if default_text is not None else str(default)
+    p.add_argument("--cell", type=cell_name, default=default, metavar="NAME",
+                   help=f"the recurrent cell: {', '.join(usable)} (default {shown}; the cells "
+                        f"of crnn.cells)")
+
+
+def add_embedding_option(p: argparse.ArgumentParser, default: Optional[int],
+                         what: str = "word") -> None:
+    """Add ``--embedding-dim N`` (a learned vector per token instead of a one-hot vector)."""
+    shown = "none: one-hot vectors" if default is None else str(default)
+    p.add_argument("--embedding-dim", type=nonnegative_int, default=default, metavar="N",
+                   help=f"size of the learned {what} vectors (crnn.Embedding); 0 reads one-hot "
+                        f"vectors instead (default {shown})")
+
+
+class _GatherEmbedding:
+    """Stand-in for `crnn.Embedding` where it is not available: ids -> rows of
+    ``weight`` (N(0, 1) initialisation, as torch.nn.Embedding); the backward
+    scatter-adds into ``grads["weight"]``."""
+
+    def __new__(cls, num_embeddings: int, embedding_dim: int, *, dtype: Any, seed: Any,
+                backend: str) -> Any:
+        from ..module import Module
+
+        class GatherEmbedding(Module):
+            def __init__(self) -> None:
+                super().__init__(backend=backend)
+                rng = np.random.default_rng(seed)
+                self.register_parameter(
+                    "weight", rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
+                self._ids: Any = None
+
+            def config(self) -> Dict[str, Any]:
+                return dict(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+
+            def forward(self, ids: Any) -> np.ndarray:
+                self._ids = np.asarray(ids, dtype=np.int64)
+                return self.params["weight"][self._ids]
+
+            def backward(self, dout: Any) -> None:
+                np.add.at(self.grads["weight"], self._ids.reshape(-1),
+                          np.asarray(dout).reshape(-1, embedding_dim))
+
+        return GatherEmbedding()
+
+
+def embedding_layer(num_embeddings: int, embedding_dim: int, *, dtype: Any = np.float32,
+                    seed: Optional[int] = None, backend: str = "c") -> Any:
+    """A `crnn.Embedding` (token ids -> learned vectors; the backward
+    accumulates into ``grads["weight"]``)."""
+    try:
+        from ..nn import Embedding  # type: ignore[attr-defined]
+    except ImportError:
+        return _GatherEmbedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed,
+                                backend=backend)
+    return Embedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed, backend=backend)
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+def check_output_path(path: str, what: str = "--out") -> None:
+    """A CLIError unless `path` can be a new file: not a directory, in a folder that exists."""
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: is a directory (give {what} a file name)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{path}: the folder {folder} does not exist")
+
+
+def print_json(obj: Any, file: Optional[IO[str]] = None) -> None:
+    """Print `obj` as one line of JSON (NumPy scalars and arrays converted)."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+    print(json.dumps(obj, default=default), file=sys.stdout if file is None else file)
 
 
 # --------------------------------------------------------------------------
