@@ -10,19 +10,22 @@ from . import cells
 from .cells import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads, RNNCache,
                     RNNGrads)
 from ._version import __version__
-from .functional import (backward, clip_grad_norm, clip_grad_value, forward, gru_backward,
-                         gru_forward, jordan_backward, jordan_forward, lstm_backward,
-                         lstm_forward, rnn_backward, rnn_forward)
+from .functional import (attention_backward, attention_forward, backward, clip_grad_norm,
+                         clip_grad_value, embedding_backward, embedding_forward, forward,
+                         gru_backward, gru_forward, jordan_backward, jordan_forward,
+                         lstm_backward, lstm_forward, rnn_backward, rnn_forward)
 from . import init, nn
 from . import losses, optim
 from .module import Module
-from .nn import (GRU, LSTM, RNN, GRUCell, Jordan, Linear, LSTMCell, Recurrent, RecurrentCell,
-                 RNNCell)
+from .nn import (GRU, LSTM, RNN, Attention, Embedding, GRUCell, Jordan, Linear, LSTMCell,
+                 Recurrent, RecurrentCell, RNNCell)
 from .serialization import load, save
 from . import data, models, training
 from .training import gradcheck
 
 __all__ = [
+    "Attention",
+    "Embedding",
     "GRU",
     "GRUCell",
     "Jordan",
@@ -55,6 +58,10 @@ __all__ = [
     "LSTMGrads",
     "RNNCache",
     "RNNGrads",
+    "attention_backward",
+    "attention_forward",
+    "embedding_backward",
+    "embedding_forward",
     "gru_backward",
     "gru_forward",
     "jordan_backward",

@@ -15,6 +15,8 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from . import _core, cells
+from ._functional_seq import (attention_backward, attention_forward, embedding_backward,
+                              embedding_forward)
 from ._named import entry_points
 from ._validate import (
     BackwardArgs,

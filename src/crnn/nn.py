@@ -41,10 +41,12 @@ from . import cells
 from . import init as _init
 from ._validate import check_lengths
 from .cells import CellSpec
+from .attention import Attention
+from .embedding import Embedding
 from .module import Module, check_int, float_dtype, input_array
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "RecurrentCell", "RNNCell", "LSTMCell",
-           "GRUCell", "Linear", "recurrent_layer", "map_state", "State"]
+           "GRUCell", "Linear", "Embedding", "Attention", "recurrent_layer", "map_state", "State"]
 
 State = Union[np.ndarray, Tuple[np.ndarray, ...]]
 _T = TypeVar("_T")

@@ -48,6 +48,8 @@ from ._validate import (
     make_cache,
 )
 from ._named import entry_points
+from ._reference_seq import (attention_backward, attention_forward, embedding_backward,
+                             embedding_forward)
 from .cells import CellSpec
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
     "gru_forward", "gru_backward", "jordan_forward", "jordan_backward",
     "clip_grad_norm", "clip_grad_value",
+    "embedding_forward", "embedding_backward", "attention_forward", "attention_backward",
     "ACTIVATIONS", "activation_grad", "KERNELS",
 ]
 

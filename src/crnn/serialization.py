@@ -9,8 +9,9 @@ The file holds one array per parameter, under the parameter's name, and a
 No pickle is written or read (``np.load(..., allow_pickle=False)``), so
 loading a file never runs code from it. `load` rebuilds the module as
 ``cls(**config)`` and loads the weights strictly; the class is looked up in
-a registry holding `RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell` and `Linear`, to which other Module
-subclasses (models, other layers) are added with `register_module`.
+a registry holding the layers (`RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell`, `Linear`,
+`Embedding`, `Attention`, ...), to which other Module subclasses (models, other
+layers) are added with `register_module`.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import numpy as np
 from ._engine import check_backend
 from ._version import __version__
 from .module import Module
-from .nn import (GRU, LSTM, RNN, GRUCell, Jordan, Linear, LSTMCell, Recurrent, RecurrentCell,
-                 RNNCell)
+from .nn import (GRU, LSTM, RNN, Attention, Embedding, GRUCell, Jordan, Linear, LSTMCell,
+                 Recurrent, RecurrentCell, RNNCell)
 
 __all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
 
@@ -68,7 +69,7 @@ def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Modul
 
 
 for _cls in (Recurrent, RNN, LSTM, GRU, Jordan, RecurrentCell, RNNCell, LSTMCell, GRUCell,
-             Linear):
+             Linear, Embedding, Attention):
     register_module(_cls)
 
 
