@@ -24,25 +24,34 @@ model                  shape        what it computes
 `CharModel`            (as above)   a CharRNN that carries its characters
                                     (`crnn.data.CharVocab`): text in, text out
 `Seq2Seq`              many-to-many encoder RNN -> final state -> decoder RNN
-                       (enc.-dec.)  -> Linear; teacher forcing, `greedy_decode`
+                       (enc.-dec.)  (-> attention) -> Linear; teacher forcing,
+                                    `greedy_decode`, `sample`, `beam_search`
 =====================  ===========  =========================================
+
+Models that read tokens (`SequenceClassifier`, `SequenceTagger`, `CharRNN`,
+`CharModel`, `Seq2Seq`) take ``embedding_dim=``: None (the default) keeps
+one-hot (or feature-vector) inputs; an int makes the inputs integer token
+ids, mapped by a `crnn.Embedding` child to that many learned features.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from . import cells
+from ._validate import check_lengths
+from ._validate_seq import SCORES, check_ids
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .module import Module, check_int, float_dtype, input_array
-from .nn import Linear, Recurrent, map_state, recurrent_layer
+from .nn import Attention, Embedding, Linear, Recurrent, map_state, recurrent_layer
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
 __all__ = ["one_hot", "MLPRegressor", "SequenceClassifier", "SequenceTagger", "CharRNN",
-           "CharModel", "Seq2Seq"]
+           "CharModel", "Seq2Seq", "BeamSearchResult"]
 
 
 # --------------------------------------------------------------------------
@@ -115,6 +124,44 @@ def _sample(logits: np.ndarray, temperature: float, top_k: Optional[int],
 def _check_3d(name: str, x: np.ndarray, features: int) -> None:
     if x.ndim != 3 or x.shape[-1] != features:
         raise ValueError(f"{name} must be time-major (T, B, {features}), got shape {x.shape}")
+
+
+def _embedding(model: Module, attr: str, vocab_name: str, vocab_size: Any, embedding_dim: Any,
+               seed: Optional[int]) -> int:
+    """Give `model` an `Embedding` child `attr` (or ``attr = None`` without
+    embedding_dim); returns the input size of the layer it feeds."""
+    if embedding_dim is None:
+        setattr(model, attr, None)
+        return vocab_size
+    E = check_int("embedding_dim", embedding_dim, 1)
+    V = check_int(vocab_name, vocab_size, 1)
+    setattr(model, attr, Embedding(V, E, dtype=model.dtype, seed=seed, backend=model.backend))
+    return E
+
+
+def _embedding_config(embed: Optional[Embedding]) -> Dict[str, Any]:
+    """The ``embedding_dim`` entry of a model's config (none without one, so
+    such files read as they always did)."""
+    return {} if embed is None else {"embedding_dim": embed.embedding_dim}
+
+
+def _token_ids(name: str, ids: Any, vocab_size: int) -> np.ndarray:
+    """Integer ids (T, B) in [0, vocab_size), as int64."""
+    arr = check_ids(name, ids, vocab_size)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be token ids of shape (T, B), got shape {arr.shape}")
+    return arr
+
+
+@contextlib.contextmanager
+def _evaluating(model: Module) -> Iterator[None]:
+    """Evaluation mode (no dropout) for the block; the previous mode after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 # --------------------------------------------------------------------------
@@ -224,9 +271,16 @@ class SequenceClassifier(Module):
     backend : {"c", "numpy"}
     cell : {"rnn", "lstm", "gru"}
         The recurrent cell (any stacked cell of `crnn.cells`).
+    embedding_dim : int or None
+        None (the default): the input is feature vectors, (T, B,
+        input_size). An int E: the input is integer token ids (T, B) and
+        ``input_size`` is the vocabulary size; an `Embedding` (``embed``)
+        maps each id to E features before the recurrent layer.
 
     Attributes
     ----------
+    embed : Embedding or None
+        ``input_size`` -> ``embedding_dim``, with embedding_dim set.
     rnn : Recurrent
         The recurrent layer (crnn.RNN, crnn.LSTM, crnn.GRU, ...).
     head : Linear
@@ -236,31 +290,56 @@ class SequenceClassifier(Module):
     def __init__(self, input_size: int, hidden_size: int, num_classes: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
                  dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 cell: str = "rnn") -> None:
+                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        s = _child_seeds(seed, 2)
-        self.rnn = _recurrent(cell, nonlinearity, input_size, hidden_size, num_layers,
+        s = _child_seeds(seed, 3)
+        rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
+        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
                               dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
                               seed=s[0], backend=backend)
         D = self.rnn.num_directions
         self.head = Linear(D * hidden_size, num_classes, dtype=self.dtype, seed=s[1], backend=backend)
         self._cache: Optional[Tuple[int, Any]] = None
 
+    @property
+    def input_size(self) -> int:
+        """Features per input step, or the vocabulary size with an embedding."""
+        return self.rnn.input_size if self.embed is None else self.embed.num_embeddings
+
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(input_size=r.input_size, hidden_size=r.hidden_size,
+        return dict(input_size=self.input_size, hidden_size=r.hidden_size,
                     num_classes=self.head.out_features, num_layers=r.num_layers,
                     bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r))
+                    seed=self.seed, backend=self.backend, **_cell_config(r),
+                    **_embedding_config(self.embed))
+
+    def _features(self, x: Any) -> np.ndarray:
+        """The recurrent layer's input: x itself, or the embedding of its ids."""
+        if self.embed is not None:
+            return self.embed(_token_ids("x", x, self.embed.num_embeddings))
+        x = input_array("x", x, self.dtype)
+        _check_3d("x", x, self.rnn.input_size)
+        return x
+
+    def _input_grad(self, dx: np.ndarray) -> Optional[np.ndarray]:
+        """dx for feature inputs; None for token ids (the embedding takes dx)."""
+        if self.embed is None:
+            return dx
+        self.embed.backward(dx)
+        return None
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> np.ndarray:
         """Class logits for each sequence.
 
         Parameters
         ----------
-        x : ndarray, shape (T, B, input_size)
+        x : ndarray
+            (T, B, input_size) features; or, with ``embedding_dim`` set,
+            integer token ids (T, B) in [0, input_size) (padded steps must
+            hold valid ids too, e.g. 0; they are never read).
         h0 : state or None
             The recurrent layer's initial state: (num_layers * D, B,
             hidden_size), a tuple of such for the LSTM's (h, c), or None.
@@ -271,8 +350,7 @@ class SequenceClassifier(Module):
         ndarray, shape (B, num_classes)
             Rows of length 0 see a zero feature vector (only the bias).
         """
-        x = input_array("x", x, self.dtype)
-        _check_3d("x", x, self.rnn.input_size)
+        x = self._features(x)
         out, _ = self.rnn(x, h0, lengths)
         H = self.rnn.hidden_size
         feat = last_valid(out[..., :H], lengths)
@@ -290,7 +368,9 @@ class SequenceClassifier(Module):
 
         Returns
         -------
-        dx : ndarray, shape (T, B, input_size)
+        dx : ndarray, shape (T, B, input_size), or None
+            None for token ids (with embedding_dim; the embedding's
+            gradient is accumulated into ``grads`` instead).
         dh0 : state
             Shaped like the initial state.
         """
@@ -303,7 +383,8 @@ class SequenceClassifier(Module):
         if self.rnn.bidirectional:
             dout = np.concatenate([dout, np.zeros_like(dout)], axis=2)
             dout[0, :, H:] = dfeat[:, H:]
-        return self.rnn.backward(dout)
+        dx, dh0 = self.rnn.backward(dout)
+        return self._input_grad(dx), dh0
 
     def predict(self, x: Any, lengths: Any = None) -> np.ndarray:
         """The most likely class of each sequence, shape (B,)."""
@@ -334,9 +415,17 @@ class SequenceTagger(Module):
     backend : {"c", "numpy"}
     cell : {"rnn", "lstm", "gru"}
         The recurrent cell (any stacked cell of `crnn.cells`).
+    embedding_dim : int or None
+        None (the default): the input is feature vectors, (T, B,
+        input_size). An int E: the input is integer token ids (T, B) (e.g.
+        the words of a sentence, for named-entity tagging) and
+        ``input_size`` is the vocabulary size; an `Embedding` (``embed``)
+        maps each id to E features before the recurrent layer.
 
     Attributes
     ----------
+    embed : Embedding or None
+        ``input_size`` -> ``embedding_dim``, with embedding_dim set.
     rnn : Recurrent
         The recurrent layer (crnn.RNN, crnn.LSTM, crnn.GRU, ...).
     head : Linear
@@ -346,30 +435,39 @@ class SequenceTagger(Module):
     def __init__(self, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
                  dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 cell: str = "rnn") -> None:
+                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        s = _child_seeds(seed, 2)
-        self.rnn = _recurrent(cell, nonlinearity, input_size, hidden_size, num_layers,
+        s = _child_seeds(seed, 3)
+        rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
+        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
                               dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
                               seed=s[0], backend=backend)
         self.head = Linear(self.rnn.num_directions * hidden_size, output_size, dtype=self.dtype,
                            seed=s[1], backend=backend)
 
+    input_size = SequenceClassifier.input_size
+    _features = SequenceClassifier._features
+    _input_grad = SequenceClassifier._input_grad
+
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(input_size=r.input_size, hidden_size=r.hidden_size,
+        return dict(input_size=self.input_size, hidden_size=r.hidden_size,
                     output_size=self.head.out_features, num_layers=r.num_layers,
                     bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r))
+                    seed=self.seed, backend=self.backend, **_cell_config(r),
+                    **_embedding_config(self.embed))
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Outputs at every step, and the final state.
 
         Parameters
         ----------
-        x : ndarray, shape (T, B, input_size)
+        x : ndarray
+            (T, B, input_size) features; or, with ``embedding_dim`` set,
+            integer token ids (T, B) in [0, input_size) (padded steps must
+            hold valid ids too, e.g. 0; they are never read).
         h0 : state or None
             The recurrent layer's initial state: (num_layers * D, B,
             hidden_size), a tuple of such for the LSTM's (h, c), or None.
@@ -383,9 +481,7 @@ class SequenceTagger(Module):
         h_n : state
             The final state, in the form of the initial one.
         """
-        x = input_array("x", x, self.dtype)
-        _check_3d("x", x, self.rnn.input_size)
-        out, h_n = self.rnn(x, h0, lengths)
+        out, h_n = self.rnn(self._features(x), h0, lengths)
         return self.head(out), h_n
 
     def backward(self, dy: Any, dh_n: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -399,11 +495,14 @@ class SequenceTagger(Module):
 
         Returns
         -------
-        dx : ndarray, shape (T, B, input_size)
+        dx : ndarray, shape (T, B, input_size), or None
+            None for token ids (with embedding_dim; the embedding's
+            gradient is accumulated into ``grads`` instead).
         dh0 : state
             Shaped like the initial state.
         """
-        return self.rnn.backward(self.head.backward(dy), dh_n)
+        dx, dh0 = self.rnn.backward(self.head.backward(dy), dh_n)
+        return self._input_grad(dx), dh0
 
 
 @register_module
@@ -428,25 +527,33 @@ class CharRNN(Module):
     backend : {"c", "numpy"}
     cell : {"rnn", "lstm", "gru"}
         The recurrent cell (any stacked cell of `crnn.cells`).
+    embedding_dim : int or None
+        None (the default): the recurrent layer reads one-hot vectors of
+        ``vocab_size``. An int E: an `Embedding` (``embed``) maps each id to
+        E learned features instead (word-level models, large vocabularies).
 
     Attributes
     ----------
+    embed : Embedding or None
+        ``vocab_size`` -> ``embedding_dim``, with embedding_dim set.
     rnn : Recurrent
-        The recurrent layer (``vocab_size`` -> ``hidden_size``, num_layers)
-        reading one-hot inputs.
+        The recurrent layer (``vocab_size`` or ``embedding_dim`` ->
+        ``hidden_size``, num_layers).
     head : Linear
         ``hidden_size`` -> ``vocab_size`` logits.
     """
 
     def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn") -> None:
+                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn",
+                 embedding_dim: Optional[int] = None) -> None:
         super().__init__(backend=backend)
         self.vocab_size = check_int("vocab_size", vocab_size, 1)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        s = _child_seeds(seed, 2)
-        self.rnn = _recurrent(cell, nonlinearity, self.vocab_size, hidden_size, num_layers,
+        s = _child_seeds(seed, 3)
+        rnn_input = _embedding(self, "embed", "vocab_size", self.vocab_size, embedding_dim, s[2])
+        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
                               dropout=dropout, dtype=self.dtype, seed=s[0], backend=backend)
         self.head = Linear(hidden_size, self.vocab_size, dtype=self.dtype, seed=s[1], backend=backend)
 
@@ -454,9 +561,12 @@ class CharRNN(Module):
         r = self.rnn
         return dict(vocab_size=self.vocab_size, hidden_size=r.hidden_size,
                     num_layers=r.num_layers, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r))
+                    seed=self.seed, backend=self.backend, **_cell_config(r),
+                    **_embedding_config(self.embed))
 
     def _inputs(self, ids: Any) -> np.ndarray:
+        if self.embed is not None:
+            return self.embed(_token_ids("ids", ids, self.vocab_size))
         arr = np.asarray(ids)
         if arr.dtype.kind in "iu":
             if arr.ndim != 2:
@@ -472,8 +582,8 @@ class CharRNN(Module):
         Parameters
         ----------
         ids : ndarray
-            Integer ids, shape (T, B); or their one-hot encoding, shape
-            (T, B, vocab_size), in the model's dtype.
+            Integer ids, shape (T, B); or, without an embedding, their
+            one-hot encoding, shape (T, B, vocab_size), in the model's dtype.
         h0 : state or None
             (num_layers, B, hidden_size), a tuple of such for the LSTM's
             (h, c), or None.
@@ -493,12 +603,17 @@ class CharRNN(Module):
 
         Returns
         -------
-        dx : ndarray, shape (T, B, vocab_size)
-            Gradient w.r.t. the one-hot inputs.
+        dx : ndarray, shape (T, B, vocab_size), or None
+            Gradient w.r.t. the one-hot inputs; None with an embedding (its
+            gradient is accumulated into ``grads`` instead).
         dh0 : state
             Shaped like the initial state.
         """
-        return self.rnn.backward(self.head.backward(dlogits), dh_n)
+        dx, dh0 = self.rnn.backward(self.head.backward(dlogits), dh_n)
+        if self.embed is None:
+            return dx, dh0
+        self.embed.backward(dx)
+        return None, dh0
 
     def generate(self, prime_ids: Any, n: int, temperature: float = 1.0,
                  top_k: Optional[int] = None,
@@ -573,7 +688,7 @@ class CharModel(CharRNN):
     chars : str
         The known characters, in id order (ids 1 ..; id 0 is the unknown
         character), as `crnn.data.CharVocab` numbers them.
-    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend, cell
+    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend, cell, embedding_dim
         As for `CharRNN`.
     unk : str
         What an unknown id decodes to.
@@ -586,12 +701,13 @@ class CharModel(CharRNN):
     def __init__(self, chars: str, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
                  seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd",
-                 cell: str = "rnn") -> None:
+                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
         if not isinstance(chars, str) or not chars:
             raise ValueError("chars must be a non-empty string")
         self.vocab = CharVocab(chars, unk=unk)
         super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell)
+                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell,
+                         embedding_dim=embedding_dim)
         # The unknown character is never a target (the vocabulary comes from
         # the text), so training drives its logit down anyway; start it low
         # so that even an untrained model never writes it.
@@ -630,21 +746,74 @@ class CharModel(CharRNN):
 # Encoder-decoder
 # --------------------------------------------------------------------------
 
+class BeamSearchResult(NamedTuple):
+    """What `Seq2Seq.beam_search` returns: the best hypothesis of each batch row.
+
+    Attributes
+    ----------
+    sequences : list of B ndarrays of int64
+        Row b's chosen output ids, without the start token and without the
+        end token.
+    scores : ndarray of float64, shape (B,)
+        The length-normalised scores the hypotheses were chosen by,
+        ``log P(y) / ((5 + |y|) / 6) ** length_penalty``.
+    log_probs : ndarray of float64, shape (B,)
+        Their total log-probabilities ``log P(y)`` (the end token's
+        included).
+    finished : ndarray of bool, shape (B,)
+        True where the hypothesis ended with the end token, False where it
+        was cut at ``max_len``.
+    attention : list of B ndarrays, or None
+        With an attention model, row b's attention weights,
+        ``(len(sequences[b]), src_lengths[b])``: one row per output token,
+        one column per valid source step (the alignment to display). None
+        without attention.
+    """
+
+    sequences: List[np.ndarray]
+    scores: np.ndarray
+    log_probs: np.ndarray
+    finished: np.ndarray
+    attention: Optional[List[np.ndarray]]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, in float64."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 @register_module
 class Seq2Seq(Module):
-    """Encoder-decoder: encoder -> its final state -> decoder -> Linear.
+    """Encoder-decoder: encoder -> its final state -> decoder (-> attention) -> Linear.
 
     The encoder reads the source; its final state (per layer, after each
     row's last valid step) is the decoder's initial state. Training uses
     teacher forcing: the decoder reads the *true* previous target tokens
-    (`decoder_inputs` builds them); `greedy_decode` instead feeds back its
-    own most likely previous output. Target tokens are one-hot vectors of
-    ``tgt_size`` classes, which include the start token.
+    (`decoder_inputs` builds them); `greedy_decode`, `sample` and
+    `beam_search` instead feed back the model's own previous outputs.
+
+    Tokens are one-hot vectors by default: the source has ``src_size``
+    features per step and the target ``tgt_size`` classes (start token
+    included). With ``embedding_dim`` the source and the target are integer
+    token ids, ``src_size`` and ``tgt_size`` their vocabulary sizes, and
+    two `Embedding` layers map them to ``embedding_dim`` features.
+
+    With ``attention`` the decoder's outputs ``s_t`` attend to all the
+    encoder's outputs ``h_j`` (`crnn.nn.Attention`, global attention over
+    the valid source steps) and the head reads Luong's attentional state::
+
+        e_tj = score(s_t, h_j)   "dot": s_t . h_j;  "general": s_t^T W_a h_j;
+                                 "additive": v^T tanh(W_q s_t + W_k h_j)
+        alpha_tj = softmax_j(e_tj) over j < src_lengths[b]
+        c_t = sum_j alpha_tj h_j,    s~_t = tanh(W_c [c_t; s_t]),    logits_t = head(s~_t)
 
     Parameters
     ----------
     src_size : int
-        Features per source step (e.g. a source vocabulary, one-hot).
+        Features per source step (e.g. a source vocabulary, one-hot); the
+        source vocabulary size with ``embedding_dim``.
     tgt_size : int
         Number of target classes (start token included).
     hidden_size : int
@@ -660,40 +829,113 @@ class Seq2Seq(Module):
         The cell of both the encoder and the decoder (any stacked cell of
         `crnn.cells`); the encoder's final state (an LSTM's (h, c)) is the
         decoder's initial state.
+    attention : {None, "dot", "general", "additive"}
+        None (the default): no attention, the head reads the decoder.
+    embedding_dim : int or None
+        None (the default): one-hot tokens. An int E: token ids, embedded.
+    attention_size : int or None
+        The additive score's width A (None: hidden_size); additive only.
 
     Attributes
     ----------
+    src_embed, tgt_embed : Embedding or None
+        ``src_size`` / ``tgt_size`` -> ``embedding_dim``, with embeddings.
     encoder : Recurrent
-        ``src_size`` -> ``hidden_size``, ``num_layers``.
+        ``src_size`` (or ``embedding_dim``) -> ``hidden_size``, ``num_layers``.
     decoder : Recurrent
-        ``tgt_size`` -> ``hidden_size``, ``num_layers``.
+        ``tgt_size`` (or ``embedding_dim``) -> ``hidden_size``, ``num_layers``.
+    attn : Attention or None
+        ``hidden_size`` queries over ``hidden_size`` keys.
     head : Linear
         ``hidden_size`` -> ``tgt_size`` logits at every decoder step.
     """
 
     def __init__(self, src_size: int, tgt_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn") -> None:
+                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn",
+                 attention: Optional[str] = None, embedding_dim: Optional[int] = None,
+                 attention_size: Optional[int] = None) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        s = _child_seeds(seed, 3)
+        if attention is not None and (not isinstance(attention, str) or attention not in SCORES):
+            raise ValueError(f"attention must be None or one of {SCORES}, got {attention!r}")
+        if attention != "additive" and attention_size is not None:
+            raise ValueError(f"attention_size applies to attention='additive' only, got "
+                             f"attention_size={attention_size!r} with attention={attention!r}")
+        s = _child_seeds(seed, 6)  # the first three as before embeddings and attention
         kw = dict(dropout=dropout, dtype=self.dtype, backend=backend)
-        self.encoder = _recurrent(cell, nonlinearity, src_size, hidden_size, num_layers,
+        enc_in = _embedding(self, "src_embed", "src_size", src_size, embedding_dim, s[3])
+        self.encoder = _recurrent(cell, nonlinearity, enc_in, hidden_size, num_layers,
                                   seed=s[0], **kw)
-        self.decoder = _recurrent(cell, nonlinearity, tgt_size, hidden_size, num_layers,
+        dec_in = _embedding(self, "tgt_embed", "tgt_size", tgt_size, embedding_dim, s[4])
+        self.decoder = _recurrent(cell, nonlinearity, dec_in, hidden_size, num_layers,
                                   seed=s[1], **kw)
-        self.head = Linear(hidden_size, tgt_size, dtype=self.dtype, seed=s[2], backend=backend)
+        H = self.encoder.hidden_size
+        self.attn = None if attention is None else Attention(
+            attention, H, H, attention_size, dtype=self.dtype, seed=s[5], backend=backend)
+        self.head = Linear(H, check_int("tgt_size", tgt_size, 1), dtype=self.dtype, seed=s[2],
+                           backend=backend)
+
+    @property
+    def src_size(self) -> int:
+        return self.encoder.input_size if self.src_embed is None else self.src_embed.num_embeddings
 
     @property
     def tgt_size(self) -> int:
-        return self.decoder.input_size
+        return self.head.out_features
+
+    @property
+    def embedding_dim(self) -> Optional[int]:
+        return None if self.src_embed is None else self.src_embed.embedding_dim
+
+    @property
+    def attention(self) -> Optional[str]:
+        return None if self.attn is None else self.attn.score
 
     def config(self) -> Dict[str, Any]:
         e = self.encoder
-        return dict(src_size=e.input_size, tgt_size=self.tgt_size, hidden_size=e.hidden_size,
-                    num_layers=e.num_layers, dropout=e.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(e))
+        cfg = dict(src_size=self.src_size, tgt_size=self.tgt_size, hidden_size=e.hidden_size,
+                   num_layers=e.num_layers, dropout=e.dropout, dtype=self.dtype.name,
+                   seed=self.seed, backend=self.backend, **_cell_config(e))
+        # New keys only when used, so that such files read as they always did.
+        if self.attn is not None:
+            cfg["attention"] = self.attn.score
+            if self.attn.score == "additive":
+                cfg["attention_size"] = self.attn.attention_size
+        cfg.update(_embedding_config(self.src_embed))
+        return cfg
+
+    # -- inputs ---------------------------------------------------------------
+
+    def _check_token(self, name: str, value: Any) -> int:
+        value = check_int(name, value, 0)
+        if value >= self.tgt_size:
+            raise ValueError(f"{name} must be a target id in [0, tgt_size) = [0, {self.tgt_size}), "
+                             f"got {value}")
+        return value
+
+    def _source(self, src: Any) -> np.ndarray:
+        """The encoder's input: src (T_src, B, src_size), or its ids embedded."""
+        if self.src_embed is not None:
+            return self.src_embed(_token_ids("src", src, self.src_embed.num_embeddings))
+        src = input_array("src", src, self.dtype)
+        _check_3d("src", src, self.encoder.input_size)
+        return src
+
+    def _target(self, tgt_in: Any) -> np.ndarray:
+        """The decoder's input: tgt_in (T_tgt, B, tgt_size), or its ids embedded."""
+        if self.tgt_embed is not None:
+            return self.tgt_embed(_token_ids("tgt_in", tgt_in, self.tgt_size))
+        tgt_in = input_array("tgt_in", tgt_in, self.dtype)
+        _check_3d("tgt_in", tgt_in, self.tgt_size)
+        return tgt_in
+
+    def _tokens(self, ids: np.ndarray) -> np.ndarray:
+        """The decoder's input for target ids (T, B): embedded or one-hot."""
+        if self.tgt_embed is not None:
+            return self.tgt_embed(ids)
+        return one_hot(ids, self.tgt_size, self.dtype)
 
     def decoder_inputs(self, tgt_ids: Any, start_id: int) -> np.ndarray:
         """Teacher-forcing inputs: the targets shifted right by one step.
@@ -706,15 +948,21 @@ class Seq2Seq(Module):
 
         Returns
         -------
-        ndarray, shape (T, B, tgt_size)
-            One-hot of ``[start_id, tgt_ids[0], ..., tgt_ids[T-2]]``.
+        ndarray
+            ``[start_id, tgt_ids[0], ..., tgt_ids[T-2]]``: one-hot, shape
+            (T, B, tgt_size); or, with ``embedding_dim``, the ids
+            themselves, int64 (T, B).
         """
         ids = np.asarray(tgt_ids)
         if ids.dtype.kind not in "iu" or ids.ndim != 2:
             raise ValueError(f"tgt_ids must be integers of shape (T, B), got {ids.dtype} {ids.shape}")
         start = np.full((1, ids.shape[1]), check_int("start_id", start_id, 0), dtype=np.int64)
-        shifted = np.concatenate([start, ids[:-1].astype(np.int64)], axis=0)
-        return one_hot(shifted[: ids.shape[0]], self.tgt_size, self.dtype)
+        shifted = np.concatenate([start, ids[:-1].astype(np.int64)], axis=0)[: ids.shape[0]]
+        if self.tgt_embed is not None:
+            return _token_ids("tgt_ids", shifted, self.tgt_size)
+        return one_hot(shifted, self.tgt_size, self.dtype)
+
+    # -- training -------------------------------------------------------------
 
     def forward(self, src: Any, tgt_in: Any, src_lengths: Any = None,
                 tgt_lengths: Any = None) -> np.ndarray:
@@ -722,38 +970,71 @@ class Seq2Seq(Module):
 
         Parameters
         ----------
-        src : ndarray, shape (T_src, B, src_size)
-        tgt_in : ndarray, shape (T_tgt, B, tgt_size)
-            The decoder's inputs (see `decoder_inputs`).
+        src : ndarray
+            (T_src, B, src_size); with ``embedding_dim``, ids (T_src, B).
+        tgt_in : ndarray
+            The decoder's inputs (see `decoder_inputs`): (T_tgt, B,
+            tgt_size); with ``embedding_dim``, ids (T_tgt, B).
         src_lengths, tgt_lengths : array_like of B ints, or None
+            Valid steps per row; attention never looks at padded source
+            steps. (Padded ids must still be valid ids, e.g. 0.)
 
         Returns
         -------
         ndarray, shape (T_tgt, B, tgt_size)
         """
-        src = input_array("src", src, self.dtype)
-        _check_3d("src", src, self.encoder.input_size)
-        _, h = self.encoder(src, None, src_lengths)
-        out, _ = self.decoder(tgt_in, h, tgt_lengths)
+        memory, h = self.encoder(self._source(src), None, src_lengths)
+        out, _ = self.decoder(self._target(tgt_in), h, tgt_lengths)
+        if self.attn is not None:
+            out, _ = self.attn(out, memory, src_lengths)
         return self.head(out)
 
-    def backward(self, dlogits: Any) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(self, dlogits: Any) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """Backpropagate the last forward; accumulates ``grads``.
 
         The decoder's gradient w.r.t. its initial state flows into the
-        encoder as the gradient of the encoder's final state.
+        encoder as the gradient of the encoder's final state; with
+        attention, the gradient w.r.t. the encoder's outputs too.
 
         Returns
         -------
-        dsrc : ndarray, shape (T_src, B, src_size)
-        dtgt_in : ndarray, shape (T_tgt, B, tgt_size)
+        dsrc : ndarray, shape (T_src, B, src_size), or None
+        dtgt_in : ndarray, shape (T_tgt, B, tgt_size), or None
+            None for token ids (with ``embedding_dim``; the embeddings'
+            gradients are accumulated into ``grads`` instead).
         """
-        dtgt_in, dh = self.decoder.backward(self.head.backward(dlogits))
-        dsrc, _ = self.encoder.backward(None, dh)
-        return dsrc, dtgt_in
+        d = self.head.backward(dlogits)
+        dmemory = None
+        if self.attn is not None:
+            d, dmemory = self.attn.backward(d)
+        dtgt_in, dh = self.decoder.backward(d)
+        dsrc, _ = self.encoder.backward(dmemory, dh)
+        if self.src_embed is None:
+            return dsrc, dtgt_in
+        self.src_embed.backward(dsrc)
+        self.tgt_embed.backward(dtgt_in)
+        return None, None
 
-    def greedy_decode(self, src: Any, n_steps: int, start_id: int,
-                      src_lengths: Any = None) -> np.ndarray:
+    # -- decoding -------------------------------------------------------------
+
+    def _encode(self, src: Any, src_lengths: Any) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
+        """(encoder outputs, final state, checked lengths) for decoding."""
+        memory, h = self.encoder(self._source(src), None, src_lengths)
+        return memory, h, check_lengths(src_lengths, memory.shape[0], memory.shape[1])
+
+    def _step(self, prev: np.ndarray, h: Any, memory: np.ndarray,
+              lengths: Optional[np.ndarray]) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
+        """One decoder step from the previous ids (N,): (logits (N, V), state,
+        attention weights (N, S) or None)."""
+        out, h = self.decoder(self._tokens(prev[None, :]), h)
+        alpha = None
+        if self.attn is not None:
+            out, alpha = self.attn(out, memory, lengths)
+            alpha = alpha[0]
+        return self.head(out[0]), h, alpha
+
+    def greedy_decode(self, src: Any, n_steps: int, start_id: int, src_lengths: Any = None, *,
+                      return_attention: bool = False) -> Any:
         """Decode without teacher forcing: each step reads the previous argmax.
 
         Runs in evaluation mode and restores the previous mode; it
@@ -761,30 +1042,199 @@ class Seq2Seq(Module):
 
         Parameters
         ----------
-        src : ndarray, shape (T_src, B, src_size)
+        src : ndarray
+            (T_src, B, src_size); with ``embedding_dim``, ids (T_src, B).
         n_steps : int
         start_id : int
         src_lengths : array_like of B ints, or None
+        return_attention : bool
+            Also return the attention weights (attention models only).
+
+        Returns
+        -------
+        ndarray of int64, shape (n_steps, B)
+            (It does not stop at an end token: every row gets n_steps ids.)
+        alpha : ndarray, shape (n_steps, B, T_src)
+            With ``return_attention``: the attention weights of each step.
+        """
+        return self._decode(src, n_steps, start_id, src_lengths, return_attention, None)
+
+    def sample(self, src: Any, n_steps: int, start_id: int, src_lengths: Any = None, *,
+               temperature: float = 1.0, top_k: Optional[int] = None,
+               rng: Optional[Union[int, np.random.Generator]] = None) -> np.ndarray:
+        """Decode by sampling each next token from the model's distribution.
+
+        Like `greedy_decode`, but step t's id is drawn from
+        ``softmax(logits_t / temperature)`` restricted to the `top_k` most
+        likely ids; temperature 0 is `greedy_decode`.
+
+        Parameters
+        ----------
+        src, n_steps, start_id, src_lengths
+            As for `greedy_decode`.
+        temperature : float (>= 0)
+        top_k : int or None
+        rng : int, numpy.random.Generator or None
 
         Returns
         -------
         ndarray of int64, shape (n_steps, B)
         """
-        src = input_array("src", src, self.dtype)
-        _check_3d("src", src, self.encoder.input_size)
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or temperature < 0:
+            raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+        if top_k is not None:
+            top_k = check_int("top_k", top_k, 1)
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return self._decode(src, n_steps, start_id, src_lengths, False,
+                            lambda logits: _sample(logits, float(temperature), top_k, gen))
+
+    def _decode(self, src: Any, n_steps: Any, start_id: Any, src_lengths: Any,
+                return_attention: bool, pick: Any) -> Any:
         n_steps = check_int("n_steps", n_steps, 0)
-        start_id = check_int("start_id", start_id, 0)
-        B = src.shape[1]
-        was_training = self.training
-        self.eval()
-        try:
-            _, h = self.encoder(src, None, src_lengths)
+        start_id = self._check_token("start_id", start_id)
+        if return_attention and self.attn is None:
+            raise ValueError("return_attention needs a model with attention")
+        with _evaluating(self):
+            memory, h, lengths = self._encode(src, src_lengths)
+            S, B = memory.shape[:2]
             prev = np.full(B, start_id, dtype=np.int64)
             out = np.empty((n_steps, B), dtype=np.int64)
+            alphas = np.zeros((n_steps, B, S), dtype=self.dtype) if return_attention else None
             for t in range(n_steps):
-                o, h = self.decoder(one_hot(prev[None, :], self.tgt_size, self.dtype), h)
-                prev = np.argmax(self.head(o[0]), axis=-1).astype(np.int64)
+                logits, h, alpha = self._step(prev, h, memory, lengths)
+                prev = (np.argmax(logits, axis=-1) if pick is None else pick(logits)).astype(np.int64)
                 out[t] = prev
-        finally:
-            self.train(was_training)
-        return out
+                if alphas is not None:
+                    alphas[t] = alpha
+        return (out, alphas) if return_attention else out
+
+    def beam_search(self, src: Any, beam_width: int, max_len: int, end_id: Optional[int],
+                    start_id: int, length_penalty: float = 0.6,
+                    src_lengths: Any = None) -> BeamSearchResult:
+        """The most likely output of each source, by beam search.
+
+        Each row keeps `beam_width` hypotheses. At every step each live
+        hypothesis is extended by every token; the `beam_width` extensions
+        with the highest total log-probability ``log P(y) = sum_t log
+        p(y_t | y_<t, x)`` survive. An extension ending in `end_id` is
+        finished: it leaves the beam (which may shrink) and competes with
+        the other finished hypotheses by its *length-normalised* score
+        (Wu et al. 2016, GNMT)::
+
+            score(y) = log P(y) / lp(|y|),   lp(n) = ((5 + n) / 6) ** length_penalty
+
+        where |y| counts the generated tokens, the end token included.
+        Hypotheses still alive after `max_len` steps compete too (cut, not
+        finished). A row stops early once its best finished score is at
+        least ``log P / lp(max_len)`` of each live hypothesis, a bound no
+        continuation can beat (log P only falls and lp only grows), so
+        stopping early never changes the result. With ``beam_width = 1``
+        this is `greedy_decode` stopped at the end token; with a beam wider
+        than the number of possible hypotheses it is exhaustive search.
+
+        Runs in evaluation mode (restoring the previous mode) and
+        overwrites the forward caches.
+
+        Parameters
+        ----------
+        src : ndarray
+            (T_src, B, src_size); with ``embedding_dim``, ids (T_src, B).
+        beam_width : int (>= 1)
+        max_len : int (>= 0)
+            The most tokens to generate (the end token included).
+        end_id : int or None
+            The end token; None never ends a hypothesis (all run to max_len).
+        start_id : int
+            The start token the decoder reads first.
+        length_penalty : float (>= 0)
+            GNMT's alpha: 0 ranks by log P(y) alone (favouring short
+            outputs); larger values favour longer ones.
+        src_lengths : array_like of B ints, or None
+
+        Returns
+        -------
+        BeamSearchResult
+            ``sequences``, ``scores``, ``log_probs``, ``finished`` and, with
+            attention, each chosen hypothesis's ``attention`` weights.
+        """
+        K = check_int("beam_width", beam_width, 1)
+        max_len = check_int("max_len", max_len, 0)
+        if end_id is not None:
+            end_id = self._check_token("end_id", end_id)
+        start_id = self._check_token("start_id", start_id)
+        if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
+                or not length_penalty >= 0):
+            raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
+        alpha_lp = float(length_penalty)
+
+        def lp(n: int) -> float:
+            return ((5.0 + n) / 6.0) ** alpha_lp
+
+        V = self.tgt_size
+        with _evaluating(self):
+            memory, h, lengths = self._encode(src, src_lengths)
+            S, B = memory.shape[:2]
+            rows = np.repeat(np.arange(B), K)  # beam k of row b is batch row b * K + k
+            h = map_state(lambda a: a[:, rows], h)
+            memory = memory[:, rows]
+            beam_lengths = None if lengths is None else lengths[rows]
+            logp = np.full((B, K), -np.inf)  # log P of each live hypothesis
+            logp[:, 0] = 0.0  # one live hypothesis per row at first
+            tokens = np.zeros((B, K, 0), dtype=np.int64)
+            attn = np.zeros((B, K, 0, S)) if self.attn is not None else None
+            best: List[Optional[Tuple[float, float, np.ndarray, Optional[np.ndarray], bool]]] = [None] * B
+            prev = np.full(B * K, start_id, dtype=np.int64)
+            done = np.zeros(B, dtype=bool)
+            steps = 0
+            for t in range(max_len):
+                if done.all():
+                    break
+                logits, h, alpha = self._step(prev, h, memory, beam_lengths)
+                steps = t + 1
+                cand = (logp[:, :, None] + _log_softmax(logits).reshape(B, K, V)).reshape(B, K * V)
+                order = np.argsort(-cand, axis=1, kind="stable")[:, :K]  # ties: lower index
+                top = np.take_along_axis(cand, order, axis=1)
+                origin, tok = order // V, order % V
+                tokens = np.concatenate([np.take_along_axis(tokens, origin[:, :, None], axis=1),
+                                         tok[:, :, None]], axis=2)
+                if attn is not None:
+                    a_prev = np.take_along_axis(attn, origin[:, :, None, None], axis=1)
+                    a_new = alpha.reshape(B, K, 1, S)[np.arange(B)[:, None], origin]
+                    attn = np.concatenate([a_prev, a_new], axis=2)
+                ended = (tok == end_id) & np.isfinite(top)
+                for b, k in zip(*np.nonzero(ended)):
+                    score = top[b, k] / lp(t + 1)
+                    if not done[b] and (best[b] is None or score > best[b][0]):
+                        best[b] = (score, top[b, k], tokens[b, k, :-1],
+                                   None if attn is None else attn[b, k, :-1], True)
+                logp = np.where(ended | done[:, None], -np.inf, top)
+                for b in np.nonzero(~done)[0]:
+                    live = logp[b][np.isfinite(logp[b])]
+                    if live.size == 0 or (best[b] is not None
+                                          and best[b][0] >= live.max() / lp(max_len)):
+                        done[b] = True
+                logp[done] = -np.inf
+                select = (np.arange(B)[:, None] * K + origin).reshape(-1)
+                h = map_state(lambda a: a[:, select], h)
+                prev = tok.reshape(-1)
+            if steps == max_len:  # hypotheses cut at max_len compete as they are
+                for b in np.nonzero(~done)[0]:
+                    for k in np.nonzero(np.isfinite(logp[b]))[0]:
+                        score = logp[b, k] / lp(max_len)
+                        if best[b] is None or score > best[b][0]:
+                            best[b] = (score, logp[b, k], tokens[b, k],
+                                       None if attn is None else attn[b, k], False)
+        sequences, attention = [], [] if attn is not None else None
+        for b in range(B):
+            score, total, seq, a, fin = best[b]
+            sequences.append(np.array(seq, dtype=np.int64))
+            if attention is not None:
+                n = S if lengths is None else int(lengths[b])
+                attention.append(np.array(a[:, :n], dtype=self.dtype))
+        return BeamSearchResult(
+            sequences=sequences,
+            scores=np.array([b[0] for b in best], dtype=np.float64),
+            log_probs=np.array([b[1] for b in best], dtype=np.float64),
+            finished=np.array([b[4] for b in best], dtype=bool),
+            attention=attention,
+        )
