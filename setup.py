@@ -181,7 +181,9 @@ class BuildExt(build_ext):
 
 C_SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
 C_DEPENDS = sorted(
-    glob.glob(os.path.join("csrc", "*.h")) + glob.glob(os.path.join("csrc", "*.inc"))
+    glob.glob(os.path.join("csrc", "*.h"))
+    + glob.glob(os.path.join("csrc", "*.inc"))
+    + glob.glob(os.path.join("csrc", "*.def"))
 )
 
 extensions = [

@@ -1,4 +1,5 @@
-/* Gradient clipping: total norm, scaling and value clamping (crnn.h). */
+/* Gradient clipping (crnn.h): total norm, scaling and value clamping over
+ * several arrays, for either element type (clip.inc, once per type). */
 #include "internal.h"
 
 enum { CHUNK = 16384 }; /* elements per unit of parallel work */
@@ -61,3 +62,48 @@ static void crnn_chunk_at(const crnn_chunks *c, int64_t k, int64_t *array,
 #include "clip.inc"
 #undef REAL
 #undef NAME
+
+/* n arrays with their sizes, each present unless empty. */
+static int arrays_ok(int64_t n, const void *const *arrays, const int64_t *sizes)
+{
+    if (n < 0 || (n > 0 && (!arrays || !sizes)))
+        return 0;
+    for (int64_t a = 0; a < n; a++)
+        if (sizes[a] < 0 || (sizes[a] > 0 && !arrays[a]))
+            return 0;
+    return 1;
+}
+
+double crnn_total_norm(int dtype, int64_t n, const void *const *arrays, const int64_t *sizes,
+                       double p)
+{
+    if (!arrays_ok(n, arrays, sizes))
+        return NAN;
+    switch (dtype) {
+    case CRNN_F32: return total_norm_f32(n, (const float *const *)arrays, sizes, p);
+    case CRNN_F64: return total_norm_f64(n, (const double *const *)arrays, sizes, p);
+    default: return NAN;
+    }
+}
+
+int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, double factor)
+{
+    if (!arrays_ok(n, (const void *const *)arrays, sizes))
+        return CRNN_ERR_INVALID;
+    switch (dtype) {
+    case CRNN_F32: scale_f32(n, (float *const *)arrays, sizes, (float)factor); return CRNN_OK;
+    case CRNN_F64: scale_f64(n, (double *const *)arrays, sizes, factor); return CRNN_OK;
+    default: return CRNN_ERR_INVALID;
+    }
+}
+
+int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, double clip)
+{
+    if (!arrays_ok(n, (const void *const *)arrays, sizes))
+        return CRNN_ERR_INVALID;
+    switch (dtype) {
+    case CRNN_F32: clip_value_f32(n, (float *const *)arrays, sizes, (float)clip); return CRNN_OK;
+    case CRNN_F64: clip_value_f64(n, (double *const *)arrays, sizes, clip); return CRNN_OK;
+    default: return CRNN_ERR_INVALID;
+    }
+}

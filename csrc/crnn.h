@@ -1,17 +1,52 @@
 /*
  * crnn: C kernels for recurrent neural networks (the whole public interface).
  *
- * Plain C11, no Python headers. All arrays are dense, C-contiguous and in the
- * caller's native byte order; sizes are 64-bit. Layouts follow PyTorch:
- *   x (T, B, In) time-major, h0 / h_n (B, H), weight_ih (H, In), weight_hh (H, H),
- *   bias_ih / bias_hh (H,), out (T, B, H).
- * h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh).
- * With lengths (B int64 in [0, T]): for t >= lengths[b], out[t, b] = 0 and the
- * state is held, so h_n[b] is the state after the row's last valid step.
+ * Plain C11, no Python headers. One generic driver runs every cell; a call
+ * describes the layer, its weights, the sequence and (for the backward) the
+ * gradients in four small structs:
+ *
+ *     crnn_layer      what runs: cell, element type, activations, sizes
+ *     crnn_weights    the parameters, PyTorch's layout
+ *     crnn_sequence   inputs, initial and final states, outputs, and what the
+ *                     forward saves for the backward
+ *     crnn_gradients  the backward's inputs (dout, dstate_n) and outputs
+ *
+ * All arrays are dense, C-contiguous, in the caller's native byte order and
+ * of the element type layer.dtype; sizes are 64-bit. Time-major: x is
+ * (T, B, I), out is (T, B, H) (the Jordan network: (T, B, O)).
+ *
+ * Cells (G = gates * H rows in w_ih and w_hh; biases (G,)):
+ *
+ *   CRNN_CELL_RNN     gates 1, states (h)
+ *       h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),  f = activation
+ *       saved: nothing (the backward reads out)
+ *   CRNN_CELL_LSTM    gates 4 [i f g o], states (h, c)
+ *       i, f, o = sigmoid(.), g = tanh(.) of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+ *       c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
+ *       saved[0]: gates (T, B, 4H), the activations i, f, g, o
+ *       saved[1]: cells (T, B, H), c_t
+ *   CRNN_CELL_GRU     gates 3 [r z n], states (h)
+ *       r, z = sigmoid(x_t W_i{r,z}^T + b_i{r,z} + h_{t-1} W_h{r,z}^T + b_h{r,z})
+ *       n = tanh(x_t W_in^T + b_in + r (h_{t-1} W_hn^T + b_hn))
+ *       h_t = (1 - z) n + z h_{t-1}
+ *       saved[0]: gates (T, B, 3H), the activations r, z, n
+ *       saved[1]: hn (T, B, H), h_{t-1} W_hn^T + b_hn
+ *   CRNN_CELL_JORDAN  gates 1, states (y): the previous *output* is fed back
+ *       h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hh^T + b_hh),  f = activation
+ *       y_t = g(h_t W_ho^T + b_ho),                          g = output_activation
+ *       w_hh is (H, O) (PyTorch-style name weight_hy), w_ho (O, H), b_ho (O,);
+ *       out and the state are O wide
+ *       saved[0]: hidden (T, B, H), h_t
+ *
+ * Variable lengths: with lengths (B values in [0, T]), row b is valid for
+ * t < lengths[b]. On its other steps out, saved and the cache rows are 0 and
+ * the states are held, so state_n[b] is the state after the row's last valid
+ * step (state0[b], or 0, for a length of 0); the backward gives those steps
+ * no gradient, and never reads x or dout there.
  *
  * Every function is thread-safe and reentrant: callers may run any number of
  * calls at once from different threads. Results are bitwise independent of
- * the thread count (fixed reduction order).
+ * the thread count (fixed reduction orders).
  */
 #ifndef CRNN_H
 #define CRNN_H
@@ -26,158 +61,130 @@ extern "C" {
 enum crnn_status {
     CRNN_OK = 0,
     CRNN_ERR_NOMEM = 1,   /* a workspace allocation failed */
-    CRNN_ERR_INVALID = 2, /* a size or argument is out of range */
+    CRNN_ERR_INVALID = 2, /* a size, code or required pointer is out of range */
 };
 
-/* Nonlinearities of the Elman recurrence. */
+/* Element types. */
+enum crnn_dtype {
+    CRNN_F32 = 0, /* float */
+    CRNN_F64 = 1, /* double */
+};
+
+/* Cells (crnn_cells.def). */
+enum crnn_cell {
+#define CRNN_CELL(ID, name) CRNN_CELL_##ID,
+#include "crnn_cells.def"
+#undef CRNN_CELL
+    CRNN_CELL_COUNT
+};
+
+/* Activations (crnn_activations.def): CRNN_TANH, CRNN_RELU, ... */
 enum crnn_activation {
-    CRNN_TANH = 0,
-    CRNN_RELU = 1,
-    CRNN_SIGMOID = 2,
+#define CRNN_ACTIVATION(ID, name) CRNN_##ID,
+#include "crnn_activations.def"
+#undef CRNN_ACTIVATION
+    CRNN_ACTIVATION_COUNT
 };
 
-/* Vector instruction sets a kernel can be built for. */
+/* Instruction sets a kernel build exists for (crnn_isas.def):
+ * CRNN_ISA_GENERIC, CRNN_ISA_AVX2, ...; CRNN_ISA_AUTO picks the best the
+ * running CPU supports. */
 enum crnn_isa {
-    CRNN_ISA_AUTO = -1, /* the best one the running CPU supports */
-    CRNN_ISA_GENERIC = 0,
-    CRNN_ISA_AVX2 = 1,   /* x86-64-v3: AVX2 + FMA */
-    CRNN_ISA_AVX512 = 2, /* x86-64-v4: AVX-512 F/BW/DQ/VL */
+    CRNN_ISA_AUTO = -1,
+#define CRNN_ISA(ID, name) CRNN_ISA_##ID,
+#include "crnn_isas.def"
+#undef CRNN_ISA
+    CRNN_ISA_COUNT
 };
 
-/*
- * Forward pass. h0, b_ih, b_hh and lengths may be NULL (zeros / no bias /
- * every row has length T). Writes out (T, B, H) and h_n (B, H).
- */
-int crnn_rnn_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                         const float *x, const float *h0,
-                         const float *w_ih, const float *w_hh,
-                         const float *b_ih, const float *b_hh,
-                         const int64_t *lengths, int activation,
-                         float *out, float *h_n);
-int crnn_rnn_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                         const double *x, const double *h0,
-                         const double *w_ih, const double *w_hh,
-                         const double *b_ih, const double *b_hh,
-                         const int64_t *lengths, int activation,
-                         double *out, double *h_n);
+enum {
+    CRNN_MAX_STATES = 2, /* states a cell carries: h, or (h, c) */
+    CRNN_MAX_SAVED = 2,  /* arrays a forward saves for its backward */
+};
+
+/* What runs. */
+typedef struct crnn_layer {
+    int cell;              /* enum crnn_cell */
+    int dtype;             /* enum crnn_dtype, of every array of the call */
+    int activation;        /* rnn, jordan: f (enum crnn_activation) */
+    int output_activation; /* jordan: g (enum crnn_activation) */
+    int64_t input_size;    /* I */
+    int64_t hidden_size;   /* H */
+    int64_t output_size;   /* jordan: O; ignored by the other cells */
+} crnn_layer;
+
+/* The parameters, PyTorch's layout (see the cells above for the shapes). */
+typedef struct crnn_weights {
+    const void *w_ih; /* (G, I) */
+    const void *w_hh; /* (G, H); jordan: (H, O) */
+    const void *b_ih; /* (G,) or NULL */
+    const void *b_hh; /* (G,) or NULL */
+    const void *w_ho; /* jordan: (O, H) */
+    const void *b_ho; /* jordan: (O,) or NULL */
+} crnn_weights;
+
+/* One sequence batch. The forward reads x, lengths and state0 and writes
+ * out, state_n and saved; the backward reads them all. */
+typedef struct crnn_sequence {
+    int64_t steps;                       /* T */
+    int64_t batch;                       /* B */
+    const int64_t *lengths;              /* (B,) in [0, T], or NULL: all T */
+    const void *x;                       /* (T, B, I) */
+    const void *state0[CRNN_MAX_STATES]; /* (B, width) each, or NULL: zeros */
+    void *out;                           /* (T, B, H); jordan (T, B, O) */
+    void *state_n[CRNN_MAX_STATES];      /* (B, width) each */
+    void *saved[CRNN_MAX_SAVED];         /* crnn_cell_info.saved_gates */
+} crnn_sequence;
+
+/* The backward's gradients. dout and dstate_n may be NULL (zero); every
+ * other array but the biases' is written; db_ih, db_hh and db_ho are written
+ * when not NULL (db_ih and db_hh are equal unless the cell's info says
+ * separate_bias_grads). */
+typedef struct crnn_gradients {
+    const void *dout;                       /* shaped like out, or NULL */
+    const void *dstate_n[CRNN_MAX_STATES];  /* shaped like state_n, or NULL */
+    void *dx;                               /* (T, B, I) */
+    void *dstate0[CRNN_MAX_STATES];         /* shaped like state0 (also when NULL) */
+    void *dw_ih, *dw_hh, *db_ih, *db_hh;    /* shaped like the weights */
+    void *dw_ho, *db_ho;                    /* jordan */
+} crnn_gradients;
+
+/* What a cell is, for callers that allocate its arrays. */
+typedef struct crnn_cell_info {
+    const char *name;                     /* "rnn", "lstm", ... */
+    int gates;                            /* G = gates * H */
+    int states;                           /* 1 or 2 */
+    int state_is_output;                  /* states and out are O wide (jordan) */
+    int saved;                            /* arrays in crnn_sequence.saved */
+    int saved_gates[CRNN_MAX_SAVED];      /* saved[k] is (T, B, saved_gates[k] * H) */
+    int separate_bias_grads;              /* db_ih and db_hh differ (gru) */
+} crnn_cell_info;
+
+/* Fills *info for cell; CRNN_ERR_INVALID for an unknown cell. */
+int crnn_cell_info_get(int cell, crnn_cell_info *info);
+
+/* Runs the layer over the sequence. */
+int crnn_forward(const crnn_layer *layer, const crnn_weights *weights,
+                 const crnn_sequence *seq);
+
+/* Backpropagation through time for a forward of the same layer, weights
+ * and sequence (seq as the forward left it). */
+int crnn_backward(const crnn_layer *layer, const crnn_weights *weights,
+                  const crnn_sequence *seq, const crnn_gradients *grads);
 
 /*
- * Backpropagation through time. Takes the forward's inputs and its out;
- * dout (T, B, H) and dh_n (B, H) may be NULL (zero). Writes dx (T, B, In),
- * dh0 (B, H), dw_ih (H, In), dw_hh (H, H) and, when db is not NULL, the bias
- * gradient db (H,), which is the same for b_ih and b_hh. Padded steps
- * (t >= lengths[b]) receive no gradient from dout.
+ * Gradient clipping over n arrays of element type dtype, as if concatenated.
+ * crnn_total_norm: the p-norm (p > 0, or INFINITY for the max-norm),
+ * accumulated in double in a fixed order (NaN for an unknown dtype).
+ * crnn_scale: multiplies every element by factor (rounded to dtype).
+ * crnn_clip_value: clamps to [-clip, clip]; NaN stays NaN.
  */
-int crnn_rnn_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const float *x, const float *h0,
-                          const float *w_ih, const float *w_hh,
-                          const int64_t *lengths, int activation,
-                          const float *out, const float *dout,
-                          const float *dh_n,
-                          float *dx, float *dh0, float *dw_ih, float *dw_hh,
-                          float *db);
-int crnn_rnn_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const double *x, const double *h0,
-                          const double *w_ih, const double *w_hh,
-                          const int64_t *lengths, int activation,
-                          const double *out, const double *dout,
-                          const double *dh_n,
-                          double *dx, double *dh0, double *dw_ih,
-                          double *dw_hh, double *db);
-
-/*
- * LSTM (gates [i f g o], weights (4H, In) and (4H, H), biases (4H,)):
- *   c_t = f c_{t-1} + i g,  h_t = o tanh(c_t);  h0 / c0 may be NULL (zeros).
- * The forward writes out (T, B, H), h_n and c_n (B, H) and, for the
- * backward, gates (T, B, 4H: the activations i, f, g, o) and cells (T, B, H:
- * c_t); padded steps hold h and c and their rows there are 0. The backward
- * takes those and writes dx, dh0, dc0, dw_ih, dw_hh and, when not NULL, db
- * (4H,), the same for b_ih and b_hh; dout, dh_n, dc_n may be NULL.
- */
-int crnn_lstm_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const float *x, const float *h0, const float *c0,
-                          const float *w_ih, const float *w_hh,
-                          const float *b_ih, const float *b_hh,
-                          const int64_t *lengths, float *out, float *h_n,
-                          float *c_n, float *gates, float *cells);
-int crnn_lstm_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const double *x, const double *h0, const double *c0,
-                          const double *w_ih, const double *w_hh,
-                          const double *b_ih, const double *b_hh,
-                          const int64_t *lengths, double *out, double *h_n,
-                          double *c_n, double *gates, double *cells);
-int crnn_lstm_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                           const float *x, const float *h0, const float *c0,
-                           const float *w_ih, const float *w_hh,
-                           const int64_t *lengths, const float *out,
-                           const float *gates, const float *cells,
-                           const float *dout, const float *dh_n,
-                           const float *dc_n, float *dx, float *dh0,
-                           float *dc0, float *dw_ih, float *dw_hh, float *db);
-int crnn_lstm_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                           const double *x, const double *h0, const double *c0,
-                           const double *w_ih, const double *w_hh,
-                           const int64_t *lengths, const double *out,
-                           const double *gates, const double *cells,
-                           const double *dout, const double *dh_n,
-                           const double *dc_n, double *dx, double *dh0,
-                           double *dc0, double *dw_ih, double *dw_hh,
-                           double *db);
-
-/*
- * GRU (gates [r z n], weights (3H, In) and (3H, H), biases (3H,)):
- *   n = tanh(x W_in + b_in + r (h W_hn + b_hn)),  h_t = (1 - z) n + z h_{t-1}.
- * The forward writes out, h_n and, for the backward, gates (T, B, 3H: the
- * activations r, z, n) and hn (T, B, H: h_{t-1} W_hn^T + b_hn). The backward
- * writes dx, dh0, dw_ih, dw_hh and, when not NULL, db_ih and db_hh (3H,),
- * which differ in their n part.
- */
-int crnn_gru_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                         const float *x, const float *h0, const float *w_ih,
-                         const float *w_hh, const float *b_ih,
-                         const float *b_hh, const int64_t *lengths,
-                         float *out, float *h_n, float *gates, float *hn);
-int crnn_gru_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                         const double *x, const double *h0, const double *w_ih,
-                         const double *w_hh, const double *b_ih,
-                         const double *b_hh, const int64_t *lengths,
-                         double *out, double *h_n, double *gates, double *hn);
-int crnn_gru_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const float *x, const float *h0, const float *w_ih,
-                          const float *w_hh, const int64_t *lengths,
-                          const float *out, const float *gates,
-                          const float *hn, const float *dout,
-                          const float *dh_n, float *dx, float *dh0,
-                          float *dw_ih, float *dw_hh, float *db_ih,
-                          float *db_hh);
-int crnn_gru_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H,
-                          const double *x, const double *h0, const double *w_ih,
-                          const double *w_hh, const int64_t *lengths,
-                          const double *out, const double *gates,
-                          const double *hn, const double *dout,
-                          const double *dh_n, double *dx, double *dh0,
-                          double *dw_ih, double *dw_hh, double *db_ih,
-                          double *db_hh);
-
-/*
- * Gradient clipping over n arrays as if concatenated.
- * crnn_total_norm_*: the p-norm (p > 0, or INFINITY for the max-norm),
- * accumulated in double in a fixed order.
- * crnn_scale_*: multiplies every element by factor.
- * crnn_clip_value_*: clamps to [-clip, clip]; NaN stays NaN.
- */
-double crnn_total_norm_f32(int64_t n, const float *const *arrays,
-                           const int64_t *sizes, double p);
-double crnn_total_norm_f64(int64_t n, const double *const *arrays,
-                           const int64_t *sizes, double p);
-void crnn_scale_f32(int64_t n, float *const *arrays, const int64_t *sizes,
-                    float factor);
-void crnn_scale_f64(int64_t n, double *const *arrays, const int64_t *sizes,
-                    double factor);
-void crnn_clip_value_f32(int64_t n, float *const *arrays,
-                         const int64_t *sizes, float clip);
-void crnn_clip_value_f64(int64_t n, double *const *arrays,
-                         const int64_t *sizes, double clip);
+double crnn_total_norm(int dtype, int64_t n, const void *const *arrays,
+                       const int64_t *sizes, double p);
+int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
+               double factor);
+int crnn_clip_value(int dtype, int64_t n, void *const *arrays,
+                    const int64_t *sizes, double clip);
 
 /*
  * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call
@@ -197,42 +204,11 @@ int crnn_have_openmp(void);
 int crnn_set_isa(int isa);
 int crnn_get_isa(void);
 int crnn_isa_supported(int isa);
-const char *crnn_isa_name(int isa);
-const char *crnn_compiler(void);
 
-/*
- * Jordan network (the previous output is fed back):
- *   h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh),  y_t = g(h_t W_ho^T + b_ho)
- * with w_ih (H, In), w_hy (H, O), w_ho (O, H); f a CRNN_TANH / RELU / SIGMOID
- * code, g one of those or -1 for the identity. The forward writes out
- * (T, B, O), y_n (B, O) and, for the backward, hidden (T, B, H). The
- * backward writes dx, dy0, dw_ih, dw_hy, dw_ho and, when not NULL, db (H,:
- * the gradient of b_ih and of b_hh) and db_ho (O,).
- */
-int crnn_jordan_forward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
-                            const float *x, const float *y0, const float *w_ih,
-                            const float *w_hy, const float *w_ho, const float *b_ih,
-                            const float *b_hh, const float *b_ho, const int64_t *lengths,
-                            int f, int g, float *out, float *y_n, float *hidden);
-int crnn_jordan_forward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
-                            const double *x, const double *y0, const double *w_ih,
-                            const double *w_hy, const double *w_ho, const double *b_ih,
-                            const double *b_hh, const double *b_ho, const int64_t *lengths,
-                            int f, int g, double *out, double *y_n, double *hidden);
-int crnn_jordan_backward_f32(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
-                             const float *x, const float *y0, const float *w_ih,
-                             const float *w_hy, const float *w_ho, const int64_t *lengths,
-                             int f, int g, const float *out, const float *hidden,
-                             const float *dout, const float *dy_n, float *dx, float *dy0,
-                             float *dw_ih, float *dw_hy, float *dw_ho, float *db,
-                             float *db_ho);
-int crnn_jordan_backward_f64(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,
-                             const double *x, const double *y0, const double *w_ih,
-                             const double *w_hy, const double *w_ho, const int64_t *lengths,
-                             int f, int g, const double *out, const double *hidden,
-                             const double *dout, const double *dy_n, double *dx, double *dy0,
-                             double *dw_ih, double *dw_hy, double *dw_ho, double *db,
-                             double *db_ho);
+/* Names: "auto", "generic", ...; "tanh", ...; NULL for an unknown code. */
+const char *crnn_isa_name(int isa);
+const char *crnn_activation_name(int activation);
+const char *crnn_compiler(void);
 
 #ifdef __cplusplus
 }

@@ -1,129 +1,79 @@
 /*
- * Public entry points: argument sanity, the thread count and the choice of
- * instruction-set build, made once per call, then the kernels do the work.
+ * Public entry points (crnn.h): every argument a C caller could get wrong
+ * is checked here, once per call; then the instruction-set build (the
+ * registry of crnn_isas.def) and the element type pick the kernel, which
+ * runs with the thread count for the call. Also the cells' descriptions and
+ * the names of cells, activations and instruction sets.
  */
 #include <stdatomic.h>
 
 #include "internal.h"
 
-/* > 0: a count fixed by crnn_set_num_threads; otherwise OpenMP's default. */
-static atomic_int g_num_threads = 0;
+/* ------------------------------------------------------------- names */
+
+static const char *const cell_names[CRNN_CELL_COUNT] = {
+#define CRNN_CELL(ID, name) [CRNN_CELL_##ID] = #name,
+#include "crnn_cells.def"
+#undef CRNN_CELL
+};
+
+static const char *const activation_names[CRNN_ACTIVATION_COUNT] = {
+#define CRNN_ACTIVATION(ID, name) [CRNN_##ID] = #name,
+#include "crnn_activations.def"
+#undef CRNN_ACTIVATION
+};
+
+const char *crnn_activation_name(int activation)
+{
+    return activation >= 0 && activation < CRNN_ACTIVATION_COUNT ? activation_names[activation]
+                                                                 : NULL;
+}
+
+/* ------------------------------------------------- instruction sets */
+
+/* The builds of crnn_isas.def, worst first. */
+static const struct {
+    const char *name;
+    int (*supported)(void);
+    const crnn_kernel_table *kernels;
+} isas[CRNN_ISA_COUNT] = {
+#define CRNN_ISA(ID, name)                                                                  \
+    [CRNN_ISA_##ID] = {#name, crnn_isa_##name##_supported, &crnn_kernels_##name},
+#include "crnn_isas.def"
+#undef CRNN_ISA
+};
+
 /* The instruction set in use, or -2 before the first call resolves it. */
 static atomic_int g_isa = -2;
 
-void crnn_set_num_threads(int n) { atomic_store(&g_num_threads, n > 0 ? n : 0); }
-
-int crnn_get_num_threads(void)
+const char *crnn_isa_name(int isa)
 {
-#ifdef _OPENMP
-    int n = atomic_load(&g_num_threads);
-    return n > 0 ? n : omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-int crnn_have_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-/* Calls left to run on one thread after a starved parallel region, and the
- * length of the next such spell: doubled while threads keep starving (a
- * busy machine), halved after each region that ran well. */
-static atomic_int g_backoff = 0;
-static atomic_int g_backoff_len = 0;
-enum { BACKOFF_MIN = 4, BACKOFF_MAX = 256 };
-
-int crnn_threads_for_call(void)
-{
-    if (atomic_load(&g_num_threads) <= 0 && atomic_load(&g_backoff) > 0) {
-        atomic_fetch_sub(&g_backoff, 1);
-        return 1;
-    }
-    int n = crnn_get_num_threads();
-    return n > 0 ? n : 1;
-}
-
-void crnn_region_end(crnn_region_clock *c, int nt)
-{
-    if (nt < 2 || c->team < 2)
-        return;
-    const int team = c->team < CRNN_CLOCK_THREADS ? c->team : CRNN_CLOCK_THREADS;
-    double late = 0.0;
-    for (int k = 1; k < team; k++)
-        if (c->entry[k] - c->start > late)
-            late = c->entry[k] - c->start;
-    const double share = c->caller_done - c->start, wait = crnn_wtime() - c->caller_done;
-    /* Waking a sleeping thread takes up to about a millisecond (longer in a
-     * virtual machine), and uneven slices make the caller wait at most about
-     * its own share. A delay of several milliseconds that is also large
-     * against the work itself (a scheduler time slice spent queued behind
-     * other processes) means the team was starved. */
-    const double stall = 2e-3;
-    int len = atomic_load(&g_backoff_len);
-    if ((late > stall && late > 0.5 * share) || (wait > stall && wait > 1.5 * share) ||
-        atomic_load(&c->starved)) {
-        len = len < BACKOFF_MIN ? BACKOFF_MIN : len >= BACKOFF_MAX / 2 ? BACKOFF_MAX : 2 * len;
-        atomic_store(&g_backoff, len);
-    } else {
-        len /= 2;
-    }
-    atomic_store(&g_backoff_len, len);
+    if (isa == CRNN_ISA_AUTO)
+        return "auto";
+    return isa >= 0 && isa < CRNN_ISA_COUNT ? isas[isa].name : NULL;
 }
 
 int crnn_isa_supported(int isa)
 {
-    switch (isa) {
-    case CRNN_ISA_GENERIC:
-        return 1;
-#if CRNN_HAVE_X86_BUILDS
-    case CRNN_ISA_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case CRNN_ISA_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    default:
-        return 0;
-    }
+    return isa >= 0 && isa < CRNN_ISA_COUNT && isas[isa].supported();
 }
 
 static int best_isa(void)
 {
-    if (crnn_isa_supported(CRNN_ISA_AVX512))
-        return CRNN_ISA_AVX512;
-    if (crnn_isa_supported(CRNN_ISA_AVX2))
-        return CRNN_ISA_AVX2;
-    return CRNN_ISA_GENERIC;
+    int isa = CRNN_ISA_COUNT - 1;
+    while (isa > 0 && !crnn_isa_supported(isa))
+        isa--;
+    return isa;
 }
 
-const char *crnn_isa_name(int isa)
-{
-    switch (isa) {
-    case CRNN_ISA_AUTO: return "auto";
-    case CRNN_ISA_GENERIC: return "generic";
-    case CRNN_ISA_AVX2: return "avx2";
-    case CRNN_ISA_AVX512: return "avx512";
-    default: return "unknown";
-    }
-}
-
-/* The CRNN_ISA environment variable (auto|avx512|avx2|generic), where the CPU
- * supports it; otherwise the best the CPU supports. */
+/* The CRNN_ISA environment variable (a name of crnn_isas.def, or auto), where
+ * the CPU supports it; otherwise the best the CPU supports. */
 static int isa_from_environment(void)
 {
     const char *want = getenv("CRNN_ISA");
     if (want)
-        for (int isa = CRNN_ISA_GENERIC; isa <= CRNN_ISA_AVX512; isa++)
-            if (strcmp(want, crnn_isa_name(isa)) == 0 && crnn_isa_supported(isa))
+        for (int isa = 0; isa < CRNN_ISA_COUNT; isa++)
+            if (strcmp(want, isas[isa].name) == 0 && crnn_isa_supported(isa))
                 return isa;
     return best_isa();
 }
@@ -159,16 +109,34 @@ const char *crnn_compiler(void)
 #endif
 }
 
-static const crnn_kernel_table *kernels(void)
+static const crnn_kernel_table *kernels(void) { return isas[crnn_get_isa()].kernels; }
+
+/* ------------------------------------------------------------- cells */
+
+/* The same in every build; the portable one always exists. */
+static const crnn_cell_desc *cell_desc(int cell) { return crnn_kernels_generic.cells[cell]; }
+
+int crnn_cell_info_get(int cell, crnn_cell_info *info)
 {
-    switch (crnn_get_isa()) {
-#if CRNN_HAVE_X86_BUILDS
-    case CRNN_ISA_AVX512: return &crnn_kernels_avx512;
-    case CRNN_ISA_AVX2: return &crnn_kernels_avx2;
-#endif
-    default: return &crnn_kernels_generic;
-    }
+    crnn_layout lay;
+    if (cell < 0 || cell >= CRNN_CELL_COUNT || !info)
+        return CRNN_ERR_INVALID;
+    const crnn_cell_desc *d = cell_desc(cell);
+    if (!crnn_layout_of(d, 1, 1, &lay))
+        return CRNN_ERR_INVALID;
+    memset(info, 0, sizeof *info);
+    info->name = cell_names[cell];
+    info->gates = d->gates;
+    info->states = d->states;
+    info->state_is_output = (d->flags & CRNN_FEEDBACK_OUTPUT) != 0;
+    info->saved = lay.saved;
+    for (int k = 0; k < lay.saved; k++)
+        info->saved_gates[k] = (int)lay.saved_w[k]; /* widths for H = 1 */
+    info->separate_bias_grads = (d->flags & CRNN_SPLIT_INPUT_GRADS) != 0;
+    return CRNN_OK;
 }
+
+/* ------------------------------------------------------------ checks */
 
 /* Sizes are non-negative and every array's element count (T*B*max(I, G),
  * G*max(I, H), for G = gates*H) fits comfortably in 64 bits. */
@@ -190,120 +158,81 @@ static int sizes_ok(int64_t T, int64_t B, int64_t I, int64_t H, int64_t gates)
     return 1;
 }
 
-/* The Jordan network's arrays: those of an RNN with input width In and of
- * one with input width O (the fed-back output), hidden width H. */
-static int jordan_sizes_ok(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O)
-{
-    return sizes_ok(T, B, In, H, 1) && sizes_ok(T, B, O, H, 1);
-}
-
 static int activation_ok(int activation)
 {
-    return activation >= CRNN_TANH && activation <= CRNN_SIGMOID;
+    return activation >= 0 && activation < CRNN_ACTIVATION_COUNT;
 }
 
-/* The public entry points of one element type (T_, suffix S_): check the
- * sizes, then call the chosen build with the thread count for this call. */
-#define DEFINE_ENTRY_POINTS(T_, S_)                                                          \
-    int crnn_rnn_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,      \
-                              const T_ *h0, const T_ *w_ih, const T_ *w_hh,                 \
-                              const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,       \
-                              int activation, T_ *out, T_ *h_n)                             \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 1) || !activation_ok(activation))                         \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->rnn_forward_##S_(T, B, In, H, x, h0, w_ih, w_hh, b_ih, b_hh,      \
-                                           lengths, activation, out, h_n,                   \
-                                           crnn_threads_for_call());                        \
-    }                                                                                        \
-    int crnn_rnn_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
-                               const T_ *h0, const T_ *w_ih, const T_ *w_hh,                \
-                               const int64_t *lengths, int activation, const T_ *out,       \
-                               const T_ *dout, const T_ *dh_n, T_ *dx, T_ *dh0,             \
-                               T_ *dw_ih, T_ *dw_hh, T_ *db)                                \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 1) || !activation_ok(activation))                         \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->rnn_backward_##S_(T, B, In, H, x, h0, w_ih, w_hh, lengths,        \
-                                            activation, out, dout, dh_n, dx, dh0, dw_ih,    \
-                                            dw_hh, db, crnn_threads_for_call());            \
-    }                                                                                        \
-    int crnn_lstm_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
-                               const T_ *h0, const T_ *c0, const T_ *w_ih, const T_ *w_hh,  \
-                               const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,      \
-                               T_ *out, T_ *h_n, T_ *c_n, T_ *gates, T_ *cells)             \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 4))                                                       \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->lstm_forward_##S_(T, B, In, H, x, h0, c0, w_ih, w_hh, b_ih, b_hh, \
-                                            lengths, out, h_n, c_n, gates, cells,           \
-                                            crnn_threads_for_call());                       \
-    }                                                                                        \
-    int crnn_lstm_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,    \
-                                const T_ *h0, const T_ *c0, const T_ *w_ih, const T_ *w_hh, \
-                                const int64_t *lengths, const T_ *out, const T_ *gates,     \
-                                const T_ *cells, const T_ *dout, const T_ *dh_n,            \
-                                const T_ *dc_n, T_ *dx, T_ *dh0, T_ *dc0, T_ *dw_ih,        \
-                                T_ *dw_hh, T_ *db)                                          \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 4))                                                       \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->lstm_backward_##S_(T, B, In, H, x, h0, c0, w_ih, w_hh, lengths,   \
-                                             out, gates, cells, dout, dh_n, dc_n, dx, dh0,  \
-                                             dc0, dw_ih, dw_hh, db,                         \
-                                             crnn_threads_for_call());                      \
-    }                                                                                        \
-    int crnn_gru_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,      \
-                              const T_ *h0, const T_ *w_ih, const T_ *w_hh,                 \
-                              const T_ *b_ih, const T_ *b_hh, const int64_t *lengths,       \
-                              T_ *out, T_ *h_n, T_ *gates, T_ *hn)                          \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 3))                                                       \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->gru_forward_##S_(T, B, In, H, x, h0, w_ih, w_hh, b_ih, b_hh,      \
-                                           lengths, out, h_n, gates, hn,                    \
-                                           crnn_threads_for_call());                        \
-    }                                                                                        \
-    int crnn_gru_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, const T_ *x,     \
-                               const T_ *h0, const T_ *w_ih, const T_ *w_hh,                \
-                               const int64_t *lengths, const T_ *out, const T_ *gates,      \
-                               const T_ *hn, const T_ *dout, const T_ *dh_n, T_ *dx,        \
-                               T_ *dh0, T_ *dw_ih, T_ *dw_hh, T_ *db_ih, T_ *db_hh)         \
-    {                                                                                        \
-        if (!sizes_ok(T, B, In, H, 3))                                                       \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->gru_backward_##S_(T, B, In, H, x, h0, w_ih, w_hh, lengths, out,   \
-                                            gates, hn, dout, dh_n, dx, dh0, dw_ih, dw_hh,   \
-                                            db_ih, db_hh, crnn_threads_for_call());         \
-    }                                                                                        \
-    int crnn_jordan_forward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,     \
-                                 const T_ *x, const T_ *y0, const T_ *w_ih, const T_ *w_hy, \
-                                 const T_ *w_ho, const T_ *b_ih, const T_ *b_hh,            \
-                                 const T_ *b_ho, const int64_t *lengths, int f, int g,      \
-                                 T_ *out, T_ *y_n, T_ *hidden)                              \
-    {                                                                                        \
-        if (!jordan_sizes_ok(T, B, In, H, O) || !activation_ok(f) ||                         \
-            (g != -1 && !activation_ok(g)))                                                  \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->jordan_forward_##S_(T, B, In, H, O, x, y0, w_ih, w_hy, w_ho,      \
-                                              b_ih, b_hh, b_ho, lengths, f, g, out, y_n,    \
-                                              hidden, crnn_threads_for_call());             \
-    }                                                                                        \
-    int crnn_jordan_backward_##S_(int64_t T, int64_t B, int64_t In, int64_t H, int64_t O,    \
-                                  const T_ *x, const T_ *y0, const T_ *w_ih,                \
-                                  const T_ *w_hy, const T_ *w_ho, const int64_t *lengths,   \
-                                  int f, int g, const T_ *out, const T_ *hidden,            \
-                                  const T_ *dout, const T_ *dy_n, T_ *dx, T_ *dy0,          \
-                                  T_ *dw_ih, T_ *dw_hy, T_ *dw_ho, T_ *db, T_ *db_ho)       \
-    {                                                                                        \
-        if (!jordan_sizes_ok(T, B, In, H, O) || !activation_ok(f) ||                         \
-            (g != -1 && !activation_ok(g)))                                                  \
-            return CRNN_ERR_INVALID;                                                         \
-        return kernels()->jordan_backward_##S_(T, B, In, H, O, x, y0, w_ih, w_hy, w_ho,     \
-                                               lengths, f, g, out, hidden, dout, dy_n, dx,  \
-                                               dy0, dw_ih, dw_hy, dw_ho, db, db_ho,         \
-                                               crnn_threads_for_call());                    \
-    }
+/* An array of `count` elements may be NULL only when empty. */
+static int present(const void *p, int64_t count) { return p != NULL || count == 0; }
 
-DEFINE_ENTRY_POINTS(float, f32)
-DEFINE_ENTRY_POINTS(double, f64)
+/* The layer: a known cell and element type, the activations the cell uses,
+ * sizes whose arrays are addressable (an output layer's too: its input is
+ * O wide when fed back), and the weights and sequence arrays the forward and
+ * the backward both read. Fills *d and *lay. */
+static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_sequence *seq,
+                   const crnn_cell_desc **d, crnn_layout *lay)
+{
+    if (!layer || !w || !seq)
+        return 0;
+    if (layer->cell < 0 || layer->cell >= CRNN_CELL_COUNT ||
+        (layer->dtype != CRNN_F32 && layer->dtype != CRNN_F64))
+        return 0;
+    *d = cell_desc(layer->cell);
+    const unsigned flags = (*d)->flags;
+    const int output = (flags & CRNN_OUTPUT_LAYER) != 0;
+    if ((flags & CRNN_USES_ACTIVATION) && !activation_ok(layer->activation))
+        return 0;
+    if (output && !activation_ok(layer->output_activation))
+        return 0;
+    const int64_t T = seq->steps, B = seq->batch, I = layer->input_size, H = layer->hidden_size;
+    const int64_t O = output ? layer->output_size : 0;
+    if (!sizes_ok(T, B, I, H, (*d)->gates) || (output && !sizes_ok(T, B, O, H, (*d)->gates)))
+        return 0;
+    if (!crnn_layout_of(*d, H, O, lay))
+        return 0;
+    const int64_t TB = T * B;
+    if (!present(seq->x, TB * I) || !present(seq->out, TB * lay->out_w) ||
+        !present(w->w_ih, lay->G * I) || !present(w->w_hh, lay->G * lay->R) ||
+        (output && !present(w->w_ho, O * H)))
+        return 0;
+    for (int k = 0; k < lay->saved; k++)
+        if (!present(seq->saved[k], TB * lay->saved_w[k]))
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------ entry points */
+
+int crnn_forward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq)
+{
+    const crnn_cell_desc *d;
+    crnn_layout lay;
+    if (!call_ok(layer, weights, seq, &d, &lay))
+        return CRNN_ERR_INVALID;
+    for (int k = 0; k < d->states; k++)
+        if (!present(seq->state_n[k], seq->batch * lay.state_w[k]))
+            return CRNN_ERR_INVALID;
+    const crnn_call call = {layer, weights, seq, NULL, crnn_threads_for_call()};
+    return kernels()->forward[layer->dtype](&call);
+}
+
+int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq,
+                  const crnn_gradients *grads)
+{
+    const crnn_cell_desc *d;
+    crnn_layout lay;
+    if (!grads || !call_ok(layer, weights, seq, &d, &lay))
+        return CRNN_ERR_INVALID;
+    const int64_t T = seq->steps, B = seq->batch, I = layer->input_size, H = layer->hidden_size;
+    const int64_t O = lay.out_w;
+    for (int k = 0; k < d->states; k++)
+        if (!present(grads->dstate0[k], B * lay.state_w[k]))
+            return CRNN_ERR_INVALID;
+    if (!present(grads->dx, T * B * I) || !present(grads->dw_ih, lay.G * I) ||
+        !present(grads->dw_hh, lay.G * lay.R) ||
+        ((d->flags & CRNN_OUTPUT_LAYER) && !present(grads->dw_ho, O * H)))
+        return CRNN_ERR_INVALID;
+    const crnn_call call = {layer, weights, seq, grads, crnn_threads_for_call()};
+    return kernels()->backward[layer->dtype](&call);
+}

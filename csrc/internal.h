@@ -1,7 +1,9 @@
 /*
  * Shared by the C files of crnn (not part of the public interface):
- * allocation, size arithmetic, the OpenMP shim and the kernel table that
- * each instruction-set build fills in.
+ * allocation, size arithmetic, the OpenMP shim, thread sizing, the region
+ * clock and step barrier, what a cell is (crnn_cell_desc) and the arrays of
+ * a call (crnn_layout), and the kernel table each instruction-set build
+ * fills in.
  */
 #ifndef CRNN_INTERNAL_H
 #define CRNN_INTERNAL_H
@@ -32,6 +34,9 @@
 #define CRNN_HAVE_X86_BUILDS 0
 #endif
 
+#define CRNN_CAT_(a, b) a##b
+#define CRNN_CAT(a, b) CRNN_CAT_(a, b)
+
 static inline int64_t crnn_ceil_div(int64_t n, int64_t d) { return (n + d - 1) / d; }
 
 static inline int64_t crnn_round_up(int64_t n, int64_t m) { return crnn_ceil_div(n, m) * m; }
@@ -46,6 +51,20 @@ static inline void *crnn_alloc(size_t bytes)
 }
 
 static inline void crnn_free(void *p) { free(p); }
+
+/* memset / memcpy of `bytes` that accept NULL pointers when bytes is 0 (a C
+ * caller may pass NULL for an empty array). */
+static inline void crnn_zero(void *p, size_t bytes)
+{
+    if (bytes)
+        memset(p, 0, bytes);
+}
+
+static inline void crnn_copy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
 
 static inline int crnn_thread_num(void)
 {
@@ -65,12 +84,21 @@ static inline int crnn_team_size(void)
 #endif
 }
 
+/* ------------------------------------------------------ thread sizing */
+
+/* Test knobs (crnn_testing.h; threads.c holds them): the work a thread must
+ * get, and whether a team may outnumber the processors. */
+extern atomic_llong crnn_min_work_per_thread;
+extern atomic_int crnn_oversubscribe;
+
 /* Threads worth using for `work` multiply-adds (or element operations): a
  * thread should get at least ~1M of them (tens of microseconds), or starting
  * and joining it costs more than it saves, and far more on a busy machine. */
 static inline int crnn_threads_for_work(double work, int nthreads)
 {
-    double useful = work / 1048576.0;
+    const double per_thread =
+        (double)atomic_load_explicit(&crnn_min_work_per_thread, memory_order_relaxed);
+    double useful = work / per_thread;
     if (useful < 1.0)
         return 1;
     return useful < (double)nthreads ? (int)useful : nthreads;
@@ -91,12 +119,17 @@ static inline int crnn_team_for(int nt)
 {
 #ifdef _OPENMP
     int procs = omp_get_num_procs();
+    if (atomic_load_explicit(&crnn_oversubscribe, memory_order_relaxed))
+        return nt;
     return procs > 0 && procs < nt ? procs : nt;
 #else
     (void)nt;
     return 1;
 #endif
 }
+
+/* The thread count for a call made now (1 without OpenMP). */
+int crnn_threads_for_call(void);
 
 /* The end of the steps of [t0, t1) that a single row (B = 1) really has:
  * its length lengths[0] clamped to [t0, t1], or t1 without lengths. The
@@ -107,83 +140,136 @@ static inline int64_t crnn_one_row_end(int64_t t0, int64_t t1, const int64_t *le
     return len < t0 ? t0 : len < t1 ? len : t1;
 }
 
-/* What a register tile does with its result (kernels.inc). */
+/* What a register tile does with its result (gemm.inc). */
 enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
 
-/* One instruction-set build of the kernels (kernels.inc, gated.inc, jordan.inc): the
- * public functions of crnn.h, typed per element type, plus a thread count. */
-#define CRNN_KERNEL_SIGNATURES(T_, S_)                                                      \
-    int (*rnn_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,     \
-                            const T_ *, const T_ *, const T_ *, const T_ *,                 \
-                            const int64_t *, int, T_ *, T_ *, int);                         \
-    int (*rnn_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
-                             const T_ *, const T_ *, const int64_t *, int, const T_ *,      \
-                             const T_ *, const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, int);    \
-    int (*lstm_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
-                             const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,    \
-                             const int64_t *, T_ *, T_ *, T_ *, T_ *, T_ *, int);           \
-    int (*lstm_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,   \
-                              const T_ *, const T_ *, const T_ *, const int64_t *,          \
-                              const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,   \
-                              const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, int);         \
-    int (*gru_forward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,     \
-                            const T_ *, const T_ *, const T_ *, const T_ *,                 \
-                            const int64_t *, T_ *, T_ *, T_ *, T_ *, int);                  \
-    int (*gru_backward_##S_)(int64_t, int64_t, int64_t, int64_t, const T_ *, const T_ *,    \
-                             const T_ *, const T_ *, const int64_t *, const T_ *,           \
-                             const T_ *, const T_ *, const T_ *, const T_ *, T_ *, T_ *,    \
-                             T_ *, T_ *, T_ *, T_ *, int);                                  \
-    int (*jordan_forward_##S_)(int64_t, int64_t, int64_t, int64_t, int64_t, const T_ *,     \
-                               const T_ *, const T_ *, const T_ *, const T_ *, const T_ *,  \
-                               const T_ *, const T_ *, const int64_t *, int, int, T_ *,     \
-                               T_ *, T_ *, int);                                            \
-    int (*jordan_backward_##S_)(int64_t, int64_t, int64_t, int64_t, int64_t, const T_ *,    \
-                                const T_ *, const T_ *, const T_ *, const T_ *,             \
-                                const int64_t *, int, int, const T_ *, const T_ *,          \
-                                const T_ *, const T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, T_ *, \
-                                T_ *, int);
+/* ------------------------------------------------------------- cells */
 
-typedef struct {
-    CRNN_KERNEL_SIGNATURES(float, f32)
-    CRNN_KERNEL_SIGNATURES(double, f64)
+/*
+ * What the recurrent driver (driver.inc) does differently for a cell; the
+ * cell's description (cell_<name>.inc) sets them.
+ */
+enum crnn_cell_flags {
+    /* gates == 1 and the pre-activations are h_t's own row: the input
+     * projection and the recurrent product go straight into it and the step
+     * activates it in place, so no (T, B, G) buffer exists (Elman). Otherwise
+     * saved[0] holds the gates: pre-activations, then what the step leaves. */
+    CRNN_GATES_ARE_HIDDEN = 1u << 0,
+    /* h_{t-1} W_hh^T goes to a scratch row of its own, which the step reads
+     * (adding b_hh itself: b_hh stays out of the input projection), instead
+     * of accumulating onto the gate row (GRU: r scales its n part). */
+    CRNN_RECURRENT_APART = 1u << 1,
+    /* The delta leaves a direct term of dL/dh_{t-1} in dh, onto which the
+     * backward accumulates dg W_hh (GRU: dh_t z); otherwise it stores. */
+    CRNN_DIRECT_DH = 1u << 2,
+    /* The delta writes input-side gate gradients dgx (to dW_ih, dx, db_ih)
+     * apart from the recurrent-side dg (to dW_hh, dh, db_hh) (GRU). */
+    CRNN_SPLIT_INPUT_GRADS = 1u << 3,
+    /* The step applies layer.activation (validated only then). */
+    CRNN_USES_ACTIVATION = 1u << 4,
+    /* An output layer after the step: y_t = g(h_t W_ho^T + b_ho), with
+     * g = layer.output_activation, is out (O wide); h_t goes to one more
+     * saved array, after the cell's own. */
+    CRNN_OUTPUT_LAYER = 1u << 5,
+    /* With an output layer: the recurrent input is y_{t-1} (O wide, the
+     * state) instead of h_{t-1} (Jordan). Only for cells whose step does not
+     * read h_{t-1} element-wise. */
+    CRNN_FEEDBACK_OUTPUT = 1u << 6,
+};
+
+/* A cell as the driver and the entry points see it, whatever the element
+ * type and instruction set (cell_<name>.inc: NAME(cell_<name>).desc). */
+typedef struct crnn_cell_desc {
+    int gates;                        /* G = gates * H */
+    int states;                       /* 1 (h) or 2 (h and a second state) */
+    int saved;                        /* arrays the cell itself saves */
+    int saved_gates[CRNN_MAX_SAVED];  /* saved[k] holds saved_gates[k] * H per row */
+    int state_saved[CRNN_MAX_STATES]; /* state k >= 1: the saved array of its sequence */
+    unsigned flags;                   /* enum crnn_cell_flags */
+} crnn_cell_desc;
+
+/* The widths (values per (t, b) row) of a call's arrays, from the cell and
+ * the layer's sizes: the one place that knows where each array lives. */
+typedef struct crnn_layout {
+    int64_t G;                           /* gates * H */
+    int64_t R;                           /* the recurrent input: H, or O fed back */
+    int64_t out_w;                       /* out: H, or O with an output layer */
+    int64_t state_w[CRNN_MAX_STATES];    /* state k (state 0 is R wide) */
+    int saved;                           /* saved arrays of the call */
+    int64_t saved_w[CRNN_MAX_SAVED];
+    int hidden_saved;                    /* the saved array holding h_t, or -1 (out) */
+} crnn_layout;
+
+/* Fills *l; 0 when the cell needs more saved arrays than crnn.h allows. */
+static inline int crnn_layout_of(const crnn_cell_desc *d, int64_t H, int64_t O, crnn_layout *l)
+{
+    const int output = (d->flags & CRNN_OUTPUT_LAYER) != 0;
+    l->G = d->gates * H;
+    l->R = output && (d->flags & CRNN_FEEDBACK_OUTPUT) ? O : H;
+    l->out_w = output ? O : H;
+    l->saved = d->saved + output;
+    l->hidden_saved = output ? d->saved : -1;
+    if (l->saved > CRNN_MAX_SAVED || d->states > CRNN_MAX_STATES)
+        return 0;
+    for (int k = 0; k < CRNN_MAX_STATES; k++)
+        l->state_w[k] = k == 0 ? l->R : k < d->states ? H : 0;
+    for (int k = 0; k < CRNN_MAX_SAVED; k++)
+        l->saved_w[k] = k < d->saved ? d->saved_gates[k] * H : k == l->hidden_saved ? H : 0;
+    return 1;
+}
+
+/* ------------------------------------------------------ kernel table */
+
+/* One call, as the entry points checked it (dispatch.c), for the kernels. */
+typedef struct crnn_call {
+    const crnn_layer *layer;
+    const crnn_weights *weights;
+    const crnn_sequence *seq;
+    const crnn_gradients *grads; /* the backward's; NULL for a forward */
+    int nthreads;                /* the thread count for the call */
+} crnn_call;
+
+typedef int (*crnn_kernel)(const crnn_call *call);
+
+/* One instruction-set build (kernels_instantiate.h): the driver per element
+ * type, and the cells' descriptions (the same in every build). */
+typedef struct crnn_kernel_table {
+    crnn_kernel forward[2];  /* by enum crnn_dtype */
+    crnn_kernel backward[2]; /* by enum crnn_dtype */
+    const crnn_cell_desc *const *cells; /* by enum crnn_cell */
 } crnn_kernel_table;
 
-/* The table of one build, for the functions kernels_instantiate.h defined
- * with suffix ISA (e.g. rnn_forward_f32_avx512). */
-#define CRNN_KERNEL_TABLE(ISA)                                                              \
-    {                                                                                       \
-        rnn_forward_f32_##ISA, rnn_backward_f32_##ISA, lstm_forward_f32_##ISA,              \
-            lstm_backward_f32_##ISA, gru_forward_f32_##ISA, gru_backward_f32_##ISA,         \
-            jordan_forward_f32_##ISA, jordan_backward_f32_##ISA,                            \
-            rnn_forward_f64_##ISA, rnn_backward_f64_##ISA, lstm_forward_f64_##ISA,          \
-            lstm_backward_f64_##ISA, gru_forward_f64_##ISA, gru_backward_f64_##ISA,         \
-            jordan_forward_f64_##ISA, jordan_backward_f64_##ISA,                            \
-    }
+/* The builds of crnn_isas.def: kernels_<name>.c defines both (a build the
+ * compiler cannot target says it is unsupported and leaves its table empty). */
+#define CRNN_ISA(ID, name)                                                                  \
+    extern const crnn_kernel_table crnn_kernels_##name;                                     \
+    int crnn_isa_##name##_supported(void);
+#include "crnn_isas.def"
+#undef CRNN_ISA
 
-extern const crnn_kernel_table crnn_kernels_generic;
-#if CRNN_HAVE_X86_BUILDS
-extern const crnn_kernel_table crnn_kernels_avx2;
-extern const crnn_kernel_table crnn_kernels_avx512;
-#endif
+/* For a kernels_<name>.c whose instruction set this compiler cannot target. */
+#define CRNN_ISA_UNAVAILABLE(name)                                                          \
+    int crnn_isa_##name##_supported(void) { return 0; }                                     \
+    const crnn_kernel_table crnn_kernels_##name = {{NULL, NULL}, {NULL, NULL}, NULL};
 
-/* The thread count for a call made now (1 without OpenMP). */
-int crnn_threads_for_call(void);
+/* ------------------------------------------ region clock and back-off */
 
 /*
  * Contention watch for one parallel region. A region one of whose threads
  * started milliseconds late, or whose calling thread, having done its own
  * share, then waited milliseconds more at the join, had a starved team (its
- * other threads were queued behind other processes). crnn_region_end then makes the next calls run on one thread
- * for a while (unless the thread count was fixed by crnn_set_num_threads);
- * results do not depend on the thread count, only the time does.
+ * other threads were queued behind other processes). crnn_region_end then
+ * makes the next calls run on one thread for a while (unless the thread
+ * count was fixed by crnn_set_num_threads); results do not depend on the
+ * thread count, only the time does.
  */
 enum { CRNN_CLOCK_THREADS = 64 };
 typedef struct {
-    double start;                      /* before the region */
-    double caller_done;                /* when thread 0 finished its share */
-    double entry[CRNN_CLOCK_THREADS];  /* when each thread started */
-    int team;                          /* the team's size */
-    atomic_int starved;                /* a thread waited too long inside */
+    double start;                     /* before the region */
+    double caller_done;               /* when thread 0 finished its share */
+    double entry[CRNN_CLOCK_THREADS]; /* when each thread started */
+    int team;                         /* the team's size */
+    atomic_int starved;               /* a thread waited too long inside */
 } crnn_region_clock;
 
 static inline double crnn_wtime(void)
@@ -204,10 +290,17 @@ static inline void crnn_region_begin(crnn_region_clock *c)
     atomic_init(&c->starved, 0);
 }
 
+/* Test knob (crnn_testing.h): milliseconds the next region's thread 1
+ * sleeps before it starts (0: none). */
+extern atomic_int crnn_stall_ms;
+void crnn_stall_now(void);
+
 /* Inside the region, first thing on each thread. */
 static inline void crnn_region_enter(crnn_region_clock *c)
 {
     const int tid = crnn_thread_num();
+    if (tid == 1 && atomic_load_explicit(&crnn_stall_ms, memory_order_relaxed) > 0)
+        crnn_stall_now();
     if (tid < CRNN_CLOCK_THREADS)
         c->entry[tid] = crnn_wtime();
     if (tid == 0)
@@ -222,6 +315,24 @@ static inline void crnn_region_share_done(crnn_region_clock *c)
 }
 
 void crnn_region_end(crnn_region_clock *c, int nt);
+
+/* Test counters (crnn_testing.h), kept only once a test has reset them. */
+extern atomic_int crnn_counting;
+void crnn_count_recurrence(int nt, int team, int column_split);
+void crnn_count_bptt_chunk(void);
+
+/* After a recurrence's region: what ran, for the test counters. */
+static inline void crnn_note_recurrence(const crnn_region_clock *c, int nt, int column_split)
+{
+    if (atomic_load_explicit(&crnn_counting, memory_order_relaxed))
+        crnn_count_recurrence(nt, c->team, column_split);
+}
+
+static inline void crnn_note_bptt_chunk(void)
+{
+    if (atomic_load_explicit(&crnn_counting, memory_order_relaxed))
+        crnn_count_bptt_chunk();
+}
 
 /* A cheap clock in arbitrary units, for ratios of intervals within a call:
  * the time-stamp counter where there is one, else crnn_wtime. */

@@ -2,6 +2,13 @@
 #include "internal.h"
 
 #if CRNN_HAVE_X86_BUILDS
+/* Compiled for the baseline instruction set: it runs before the choice. */
+int crnn_isa_avx2_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 #define CRNN_TARGET "avx2,fma,bmi,bmi2,popcnt,f16c"
 #include "target_push.h"
 
@@ -11,6 +18,6 @@
 #include "kernels_instantiate.h"
 
 #include "target_pop.h"
-
-const crnn_kernel_table crnn_kernels_avx2 = CRNN_KERNEL_TABLE(avx2);
+#else
+CRNN_ISA_UNAVAILABLE(avx2)
 #endif

@@ -2,6 +2,15 @@
 #include "internal.h"
 
 #if CRNN_HAVE_X86_BUILDS
+/* Compiled for the baseline instruction set: it runs before the choice. */
+int crnn_isa_avx512_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 #define CRNN_TARGET "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,popcnt,f16c"
 #include "target_push.h"
 
@@ -11,6 +20,6 @@
 #include "kernels_instantiate.h"
 
 #include "target_pop.h"
-
-const crnn_kernel_table crnn_kernels_avx512 = CRNN_KERNEL_TABLE(avx512);
+#else
+CRNN_ISA_UNAVAILABLE(avx512)
 #endif

@@ -13,7 +13,7 @@ from libc.stdlib cimport free, malloc
 
 cnp.import_array()
 
-cdef extern from "crnn.h" nogil:
+cdef extern from "legacy.h" nogil:
     enum:
         CRNN_OK
         CRNN_ERR_NOMEM

@@ -1,0 +1,185 @@
+/*
+ * Threads: the count for each call (crnn_set_num_threads, OpenMP's
+ * default), the busy-machine back-off that the region clocks feed, and the
+ * private test knobs of crnn_testing.h that steer them.
+ */
+#define _POSIX_C_SOURCE 200809L
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <time.h>
+#endif
+
+#include "crnn_testing.h"
+#include "internal.h"
+
+/* > 0: a count fixed by crnn_set_num_threads; otherwise OpenMP's default. */
+static atomic_int g_num_threads = 0;
+
+void crnn_set_num_threads(int n) { atomic_store(&g_num_threads, n > 0 ? n : 0); }
+
+int crnn_get_num_threads(void)
+{
+#ifdef _OPENMP
+    int n = atomic_load(&g_num_threads);
+    return n > 0 ? n : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int crnn_have_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Calls left to run on one thread after a starved parallel region, and the
+ * length of the next such spell: doubled while threads keep starving (a
+ * busy machine), halved after each region that ran well. */
+static atomic_int g_backoff = 0;
+static atomic_int g_backoff_len = 0;
+enum { BACKOFF_MIN = 4, BACKOFF_MAX = 256 };
+
+int crnn_threads_for_call(void)
+{
+    if (atomic_load(&g_num_threads) <= 0 && atomic_load(&g_backoff) > 0) {
+        atomic_fetch_sub(&g_backoff, 1);
+        return 1;
+    }
+    int n = crnn_get_num_threads();
+    return n > 0 ? n : 1;
+}
+
+/* The largest value *max has held (for the test counters). */
+static void store_max(atomic_int *max, int v)
+{
+    int seen = atomic_load_explicit(max, memory_order_relaxed);
+    while (v > seen && !atomic_compare_exchange_weak(max, &seen, v))
+        ;
+}
+
+static atomic_int g_max_team = 0;
+
+void crnn_region_end(crnn_region_clock *c, int nt)
+{
+    if (atomic_load_explicit(&crnn_counting, memory_order_relaxed))
+        store_max(&g_max_team, c->team);
+    if (nt < 2 || c->team < 2)
+        return;
+    const int team = c->team < CRNN_CLOCK_THREADS ? c->team : CRNN_CLOCK_THREADS;
+    double late = 0.0;
+    for (int k = 1; k < team; k++)
+        if (c->entry[k] - c->start > late)
+            late = c->entry[k] - c->start;
+    const double share = c->caller_done - c->start, wait = crnn_wtime() - c->caller_done;
+    /* Waking a sleeping thread takes up to about a millisecond (longer in a
+     * virtual machine), and uneven slices make the caller wait at most about
+     * its own share. A delay of several milliseconds that is also large
+     * against the work itself (a scheduler time slice spent queued behind
+     * other processes) means the team was starved. */
+    const double stall = 2e-3;
+    int len = atomic_load(&g_backoff_len);
+    if ((late > stall && late > 0.5 * share) || (wait > stall && wait > 1.5 * share) ||
+        atomic_load(&c->starved)) {
+        len = len < BACKOFF_MIN ? BACKOFF_MIN : len >= BACKOFF_MAX / 2 ? BACKOFF_MAX : 2 * len;
+        atomic_store(&g_backoff, len);
+    } else {
+        len /= 2;
+    }
+    atomic_store(&g_backoff_len, len);
+}
+
+/* ------------------------------------------------- test knobs (a), (b) */
+
+enum { MIN_WORK_DEFAULT = 1048576 };
+atomic_llong crnn_min_work_per_thread = MIN_WORK_DEFAULT;
+atomic_int crnn_oversubscribe = 0;
+
+long long crnn_testing_set_min_work(long long n)
+{
+    return atomic_exchange(&crnn_min_work_per_thread, n > 0 ? n : MIN_WORK_DEFAULT);
+}
+
+int crnn_testing_set_oversubscribe(int allow)
+{
+    return atomic_exchange(&crnn_oversubscribe, allow != 0);
+}
+
+/* ------------------------------------------------------ counters (c) */
+
+atomic_int crnn_counting = 0;
+static atomic_int g_max_slices = 0;
+static atomic_llong g_recurrences = 0, g_column_splits = 0, g_shared_slices = 0;
+static atomic_llong g_bptt_chunks = 0;
+
+void crnn_count_recurrence(int nt, int team, int column_split)
+{
+    store_max(&g_max_slices, nt);
+    atomic_fetch_add(&g_recurrences, 1);
+    if (column_split)
+        atomic_fetch_add(&g_column_splits, 1);
+    else if (team < nt)
+        atomic_fetch_add(&g_shared_slices, 1);
+}
+
+void crnn_count_bptt_chunk(void) { atomic_fetch_add(&g_bptt_chunks, 1); }
+
+void crnn_testing_counts_reset(void)
+{
+    atomic_store(&g_max_team, 0);
+    atomic_store(&g_max_slices, 0);
+    atomic_store(&g_recurrences, 0);
+    atomic_store(&g_column_splits, 0);
+    atomic_store(&g_shared_slices, 0);
+    atomic_store(&g_bptt_chunks, 0);
+    atomic_store(&crnn_counting, 1);
+}
+
+void crnn_testing_counts_get(crnn_testing_counts *counts)
+{
+    counts->max_team = atomic_load(&g_max_team);
+    counts->max_slices = atomic_load(&g_max_slices);
+    counts->recurrences = atomic_load(&g_recurrences);
+    counts->column_splits = atomic_load(&g_column_splits);
+    counts->shared_slices = atomic_load(&g_shared_slices);
+    counts->bptt_chunks = atomic_load(&g_bptt_chunks);
+}
+
+/* ------------------------------------------------------- back-off (d) */
+
+void crnn_testing_backoff_reset(void)
+{
+    atomic_store(&g_backoff, 0);
+    atomic_store(&g_backoff_len, 0);
+}
+
+void crnn_testing_backoff_get(int *calls_left, int *spell_length)
+{
+    if (calls_left)
+        *calls_left = atomic_load(&g_backoff);
+    if (spell_length)
+        *spell_length = atomic_load(&g_backoff_len);
+}
+
+atomic_int crnn_stall_ms = 0;
+
+void crnn_testing_stall_next_region(int ms) { atomic_store(&crnn_stall_ms, ms > 0 ? ms : 0); }
+
+/* Thread 1 of a region, when a stall is armed: take it (once) and sleep. */
+void crnn_stall_now(void)
+{
+    const int ms = atomic_exchange(&crnn_stall_ms, 0);
+    if (ms <= 0)
+        return;
+#ifdef _WIN32
+    Sleep((DWORD)ms);
+#else
+    struct timespec left = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0) /* interrupted: sleep the rest */
+        ;
+#endif
+}
