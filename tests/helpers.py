@@ -1,14 +1,29 @@
-"""Shared test utilities: tolerances, random problems, torch availability."""
+"""Shared test utilities: the numerical contract, comparisons, torch availability.
+
+The numerical contract (README, "crnn.reference"): the C engine agrees with the
+NumPy reference within a relative error of 1e-5 in float32 and 1e-12 in
+float64. Problems for any registered cell come from `problems.py`;
+`make_rnn_problem` is the Elman RNN's problem as named keyword arguments, for
+the tests of things beyond the cells (clipping, layers, files).
+"""
+
 from __future__ import annotations
 
 import importlib.util
+import re
+from typing import Any, Mapping
 
 import numpy as np
 
-# The numerical contract (DESIGN.md): C vs reference.
+# The numerical contract: C vs reference, array-wise relative error.
 REL_TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def word(name: str) -> str:
+    """A regex matching `name` as a whole identifier (so "x" is not any 'x')."""
+    return r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])"
 
 
 def rel_error(actual, desired) -> float:
@@ -34,33 +49,151 @@ def assert_rel_close(actual, desired, dtype=None, tol=None, name="array"):
     assert err <= tol, f"{name}: relative error {err:.3e} > {tol:.1e}"
 
 
-def make_rnn_problem(T, B, I, H, dtype=np.float64, *, seed=0, h0=True, bias=True,
-                     lengths=None):
-    """Random inputs and PyTorch-style U(-1/sqrt(H), 1/sqrt(H)) weights.
+def _items(results: Any):
+    if isinstance(results, Mapping):
+        return list(results.items())
+    return [(f"#{i}", v) for i, v in enumerate(results)]
 
-    lengths: None, "random" (values in [1, T]) or "zeros" (random, with zeros).
-    Returns a dict of keyword arguments for rnn_forward.
-    """
-    rng = np.random.default_rng(seed)
-    k = 1.0 / np.sqrt(max(H, 1))
 
-    def u(*shape):
-        return rng.uniform(-k, k, size=shape).astype(dtype)
-
-    args = dict(
-        x=rng.standard_normal((T, B, I)).astype(dtype),
-        h0=rng.standard_normal((B, H)).astype(dtype) * 0.5 if h0 else None,
-        weight_ih=u(H, I),
-        weight_hh=u(H, H),
-        bias_ih=u(H) if bias else None,
-        bias_hh=u(H) if bias else None,
+def assert_results_close(got: Any, want: Any, dtype: Any = None, ctx: str = "", tol=None) -> None:
+    """Two sets of results (a dict by name, or a sequence) within the contract:
+    the same names, None in the same places, arrays of the expected dtype and
+    shape, array-wise relative error <= REL_TOL (or `tol`)."""
+    g, w = _items(got), _items(want)
+    assert [k for k, _ in g] == [k for k, _ in w], (
+        f"{ctx}: {[k for k, _ in g]} != {[k for k, _ in w]}"
     )
-    if isinstance(lengths, str) and lengths == "random":
-        args["lengths"] = rng.integers(min(1, T), T + 1, size=B)
-    elif isinstance(lengths, str) and lengths == "zeros":
-        lens = rng.integers(0, T + 1, size=B)
-        lens[:: 2] = 0
-        args["lengths"] = lens
-    elif lengths is not None:
-        args["lengths"] = np.asarray(lengths)
-    return args
+    for (name, a), (_, b) in zip(g, w):
+        if b is None:
+            assert a is None, f"{ctx} {name}: expected None, got {type(a).__name__}"
+            continue
+        assert isinstance(a, np.ndarray), f"{ctx} {name}: {type(a).__name__}"
+        expected = np.dtype(dtype) if dtype is not None else b.dtype
+        assert a.dtype == expected, f"{ctx} {name}: dtype {a.dtype}, expected {expected}"
+        assert a.shape == b.shape, f"{ctx} {name}: shape {a.shape} != {b.shape}"
+        assert_rel_close(a, b, expected, tol=tol, name=f"{ctx} {name}")
+
+
+def assert_bitwise(got: Any, want: Any, ctx: str = "") -> None:
+    """Bitwise the same results (a dict by name, or a sequence): arrays equal
+    in dtype, shape and every bit pattern that matters (NaN equals NaN), None
+    where the other is None, Python floats equal (or both NaN)."""
+    g, w = _items(got), _items(want)
+    assert len(g) == len(w), f"{ctx}: {len(g)} results != {len(w)}"
+    for (name, a), (_, b) in zip(g, w):
+        if b is None:
+            assert a is None, f"{ctx} {name}: expected None"
+        elif isinstance(b, (float, int)) and not isinstance(b, np.ndarray):
+            assert a == b or (a != a and b != b), f"{ctx} {name}: {a!r} != {b!r}"
+        else:
+            a, b = np.asarray(a), np.asarray(b)
+            assert a.dtype == b.dtype and a.shape == b.shape, (
+                f"{ctx} {name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
+            )
+            if not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+                diff = np.max(np.abs(a.astype(np.float64) - b)) if a.size else 0.0
+                raise AssertionError(f"{ctx} {name} differs (max abs diff {diff:.3e})")
+
+
+def make_rnn_problem(
+    T,
+    B,
+    I,
+    H,
+    dtype=np.float64,
+    *,
+    seed=0,
+    h0=True,
+    bias=True,  # noqa: E741
+    lengths=None,
+):
+    """Keyword arguments of ``rnn_forward``: random inputs and PyTorch-style
+    U(-1/sqrt(H), 1/sqrt(H)) weights (`problems.make_problem` for the "rnn"
+    cell). lengths: None, "random" (values in [1, T]), "zeros" (random, every
+    other row 0) or the lengths themselves.
+    """
+    from crnn import cells
+    from problems import make_problem
+
+    p = make_problem(
+        cells.get("rnn"), (T, B, I, H), dtype, seed=seed, states=h0, bias=bias, lengths=lengths
+    )
+    kw = p.inputs()
+    if p.lengths is not None:
+        kw["lengths"] = p.lengths
+    return kw
+
+
+# --------------------------------------------------------------------------
+# Bad and unusual forms of one float array argument (the input batteries)
+# --------------------------------------------------------------------------
+def _ragged(a):
+    return [[0.5] * 2, [0.5] * 3]
+
+
+def _masked(a):
+    return np.ma.masked_array(a, mask=np.zeros(a.shape, bool))
+
+
+# kind -> (make a bad value from a good float64 array, expected exception)
+BAD_ARRAYS = {
+    "none": (lambda a: None, TypeError),
+    "str": (lambda a: "0.5", TypeError),
+    "bytes": (lambda a: b"0.5", TypeError),
+    "int64": (lambda a: a.astype(np.int64), TypeError),
+    "int32": (lambda a: a.astype(np.int32), TypeError),
+    "uint8": (lambda a: a.astype(np.uint8), TypeError),
+    "int_list": (lambda a: np.zeros(a.shape, int).tolist(), TypeError),
+    "bool": (lambda a: a > 0, TypeError),
+    "complex": (lambda a: a.astype(np.complex128), TypeError),
+    "object": (lambda a: a.astype(object), TypeError),
+    "str_array": (lambda a: a.astype(str), TypeError),
+    "float16": (lambda a: a.astype(np.float16), TypeError),
+    "longdouble": (lambda a: a.astype(np.longdouble), TypeError),
+    "datetime": (lambda a: np.zeros(a.shape, "M8[s]"), TypeError),
+    "structured": (lambda a: np.zeros(a.shape, [("v", "f8")]), TypeError),
+    "dict": (lambda a: {"v": 1.0}, TypeError),
+    "ragged": (_ragged, ValueError),
+    "masked": (_masked, TypeError),
+}
+if np.dtype(np.longdouble) == np.dtype(np.float64):  # e.g. MSVC, some ARM
+    del BAD_ARRAYS["longdouble"]
+OPTIONAL_OK = {"none"}  # None is valid for optional arguments
+
+
+def unusual(arr, kind):
+    """The same values in an unusual but valid form: a strided view
+    ("noncontig"), negative strides, Fortran order, a transposed view,
+    read-only, big-endian or byte-swapped, or a nested list."""
+    if arr is None:
+        return None
+    arr = np.asarray(arr)
+    if kind == "noncontig":
+        if not arr.ndim:
+            return arr
+        big = np.zeros(arr.shape[:-1] + (2 * arr.shape[-1],), arr.dtype)
+        big[..., ::2] = arr
+        out = big[..., ::2]
+        assert arr.size <= 1 or not out.flags.c_contiguous
+        return out
+    if kind == "negstride":
+        return np.flip(np.flip(arr).copy())
+    if kind == "fortran":
+        return np.asfortranarray(arr)
+    if kind == "transposed":
+        # A view with swapped axes: batch-major x made time-major, or a
+        # weight given as the transpose of an array of the other layout.
+        if arr.ndim == 3:
+            return np.ascontiguousarray(arr.swapaxes(0, 1)).swapaxes(0, 1)
+        return np.ascontiguousarray(arr.T).T
+    if kind == "readonly":
+        out = arr.copy()
+        out.flags.writeable = False
+        return out
+    if kind == "bigendian":
+        return arr.astype(arr.dtype.newbyteorder(">"))
+    if kind == "byteswapped":
+        return arr.astype(arr.dtype.newbyteorder("S"))
+    if kind == "list":
+        return arr.tolist()
+    raise AssertionError(kind)

@@ -1,18 +1,14 @@
-"""Layers (crnn.RNN, crnn.RNNCell, crnn.Linear) and the Module base.
+"""The Module base and the layer classes' own behaviour: crnn.Linear, the
+Jordan layer, and the machinery every recurrent layer shares, shown on
+crnn.RNN (dropout, train / eval, seeds, init statistics, state dicts, child
+modules, errors naming the bad argument).
 
-- backend "c" equals backend "numpy" (float32 <= 1e-5, float64 <= 1e-12
-  relative) over num_layers x bidirectional x lengths x nonlinearity x
-  layout, with and without dropout;
-- gradients by central differences (float64), dropout included (the dropout
-  generator's state is restored before each perturbed forward, so every
-  evaluation uses the same masks);
-- semantics that do not need PyTorch: a padded row equals that row run alone,
-  batch-first and unbatched layouts equal the time-major batch;
-- gradients accumulate, zero_grad, train/eval, seeds, init statistics,
-  state dicts, child modules, and errors naming the bad argument.
+The layers of every cell -- backends, gradients, semantics, parameters,
+files, states -- are test_cells_layers.py, which iterates the cell registry.
 """
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -22,202 +18,19 @@ import crnn
 from crnn import Linear, Module, RNN, RNNCell
 from crnn import init as cinit
 from crnn._engine import engine
-from helpers import assert_rel_close
 
 T, B, I, H = 6, 4, 3, 5
 DTYPES = [np.float32, np.float64]
 dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 
 
-# --------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------
-
-def _lengths(kind, batch=B, steps=T, seed=3):
-    if kind is None:
-        return None
-    rng = np.random.default_rng(seed)
-    lens = rng.integers(1, steps + 1, size=batch)
-    lens[0] = steps  # the longest row fills the batch
-    if kind == "zeros":
-        lens[1] = 0
-    return lens
-
-
-def _problem(rnn, *, batch=B, steps=T, unbatched=False, h0=True, seed=1):
-    """x, h0, dout, dh_n in the layer's layout and dtype."""
-    rng = np.random.default_rng(seed)
-    dt = rnn.dtype
-    L, D = rnn.num_layers, rnn.num_directions
-    if unbatched:
-        x_shape, h_shape, o_shape = (steps, rnn.input_size), (L * D, H), (steps, D * H)
-    elif rnn.batch_first:
-        x_shape, h_shape, o_shape = (batch, steps, rnn.input_size), (L * D, batch, H), (batch, steps, D * H)
-    else:
-        x_shape, h_shape, o_shape = (steps, batch, rnn.input_size), (L * D, batch, H), (steps, batch, D * H)
-    x = rng.standard_normal(x_shape).astype(dt)
-    h = (0.5 * rng.standard_normal(h_shape)).astype(dt) if h0 else None
-    dout = rng.standard_normal(o_shape).astype(dt)
-    dh_n = rng.standard_normal(h_shape).astype(dt)
-    return x, h, dout, dh_n
-
-
-def _run(rnn, x, h0, dout, dh_n, lengths=None):
-    out, h_n = rnn(x, h0, lengths=lengths)
-    dx, dh0 = rnn.backward(dout, dh_n)
-    res = {"out": out, "h_n": h_n, "dx": dx, "dh0": dh0}
-    res.update({"grad." + k: v.copy() for k, v in rnn.grads.items()})
-    return res
-
-
-def _compare(a, b, dtype):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].shape == b[k].shape, k
-        assert a[k].dtype == np.dtype(dtype), k
-        assert_rel_close(a[k], b[k], dtype, name=k)
-
-
-def _loss(rnn, x, h0, dout, dh_n, lengths=None):
-    out, h_n = rnn(x, h0, lengths=lengths)
-    return float(np.sum(out * dout) + np.sum(h_n * dh_n))
-
-
-def _numeric_grad(f, arr, entries, eps=1e-6):
-    """Central differences of f() w.r.t. the given flat entries of arr (in place)."""
-    flat = arr.reshape(-1)
-    g = np.empty(len(entries))
-    for n, i in enumerate(entries):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        g[n] = (fp - fm) / (2 * eps)
-    return g
-
-
-def _check_gradients(rnn, x, h0, dout, dh_n, lengths=None, n_entries=5, seed=0):
-    """Analytic vs numeric gradients for x, h0 and every parameter (float64)."""
-    state = rnn.dropout_rng.bit_generator.state
-
-    def f():
-        rnn.dropout_rng.bit_generator.state = state  # same dropout masks every time
-        return _loss(rnn, x, h0, dout, dh_n, lengths)
-
-    rnn.zero_grad()
-    f()
-    dx, dh0 = rnn.backward(dout, dh_n)
-    analytic = {"x": dx, "h0": dh0, **{k: v.copy() for k, v in rnn.grads.items()}}
-    targets = {"x": x, "h0": h0, **rnn.params}
-    rng = np.random.default_rng(seed)
-    for name, arr in targets.items():
-        if arr.size == 0:
-            continue
-        entries = rng.choice(arr.size, size=min(n_entries, arr.size), replace=False)
-        num = _numeric_grad(f, arr, entries)
-        ana = analytic[name].reshape(-1)[entries]
-        assert np.allclose(ana, num, rtol=1e-5, atol=1e-7), (name, ana, num)
-
-
-# --------------------------------------------------------------------------
-# Backend "c" equals backend "numpy"
-# --------------------------------------------------------------------------
-
-ARCHS = [(1, False), (1, True), (2, True), (3, False)]
-
-
-@dtype_param
-@pytest.mark.parametrize("layers,bidirectional", ARCHS, ids=lambda v: str(v))
-@pytest.mark.parametrize("lengths", [None, "random", "zeros"])
-@pytest.mark.parametrize("nl", ["tanh", "relu", "sigmoid"])
-def test_rnn_c_equals_numpy(dtype, layers, bidirectional, lengths, nl):
-    kw = dict(num_layers=layers, bidirectional=bidirectional, nonlinearity=nl, dtype=dtype, seed=7)
-    rc, rn = RNN(I, H, backend="c", **kw), RNN(I, H, backend="numpy", **kw)
-    x, h0, dout, dh_n = _problem(rc)
-    lens = _lengths(lengths)
-    _compare(_run(rc, x, h0, dout, dh_n, lens), _run(rn, x, h0, dout, dh_n, lens), dtype)
-
-
-@dtype_param
-@pytest.mark.parametrize("layout", ["batch_first", "unbatched", "no_h0", "no_bias"])
-def test_rnn_c_equals_numpy_layouts(dtype, layout):
-    kw = dict(num_layers=2, bidirectional=True, dtype=dtype, seed=8,
-              batch_first=layout == "batch_first", bias=layout != "no_bias")
-    rc, rn = RNN(I, H, backend="c", **kw), RNN(I, H, backend="numpy", **kw)
-    x, h0, dout, dh_n = _problem(rc, unbatched=layout == "unbatched", h0=layout != "no_h0")
-    lens = _lengths("random") if layout == "batch_first" else None
-    _compare(_run(rc, x, h0, dout, dh_n, lens), _run(rn, x, h0, dout, dh_n, lens), dtype)
-
-
-@dtype_param
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_rnn_c_equals_numpy_with_dropout(dtype, bidirectional):
-    kw = dict(num_layers=3, bidirectional=bidirectional, dropout=0.4, dtype=dtype, seed=9)
-    rc, rn = RNN(I, H, backend="c", **kw), RNN(I, H, backend="numpy", **kw)
-    x, h0, dout, dh_n = _problem(rc)
-    for _ in range(2):  # the second call draws new masks, identically on both
-        rc.zero_grad()
-        rn.zero_grad()
-        _compare(_run(rc, x, h0, dout, dh_n, _lengths("random")),
-                 _run(rn, x, h0, dout, dh_n, _lengths("random")), dtype)
-
-
-@dtype_param
-@pytest.mark.parametrize("unbatched", [False, True])
-def test_rnncell_c_equals_numpy(dtype, unbatched):
-    cc = RNNCell(I, H, dtype=dtype, seed=4, backend="c")
-    cn = RNNCell(I, H, dtype=dtype, seed=4, backend="numpy")
-    rng = np.random.default_rng(0)
-    lead = () if unbatched else (B,)
-    x = rng.standard_normal(lead + (I,)).astype(dtype)
-    h = rng.standard_normal(lead + (H,)).astype(dtype)
-    dh = rng.standard_normal(lead + (H,)).astype(dtype)
-    res = []
-    for cell in (cc, cn):
-        h1 = cell(x, h)
-        dx, dh_prev = cell.backward(dh)
-        res.append({"h1": h1, "dx": dx, "dh_prev": dh_prev,
-                    **{"grad." + k: v.copy() for k, v in cell.grads.items()}})
-    _compare(res[0], res[1], dtype)
-
-
-@dtype_param
-def test_linear_c_equals_numpy(dtype):
-    lc = Linear(I, H, dtype=dtype, seed=2, backend="c")
-    ln = Linear(I, H, dtype=dtype, seed=2, backend="numpy")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    res = []
-    for lin in (lc, ln):
-        y = lin(x)
-        dx = lin.backward(dy)
-        res.append({"y": y, "dx": dx, **{"grad." + k: v.copy() for k, v in lin.grads.items()}})
-    _compare(res[0], res[1], dtype)
-
-
-def test_set_backend_between_forward_and_backward():
-    r = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0, backend="c")
-    ref = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0, backend="numpy")
-    x, h0, dout, dh_n = _problem(r)
-    lens = _lengths("random")
-    expected = _run(ref, x, h0, dout, dh_n, lens)
-    out, h_n = r(x, h0, lengths=lens)
-    assert r.set_backend("numpy") is r
-    dx, dh0 = r.backward(dout, dh_n)
-    assert_rel_close(dx, expected["dx"], np.float64, name="dx")
-    assert_rel_close(dh0, expected["dh0"], np.float64, name="dh0")
-    assert r.engine is crnn.reference
-
-
 def test_engine_switch():
     assert engine("c") is crnn.functional
     assert engine("numpy") is crnn.reference
+    named = [f"{name}_{way}" for name in crnn.cells.REGISTRY for way in ("forward", "backward")]
     for mod in (engine("c"), engine("numpy")):
-        for fn in ("rnn_forward", "rnn_backward", "clip_grad_norm", "clip_grad_value"):
-            assert callable(getattr(mod, fn))
+        for fn in ["forward", "backward", "clip_grad_norm", "clip_grad_value"] + named:
+            assert callable(getattr(mod, fn)), fn
     for bad in ("C", "torch", None, 1):
         with pytest.raises(ValueError, match="backend"):
             engine(bad)
@@ -227,218 +40,22 @@ def test_engine_switch():
 # Gradients by central differences (float64)
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["c", "numpy"])
-@pytest.mark.parametrize("case", ["bidir_lengths_batch_first", "stacked_relu", "unbatched",
-                                  "dropout_training"])
-def test_rnn_gradients_numeric(backend, case):
-    kw = dict(num_layers=2, bidirectional=True, dtype=np.float64, seed=5, backend=backend)
-    lengths, unbatched = None, False
-    if case == "bidir_lengths_batch_first":
-        kw["batch_first"] = True
-        lengths = _lengths("zeros", batch=3, steps=4)
-    elif case == "stacked_relu":
-        kw.update(num_layers=3, bidirectional=False, nonlinearity="relu")
-    elif case == "unbatched":
-        unbatched = True
-    else:
-        kw.update(num_layers=3, dropout=0.5)
-    rnn = RNN(2, 3, **kw)
-    H_ = 3
-    rng = np.random.default_rng(11)
-    L, D = rnn.num_layers, rnn.num_directions
-    if unbatched:
-        x, h0 = rng.standard_normal((4, 2)), 0.5 * rng.standard_normal((L * D, H_))
-    elif rnn.batch_first:
-        x, h0 = rng.standard_normal((3, 4, 2)), 0.5 * rng.standard_normal((L * D, 3, H_))
-    else:
-        x, h0 = rng.standard_normal((4, 3, 2)), 0.5 * rng.standard_normal((L * D, 3, H_))
-    out, h_n = rnn(x, h0, lengths=lengths)
-    dout, dh_n = rng.standard_normal(out.shape), rng.standard_normal(h_n.shape)
-    _check_gradients(rnn, x, h0, dout, dh_n, lengths)
-
-
-@pytest.mark.parametrize("backend", ["c", "numpy"])
-def test_rnncell_and_linear_gradients_numeric(backend):
+def test_linear_gradients_numeric():
     rng = np.random.default_rng(0)
-    cell = RNNCell(3, 4, dtype=np.float64, seed=1, backend=backend)
-    x, h = rng.standard_normal((2, 3)), rng.standard_normal((2, 4))
-    dh1 = rng.standard_normal((2, 4))
-    cell(x, h)
-    dx, dh = cell.backward(dh1)
-    f = lambda: float(np.sum(cell(x, h) * dh1))  # noqa: E731
-    for name, arr, ana in [("x", x, dx), ("h", h, dh), *[(k, v, cell.grads[k]) for k, v in cell.params.items()]]:
-        entries = np.arange(arr.size)
-        assert np.allclose(ana.reshape(-1), _numeric_grad(f, arr, entries), rtol=1e-6, atol=1e-8), name
-
-    lin = Linear(3, 4, dtype=np.float64, seed=1, backend=backend)
+    lin = Linear(3, 4, dtype=np.float64, seed=1)
     x = rng.standard_normal((2, 5, 3))
     dy = rng.standard_normal((2, 5, 4))
     lin(x)
     dx = lin.backward(dy)
-    f = lambda: float(np.sum(lin(x) * dy))  # noqa: E731
-    for name, arr, ana in [("x", x, dx), *[(k, v, lin.grads[k]) for k, v in lin.params.items()]]:
-        entries = np.arange(arr.size)
-        assert np.allclose(ana.reshape(-1), _numeric_grad(f, arr, entries), rtol=1e-6, atol=1e-8), name
+    report = crnn.gradcheck(lambda: float(np.sum(lin(x) * dy)), dict(lin.params, x=x),
+                            dict(lin.grads, x=dx), rtol=1e-6, atol=1e-8)
+    assert report, str(report)
 
 
-# --------------------------------------------------------------------------
-# Semantics checked without PyTorch
-# --------------------------------------------------------------------------
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_padded_row_equals_row_alone(bidirectional):
-    """With lengths, each row behaves as if run alone on its valid steps."""
-    rnn = RNN(I, H, num_layers=2, bidirectional=bidirectional, dtype=np.float64, seed=3)
-    x, h0, dout, dh_n = _problem(rnn)
-    lens = _lengths("zeros")
-    x_padded = x.copy()
-    for b, n in enumerate(lens):
-        x_padded[n:, b] = np.nan  # padded inputs are never read
-    out, h_n = rnn(x_padded, h0, lengths=lens)
-    dx, dh0 = rnn.backward(dout, dh_n)
-    assert np.isfinite(out).all() and np.isfinite(dx).all()
-    for b, n in enumerate(lens):
-        assert np.all(out[n:, b] == 0) and np.all(dx[n:, b] == 0)
-        single = RNN(I, H, num_layers=2, bidirectional=bidirectional, dtype=np.float64)
-        single.load_state_dict(rnn.state_dict())
-        o, hn = single(x[:n, b:b + 1], h0[:, b:b + 1])
-        d, dh = single.backward(dout[:n, b:b + 1], dh_n[:, b:b + 1])
-        assert_rel_close(out[:n, b], o[:, 0], np.float64, tol=1e-12, name="out")
-        assert_rel_close(h_n[:, b], hn[:, 0], np.float64, tol=1e-12, name="h_n")
-        assert_rel_close(dx[:n, b], d[:, 0], np.float64, tol=1e-12, name="dx")
-        assert_rel_close(dh0[:, b], dh[:, 0], np.float64, tol=1e-12, name="dh0")
-
-
-@pytest.mark.parametrize("backend", ["c", "numpy"])
-def test_batch_first_and_unbatched_equal_time_major(backend):
-    kw = dict(num_layers=2, bidirectional=True, dtype=np.float64, seed=2, backend=backend)
-    tm, bf = RNN(I, H, **kw), RNN(I, H, batch_first=True, **kw)
-    x, h0, dout, dh_n = _problem(tm)
-    lens = _lengths("random")
-    a = _run(tm, x, h0, dout, dh_n, lens)
-    b = _run(bf, x.transpose(1, 0, 2), h0, dout.transpose(1, 0, 2), dh_n, lens)
-    for k in ("out", "dx"):
-        assert b[k].flags.c_contiguous
-        assert_rel_close(b[k].transpose(1, 0, 2), a[k], np.float64, tol=1e-14, name=k)
-    for k in a:
-        if k not in ("out", "dx"):
-            assert_rel_close(b[k], a[k], np.float64, tol=1e-14, name=k)
-    # unbatched (T, I) is the batch of one, for time-major and batch-first layers alike
-    for layer in (tm, bf):
-        layer.zero_grad()
-        u = _run(layer, x[:, 0], h0[:, 0], dout[:, 0], dh_n[:, 0])
-        tm.zero_grad()
-        ref = _run(tm, x[:, :1], h0[:, :1], dout[:, :1], dh_n[:, :1])
-        assert u["out"].shape == (T, 2 * H) and u["h_n"].shape == (4, H)
-        assert u["dx"].shape == (T, I) and u["dh0"].shape == (4, H)
-        for k in ("out", "dx", "h_n", "dh0"):
-            assert_rel_close(u[k], ref[k][:, 0], np.float64, tol=1e-14, name=k)
-
-
-def test_shapes_and_dh0_without_h0():
-    rnn = RNN(I, H, num_layers=3, bidirectional=True, dtype=np.float32, seed=0)
-    x = np.zeros((T, B, I), np.float32)
-    out, h_n = rnn(x)
-    assert out.shape == (T, B, 2 * H) and h_n.shape == (6, B, H)
-    dx, dh0 = rnn.backward(np.ones_like(out))
-    assert dx.shape == x.shape and dh0.shape == (6, B, H)
-    dx, dh0 = rnn.backward(None, np.ones_like(h_n))  # only dh_n
-    assert dx.shape == x.shape and dh0.shape == (6, B, H)
-    u_out, u_hn = rnn(x[:, 0])
-    assert u_out.shape == (T, 2 * H) and u_hn.shape == (6, H)
-    assert rnn.backward(np.ones_like(u_out))[1].shape == (6, H)
-
-
-def test_empty_sequence_and_batch():
-    rnn = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
-    h0 = np.ones((4, 2, H))
-    out, h_n = rnn(np.zeros((0, 2, I)), h0)
-    assert out.shape == (0, 2, 2 * H)
-    np.testing.assert_array_equal(h_n, h0)
-    dx, dh0 = rnn.backward(np.zeros((0, 2, 2 * H)), np.ones_like(h_n))
-    assert dx.shape == (0, 2, I)
-    np.testing.assert_array_equal(dh0, np.ones_like(h0))
-    out, h_n = rnn(np.zeros((3, 0, I)))
-    assert out.shape == (3, 0, 2 * H) and h_n.shape == (4, 0, H)
-
-
-def test_inputs_not_modified_and_outputs_independent():
-    rnn = RNN(I, H, num_layers=2, dtype=np.float64, seed=0)
-    x, h0, dout, dh_n = _problem(rnn)
-    lens = _lengths("random")
-    copies = [a.copy() for a in (x, h0, dout, dh_n, lens)]
-    out, h_n = rnn(x, h0, lengths=lens)
-    expected = rnn.backward(dout, dh_n)
-    assert not np.shares_memory(out, x) and not np.shares_memory(h_n, h0)
-    out[...] = 123.0  # must not corrupt the cache
-    h_n[...] = 7.0
-    rnn.zero_grad()
-    again = rnn.backward(dout, dh_n)
-    for a, b in zip(again, expected):
-        np.testing.assert_array_equal(a, b)
-    for a, c in zip((x, h0, dout, dh_n, lens), copies):
-        np.testing.assert_array_equal(a, c)
-    # Linear and RNNCell outputs are new arrays too
+def test_linear_outputs_are_new_arrays():
     lin = Linear(I, H, dtype=np.float64)
+    x = np.zeros((T, B, I))
     assert not np.shares_memory(lin(x), x)
-    cell = RNNCell(I, H, dtype=np.float64)
-    h = np.zeros((B, H))
-    assert not np.shares_memory(cell(x[0], h), h)
-
-
-def test_explicit_cache_backprop_through_cell_loop():
-    """Saved RNNCell caches give BPTT through a Python loop, equal to RNN's."""
-    cell = RNNCell(I, H, dtype=np.float64, seed=6)
-    rnn = RNN(I, H, dtype=np.float64)
-    rnn.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
-    x, h0, dout, _ = _problem(rnn)
-    h, caches, states = h0[0], [], []
-    for t in range(T):
-        h = cell(x[t], h)
-        caches.append(cell.cache)
-        states.append(h)
-    out, h_n = rnn(x, h0)
-    assert_rel_close(np.stack(states), out, np.float64, tol=1e-13)
-    dh, dxs = np.zeros((B, H)), []
-    for t in range(T - 1, -1, -1):
-        dx_t, dh = cell.backward(dout[t] + dh, cache=caches[t])
-        dxs.append(dx_t)
-    dx, dh0 = rnn.backward(dout)
-    assert_rel_close(np.stack(dxs[::-1]), dx, np.float64, tol=1e-12, name="dx")
-    assert_rel_close(dh, dh0[0], np.float64, tol=1e-12, name="dh0")
-    for k in cell.grads:
-        assert_rel_close(cell.grads[k], rnn.grads[k + "_l0"], np.float64, tol=1e-12, name=k)
-
-
-def test_rnn_explicit_cache():
-    rnn = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
-    x, h0, dout, dh_n = _problem(rnn)
-    rnn(x, h0)
-    saved = rnn.cache
-    expected = rnn.backward(dout, dh_n)
-    rnn(x[:2], h0)  # another forward replaces the default cache
-    got = rnn.backward(dout, dh_n, cache=saved)
-    for a, b in zip(got, expected):
-        np.testing.assert_array_equal(a, b)
-    other = RNN(I, H, dtype=np.float64)
-    with pytest.raises(ValueError, match="cache"):
-        other.backward(dout, dh_n, cache=saved)
-
-
-@pytest.mark.parametrize("nl,expected", [("tanh", np.tanh), ("relu", lambda a: np.maximum(a, 0)),
-                                         ("sigmoid", lambda a: 1 / (1 + np.exp(-a)))])
-def test_rnncell_formula(nl, expected):
-    cell = RNNCell(I, H, nonlinearity=nl, dtype=np.float64, seed=0)
-    p = cell.params
-    rng = np.random.default_rng(0)
-    x, h = rng.standard_normal((B, I)), rng.standard_normal((B, H))
-    a = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
-    assert_rel_close(cell(x, h), expected(a), np.float64, tol=1e-14)
-    assert_rel_close(cell(x), expected(x @ p["weight_ih"].T + p["bias_ih"] + p["bias_hh"]),
-                     np.float64, tol=1e-14)
-    assert cell(x[0], h[0]).shape == (H,)
-    dx, dh = cell.backward(np.ones(H))
-    assert dx.shape == (I,) and dh.shape == (H,)
 
 
 def test_linear_formula_and_shapes():
@@ -468,22 +85,12 @@ def test_linear_formula_and_shapes():
 # Gradient accumulation, zero_grad
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", ["rnn", "cell", "linear"])
-def test_grads_accumulate_and_zero_grad(make):
+def test_linear_grads_accumulate_and_zero_grad():
+    """(The recurrent layers and cells: test_cells_layers.py.)"""
     rng = np.random.default_rng(0)
-    if make == "rnn":
-        layer = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
-        x = rng.standard_normal((T, B, I))
-        out, _ = layer(x)
-        bw = lambda: layer.backward(np.ones_like(out))  # noqa: E731
-    elif make == "cell":
-        layer = RNNCell(I, H, dtype=np.float64, seed=0)
-        h1 = layer(rng.standard_normal((B, I)))
-        bw = lambda: layer.backward(np.ones_like(h1))  # noqa: E731
-    else:
-        layer = Linear(I, H, dtype=np.float64, seed=0)
-        y = layer(rng.standard_normal((B, I)))
-        bw = lambda: layer.backward(np.ones_like(y))  # noqa: E731
+    layer = Linear(I, H, dtype=np.float64, seed=0)
+    y = layer(rng.standard_normal((B, I)))
+    bw = lambda: layer.backward(np.ones_like(y))  # noqa: E731
     assert layer.grads.keys() == layer.params.keys()
     for k, g in layer.grads.items():
         assert g.shape == layer.params[k].shape and g.dtype == layer.params[k].dtype
@@ -500,11 +107,7 @@ def test_grads_accumulate_and_zero_grad(make):
     assert ids == {k: id(g) for k, g in layer.grads.items()}  # zeroed in place
 
 
-def test_backward_before_forward():
-    with pytest.raises(RuntimeError, match="forward"):
-        RNN(I, H).backward(np.zeros((T, B, H), np.float32))
-    with pytest.raises(RuntimeError, match="forward"):
-        RNNCell(I, H).backward(np.zeros((B, H), np.float32))
+def test_linear_backward_before_forward():
     with pytest.raises(RuntimeError, match="forward"):
         Linear(I, H).backward(np.zeros((B, H), np.float32))
 
@@ -603,40 +206,10 @@ def test_train_eval_backend_propagate_to_children():
 # Parameters, seeds and initialisation
 # --------------------------------------------------------------------------
 
-def test_parameter_names_shapes_and_order():
-    rnn = RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64)
-    expected = []
-    for layer, in_size in ((0, I), (1, 2 * H)):
-        for sfx in ("", "_reverse"):
-            expected += [(f"weight_ih_l{layer}{sfx}", (H, in_size)), (f"weight_hh_l{layer}{sfx}", (H, H)),
-                         (f"bias_ih_l{layer}{sfx}", (H,)), (f"bias_hh_l{layer}{sfx}", (H,))]
-    assert [(k, v.shape) for k, v in rnn.params.items()] == expected
-    assert all(v.dtype == np.float64 for v in rnn.params.values())
-    assert list(RNN(I, H, bias=False).params) == ["weight_ih_l0", "weight_hh_l0"]
-    assert list(RNNCell(I, H).params) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-    assert rnn.parameters() is rnn.params
-    assert [n for n, _ in rnn.named_parameters("rnn")] == ["rnn." + k for k, _ in expected]
-    assert [n for n, _ in rnn.named_parameters()] == [k for k, _ in expected]
-    assert rnn.num_parameters() == sum(int(np.prod(s)) for _, s in expected)
-
-
-def test_seeds():
-    a, b, c = RNN(I, H, seed=1), RNN(I, H, seed=1), RNN(I, H, seed=2)
-    for k in a.params:
-        np.testing.assert_array_equal(a.params[k], b.params[k])
-        assert not np.array_equal(a.params[k], c.params[k])
-    # the documented generator: np.random.default_rng(seed), parameters in order
-    rng = np.random.default_rng(1)
-    k = 1 / np.sqrt(H)
-    np.testing.assert_array_equal(a.params["weight_ih_l0"], rng.uniform(-k, k, (H, I)).astype(np.float32))
-    # float32 and float64 layers with one seed hold the same values
-    d = RNN(I, H, seed=1, dtype=np.float64)
-    for key in a.params:
-        np.testing.assert_array_equal(a.params[key], d.params[key].astype(np.float32))
-    # seed=None: fresh entropy
-    assert not np.array_equal(RNN(I, H).params["weight_hh_l0"], RNN(I, H).params["weight_hh_l0"])
+def test_linear_seeds():
+    """(The recurrent layers' names, shapes and seeds: test_cells_layers.py.)"""
     np.testing.assert_array_equal(Linear(I, H, seed=3).params["weight"], Linear(I, H, seed=3).params["weight"])
-    np.testing.assert_array_equal(RNNCell(I, H, seed=3).params["weight_hh"], RNNCell(I, H, seed=3).params["weight_hh"])
+    assert not np.array_equal(Linear(I, H).params["weight"], Linear(I, H).params["weight"])
 
 
 def _uniform_ok(a, bound):
@@ -763,14 +336,9 @@ def test_load_state_dict_errors_list_everything_and_change_nothing():
         rnn.load_state_dict({**before, "weight_hh_l0": np.array([["a"] * H] * H)})
 
 
-@pytest.mark.parametrize("make", [
-    lambda: RNN(I, H, num_layers=2, nonlinearity="relu", bias=False, batch_first=True, dropout=0.25,
-                bidirectional=True, dtype=np.float64, seed=3, backend="numpy", init="glorot"),
-    lambda: RNNCell(I, H, bias=False, nonlinearity="sigmoid", dtype="float64", seed=1, init="orthogonal"),
-    lambda: Linear(I, H, bias=False, dtype=np.float32, backend="numpy", init="glorot"),
-], ids=["RNN", "RNNCell", "Linear"])
-def test_config_rebuilds_the_layer(make):
-    layer = make()
+def test_config_rebuilds_the_linear_layer():
+    """(The recurrent layers and cells: test_cells_layers.py.)"""
+    layer = Linear(I, H, bias=False, dtype=np.float32, backend="numpy", init="glorot")
     cfg = layer.config()
     assert json.loads(json.dumps(cfg)) == cfg
     twin = type(layer)(**cfg)
@@ -919,3 +487,63 @@ def test_cell_linear_constructor_errors_and_set_backend():
                 self.child = Linear(1, 1)
         Broken()
 
+
+
+# --------------------------------------------------------------------------
+# The Jordan layer class (crnn.Jordan: one layer, one direction)
+# --------------------------------------------------------------------------
+def test_jordan_layer_init_save_load_and_errors():
+    O = 2  # noqa: E741
+    layer = crnn.Jordan(I, 16, O, dtype=np.float64, seed=0)
+    shapes = {k: v.shape for k, v in layer.params.items()}
+    assert shapes == {"weight_ih": (16, I), "weight_hy": (16, O), "weight_ho": (O, 16),
+                      "bias_ih": (16,), "bias_hh": (16,), "bias_ho": (O,)}
+    assert max(np.abs(v).max() for v in layer.params.values()) <= 0.25
+    from crnn.serialization import _implied_size
+
+    assert _implied_size(crnn.Jordan, layer.config()) == layer.num_parameters()
+    for init in ("orthogonal", "glorot"):
+        assert crnn.Jordan(I, 4, O, init=init, bias=False).num_parameters() == 4 * I + 8 * O
+    buf = io.BytesIO()
+    crnn.save(layer, buf)
+    buf.seek(0)
+    loaded = crnn.load(buf)
+    x = np.random.default_rng(0).standard_normal((T, B, I))
+    np.testing.assert_array_equal(loaded(x)[0], layer(x)[0])
+    with pytest.raises(ValueError, match="output_nonlinearity"):
+        crnn.Jordan(I, H, O, output_nonlinearity="softmax")
+    with pytest.raises(TypeError, match="float64"):
+        layer(x.astype(np.float32))
+    with pytest.raises(ValueError, match="y0"):
+        layer(x, np.zeros((B, O + 1)))
+    with pytest.raises(RuntimeError):
+        crnn.Jordan(I, H, O).backward(None)
+    rnn = crnn.RNN(I, H, dtype=np.float64)
+    rnn(x)
+    with pytest.raises(ValueError, match="cache"):
+        layer.backward(None, cache=rnn.cache)
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("layout", ["time_major", "batch_first", "unbatched"])
+def test_jordan_layer_is_the_recurrent_layer(backend, layout):
+    """crnn.Jordan computes what Recurrent("jordan", ...) with one layer does."""
+    O = 2  # noqa: E741
+    kw = dict(output_nonlinearity="tanh", batch_first=layout == "batch_first",
+              dtype=np.float64, backend=backend)
+    jordan = crnn.Jordan(I, H, O, seed=3, **kw)
+    recurrent = crnn.nn.Recurrent("jordan", I, H, output_size=O, **kw)
+    recurrent.load_state_dict({k + "_l0": v for k, v in jordan.state_dict().items()})
+    rng = np.random.default_rng(3)
+    unbatched = layout == "unbatched"
+    x = rng.standard_normal((T, I) if unbatched else ((B, T, I) if kw["batch_first"] else (T, B, I)))
+    y0 = rng.standard_normal((O,) if unbatched else (B, O))
+    out, y_n = jordan(x, y0)
+    dout, dy_n = rng.standard_normal(out.shape), rng.standard_normal(y_n.shape)
+    dx, dy0 = jordan.backward(dout, dy_n)
+    out_r, y_r = recurrent(x, y0[None])
+    dx_r, dy0_r = recurrent.backward(dout, dy_n[None])
+    for a, b in ((out, out_r), (y_n, y_r[0]), (dx, dx_r), (dy0, dy0_r[0])):
+        np.testing.assert_array_equal(a, b)
+    for k in jordan.grads:
+        np.testing.assert_array_equal(jordan.grads[k], recurrent.grads[k + "_l0"])

@@ -440,3 +440,52 @@ def test_char_rnn_learns_text_with_tbptt(backend):
     # It writes something that looks like the text.
     sample = "".join(chars[i] for i in m.generate(ids[:10], 40, temperature=0))
     assert " sat on " in sample or " on the " in sample or " and a " in sample, sample
+
+
+# --------------------------------------------------------------------------
+# Every model with every cell it takes (the registry's cells without an
+# output size): gradients by central differences, float64, C engine
+# --------------------------------------------------------------------------
+def _model_cells():
+    return [pytest.param(s.name, id=s.name) for s in crnn.cells.REGISTRY.values()
+            if not s.uses_output_size]
+
+
+@pytest.mark.parametrize("cell", _model_cells())
+@pytest.mark.parametrize("model", ["classifier", "tagger", "char_rnn", "seq2seq"])
+def test_gradcheck_every_model_with_every_cell(model, cell):
+    rng = np.random.default_rng(6)
+    T, B, I, H = 4, 3, 2, 3
+    if model == "classifier":
+        m = SequenceClassifier(I, H, 3, num_layers=2, dtype=F64, seed=2, cell=cell)
+        x, lengths, y = rng.standard_normal((T, B, I)), np.array([4, 1, 3]), np.array([0, 2, 1])
+        run = lambda: softmax_cross_entropy(m(x, lengths=lengths), y)  # noqa: E731
+        inputs = {"x": x}
+    elif model == "tagger":
+        m = SequenceTagger(I, H, 2, bidirectional=True, dtype=F64, seed=3, cell=cell)
+        x, y = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 2))
+        run = lambda: mse(m(x, lengths=[4, 2, 3])[0], y)  # noqa: E731
+        inputs = {"x": x}
+    elif model == "char_rnn":
+        m = CharRNN(5, H, num_layers=2, dtype=F64, seed=4, cell=cell)
+        ids = rng.integers(0, 5, size=(T + 1, B))
+        x = one_hot(ids[:-1], 5, F64)
+        run = lambda: softmax_cross_entropy(m(x)[0], ids[1:])  # noqa: E731
+        inputs = {"x": x}
+    else:
+        m = Seq2Seq(3, 4, H, dtype=F64, seed=5, cell=cell)
+        src, tgt = rng.standard_normal((5, B, 3)), rng.integers(0, 3, size=(3, B))
+        tgt_in = m.decoder_inputs(tgt, start_id=3)
+        run = lambda: softmax_cross_entropy(m(src, tgt_in, np.array([5, 2, 4])), tgt)  # noqa: E731
+        inputs = {"src": src, "tgt_in": tgt_in}
+    assert m.rnn.spec.name == cell if hasattr(m, "rnn") else True
+    m.zero_grad()
+    _, d = run()
+    back = m.backward(d)
+    grads = back[0] if isinstance(back, tuple) else back
+    analytic = dict(m.grads)
+    if model == "seq2seq":
+        analytic.update(src=back[0], tgt_in=back[1])
+    else:
+        analytic["x"] = grads
+    _check(lambda: run()[0], dict(m.params, **inputs), analytic)

@@ -1,10 +1,10 @@
 """Many Python threads calling crnn at once, and who controls crnn's threads.
 
 - 8 Python threads x hundreds of calls through ThreadPoolExecutor give
-  results bitwise equal to serial calls: the functional API (forward,
-  backward, both clippings, errors in between) and the layers (one layer
-  object per thread -- layer objects keep the cache of their last forward,
-  so one object must not be shared between threads).
+  results bitwise equal to serial calls: the functional API of every cell
+  (forward, backward, both clippings, errors in between) and the layers of
+  every cell (one layer object per thread -- layer objects keep the cache of
+  their last forward, so one object must not be shared between threads).
 - crnn's OpenMP thread count: `crnn.set_num_threads(n)` (process-wide)
   takes precedence; without it (None / 0), the OpenMP default applies, which
   OMP_NUM_THREADS and threadpoolctl's `threadpool_limits` set. Those limits
@@ -25,62 +25,57 @@ import numpy as np
 import pytest
 
 import crnn
+from helpers import assert_bitwise as _bitwise
 from helpers import make_rnn_problem
+from problems import SPECS, backward, forward, make_problem, option_variants
 
 N_WORKERS = 8
-GRAD_FIELDS = crnn.RNNGrads._fields
 OPENMP = crnn.build_info()["openmp"]
-
-
-def _bitwise(a, b, ctx):
-    assert len(a) == len(b), ctx
-    for i, (x, y) in enumerate(zip(a, b)):
-        if y is None or isinstance(y, float):
-            assert x == y or (x != x and y != y), f"{ctx}: item {i}"
-        else:
-            assert x.dtype == y.dtype and x.shape == y.shape, f"{ctx}: item {i}"
-            assert np.array_equal(x, y, equal_nan=True), f"{ctx}: item {i} differs"
 
 
 # --------------------------------------------------------------------------
 # Functional API: a mix of distinct jobs, 8 threads x 200 calls
 # --------------------------------------------------------------------------
 def _make_jobs():
+    """12 distinct jobs: every cell in turn, each with its options in turn."""
     jobs = []
-    nls = ["tanh", "relu", "sigmoid"]
     for k in range(12):
+        spec = SPECS[k % len(SPECS)]
+        variants = option_variants(spec)
         dtype = np.float32 if k % 3 == 1 else np.float64
         if k % 4 == 3:  # big enough for several OpenMP threads per call
-            T, B, I, H = 12, 40, 32, 96
+            T, B, I, H = 12, 40, 32, 96 // spec.gates
         else:
             T, B, I, H = 3 + k % 5, 1 + k, 4 + k % 3, 5 + 2 * k
         lengths = ["zeros", "random", None][k % 3]
-        args = make_rnn_problem(T, B, I, H, dtype, seed=100 + k, h0=bool(k % 2), lengths=lengths)
+        if lengths == "zeros" and B == 1:
+            lengths = "random"
+        p = make_problem(spec, (T, B, I, H), dtype, seed=100 + k, states=bool(k % 2),
+                         lengths=lengths, options=variants[k % len(variants)])
+        dout, dstates = p.upstream("all" if k % 5 else "dout", seed=k)
         rng = np.random.default_rng(k)
-        dout = rng.standard_normal((T, B, H)).astype(dtype)
-        dh_n = None if k % 5 == 0 else rng.standard_normal((B, H)).astype(dtype)
         grads = [rng.standard_normal(s).astype(dtype) * 3 for s in [(H, I), (H, H), (H,), (50_000,)]]
-        jobs.append((args, nls[k % 3], dout, dh_n, grads, 0.5 + k))
+        jobs.append((p, dout, dstates, grads, 0.5 + k))
     return jobs
 
 
 def _call(job, i):
     """One unit of work; which calls run depends on i, so threads interleave
     different kernels (forward, backward, norm, value clipping, errors)."""
-    args, nl, dout, dh_n, grads, max_norm = job
-    out, h_n, cache = crnn.rnn_forward(**args, nonlinearity=nl)
-    res = [out, h_n]
+    p, dout, dstates, grads, max_norm = job
+    out, states_n, cache = forward(crnn, p)
+    res = [out, *states_n]
     if i % 2 == 0:
-        g = crnn.rnn_backward(dout, dh_n, cache)
-        res += [getattr(g, f) for f in GRAD_FIELDS]
+        res += list(backward(crnn, p.spec, cache, dout, dstates))
     if i % 3 == 0:
         arrays = [a.copy() for a in grads]
         total = crnn.clip_grad_norm(arrays, max_norm, norm_type=[2.0, 1.0, "inf"][i % 9 // 3])
         crnn.clip_grad_value(arrays, 0.25 * max_norm)
         res += [total] + arrays
     if i % 7 == 0:
-        with pytest.raises(ValueError, match="weight_hh"):
-            crnn.rnn_forward(**dict(args, weight_hh=np.zeros((2, 3), args["x"].dtype)))
+        first = p.spec.required_weights[-1]
+        with pytest.raises(ValueError, match=first):
+            forward(crnn, p.replace(weights=dict(p.weights, **{first: np.zeros((2, 3), p.dtype)})))
     return res
 
 
@@ -117,7 +112,7 @@ def test_functional_8_threads_changing_thread_count_meanwhile():
     """Results do not depend on the thread count, so a count changed by
     another thread mid-flight changes nothing either."""
     jobs = _make_jobs()
-    big = [j for j in jobs if j[0]["x"].shape[1] == 40]
+    big = [j for j in jobs if j[0].B == 40]
     crnn.set_num_threads(1)
     serial = [_call(j, 0) for j in big]
     stop = threading.Event()
@@ -147,41 +142,59 @@ def test_functional_8_threads_changing_thread_count_meanwhile():
 # --------------------------------------------------------------------------
 # Layers: one object per thread
 # --------------------------------------------------------------------------
-LAYER_CONFIGS = [
-    ("RNN", dict(num_layers=2, nonlinearity="tanh")),
-    ("RNN", dict(bidirectional=True, nonlinearity="relu", batch_first=True)),
-    ("RNN", dict(num_layers=2, dropout=0.3, nonlinearity="sigmoid")),
-    ("RNNCell", dict(nonlinearity="tanh")),
-]
+_LAYER_KWARGS = [dict(num_layers=2), dict(bidirectional=True, batch_first=True),
+                 dict(num_layers=2, dropout=0.3)]
+
+
+def _layer_configs():
+    """A layer of every cell (architectures and options in turn) and a
+    one-step cell of every cell without an output size."""
+    configs = []
+    for k, spec in enumerate(SPECS):
+        variants = option_variants(spec)
+        opts = variants[k % len(variants)]
+        configs.append((spec, "layer", dict(_LAYER_KWARGS[k % len(_LAYER_KWARGS)], **opts)))
+        if not spec.uses_output_size:
+            configs.append((spec, "cell", dict(variants[(k + 1) % len(variants)])))
+    return configs
+
+
+LAYER_CONFIGS = _layer_configs()
+
+
+def _parts(state):
+    return list(state) if isinstance(state, tuple) else [state]
 
 
 def _layer_session(config, dtype, backend, steps):
     """A fresh layer (same seed every time) trained for `steps` steps on
     fixed data; returns every output and the final parameters."""
-    kind, kw = config
+    spec, kind, kw = config
     rng = np.random.default_rng(7)
     I, H, T, B = 6, 24, 7, 9
-    if kind == "RNN":
-        layer = crnn.RNN(I, H, dtype=dtype, seed=11, backend=backend, **kw)
+    if kind == "layer":
+        extra = {"output_size": 5} if spec.uses_output_size else {}
+        layer = crnn.nn.recurrent_layer(spec, I, H, dtype=dtype, seed=11, backend=backend,
+                                        **extra, **kw)
         opt = crnn.optim.SGD(layer.params, lr=0.05, momentum=0.9)
         x = rng.standard_normal((B, T, I) if kw.get("batch_first") else (T, B, I)).astype(dtype)
         lengths = rng.integers(0, T + 1, size=B)
     else:
-        layer = crnn.RNNCell(I, H, dtype=dtype, seed=11, backend=backend, **kw)
+        layer = crnn.nn.RecurrentCell(spec, I, H, dtype=dtype, seed=11, backend=backend, **kw)
         opt = crnn.optim.Adam(layer.params, lr=0.01, clip_grad_norm=1.0, backend=backend)
         x = rng.standard_normal((B, I)).astype(dtype)
     outs = []
     for _ in range(steps):
         layer.zero_grad()
-        if kind == "RNN":
-            out, h_n = layer(x, lengths=lengths)
-            layer.backward(np.ones_like(out) * 0.1, h_n)
+        if kind == "layer":
+            out, s_n = layer(x, lengths=lengths)
+            layer.backward(np.ones_like(out) * 0.1, s_n)
             outs.append(out)
         else:
-            h = layer(x)
-            h = layer(x, h)
-            layer.backward(h)
-            outs.append(h)
+            state = layer(x)
+            state = layer(x, state)
+            layer.backward(state)
+            outs += _parts(state)
         opt.step(layer.grads)
     return outs + [p.copy() for p in layer.params.values()]
 

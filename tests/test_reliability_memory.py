@@ -26,6 +26,7 @@ import pytest
 import crnn
 from crnn import losses, optim
 from helpers import make_rnn_problem
+from problems import SPECS, backward, forward, make_problem, option_variants
 
 ITERATIONS = 2000
 
@@ -123,22 +124,29 @@ def test_probe_sees_a_leak():
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_functional_calls_do_not_grow_memory(dtype, threads):
+    """Every cell in turn (each with its options in turn), three problem forms."""
     crnn.set_num_threads(threads)
-    probs = [make_rnn_problem(6, 5, 8, 40, dtype, seed=1, lengths="zeros"),
-             make_rnn_problem(4, 3, 3, 9, dtype, seed=2, h0=False, bias=False),
-             make_rnn_problem(5, 33, 16, 64, dtype, seed=3)]
+    probs = []
+    for k, spec in enumerate(SPECS):
+        variants = option_variants(spec)
+        probs += [make_problem(spec, (6, 5, 8, 40), dtype, seed=1, lengths="zeros",
+                               options=variants[k % len(variants)]),
+                  make_problem(spec, (4, 3, 3, 9), dtype, seed=2, states=False, bias=False,
+                               options=variants[(k + 1) % len(variants)]),
+                  make_problem(spec, (5, 33, 16, 64), dtype, seed=3,
+                               options=variants[(k + 2) % len(variants)])]
     grads = [np.ones((300, 7), dtype), np.ones(20_000, dtype)]
-    bad = dict(probs[0], weight_hh=np.zeros((3, 3), dtype))
+    bad = probs[0].replace(weights=dict(probs[0].weights, weight_hh=np.zeros((3, 3), dtype)))
 
     def step(i):
-        args = probs[i % 3]
-        out, h_n, cache = crnn.rnn_forward(**args, nonlinearity=("tanh", "relu", "sigmoid")[i % 3])
-        g = crnn.rnn_backward(out, h_n if i % 2 else None, cache)
-        crnn.clip_grad_norm([g.dweight_hh] + grads, 1.0, norm_type=(2.0, "inf", 1.5)[i % 3])
+        p = probs[i % len(probs)]
+        out, states_n, cache = forward(crnn, p)
+        g = backward(crnn, p.spec, cache, out, states_n if i % 2 else (None,) * len(states_n))
+        crnn.clip_grad_norm([g.dx] + grads, 1.0, norm_type=(2.0, "inf", 1.5)[i % 3])
         crnn.clip_grad_value(grads, 0.5)
         if i % 10 == 0:
             try:
-                crnn.rnn_forward(**bad)
+                forward(crnn, bad)
             except ValueError:
                 pass
 

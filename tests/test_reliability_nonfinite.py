@@ -31,29 +31,20 @@ import crnn
 from crnn import optim
 from crnn import reference as ref
 from helpers import assert_rel_close, make_rnn_problem
+from problems import cell_params, cell_variants, dtype_param, make_problem, run
 
 # NumPy (the reference, the optimizers) warns on NaN / Inf arithmetic; here it is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
-DTYPES = [np.float32, np.float64]
-dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-nl_param = pytest.mark.parametrize("nl", ["tanh", "relu", "sigmoid"])
-GRAD_FIELDS = crnn.RNNGrads._fields
+ENGINES = {"c": crnn, "reference": ref}
+engine_param = pytest.mark.parametrize("engine", list(ENGINES))
 T, B, I, H = 6, 5, 4, 7
+LENGTHS = np.array([6, 0, 4, 6, 3])
 
 
-def _run(mod, args, nl, dout, dh_n):
-    out, h_n, cache = mod.rnn_forward(**args, nonlinearity=nl)
-    g = mod.rnn_backward(dout, dh_n, cache)
-    res = {"out": out, "h_n": h_n}
-    res.update({f: getattr(g, f) for f in GRAD_FIELDS if getattr(g, f) is not None})
-    return res
-
-
-def _upstream(dtype, seed=1):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((T, B, H)).astype(dtype),
-            rng.standard_normal((B, H)).astype(dtype))
+def _run(mod, p, dout, dstates):
+    return {k: v for k, v in run(mod, p, dout, dstates).items()
+            if v is not None and not k.startswith("cache.")}
 
 
 def _assert_same_nonfinite(c, r, dtype, ctx):
@@ -71,111 +62,155 @@ def _assert_same_nonfinite(c, r, dtype, ctx):
 # --------------------------------------------------------------------------
 # Propagation, C engine vs reference
 # --------------------------------------------------------------------------
-POISON = {
-    "x-nan": ("x", (2, 1, 3), np.nan),
-    "x-inf": ("x", (2, 1, 3), np.inf),
-    "x-neginf": ("x", (0, 3, 0), -np.inf),
-    "h0-nan": ("h0", (4, 2), np.nan),
-    "h0-inf": ("h0", (4, 2), np.inf),
-    "w_hh-nan": ("weight_hh", (1, 5), np.nan),
-    "w_ih-inf": ("weight_ih", (3, 1), np.inf),
-    "bias-nan": ("bias_hh", (2,), np.nan),
-    "dout-nan": ("dout", (3, 2, 1), np.nan),
-    "dout-inf": ("dout", (5, 0, 6), np.inf),
-    "dh_n-nan": ("dh_n", (1, 4), np.nan),
-}
+# Where to poison each kind of argument (clipped to its shape). x[2, 1] is in
+# a row of length 0 when lengths are given: never read, so nothing may come out
+# non-finite; dout[5, 0] is a valid step.
+POSITIONS = {"x": (2, 1, 3), "state": (4, 2), "weight": (1, 5), "bias": (2,), "dout": (3, 2, 1),
+             "dout2": (5, 0, 6), "dstate": (1, 4), "x2": (0, 3, 0)}
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("lengths", [None, "zeros"], ids=str)
-@pytest.mark.parametrize("case", list(POISON))
-@nl_param
+def _poison_cases(spec):
+    """(where, index key, value): every argument, NaN; x, states, the first
+    weight and dout also +-Inf."""
+    cases = [("x", "x", np.nan), ("x", "x", np.inf), ("x", "x2", -np.inf)]
+    for s in spec.initial_states:
+        cases += [(s, "state", np.nan), (s, "state", np.inf)]
+    for k, w in enumerate(spec.weights):
+        cases.append((w.name, "bias" if w.bias else "weight", np.nan))
+        if k == 0:
+            cases.append((w.name, "weight", np.inf))
+    cases += [("dout", "dout", np.nan), ("dout", "dout2", np.inf)]
+    cases += [(f"d{s}_n", "dstate", np.nan) for s in spec.states]
+    return cases
+
+
+def _at(shape, key):
+    return tuple(min(i, d - 1) for i, d in zip(POSITIONS[key], shape))
+
+
+# A known disagreement, reported, kept here strictly (this fails once the
+# engines agree, so the entry must then go): the reference's Jordan backward
+# masks the output-side gradient of padded steps but not the hidden
+# pre-activation gradient (crnn.reference._jordan_backward: da is not
+# np.where(valid, ..., 0), unlike every other cell's), so a NaN in weight_ho
+# reaches dx at padded steps in the reference (0 * NaN) but not in C.
+KNOWN_PADDED_DX_LEAKS = {("jordan", "weight_ho")}
+
+
+def _check_known_leak(c, r, pad, ctx):
+    """The reference has NaN in dx at padded steps where C has 0; all else agrees."""
+    leak = np.isnan(r["dx"][pad]).any(axis=-1)
+    assert leak.any(), f"{ctx}: the known leak is gone: remove it from KNOWN_PADDED_DX_LEAKS"
+    assert not c["dx"][pad].any(), ctx
+    c, r = dict(c), dict(r)
+    c["dx"], r["dx"] = c["dx"].copy(), r["dx"].copy()
+    c["dx"][pad], r["dx"][pad] = 0, 0
+    return c, r
+
+
+@pytest.mark.parametrize("lengths", [None, "given"], ids=str)
 @dtype_param
-def test_nonfinite_propagates_like_the_reference(dtype, nl, case, lengths, threads):
-    crnn.set_num_threads(threads)
-    args = make_rnn_problem(T, B, I, H, dtype, seed=7, lengths=lengths)
-    if lengths is not None:
-        args["lengths"] = np.array([6, 0, 4, 6, 3])
-    dout, dh_n = _upstream(dtype)
-    where, idx, value = POISON[case]
-    if where in ("dout", "dh_n"):
-        (dout if where == "dout" else dh_n)[idx] = value
-    else:
-        args[where] = args[where].copy()
-        args[where][idx] = value
-    c = _run(crnn, args, nl, dout, dh_n)
-    r = _run(ref, args, nl, dout, dh_n)
-    _assert_same_nonfinite(c, r, dtype, f"{case}")
-    # Something non-finite came out (nothing was filtered), unless the poison
-    # sits where it is never read (a padded step, or a zero-length row's x).
-    anything = any(not np.all(np.isfinite(v)) for v in r.values())
-    if where == "x" and lengths is not None and idx[0] >= args["lengths"][idx[1]]:
-        assert not anything
-    elif where == "dout" and lengths is not None and idx[0] >= args["lengths"][idx[1]]:
-        assert not anything
-    else:
-        assert anything, "a non-finite input vanished"
+@pytest.mark.parametrize("spec, options", cell_variants())
+def test_nonfinite_propagates_like_the_reference(spec, options, dtype, lengths):
+    base = make_problem(spec, (T, B, I, H), dtype, seed=7,
+                        lengths=None if lengths is None else LENGTHS, options=options)
+    for where, key, value in _poison_cases(spec):
+        p = base.copy()
+        dout, dstates = p.upstream("all", 1)
+        dstates = list(dstates)
+        if where == "dout":
+            target = dout
+        elif where.startswith("d") and where.endswith("_n"):
+            target = dstates[[f"d{s}_n" for s in spec.states].index(where)]
+        elif where == "x":
+            target = p.x
+        elif where in spec.initial_states:
+            target = p.states[spec.initial_states.index(where)]
+        else:
+            target = p.weights[where]
+        idx = _at(target.shape, key)
+        target[idx] = value
+        ctx = f"{where}{list(idx)}={value}"
+        r = _run(ref, p, dout, dstates)
+        for threads in (1, 2):
+            crnn.set_num_threads(threads)
+            c, rr = _run(crnn, p, dout, dstates), r
+            if (spec.name, where) in KNOWN_PADDED_DX_LEAKS and lengths is not None:
+                c, rr = _check_known_leak(c, r, ~p.valid(), ctx)
+            _assert_same_nonfinite(c, rr, dtype, f"{ctx}, {threads} threads")
+        # Something non-finite came out (nothing was filtered), unless the poison
+        # sits where it is never read (a padded step, or a zero-length row's x).
+        anything = any(not np.all(np.isfinite(v)) for v in r.values())
+        if where in ("x", "dout") and lengths is not None and idx[0] >= LENGTHS[idx[1]]:
+            assert not anything, ctx
+        else:
+            assert anything, f"{ctx}: a non-finite input vanished"
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
-@nl_param
+@engine_param
 @dtype_param
-def test_nan_in_a_row_stays_in_that_row_backward(engine, dtype, nl):
-    """A NaN in dout[t, b] reaches dx[:t+1, b] and dh0[b], the weight
-    gradients (sums over rows), and no other row's dx or dh0."""
-    args = make_rnn_problem(T, B, I, H, dtype, seed=8)
-    dout, dh_n = _upstream(dtype, 2)
-    base = _run(engine, args, nl, dout, dh_n)
+@pytest.mark.parametrize("spec, options", cell_variants())
+def test_nan_in_a_row_stays_in_that_row_backward(spec, options, dtype, engine):
+    """A NaN in dout[t, b] reaches dx[:t+1, b] and the initial states'
+    gradients of row b, the weight gradients (sums over rows), and no other
+    row's dx or initial-state gradients."""
+    p = make_problem(spec, (T, B, I, H), dtype, seed=8, options=options)
+    dout, dstates = p.upstream("all", 2)
+    base = _run(ENGINES[engine], p, dout, dstates)
     dout = dout.copy()
     dout[3, 2, 0] = np.nan
-    res = _run(engine, args, nl, dout, dh_n)
+    res = _run(ENGINES[engine], p, dout, dstates)
     others = [b for b in range(B) if b != 2]
     np.testing.assert_array_equal(res["dx"][:, others], base["dx"][:, others])
-    np.testing.assert_array_equal(res["dh0"][others], base["dh0"][others])
+    for s in spec.states:
+        np.testing.assert_array_equal(res[f"d{s}0"][others], base[f"d{s}0"][others])
     np.testing.assert_array_equal(res["dx"][4:, 2], base["dx"][4:, 2])  # later steps
-    if nl != "relu":  # relu may zero the path (f' = 0), which 0 * NaN keeps NaN anyway
+    if "relu" not in options.values():  # relu may zero the path (f' = 0)
         assert np.isnan(res["dx"][3, 2]).all()
-    assert np.isnan(res["dweight_hh"]).any()
+    assert any(np.isnan(res["d" + w]).any() for w in spec.required_weights)
 
 
-@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
-@nl_param
+@engine_param
 @dtype_param
-def test_padded_steps_are_never_read(engine, dtype, nl, value):
-    """NaN / Inf in x and dout at padded steps: bitwise the zero-padded result."""
-    args = make_rnn_problem(T, B, I, H, dtype, seed=9)
-    lengths = np.array([6, 0, 2, 5, 1])
-    args["lengths"] = lengths
-    dout, dh_n = _upstream(dtype, 3)
-    pad = np.arange(T)[:, None] >= lengths[None, :]  # (T, B)
-    clean_x, clean_d = args["x"].copy(), dout.copy()
+@pytest.mark.parametrize("spec, options", cell_variants())
+def test_padded_steps_are_never_read(spec, options, dtype, engine):
+    """NaN, Inf or huge values in x and dout at padded steps: bitwise the
+    zero-padded result."""
+    p = make_problem(spec, (T, B, I, H), dtype, seed=9, lengths=np.array([6, 0, 2, 5, 1]),
+                     options=options)
+    dout, dstates = p.upstream("all", 3)
+    pad = ~p.valid()
+    clean_x, clean_d = p.x.copy(), dout.copy()
     clean_x[pad] = 0
     clean_d[pad] = 0
-    dirty_x, dirty_d = args["x"].copy(), dout.copy()
-    dirty_x[pad] = value
-    dirty_d[pad] = value
-    clean = _run(engine, dict(args, x=clean_x), nl, clean_d, dh_n)
-    dirty = _run(engine, dict(args, x=dirty_x), nl, dirty_d, dh_n)
-    for name in clean:
-        assert np.all(np.isfinite(dirty[name])), name
-        np.testing.assert_array_equal(dirty[name], clean[name], err_msg=name)
+    clean = _run(ENGINES[engine], p.replace(x=clean_x), clean_d, dstates)
+    for value in (np.nan, np.inf, -np.inf, dtype(1e30)):
+        dirty_x, dirty_d = p.x.copy(), dout.copy()
+        dirty_x[pad] = value
+        dirty_d[pad] = value
+        with np.errstate(invalid="ignore", over="ignore"):  # arithmetic on the garbage itself
+            dirty = _run(ENGINES[engine], p.replace(x=dirty_x), dirty_d, dstates)
+        for name in clean:
+            assert np.all(np.isfinite(dirty[name])), (value, name)
+            np.testing.assert_array_equal(dirty[name], clean[name], err_msg=f"{value} {name}")
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
+@engine_param
 @dtype_param
-def test_all_zero_lengths(engine, dtype):
-    """Every row empty: out is 0, h_n is h0, dh0 is dh_n, no weight gradient,
-    whatever x holds (even NaN)."""
-    args = make_rnn_problem(T, B, I, H, dtype, seed=10)
-    args["lengths"] = np.zeros(B, dtype=np.int64)
-    args["x"] = np.full((T, B, I), np.nan, dtype)
-    dout, dh_n = _upstream(dtype, 4)
-    res = _run(engine, args, "tanh", dout, dh_n)
+@pytest.mark.parametrize("spec", cell_params())
+def test_all_zero_lengths(spec, dtype, engine):
+    """Every row empty: out is 0, the final states are the initial ones,
+    their gradients pass straight back, no other gradient, whatever x holds
+    (even NaN)."""
+    p = make_problem(spec, (T, B, I, H), dtype, seed=10, lengths=np.zeros(B, dtype=np.int64))
+    p = p.replace(x=np.full((T, B, I), np.nan, dtype))
+    dout, dstates = p.upstream("all", 4)
+    res = _run(ENGINES[engine], p, dout, dstates)
     assert not res["out"].any()
-    np.testing.assert_array_equal(res["h_n"], args["h0"])
-    np.testing.assert_array_equal(res["dh0"], dh_n)
-    for name in ("dx", "dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh"):
+    for s, s0, d in zip(spec.states, p.states, dstates):
+        np.testing.assert_array_equal(res[f"{s}_n"], s0)
+        np.testing.assert_array_equal(res[f"d{s}0"], d)
+    for name in ["dx"] + ["d" + w for w in spec.weight_names]:
         assert not res[name].any(), name
 
 
@@ -185,82 +220,122 @@ def test_all_zero_lengths(engine, dtype):
 HUGE = {np.float32: 1e30, np.float64: 1e150}
 
 
-@pytest.mark.parametrize("isa", crnn.available_isas())
-@pytest.mark.parametrize("where", ["x", "weights", "h0"])
-@pytest.mark.parametrize("nl", ["tanh", "sigmoid", "relu"])
+def _output_activation(spec, options):
+    roles = {o.role: o.name for o in spec.options}
+    name = roles.get("output_activation", roles.get("activation"))
+    return options.get(name) if name else None
+
+
+def _huge_params():
+    """x, the first weights, the output state (the first, which feeds every
+    cell's recurrence through its activations), and for cells with more
+    states all of them (a state carried without an activation, as an LSTM's
+    c, may overflow float32 products in the backward: then both engines must
+    only agree)."""
+    for p in cell_variants():
+        spec = p.values[0]
+        wheres = ["x", "weights", "output_state"] + (["all_states"] if len(spec.states) > 1 else [])
+        for where in wheres:
+            yield pytest.param(*p.values, where, id=f"{p.id}-{where}")
+
+
 @dtype_param
-def test_huge_inputs_saturate_without_nan(dtype, nl, where, isa):
-    crnn.set_isa(isa)
+@pytest.mark.parametrize("spec, options, where", list(_huge_params()))
+def test_huge_inputs_saturate_without_nan(spec, options, where, dtype):
     big = dtype(HUGE[dtype])
-    args = make_rnn_problem(T, B, I, H, dtype, seed=11, lengths="random")
+    p = make_problem(spec, (T, B, I, H), dtype, seed=11, lengths="random", options=options)
     if where == "x":
-        args["x"] = args["x"] * big
-    elif where == "h0":
-        args["h0"] = args["h0"] * big
+        p = p.replace(x=p.x * big)
+    elif where == "output_state":
+        p = p.replace(states=(p.states[0] * big,) + p.states[1:])
+    elif where == "all_states":
+        p = p.replace(states=tuple(s * big for s in p.states))
     else:
-        args["weight_ih"] = args["weight_ih"] * big
-        args["bias_ih"] = args["bias_ih"] * big
-    dout, dh_n = _upstream(dtype, 5)
-    c = _run(crnn, args, nl, dout, dh_n)
-    r = _run(ref, args, nl, dout, dh_n)
-    if nl in ("tanh", "sigmoid"):
-        for name in ("out", "h_n"):
-            assert np.all(np.abs(c[name]) <= 1), name
-    for name, v in c.items():
-        if nl == "relu" and where != "h0" and name in ("dweight_ih",):
-            continue  # relu does not saturate: da * x may legitimately be huge, still finite below
-        assert not np.isnan(v).any(), f"{name} has NaN"
-    _assert_same_nonfinite(c, r, dtype, f"huge {where}")
+        first = spec.weights[0].name
+        first_bias = next(w.name for w in spec.weights if w.bias)
+        p = p.replace(weights=dict(p.weights, **{first: p.weights[first] * big,
+                                                 first_bias: p.weights[first_bias] * big}))
+    dout, dstates = p.upstream("all", 5)
+    r = _run(ref, p, dout, dstates)
+    for isa in crnn.available_isas():
+        crnn.set_isa(isa)
+        c = _run(crnn, p, dout, dstates)
+        if _output_activation(spec, options) in ("tanh", "sigmoid"):
+            for name in ("out", *spec.final_states):
+                assert np.all(np.abs(c[name]) <= 1), name
+        relu = "relu" in options.values()
+        for name, v in c.items():
+            if where == "all_states":
+                break
+            if relu and where != "output_state" and name.startswith("dweight"):
+                continue  # relu does not saturate: da * x may legitimately overflow
+            assert not np.isnan(v).any(), f"[{isa}] {name} has NaN"
+        _assert_same_nonfinite(c, r, dtype, f"[{isa}] huge {where}")
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
+@engine_param
 @dtype_param
 def test_saturated_tanh_has_zero_derivative_not_nan(engine, dtype):
-    """out = +-1 exactly: 1 - h^2 = 0, so the gradient stops (it is 0, not NaN)."""
+    """out = +-1 exactly: 1 - h^2 = 0, so the gradient stops (it is 0, not NaN).
+    (The tanh activation, through the Elman cell.)"""
     args = make_rnn_problem(3, 2, 2, 3, dtype, seed=12, h0=False, bias=False)
     args["x"] = np.full((3, 2, 2), HUGE[dtype], dtype)
     args["weight_ih"] = np.ones((3, 2), dtype)
     args["weight_hh"] = np.zeros((3, 3), dtype)
-    out, h_n, cache = engine.rnn_forward(**args)
+    out, h_n, cache = ENGINES[engine].rnn_forward(**args)
     assert np.all(out == 1)
-    g = engine.rnn_backward(np.ones_like(out), None, cache)
+    g = ENGINES[engine].rnn_backward(np.ones_like(out), None, cache)
     assert not g.dx.any() and not g.dweight_ih.any() and not g.dh0.any()
 
 
 # --------------------------------------------------------------------------
-# Layers: same contract through RNN / RNNCell, both backends
+# Layers: the same contract through the layers, both backends
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("bidirectional", [False, True])
 @dtype_param
-def test_rnn_layer_nan_rows_and_backends_agree(dtype, bidirectional):
+@pytest.mark.parametrize("spec", cell_params())
+def test_layer_nan_rows_and_backends_agree(spec, dtype, bidirectional):
     results = {}
+    extra = {"output_size": 3} if spec.uses_output_size else {}
     for backend in ("c", "numpy"):
-        layer = crnn.RNN(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=1,
-                         backend=backend)
+        layer = crnn.nn.recurrent_layer(spec, I, H, num_layers=2, bidirectional=bidirectional,
+                                        dtype=dtype, seed=1, backend=backend, **extra)
         x = np.random.default_rng(2).standard_normal((T, B, I)).astype(dtype)
         x[1, 3, 2] = np.nan
-        out, h_n = layer(x, lengths=[6, 4, 6, 5, 2])
-        dout = np.ones_like(out)
-        dx, dh0 = layer.backward(dout, None)
-        results[backend] = dict(out=out, h_n=h_n, dx=dx, dh0=dh0, **layer.grads)
+        out, s_n = layer(x, lengths=[6, 4, 6, 5, 2])
+        parts = list(s_n) if isinstance(s_n, tuple) else [s_n]
+        dx, d0 = layer.backward(np.ones_like(out), None)
+        d0 = list(d0) if isinstance(d0, tuple) else [d0]
+        results[backend] = dict(out=out, dx=dx, **{f"s{i}": s for i, s in enumerate(parts)},
+                                **{f"d{i}": d for i, d in enumerate(d0)}, **layer.grads)
         others = [0, 1, 2, 4]
-        assert np.isfinite(out[:, others]).all() and np.isfinite(h_n[:, others]).all()
-        assert np.isnan(h_n[:, 3]).all()
+        assert np.isfinite(out[:, others]).all()
+        for s in parts:
+            assert np.isfinite(s[:, others]).all() and np.isnan(s[:, 3]).all()
         assert np.isfinite(dx[:, others]).all()
         assert any(np.isnan(g).any() for g in layer.grads.values())
-    _assert_same_nonfinite(results["c"], results["numpy"], dtype, "RNN layer")
+    _assert_same_nonfinite(results["c"], results["numpy"], dtype, f"{spec.name} layer")
 
 
 @dtype_param
-def test_rnncell_and_linear_propagate(dtype):
-    cell = crnn.RNNCell(I, H, dtype=dtype, seed=0)
+@pytest.mark.parametrize("spec", cell_params(where=lambda s: not s.uses_output_size))
+def test_recurrent_cell_propagates(spec, dtype):
+    """An infinite input saturates every gate: the new state is finite, and
+    0 * inf makes the input weights' gradient NaN in that input's column."""
+    cell = crnn.nn.RecurrentCell(spec, I, H, dtype=dtype, seed=0)
     x = np.zeros((B, I), dtype)
     x[1, 0] = np.inf
-    h = cell(x)
-    assert np.isfinite(h).all()  # tanh(+-inf) = +-1
-    dx, dh = cell.backward(np.ones_like(h))
+    state = cell(x)
+    parts = list(state) if isinstance(state, tuple) else [state]
+    assert all(np.isfinite(s).all() for s in parts)  # tanh(+-inf) = +-1, sigmoid(+-inf) in {0, 1}
+    cell.backward(tuple(np.ones_like(s) for s in parts) if isinstance(state, tuple)
+                  else np.ones_like(state))
     assert np.isnan(cell.grads["weight_ih"][:, 0]).all()  # 0 * inf
     assert np.isfinite(cell.grads["weight_hh"]).all()
+
+
+@dtype_param
+def test_linear_propagates(dtype):
     lin = crnn.Linear(I, 3, dtype=dtype, seed=0)
     y = lin(np.where(np.arange(I) == 2, np.nan, 1.0).astype(dtype))
     assert np.isnan(y).all()

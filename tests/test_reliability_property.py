@@ -1,10 +1,12 @@
 """Property-based tests (hypothesis): the C engine against the reference.
 
-Random shapes (zero sizes included), dtypes, nonlinearities, lengths (with
-zeros, all zeros), h0 / biases present or not, upstream gradients present or
-not, thread counts 1-3 and instruction sets: out, h_n and every gradient
-within the numerical contract (relative error <= 1e-5 in float32, <= 1e-12
-in float64). Also the layers (C vs NumPy backend) and gradient clipping.
+Random cells of the registry with random options, shapes (zero sizes
+included), dtypes, lengths (with zeros, all zeros), initial states and
+biases present or not, upstream gradients present or not, thread counts 1-3
+and instruction sets: the output, the final states, the cache and every
+gradient within the numerical contract (relative error <= 1e-5 in float32,
+<= 1e-12 in float64). Also the layers (C vs NumPy backend) and gradient
+clipping.
 
 Settings are fixed (max_examples, derandomize=True, deadline=None) so the
 run is fast and the same every time: no flaky failures, no database needed.
@@ -20,159 +22,133 @@ from hypothesis import strategies as st  # noqa: E402
 
 import crnn  # noqa: E402
 from crnn import reference as ref  # noqa: E402
-from helpers import assert_rel_close  # noqa: E402
+from helpers import assert_rel_close, assert_results_close  # noqa: E402
+from problems import SPECS, bias_variants, make_problem, option_variants, run  # noqa: E402
 
 SETTINGS = dict(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = st.sampled_from([np.float32, np.float64])
-NONLINEARITIES = st.sampled_from(["tanh", "relu", "sigmoid"])
 ISAS = st.sampled_from(crnn.available_isas())
-GRAD_FIELDS = crnn.RNNGrads._fields
 
 
 @st.composite
-def rnn_problems(draw):
+def cell_problems(draw):
+    """A random problem of a random registered cell, and its upstream gradients."""
+    spec = draw(st.sampled_from(SPECS))
+    options = draw(st.sampled_from(option_variants(spec, "all")))
     dtype = draw(DTYPES)
-    T = draw(st.integers(0, 7))
-    B = draw(st.integers(0, 9))
-    I = draw(st.integers(0, 9))  # noqa: E741
-    H = draw(st.integers(0, 20))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    k = 1.0 / np.sqrt(max(H, 1))
-    scale = draw(st.sampled_from([0.1, 1.0, 5.0]))
-
-    def u(*shape):
-        return (rng.uniform(-k, k, size=shape) * scale).astype(dtype)
-
-    args = dict(x=rng.standard_normal((T, B, I)).astype(dtype), weight_ih=u(H, I), weight_hh=u(H, H))
-    args["h0"] = rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
-    bias = draw(st.sampled_from(["both", "none", "ih", "hh"]))
-    args["bias_ih"] = u(H) if bias in ("both", "ih") else None
-    args["bias_hh"] = u(H) if bias in ("both", "hh") else None
+    T, B = draw(st.integers(0, 7)), draw(st.integers(0, 9))
+    I, H = draw(st.integers(0, 9)), draw(st.integers(0, 20))  # noqa: E741
+    O = draw(st.integers(0, 6))  # noqa: E741 - used by cells with an output size
     kind = draw(st.sampled_from(["none", "random", "zeros", "full"]))
-    if kind == "random":
-        args["lengths"] = draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
-    elif kind == "zeros":
-        args["lengths"] = [0] * B
-    elif kind == "full":
-        args["lengths"] = np.full(B, T, dtype=draw(st.sampled_from([np.int64, np.int32, np.uint8])))
-    up = draw(st.sampled_from(["both", "dout", "dh_n", "none"]))
-    dout = rng.standard_normal((T, B, H)).astype(dtype) if up in ("both", "dout") else None
-    dh_n = rng.standard_normal((B, H)).astype(dtype) if up in ("both", "dh_n") else None
-    return dtype, args, dout, dh_n
-
-
-def _compare(dtype, c, r, ctx):
-    for name, a, b in c_vs_r(c, r):
-        assert a.dtype == np.dtype(dtype) and a.shape == b.shape, f"{ctx} {name}"
-        assert_rel_close(a, b, dtype, name=f"{ctx} {name}")
-
-
-def c_vs_r(c, r):
-    (out_c, hn_c, g_c), (out_r, hn_r, g_r) = c, r
-    yield "out", out_c, out_r
-    yield "h_n", hn_c, hn_r
-    for f in GRAD_FIELDS:
-        a, b = getattr(g_c, f), getattr(g_r, f)
-        assert (a is None) == (b is None), f
-        if a is not None:
-            yield f, a, b
-
-
-def _full(mod, args, nl, dout, dh_n):
-    out, h_n, cache = mod.rnn_forward(**args, nonlinearity=nl)
-    return out, h_n, mod.rnn_backward(dout, dh_n, cache)
+    int_type = draw(st.sampled_from([np.int64, np.int32, np.uint8]))
+    lengths = {"none": None, "zeros": [0] * B,
+               "random": draw(st.lists(st.integers(0, T), min_size=B, max_size=B)),
+               "full": np.full(B, T, dtype=int_type)}[kind]
+    p = make_problem(spec, (T, B, I, H, O), dtype, seed=draw(st.integers(0, 2**32 - 1)),
+                     states=draw(st.booleans()), bias=draw(st.sampled_from(bias_variants(spec))),
+                     lengths=lengths, options=options,
+                     scale=draw(st.sampled_from([0.1, 1.0, 5.0])))
+    up = p.upstream(draw(st.sampled_from(["all", "dout", "states", "none"])),
+                    seed=draw(st.integers(0, 1000)))
+    return p, up
 
 
 @settings(**SETTINGS)
-@given(problem=rnn_problems(), nl=NONLINEARITIES, threads=st.integers(1, 3), isa=ISAS)
-def test_c_engine_matches_reference(problem, nl, threads, isa):
-    dtype, args, dout, dh_n = problem
+@given(problem=cell_problems(), threads=st.integers(1, 3), isa=ISAS)
+def test_c_engine_matches_reference(problem, threads, isa):
+    p, up = problem
     crnn.set_num_threads(threads)
     crnn.set_isa(isa)
     try:
-        c = _full(crnn, args, nl, dout, dh_n)
+        c = run(crnn, p, *up)
     finally:
         crnn.set_num_threads(None)
         crnn.set_isa("auto")
-    r = _full(ref, args, nl, dout, dh_n)
-    _compare(dtype, c, r, f"{nl} threads={threads} isa={isa}")
-    # Semantics both engines share: padded outputs are 0; h_n of an empty row is h0 (or 0).
-    out, h_n, _ = c
-    if args.get("lengths") is not None:
-        lens = np.asarray(args["lengths"], dtype=np.int64)
-        T = out.shape[0]
-        pad = np.arange(T)[:, None] >= lens[None, :]
-        assert not out[pad].any()
-        empty = lens == 0
-        h0 = args["h0"] if args["h0"] is not None else np.zeros_like(h_n)
-        np.testing.assert_array_equal(h_n[empty], h0[empty])
+    r = run(ref, p, *up)
+    ctx = f"{p.spec.name} {p.options} threads={threads} isa={isa}"
+    assert_results_close(c, r, p.dtype, ctx=ctx)
+    # Semantics both engines share: padded outputs are 0; an empty row keeps its states.
+    if p.lengths is not None:
+        assert not c["out"][~p.valid()].any(), ctx
+        empty = np.asarray(p.lengths, dtype=np.int64) == 0
+        for name, s0 in zip(p.spec.final_states, p.zero_states().states):
+            np.testing.assert_array_equal(c[name][empty], s0[empty])
 
 
 @settings(**SETTINGS)
-@given(problem=rnn_problems(), nl=NONLINEARITIES)
-def test_cross_engine_caches(problem, nl):
+@given(problem=cell_problems())
+def test_cross_engine_caches(problem):
     """A cache from one engine's forward gives the same gradients in the other's backward."""
-    dtype, args, dout, dh_n = problem
-    _, _, cache_c = crnn.rnn_forward(**args, nonlinearity=nl)
-    _, _, cache_r = ref.rnn_forward(**args, nonlinearity=nl)
-    g_cr = ref.rnn_backward(dout, dh_n, cache_c)
-    g_rc = crnn.rnn_backward(dout, dh_n, cache_r)
-    for f in GRAD_FIELDS:
-        a, b = getattr(g_rc, f), getattr(g_cr, f)
-        if b is not None:
-            assert_rel_close(a, b, dtype, name=f)
+    from problems import backward, forward
+
+    p, (dout, dstates) = problem
+    _, _, cache_c = forward(crnn, p)
+    _, _, cache_r = forward(ref, p)
+    g_cr = backward(ref, p.spec, cache_c, dout, dstates)
+    g_rc = backward(crnn, p.spec, cache_r, dout, dstates)
+    assert_results_close(g_rc._asdict(), g_cr._asdict(), p.dtype)
 
 
 @st.composite
 def layer_problems(draw):
+    spec = draw(st.sampled_from(SPECS))
     dtype = draw(DTYPES)
     L = draw(st.integers(1, 3))
     bidirectional = draw(st.booleans())
     batch_first = draw(st.booleans())
     T, B = draw(st.integers(0, 6)), draw(st.integers(1, 6))
-    I, H = draw(st.integers(1, 6)), draw(st.integers(1, 10))
+    I, H = draw(st.integers(1, 6)), draw(st.integers(1, 10))  # noqa: E741
     unbatched = draw(st.booleans()) and not batch_first
     lengths = None
     if not unbatched and draw(st.booleans()):
         lengths = draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
     cfg = dict(input_size=I, hidden_size=H, num_layers=L, bidirectional=bidirectional,
-               batch_first=batch_first, nonlinearity=draw(NONLINEARITIES), bias=draw(st.booleans()),
-               dtype=dtype, seed=draw(st.integers(0, 1000)))
+               batch_first=batch_first, bias=draw(st.booleans()), dtype=dtype,
+               seed=draw(st.integers(0, 1000)),
+               **draw(st.sampled_from(option_variants(spec, "all"))))
+    W = H
+    if spec.uses_output_size:
+        cfg["output_size"] = W = draw(st.integers(1, 5))
     D = 2 if bidirectional else 1
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if unbatched:
-        x_shape, h_shape, out_shape = (T, I), (L * D, H), (T, D * H)
+        x_shape, s_shape, out_shape = (T, I), (L * D, W), (T, D * W)
     else:
         x_shape = (B, T, I) if batch_first else (T, B, I)
-        h_shape, out_shape = (L * D, B, H), ((B, T, D * H) if batch_first else (T, B, D * H))
+        s_shape, out_shape = (L * D, B, W), ((B, T, D * W) if batch_first else (T, B, D * W))
     x = rng.standard_normal(x_shape).astype(dtype)
-    h0 = rng.standard_normal(h_shape).astype(dtype) if draw(st.booleans()) else None
+    n = len(spec.states)
+
+    def state():
+        parts = [rng.standard_normal(s_shape).astype(dtype) if draw(st.booleans()) else None
+                 for _ in range(n)]
+        return parts[0] if n == 1 else tuple(parts)
+
     dout = rng.standard_normal(out_shape).astype(dtype)
-    dh_n = rng.standard_normal(h_shape).astype(dtype) if draw(st.booleans()) else None
-    return cfg, x, h0, lengths, dout, dh_n
+    return spec, cfg, x, state(), lengths, dout, state()
 
 
 @settings(**SETTINGS)
 @given(problem=layer_problems(), threads=st.integers(1, 3))
-def test_rnn_layer_c_matches_numpy_backend(problem, threads):
-    cfg, x, h0, lengths, dout, dh_n = problem
+def test_layer_c_matches_numpy_backend(problem, threads):
+    spec, cfg, x, s0, lengths, dout, ds = problem
     crnn.set_num_threads(threads)
     res = {}
     try:
         for backend in ("c", "numpy"):
-            layer = crnn.RNN(**cfg, backend=backend)
-            out, h_n = layer(x, h0, lengths=lengths)
-            dx, dh0 = layer.backward(dout, dh_n)
-            res[backend] = [out, h_n, dx, dh0] + list(layer.grads.values())
+            layer = crnn.nn.recurrent_layer(spec, **cfg, backend=backend)
+            out, s_n = layer(x, s0, lengths=lengths)
+            dx, d0 = layer.backward(dout, ds)
+            parts = lambda v: list(v) if isinstance(v, tuple) else [v]  # noqa: E731
+            res[backend] = [out, *parts(s_n), dx, *parts(d0)] + list(layer.grads.values())
     finally:
         crnn.set_num_threads(None)
     for i, (a, b) in enumerate(zip(res["c"], res["numpy"])):
         assert a.shape == b.shape and a.dtype == b.dtype, i
         # Stacked layers feed one engine's (slightly different) output to the next.
         tol = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-11}[a.dtype]
-        assert_rel_close(a, b, tol=tol, name=f"result #{i}")
+        assert_rel_close(a, b, tol=tol, name=f"{spec.name} result #{i}")
 
 
 @settings(**SETTINGS)
@@ -200,51 +176,3 @@ def test_clipping_matches_reference(dtype, sizes, max_norm, p, clip, seed, threa
     for a, b in zip(a_c, a_r):
         assert_rel_close(a, b, dtype)
         assert np.all(np.abs(a) <= dtype(clip))
-
-
-@st.composite
-def gated_problems(draw):
-    cell = draw(st.sampled_from(["lstm", "gru"]))
-    G = 4 if cell == "lstm" else 3
-    dtype = draw(DTYPES)
-    T, B = draw(st.integers(0, 6)), draw(st.integers(0, 7))
-    I, H = draw(st.integers(0, 7)), draw(st.integers(1, 12))  # noqa: E741
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    k = 1.0 / np.sqrt(H)
-
-    def u(*shape):
-        return rng.uniform(-k, k, size=shape).astype(dtype)
-
-    args = dict(x=rng.standard_normal((T, B, I)).astype(dtype), weight_ih=u(G * H, I),
-                weight_hh=u(G * H, H))
-    args["h0"] = rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
-    if cell == "lstm":
-        args["c0"] = rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
-    bias = draw(st.booleans())
-    args["bias_ih"] = u(G * H) if bias else None
-    args["bias_hh"] = u(G * H) if bias else None
-    if draw(st.booleans()):
-        args["lengths"] = draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
-    ups = [rng.standard_normal((T, B, H)).astype(dtype) if draw(st.booleans()) else None]
-    ups += [rng.standard_normal((B, H)).astype(dtype) if draw(st.booleans()) else None
-            for _ in range(2 if cell == "lstm" else 1)]
-    return cell, dtype, args, ups
-
-
-@settings(**SETTINGS)
-@given(problem=gated_problems(), threads=st.integers(1, 3))
-def test_gated_cells_match_reference(problem, threads):
-    cell, dtype, args, ups = problem
-    res = {}
-    for name, mod in (("c", crnn), ("ref", ref)):
-        crnn.set_num_threads(threads)
-        try:
-            fwd = getattr(mod, f"{cell}_forward")(**args)
-            grads = getattr(mod, f"{cell}_backward")(*ups, fwd[-1])
-        finally:
-            crnn.set_num_threads(None)
-        res[name] = list(fwd[:-1]) + [g for g in grads if g is not None]
-    assert len(res["c"]) == len(res["ref"])
-    for i, (a, b) in enumerate(zip(res["c"], res["ref"])):
-        assert a.dtype == np.dtype(dtype) and a.shape == b.shape, i
-        assert_rel_close(a, b, dtype, name=f"{cell} result #{i}")

@@ -23,9 +23,10 @@ import pytest
 import crnn
 from crnn import _core
 from crnn import reference as ref
-from helpers import assert_rel_close, make_rnn_problem
+from helpers import assert_bitwise, assert_results_close
+from problems import SPECS, cell_params, make_problem, run
 
-GRAD_FIELDS = crnn.RNNGrads._fields
+ENGINES = {"crnn": crnn, "reference": ref}
 
 
 def _full(mod, args, nl="tanh", dout=None, dh_n=None):
@@ -33,73 +34,89 @@ def _full(mod, args, nl="tanh", dout=None, dh_n=None):
     return out, h_n, mod.rnn_backward(out if dout is None else dout, dh_n, cache)
 
 
-def _compare(c, r, dtype):
-    (o1, h1, g1), (o2, h2, g2) = c, r
-    assert_rel_close(o1, o2, dtype, name="out")
-    assert_rel_close(h1, h2, dtype, name="h_n")
-    for f in GRAD_FIELDS:
-        a, b = getattr(g1, f), getattr(g2, f)
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert_rel_close(a, b, dtype, name=f)
+def _zero_size_weights(spec, I, H, O=0):  # noqa: E741
+    sizes = spec.dims(I, H, O)
+    return {w.name: np.empty(spec.weight_shape(w, sizes), np.float32) for w in spec.weights
+            if not w.bias}
 
 
 # --------------------------------------------------------------------------
 # Products beyond 32 bits with small arrays
 # --------------------------------------------------------------------------
-def test_T_B_I_H_product_beyond_2_31():
-    """T*B*I*H = 2.2e9 > 2**31 (8.8 MB of input): the GEMM and recurrence work
-    counts and every index stay exact."""
-    T, B, I, H = 2, 1100, 1000, 1000
-    assert T * B * I * H > 2**31
+@pytest.mark.parametrize("spec", cell_params())
+def test_T_B_I_G_product_beyond_2_31(spec):
+    """T*B*I*G = 2.2e9 > 2**31 (8.8 MB of input): the GEMM and recurrence work
+    counts and every index stay exact (H = 1000 / gates, so every cell does
+    the Elman RNN's T*B*I*H products)."""
+    T, B, I, H = 2, 1100, 1000, 1000 // spec.gates  # noqa: E741
+    assert T * B * I * spec.gates * H > 2**31
     crnn.set_num_threads(2)
-    args = make_rnn_problem(T, B, I, H, np.float32, seed=1, lengths=np.tile([2, 1, 0, 2], B // 4))
-    _compare(_full(crnn, args), _full(ref, args), np.float32)
+    p = make_problem(spec, (T, B, I, H, 100), np.float32, seed=1,
+                     lengths=np.tile([2, 1, 0, 2], B // 4))
+    dout = np.ones((T, B, p.width), np.float32)
+    assert_results_close(run(crnn, p, dout), run(ref, p, dout), np.float32)
 
 
-def test_rows_beyond_2_32_with_empty_features():
-    """T*B = 2**41 rows of nothing (I = H = 0): every loop bound is 64-bit
-    and nothing is allocated or walked per row (C engine only: the
-    reference's Python loop over 2**40 steps would take days)."""
-    x = np.empty((2**40, 2, 0), np.float32)
-    w = np.empty((0, 0), np.float32)
-    out, h_n, cache = crnn.rnn_forward(x, None, w, w)
-    assert out.shape == (2**40, 2, 0) and h_n.shape == (2, 0)
-    g = crnn.rnn_backward(None, None, cache)
-    assert g.dx.shape == (2**40, 2, 0) and g.dh0.shape == (2, 0)
-    assert g.dweight_ih.shape == (0, 0)
-
-
-_EMPTY_STATE_ROWS = r"""
+_ROWS_OF_NOTHING = r"""
+import sys
 import numpy as np, crnn
-x = np.empty((3, 2**40, 0), np.float32)     # 2**40 batch rows of nothing (H = 0)
-w = np.empty((0, 0), np.float32)
-o, h, c = crnn.rnn_forward(x, None, w, w); crnn.rnn_backward(None, None, c)
-o, h, c = crnn.gru_forward(x, None, w, w); crnn.gru_backward(None, None, c)
-o, h, cn, c = crnn.lstm_forward(x, None, None, w, w); crnn.lstm_backward(None, None, None, c)
-print(h.shape)
+spec = crnn.cells.get(sys.argv[1])
+T, B = (2**40, 2) if sys.argv[2] == "steps" else (3, 2**40)
+x = np.empty((T, B, 0), np.float32)
+sizes = spec.dims(0, 0, 0)
+w = {v.name: np.empty(spec.weight_shape(v, sizes), np.float32) for v in spec.weights if not v.bias}
+out, states_n, cache = crnn.forward(spec, x, None, w)
+g = crnn.backward(None, None, cache)
+assert out.shape == (T, B, 0) and g.dx.shape == (T, B, 0)
+assert all(s.shape == (B, 0) for s in states_n)
+assert all(d.shape == (B, 0) for d in g[1:1 + len(states_n)])
+assert all(a is None or a.size == 0 for a in g[1 + len(states_n):])
+print("ok")
 """
 
+# Known failures, reported (strict: these fail once fixed, so the entry must
+# then go): the Jordan kernel walks every one of 2**40 empty steps (hours),
+# and allocates per row for 2**40 empty rows (MemoryError).
+KNOWN_ROWS_OF_NOTHING = {("jordan", "steps"), ("jordan", "rows")}
 
-def test_batch_rows_of_nothing_are_not_walked():
-    """B = 2**40 with H = 0: the final-state copy must not loop over the rows
-    (it did: about 75 minutes). In a child process, so a regression fails
-    on the timeout instead of hanging the suite."""
+
+def _rows_params():
+    for spec in SPECS:
+        for what in ("steps", "rows"):
+            marks = ([pytest.mark.xfail(strict=True, reason="known: walks or allocates per empty "
+                                                            "step / row")]
+                     if (spec.name, what) in KNOWN_ROWS_OF_NOTHING else [])
+            yield pytest.param(spec, what, marks=marks, id=f"{spec.name}-{what}")
+
+
+@pytest.mark.parametrize("spec, what", list(_rows_params()))
+def test_rows_of_nothing_are_not_walked(spec, what):
+    """T = 2**40 steps (T*B = 2**41 rows) or B = 2**40 batch rows of nothing
+    (I = H = O = 0): every loop bound is 64-bit and nothing is allocated or
+    walked per step or row (the final-state copy once looped over the rows
+    for about 75 minutes). C engine only, in a child process, so a
+    regression fails on the timeout instead of hanging the suite."""
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-c", _EMPTY_STATE_ROWS], capture_output=True,
-                          text=True, timeout=60)
+    known = (spec.name, what) in KNOWN_ROWS_OF_NOTHING
+    try:
+        proc = subprocess.run([sys.executable, "-c", _ROWS_OF_NOTHING, spec.name, what],
+                              capture_output=True, text=True, timeout=5 if known else 60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{spec.name}: {what} of nothing still running after the timeout")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str((2**40, 0))
+    assert proc.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
-def test_batch_of_zero_rows_with_empty_lengths(engine):
+@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("spec", cell_params())
+def test_batch_of_zero_rows_with_empty_lengths(spec, engine):
     """B = 0 with lengths=[] (a float64 empty list to NumPy) is accepted."""
-    args = make_rnn_problem(5, 0, 3, 4, np.float64, seed=2)
-    out, h_n, g = _full(engine, dict(args, lengths=[]))
-    assert out.shape == (5, 0, 4) and h_n.shape == (0, 4) and g.dx.shape == (5, 0, 3)
-    assert not g.dweight_hh.any()
+    p = make_problem(spec, (5, 0, 3, 4), seed=2, lengths=[])
+    res = run(ENGINES[engine], p, np.ones((5, 0, p.width)))
+    assert res["out"].shape == (5, 0, p.width) and res["dx"].shape == (5, 0, 3)
+    assert all(res[n].shape == (0, p.width) for n in spec.final_states)
+    assert not any(res["d" + w].any() for w in spec.required_weights)
 
 
 def test_many_small_arrays_in_clipping():
@@ -124,14 +141,14 @@ ABSURD = [
 ]
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("shape", ABSURD, ids=lambda s: "T%d-B%d-I%d-H%d" % s)
-def test_absurd_sizes_rejected_by_the_python_checks(engine, shape):
+@pytest.mark.parametrize("spec", cell_params())
+def test_absurd_sizes_rejected_by_the_python_checks(spec, shape, engine):
     T, B, I, H = shape
     x = np.empty((T, B, I), np.float32)  # zero-size: NumPy allows the shape
-    w_ih, w_hh = np.empty((H, I), np.float32), np.empty((H, H), np.float32)
     with pytest.raises(ValueError, match=r"(?<![A-Za-z_])x of shape .* too large"):
-        engine.rnn_forward(x, None, w_ih, w_hh)
+        ENGINES[engine].forward(spec, x, None, _zero_size_weights(spec, I, H))
 
 
 @pytest.mark.parametrize("shape", ABSURD, ids=lambda s: "T%d-B%d-I%d-H%d" % s)
@@ -204,25 +221,24 @@ def test_zero_stride_writeable_arrays_refused_by_clipping(engine, func):
         getattr(engine, func)(small, 1.0)
 
 
-@pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-def test_moderate_broadcast_inputs_give_the_materialised_numbers(engine, dtype):
+@pytest.mark.parametrize("spec", cell_params())
+def test_moderate_broadcast_inputs_give_the_materialised_numbers(spec, dtype, engine):
     """Zero-stride (read-only) inputs of moderate size are copied: bitwise the
     same results as the materialised arrays, and the view is untouched."""
-    rng = np.random.default_rng(4)
-    T, B, I, H = 9, 40, 6, 16
-    x_row = rng.standard_normal((1, B, I)).astype(dtype)
-    b_row = rng.standard_normal(H).astype(dtype)
-    views = dict(x=np.broadcast_to(x_row, (T, B, I)),
-                 h0=np.broadcast_to(rng.standard_normal(H).astype(dtype), (B, H)),
-                 weight_ih=(0.3 * rng.standard_normal((H, I))).astype(dtype),
-                 weight_hh=np.broadcast_to((0.05 * rng.standard_normal((H, 1))).astype(dtype), (H, H)),
-                 bias_ih=b_row, bias_hh=None)
-    dense = {k: None if v is None else np.array(v) for k, v in views.items()}
-    dout = np.broadcast_to(np.ones(H, dtype), (T, B, H))
-    a = _full(engine, views, "sigmoid", dout)
-    b = _full(engine, dense, "sigmoid", np.array(dout))
-    for x, y in zip(a[:2] + tuple(a[2]), b[:2] + tuple(b[2])):
-        if y is not None:
-            np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(views["x"][5], x_row[0])
+    p = make_problem(spec, (9, 40, 6, 16), dtype, seed=4, bias=spec.weights[-1].bias and
+                     (spec.weights[-1].name,) or True)
+    x_row = p.x[:1].copy()
+    views = p.replace(x=np.broadcast_to(x_row, p.x.shape),
+                      states=tuple(np.broadcast_to(s[0], s.shape) for s in p.states),
+                      weights={k: None if v is None else
+                               (np.broadcast_to(v[:, :1], v.shape)
+                                if v.ndim == 2 and k.endswith("hh") else v)
+                               for k, v in p.weights.items()})
+    dense = views.replace(x=np.array(views.x), states=tuple(np.array(s) for s in views.states),
+                          weights={k: None if v is None else np.array(v)
+                                   for k, v in views.weights.items()})
+    dout = np.broadcast_to(np.ones(p.width, dtype), (9, 40, p.width))
+    assert_bitwise(run(ENGINES[engine], views, dout), run(ENGINES[engine], dense, np.array(dout)))
+    np.testing.assert_array_equal(views.x[5], x_row[0])

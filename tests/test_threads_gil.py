@@ -1,70 +1,150 @@
-"""Concurrency and the thread / build settings.
+"""The GIL, concurrency and the thread / build settings.
 
-Several Python threads calling crnn at once (the GIL is released inside C)
-must get exactly the numbers of serial calls. The thread-count setting round
-trips and is global; build_info describes the build.
+crnn releases the GIL inside C: a Python thread keeps running while another
+is inside a long forward, backward or clipping call, for every cell (checked
+by counting the first thread's progress while the second is inside the call,
+not by timing). Several Python threads calling crnn at once get exactly the
+numbers of serial calls. The thread-count setting round trips and is global;
+build_info describes the build.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import crnn
-from helpers import make_rnn_problem
+from helpers import assert_bitwise, make_rnn_problem
+from problems import SPECS, cell_params, make_problem, option_variants, run
+from problems import backward as cell_backward
+from problems import forward as cell_forward
 
-GRAD_FIELDS = crnn.RNNGrads._fields
 N_WORKERS = 4
 N_CALLS = 20
 
 
-def _job(seed, dtype, nl):
-    """A distinct problem per worker, so any cross-talk would show."""
+# --------------------------------------------------------------------------
+# The GIL is released inside the C calls
+# --------------------------------------------------------------------------
+def progress_during(call, attempts=5):
+    """How far this thread counts while another Python thread is inside `call()`.
+
+    The switch interval is made huge, so the interpreter never takes the GIL
+    from a thread that holds it: this thread can only run while the other is
+    inside `call()` if `call()` released the GIL. The worker reads this
+    thread's counter just before and just after the call (holding the GIL
+    both times); the difference is the progress made during the call: 0
+    exactly when the GIL was held throughout. A few attempts, so that a busy
+    machine that gives this thread no CPU time during one call cannot fail
+    the test.
+    """
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        for _ in range(attempts):
+            state = {"count": 0, "before": None, "after": None}
+            done = threading.Event()
+
+            def work():
+                state["before"] = state["count"]
+                call()
+                state["after"] = state["count"]
+                done.set()
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            while not done.is_set():
+                state["count"] += 1
+                time.sleep(0)  # lets the worker take the GIL between its Python steps
+            worker.join()
+            progress = state["after"] - state["before"]
+            if progress > 0:
+                return progress
+        return 0
+    finally:
+        sys.setswitchinterval(old)
+
+
+def _long_problem(spec):
+    """A problem whose forward and backward take milliseconds on one thread;
+    arrays already C-contiguous float64 and no lengths, so the Python side of
+    a call does no NumPy work that could release the GIL itself."""
+    return make_problem(spec, (300, 32, 32, max(8, 96 // spec.gates)), np.float64, seed=0)
+
+
+@pytest.mark.parametrize("spec", cell_params())
+def test_forward_and_backward_release_the_gil(spec):
+    crnn.set_num_threads(1)
+    p = _long_problem(spec)
+    dout, dstates = p.upstream("all")
+    assert progress_during(lambda: cell_forward(crnn, p)) > 0, "forward held the GIL"
+    _, _, cache = cell_forward(crnn, p)
+    assert progress_during(lambda: cell_backward(crnn, spec, cache, dout, dstates)) > 0, \
+        "backward held the GIL"
+
+
+@pytest.mark.parametrize("func", ["clip_grad_norm", "clip_grad_value"])
+def test_clipping_releases_the_gil(func):
+    crnn.set_num_threads(1)
+    arrays = [np.random.default_rng(0).standard_normal(4_000_000) for _ in range(2)]
+    assert progress_during(lambda: getattr(crnn, func)(arrays, 1e-3)) > 0, f"{func} held the GIL"
+
+
+def test_progress_during_sees_a_call_that_holds_the_gil():
+    """The probe itself: a pure-Python call (which holds the GIL) shows no
+    progress, a call that sleeps (which releases it) does."""
+    def busy():
+        total = 0
+        for i in range(300_000):
+            total += i
+        return total
+
+    assert progress_during(busy, attempts=2) == 0
+    assert progress_during(lambda: time.sleep(0.02)) > 0
+
+
+# --------------------------------------------------------------------------
+# Concurrent calls give the serial results
+# --------------------------------------------------------------------------
+def _job(seed, dtype):
+    """A distinct problem per worker (cells and options in turn), so any
+    cross-talk would show."""
+    spec = SPECS[seed % len(SPECS)]
+    variants = option_variants(spec)
     T, B, I, H = 9 + seed % 3, 16 + seed, 12, 24 + 3 * seed
-    args = make_rnn_problem(T, B, I, H, dtype, seed=seed, lengths="zeros")
-    rng = np.random.default_rng(seed + 50)
-    dout = rng.standard_normal((T, B, H)).astype(dtype)
-    dh_n = rng.standard_normal((B, H)).astype(dtype)
-    return args, nl, dout, dh_n
+    p = make_problem(spec, (T, B, I, H), dtype, seed=seed, lengths="zeros",
+                     options=variants[seed % len(variants)])
+    return p, p.upstream("all", seed + 50)
 
 
 def _run(job):
-    args, nl, dout, dh_n = job
-    out, h_n, cache = crnn.rnn_forward(**args, nonlinearity=nl)
-    g = crnn.rnn_backward(dout, dh_n, cache)
-    return [out, h_n] + [getattr(g, f) for f in GRAD_FIELDS]
-
-
-def _assert_bitwise(a_list, b_list, ctx):
-    for i, (a, b) in enumerate(zip(a_list, b_list)):
-        if b is None:
-            assert a is None, ctx
-        else:
-            assert np.array_equal(a, b), f"{ctx}: result #{i} differs"
+    p, up = job
+    return run(crnn, p, *up)
 
 
 @pytest.mark.parametrize("omp_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_concurrent_calls_match_serial(dtype, omp_threads):
     crnn.set_num_threads(omp_threads)
-    nls = ["tanh", "relu", "sigmoid", "tanh"]
-    jobs = [_job(seed, dtype, nls[seed]) for seed in range(N_WORKERS)]
+    jobs = [_job(seed, dtype) for seed in range(2 * N_WORKERS)]
     serial = [_run(job) for job in jobs]
 
     barrier = threading.Barrier(N_WORKERS)
 
     def worker(k):
         barrier.wait()  # start together to maximise overlap
-        return [_run(jobs[k]) for _ in range(N_CALLS)]
+        return [(j, _run(jobs[j])) for j in [(k + i) % len(jobs) for i in range(N_CALLS)]]
 
     with ThreadPoolExecutor(max_workers=N_WORKERS) as pool:
         results = list(pool.map(worker, range(N_WORKERS)))
     for k, runs in enumerate(results):
-        for i, r in enumerate(runs):
-            _assert_bitwise(r, serial[k], f"worker {k} call {i}")
+        for i, (j, r) in enumerate(runs):
+            assert_bitwise(r, serial[j], f"worker {k} call {i} job {j}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
@@ -91,14 +171,15 @@ def test_concurrent_clip_matches_serial(dtype):
 
 def test_concurrent_errors_are_raised_in_their_thread():
     """A failing call in one thread neither breaks nor poisons the others."""
-    good = _job(1, np.float64, "tanh")
+    good = _job(1, np.float64)
     expected = _run(good)
-    bad_args = dict(good[0], weight_hh=np.ones((3, 4)))
+    p = good[0]
+    bad = p.replace(weights=dict(p.weights, weight_hh=np.ones((3, 4))))
 
     def worker(k):
         if k % 2:
             with pytest.raises(ValueError, match="weight_hh"):
-                crnn.rnn_forward(**bad_args)
+                cell_forward(crnn, bad)
             return None
         return _run(good)
 
@@ -106,7 +187,7 @@ def test_concurrent_errors_are_raised_in_their_thread():
         results = list(pool.map(worker, range(4 * N_WORKERS)))
     for r in results:
         if r is not None:
-            _assert_bitwise(r, expected, "good call next to failing ones")
+            assert_bitwise(r, expected, "good call next to failing ones")
 
 
 # --------------------------------------------------------------------------

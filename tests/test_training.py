@@ -6,6 +6,8 @@ import pytest
 
 import crnn
 from crnn.training import TBPTT, gradcheck, last_valid, last_valid_backward
+from helpers import assert_bitwise
+from problems import cell_params
 
 BACKENDS = ["c", "numpy"]
 
@@ -76,36 +78,8 @@ def test_gradcheck_rejects_non_float64_and_bad_inputs():
         gradcheck(lambda: np.ones(2), p, g)
 
 
-@pytest.mark.parametrize("engine", ["c", "numpy"])
-@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid"])
-def test_gradcheck_functional_rnn(engine, nonlinearity):
-    mod = crnn if engine == "c" else crnn.reference
-    rng = np.random.default_rng(1)
-    T, B, I, H = 4, 3, 2, 3
-    p = {
-        "x": rng.standard_normal((T, B, I)),
-        "h0": rng.standard_normal((B, H)) * 0.5,
-        "weight_ih": rng.standard_normal((H, I)) * 0.5,
-        "weight_hh": rng.standard_normal((H, H)) * 0.5,
-        "bias_ih": rng.standard_normal(H) * 0.1,
-        "bias_hh": rng.standard_normal(H) * 0.1,
-    }
-    lengths = np.array([4, 2, 3])
-    wout = rng.standard_normal((T, B, H))
-    whn = rng.standard_normal((B, H))
-
-    def run():
-        out, h_n, cache = mod.rnn_forward(p["x"], p["h0"], p["weight_ih"], p["weight_hh"],
-                                          p["bias_ih"], p["bias_hh"],
-                                          nonlinearity=nonlinearity, lengths=lengths)
-        return float(np.sum(out * wout) + np.sum(h_n * whn)), cache
-
-    _, cache = run()
-    gr = mod.rnn_backward(wout, whn, cache)
-    g = {"x": gr.dx, "h0": gr.dh0, "weight_ih": gr.dweight_ih, "weight_hh": gr.dweight_hh,
-         "bias_ih": gr.dbias_ih, "bias_hh": gr.dbias_hh}
-    rep = gradcheck(lambda: run()[0], p, g)
-    assert rep.ok, str(rep)
+# The functional API of every cell, both engines, is held to gradcheck in
+# test_cells_gradcheck.py (test_engine_gradients_match_central_differences).
 
 
 # --------------------------------------------------------------------------
@@ -333,3 +307,79 @@ def test_tbptt_validation():
     x, y = _stream(T=6)
     with pytest.raises(ValueError):
         TBPTT(m, crnn.losses.mse, None, k=3).run(x, y[:5])
+
+
+# --------------------------------------------------------------------------
+# TBPTT with every cell: carried states of any form, row resets, learning
+# --------------------------------------------------------------------------
+
+def _cell_layer(spec, backend="c", seed=0, dtype=np.float64):
+    """The cell's two-layer layer (crnn.RNN, LSTM, GRU, or a Recurrent)."""
+    extra = {"output_size": 4} if spec.uses_output_size else {}
+    return crnn.nn.recurrent_layer(spec, 3, 12, num_layers=2, dtype=dtype, seed=seed,
+                                   backend=backend, **extra)
+
+
+def _parts(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _delayed_task(width, T=240, B=4, seed=1):
+    """Targets that need memory: a fixed function of the previous step's input."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, 3))
+    mix = rng.standard_normal((3, width)) / np.sqrt(3)
+    y = np.zeros((T, B, width))
+    y[1:] = 0.5 * np.tanh(x[:-1] @ mix)
+    return x, y
+
+
+@pytest.mark.parametrize("spec", cell_params())
+def test_tbptt_learns_with_every_cell(spec):
+    """Many windows with carried state and row resets: the loss on a task
+    that needs memory falls well below its start."""
+    layer = _cell_layer(spec)
+    cls = {"rnn": crnn.RNN, "lstm": crnn.LSTM, "gru": crnn.GRU}.get(spec.name, crnn.nn.Recurrent)
+    assert type(layer) is cls or (cls is crnn.nn.Recurrent and isinstance(layer, cls))
+    x, y = _delayed_task(layer.width)
+    tb = TBPTT(layer, crnn.losses.mse, crnn.optim.Adam(layer.params, lr=0.02), k=8)
+    losses = []
+    for epoch in range(6):
+        for piece in range(4):  # the stream arrives in pieces; some rows restart between them
+            sl = slice(piece * 60, (piece + 1) * 60)
+            losses += tb.run(x[sl], y[sl])
+            tb.reset(rows=[(epoch + piece) % x.shape[1]])
+        assert all(part.shape == (2, x.shape[1], layer.width) for part in _parts(tb.state))
+        tb.reset()
+    assert len(losses) == 6 * 4 * 8
+    first, last = np.mean(losses[:8]), np.mean(losses[-32:])
+    assert np.isfinite(losses).all() and last < 0.5 * first, (first, last)
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("spec", cell_params())
+def test_tbptt_carried_state_is_the_plain_forward_state(spec, backend):
+    """Without updates, the state carried through the windows is bitwise the
+    state of one forward over the concatenated windows; a row reset between
+    windows is a forward restarted from zeros in that row."""
+    layer = _cell_layer(spec, backend)
+    x, y = _delayed_task(layer.width, T=23, B=3)
+    tb = TBPTT(layer, crnn.losses.mse, None, k=5)
+    assert len(tb.run(x, y)) == 5  # windows of 5, 5, 5, 5 and 3 steps
+    _, full = layer(x)
+    assert_bitwise(_parts(tb.state), _parts(full), ctx="carried vs plain forward")
+    assert not any(np.shares_memory(a, b) for a, b in zip(_parts(tb.state), _parts(full)))
+
+    tb.reset()
+    tb.run(x[:10], y[:10])
+    tb.reset(rows=[1])
+    assert all(not part[:, 1].any() for part in _parts(tb.state))
+    tb.run(x[10:], y[10:])
+    _, first = layer(x[:10])
+    restarted = tuple(p.copy() for p in _parts(first))
+    for part in restarted:
+        part[:, 1] = 0
+    _, expected = layer(x[10:], restarted if isinstance(first, tuple) else restarted[0])
+    assert_bitwise(_parts(tb.state), _parts(expected), ctx="row 1 reset")
+    for got, want in zip(_parts(tb.state), _parts(full)):
+        np.testing.assert_array_equal(got[:, [0, 2]], want[:, [0, 2]])  # other rows go on
