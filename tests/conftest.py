@@ -1,4 +1,4 @@
-"""Test-wide fixtures.
+"""Test-wide fixtures and the build check.
 
 Every test leaves crnn's global settings as it found them: after each test the
 thread count goes back to the OpenMP default (`crnn.set_num_threads(None)`)
@@ -8,6 +8,12 @@ that pins 3 threads or the generic kernel cannot leak into the next one.
 Importing crnn is guarded: if the package cannot be imported (not built yet,
 broken extension), this file still loads and each test module that imports
 crnn fails at collection with the real ImportError.
+
+The build check (buildcheck.py): with an editable install, whose extension
+sits in this tree, the run stops at once when a source the build is made
+from (csrc/, _core.pyx, setup.py) that git tracks is newer than the
+extension, and the header warns about newer untracked ones. An installed
+package is not checked.
 """
 from __future__ import annotations
 
@@ -25,6 +31,25 @@ try:  # pragma: no cover - depends on the build
     import crnn as _crnn
 except Exception:  # noqa: BLE001 - any import failure is reported by the tests
     _crnn = None
+
+import buildcheck  # noqa: E402
+
+_ROOT = buildcheck.Path(_HERE).parent
+
+
+def _build_check():
+    core = getattr(_crnn, "_core", None)
+    return buildcheck.check(_ROOT, getattr(core, "__file__", None))
+
+
+def pytest_configure(config):
+    error, _ = _build_check()
+    if error:
+        raise pytest.UsageError(error)
+
+
+def pytest_report_header(config):
+    return list(_build_check()[1])
 
 
 def _restore_crnn_settings():

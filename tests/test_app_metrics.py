@@ -8,15 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from crnn.apps.metrics import (
-    corpus_bleu,
-    entity_scores,
-    entity_spans,
-    exact_match,
-    ngrams,
-    perplexity,
-    unigram_perplexity,
-)
+from crnn.apps.metrics import (corpus_bleu, entity_scores, entity_spans, exact_match, ngrams,
+                               perplexity, unigram_perplexity)
 
 # --------------------------------------------------------------------------
 # Entity spans

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from typing import Any, Dict, Iterator, List, Optional
+import warnings
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from . import _core
 from ._version import __version__
@@ -68,29 +69,42 @@ def build_info() -> Dict[str, Any]:
 
 
 @contextlib.contextmanager
-def limit_blas_threads(n: int = 1) -> Iterator[bool]:
-    """Run a block with NumPy's BLAS (OpenBLAS, MKL, ...) on at most `n` threads.
+def limit_blas_threads(n: int = 1) -> Iterator["BlasLimit"]:
+    """Run a block with NumPy's BLAS (OpenBLAS, MKL, BLIS) on at most `n` threads.
 
     A training loop alternates crnn's C calls, which use every core through
     OpenMP, with many small NumPy products (a Linear head, a loss, the
     optimizer's update). BLAS threads keep spinning after each product and
     then compete with crnn's threads for the cores; with one BLAS thread
-    such a loop often runs several times faster (more so on a busy machine)::
+    such a loop often runs about twice as fast (more on a busy machine)::
 
-        with crnn.limit_blas_threads():
+        with crnn.limit_blas_threads() as limit:
+            print(limit)     # BLAS on at most 1 thread: OpenBLAS (...) 2 -> 1 thread via ...
             for x, y in batches:
                 ...
 
-    The limit is set with threadpoolctl (``pip install "crnn[threads]"``)
-    and undone when the block ends. Without threadpoolctl this does nothing. A
-    BLAS library has one setting per process, so the limit holds for every
-    thread of the process while the block runs. crnn's own thread count is
-    not changed (see `set_num_threads`).
+    How: with threadpoolctl when it is importable (``pip install
+    "crnn[threads]"``); otherwise crnn finds the BLAS libraries loaded in
+    the process itself (on Linux, from ``/proc/self/maps``: NumPy's
+    scipy-openblas, OpenBLAS, MKL, BLIS) and sets their thread counts with
+    ctypes (see `crnn._blas`). The counts found are restored when the block
+    ends, also on an exception. A BLAS library has one setting per process,
+    so the limit holds for every thread of the process while the block
+    runs; overlapping blocks (nested, or in several threads) keep the
+    smallest limit until the last one ends. crnn's own thread count is not
+    changed (see `set_num_threads`).
+
+    When nothing can be limited (no BLAS library crnn can control, e.g. on
+    macOS or Windows without threadpoolctl) it warns with a RuntimeWarning
+    that says what to install, and the block runs as it is.
 
     Yields
     ------
-    bool
-        True when a limit is in force, False when nothing could be done.
+    crnn._blas.BlasLimit
+        True when a limit is in force. ``.via`` is "threadpoolctl", "ctypes"
+        or None; ``.libraries`` lists each library (kind, path, the API
+        used, its thread count before and inside the block); ``str()`` says
+        it in one line.
 
     Raises
     ------
@@ -101,21 +115,26 @@ def limit_blas_threads(n: int = 1) -> Iterator[bool]:
         raise TypeError(f"n must be an integer >= 1, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n}")
-    limiter = _blas_limiter(int(n))
+    from . import _blas  # ctypes and /proc are touched only when a block runs
+
+    n = int(n)
+    found = _blas.limit_with_threadpoolctl(n)
+    if found is not None:
+        limit, undo = found
+    else:
+        limit, undo = _blas.limit_with_ctypes(n)
+    if not limit:
+        warnings.warn(
+            f"crnn.limit_blas_threads could not limit NumPy's BLAS threads: {limit.reason}. "
+            "Training may run at half speed. Install threadpoolctl (pip install threadpoolctl, or "
+            "pip install 'crnn[threads]'), or set OPENBLAS_NUM_THREADS=1 (MKL_NUM_THREADS=1 "
+            "for MKL) before starting Python.", RuntimeWarning, stacklevel=3)
     try:
-        yield limiter is not None
+        yield limit
     finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+        if undo is not None:
+            undo.undo()
 
 
-def _blas_limiter(n: int) -> Any:
-    """threadpoolctl's limiter with BLAS on `n` threads, or None without it."""
-    try:
-        from threadpoolctl import threadpool_limits  # optional; imported here, not by `import crnn`
-    except ImportError:
-        return None
-    try:
-        return threadpool_limits(limits=n, user_api="blas")
-    except Exception:  # noqa: BLE001 - a speed-up must never break the caller's work
-        return None
+if TYPE_CHECKING:  # pragma: no cover
+    from ._blas import BlasLimit

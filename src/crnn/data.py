@@ -281,9 +281,10 @@ class WordVocab(_Vocab):
     specials : sequence of str
         Extra reserved tokens, ids 1 .. len(specials).
     lower : bool
-        Whether `encode` / `bag_of_words` lower-case text before splitting it
-        (they split strings with `tokenize`; lists of tokens are used as
-        they are).
+        Whether `encode` lower-cases text before splitting it (strings are
+        split with `tokenize`; lists of tokens are used as they are). The
+        module function `crnn.data.bag_of_words`, given this vocabulary,
+        follows the same setting.
     """
 
     def __init__(self, words: Iterable[str], unk: str = "<unk>", specials: Sequence[str] = (),

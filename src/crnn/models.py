@@ -26,6 +26,9 @@ model                  shape        what it computes
 `Seq2Seq`              many-to-many encoder RNN -> final state -> decoder RNN
                        (enc.-dec.)  (-> attention) -> Linear; teacher forcing,
                                     `greedy_decode`, `sample`, `beam_search`
+`Forecaster`           many-to-one  window of a series -> RNN -> Linear ->
+                       (forecast)   the next values; scaling inside, `fit`,
+                                    `predict(steps)` (`crnn.forecasting`)
 =====================  ===========  =========================================
 
 Models that read tokens (`SequenceClassifier`, `SequenceTagger`, `CharRNN`,
@@ -45,13 +48,14 @@ from . import cells
 from ._validate import check_lengths
 from ._validate_seq import SCORES, check_ids
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
+from .forecasting import Forecaster  # defined in crnn.forecasting; re-exported here
 from .module import Module, check_int, float_dtype, input_array
 from .nn import Attention, Embedding, Linear, Recurrent, map_state, recurrent_layer
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
 __all__ = ["one_hot", "MLPRegressor", "SequenceClassifier", "SequenceTagger", "CharRNN",
-           "CharModel", "Seq2Seq", "BeamSearchResult"]
+           "CharModel", "Seq2Seq", "BeamSearchResult", "Forecaster"]
 
 
 # --------------------------------------------------------------------------

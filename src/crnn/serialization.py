@@ -28,7 +28,8 @@ from .module import Module
 from .nn import (GRU, LSTM, RNN, Attention, Embedding, GRUCell, Jordan, Linear, LSTMCell,
                  Recurrent, RecurrentCell, RNNCell)
 
-__all__ = ["save", "load", "register_module", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "register_module", "UnregisteredClassError", "FORMAT",
+           "FORMAT_VERSION"]
 
 FORMAT = "crnn-module"
 FORMAT_VERSION = 1
@@ -114,7 +115,8 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
     cfg = model.config()
     try:
         header = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "class": name,
-                             "config": cfg, "crnn_version": __version__})
+                             "module": type(model).__module__, "config": cfg,
+                             "crnn_version": __version__})
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}.config() is not JSON-serialisable: {exc}") from None
     arrays = {CONFIG_KEY: np.array(header)}
@@ -156,6 +158,25 @@ class _InvalidFile(ValueError):
     """Raised by `load` for a file that is not a loadable crnn model."""
 
 
+class UnregisteredClassError(ValueError):
+    """`load` was given a valid file whose class is not registered in this process."""
+
+
+def _unregistered(path: Any, name: str, module: Any) -> str:
+    where = ""
+    if module == "__main__":
+        where = (" It was defined in the script that saved it: define it in this program too, "
+                 "and register it.")
+    elif isinstance(module, str) and module and module.isascii() and all(
+            part.isidentifier() for part in module.split(".")):
+        where = (f" It was saved from module {module!r}: `import {module}` registers it if "
+                 f"that module decorates the class with @register_module.")
+    return (f"{path!s} holds a {name}, a class that is not registered for loading in this "
+            f"process (registered: {', '.join(sorted(_REGISTRY))}).{where} Otherwise call "
+            f"crnn.serialization.register_module({name}) before crnn.load. (The file itself is "
+            f"fine.)")
+
+
 def _fail(path: Any, what: str) -> ValueError:
     return _InvalidFile(f"{path!s} is not a valid crnn model file: {what}")
 
@@ -176,11 +197,15 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
 
     Raises
     ------
+    UnregisteredClassError (a ValueError)
+        If the file's class is not registered in this process: the message
+        names the class, the module it was saved from, and
+        `register_module`.
     ValueError
         If the file is not an npz archive, lacks or has a malformed
-        ``__config__``, names an unregistered class or an unknown format
-        version, holds pickled (object) data, or its weights do not match
-        the architecture (the message lists the mismatches).
+        ``__config__``, has an unknown format version, holds pickled
+        (object) data, or its weights do not match the architecture (the
+        message lists the mismatches).
     OSError
         If the file cannot be opened.
     """
@@ -213,14 +238,15 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
                 raise _fail(path, f"unsupported format version {header.get('version')!r} "
                                   f"(this crnn reads version {FORMAT_VERSION})")
             name = header.get("class")
-            if not isinstance(name, str) or name not in _REGISTRY:
-                raise _fail(path, f"unknown class {name!r}; registered: {sorted(_REGISTRY)} "
-                                  "(use crnn.serialization.register_module)")
+            if not isinstance(name, str) or not name:
+                raise _fail(path, f"'class' must be a class name, got {name!r}")
+            if name not in _REGISTRY:
+                raise UnregisteredClassError(_unregistered(path, name, header.get("module")))
             cfg = header.get("config")
             if not isinstance(cfg, dict):
                 raise _fail(path, "'config' must be a JSON object")
             weights = {key: archive[key] for key in files if key != CONFIG_KEY}
-        except _InvalidFile:
+        except (_InvalidFile, UnregisteredClassError):
             raise
         except (ValueError, zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
             raise _fail(path, f"cannot read its entries ({exc})") from None

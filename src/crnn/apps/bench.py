@@ -176,6 +176,35 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> Optional[float]:
+    """The 1-minute load average (runnable processes), or None where unknown."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_machine(before: Optional[float], after: Optional[float], cores: int,
+                 threads: int) -> Optional[str]:
+    """A warning when other processes kept at least half the cores busy, else None.
+
+    `before` is the load average before the run; `after` the one after it,
+    which counts the run's own `threads` too (they are subtracted).
+    """
+    if before is None and after is None:
+        return None
+    limit = 0.5 * max(1, cores)
+    other_after = None if after is None else max(0.0, after - threads)
+    if (before is not None and before > limit) or (other_after is not None and other_after > limit):
+        seen = ", ".join(f"{v:.1f} {when}" for v, when in ((before, "before"), (after, "after"))
+                         if v is not None)
+        return (f"the machine is busy: load average {seen} the run, on {cores} cores (the run "
+                f"itself uses {threads} thread{'s' if threads != 1 else ''}). Other processes "
+                f"take cores from every implementation unevenly, and the ratios then move by 2x "
+                f"or more: run again on an idle machine")
+    return None
+
+
 def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.float32,
         threads: Optional[int] = None, min_repeat: int = 3, max_repeat: int = 50,
         budget: float = 1.0, reference_max_flops: float = math.inf,
@@ -225,6 +254,7 @@ def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.f
         "torch": None if torch_mod is None else torch_mod.__version__,
     }
     results: List[Dict[str, Any]] = []
+    machine["load_before"] = load_average()
     with _Threads(n_threads, torch_mod):
         for shape in shapes:
             args, dout, dh_n = _problem(shape, dt)
@@ -249,6 +279,9 @@ def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.f
                     rec.update(times=times, median=med, min=min(times), gflops=fl / med / 1e9)
                     results.append(rec)
             del calls, args, dout, dh_n
+    machine["load_after"] = load_average()
+    machine["busy"] = busy_machine(machine["load_before"], machine["load_after"],
+                                   os.cpu_count() or 1, n_threads)
     return {"machine": machine,
             "settings": {"dtype": dt.name, "threads": n_threads, "nonlinearity": "tanh",
                          "min_repeat": min_repeat, "max_repeat": max_repeat, "budget_s": budget,
@@ -278,15 +311,22 @@ def format_report(report: Dict[str, Any]) -> str:
         "times: median of repeated calls; GFLOP/s: matrix products only (2 FLOP per multiply-add)",
         "",
     ]
+    others = [impl for impl in impls if impl != "crnn"]
+    # Two header lines: what the columns measure, then which implementation.
+    lead = f"{'':<17} {'':<8} "
+    times_w = 9 + 11 * len(others)
+    group = lead + f"{'median time per call' if times_w >= 22 else 'median time':^{times_w}}"
+    if others:
+        ratio_w = 11 * len(others) - 1
+        label = "crnn is faster than" if ratio_w >= 21 else "speed-up"
+        group += f" {label:^{ratio_w}}"
     head = f"{'T,B,I,H':<17} {'pass':<8} {'crnn':>9}"
-    for impl in impls:
-        if impl != "crnn":
-            head += f" {impl:>10}"
-    for impl in impls:
-        if impl != "crnn":
-            head += f" {'vs ' + impl:>9}"
+    for impl in others:
+        head += f" {impl:>10}"
+    for impl in others:
+        head += f" {impl:>10}"
     head += f" {'GFLOP/s':>8}"
-    lines += [head, "-" * len(head)]
+    lines += [group.rstrip(), head, "-" * len(head)]
     ratios: Dict[str, List[float]] = {impl: [] for impl in impls if impl != "crnn"}
     for shape in shapes:
         for i, mode in enumerate(MODES):
@@ -307,9 +347,9 @@ def format_report(report: Dict[str, Any]) -> str:
                 if r and "median" in r:
                     ratio = r["median"] / c["median"]
                     ratios[impl].append(ratio)
-                    row += f" {ratio:>8.1f}x"
+                    row += f" {ratio:>9.1f}x"
                 else:
-                    row += f" {'-':>9}"
+                    row += f" {'-':>10}"
             row += f" {c['gflops']:>8.1f}"
             lines.append(row)
     lines.append("")
@@ -321,6 +361,9 @@ def format_report(report: Dict[str, Any]) -> str:
     skipped = [r for r in report["results"] if "skipped" in r]
     if skipped:
         lines.append(f"({len(skipped)} reference case(s) skipped: {skipped[0]['skipped']})")
+    if m.get("busy"):
+        lines.append("")
+        lines.append(f"WARNING: {m['busy']}")
     return "\n".join(lines)
 
 
@@ -356,6 +399,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not os.path.isdir(folder):
             raise CLIError(f"{args.json}: the folder {folder} does not exist")
     tty = sys.stderr.isatty()
+    threads = args.threads if args.threads is not None else _runtime.get_num_threads()
+    warning = busy_machine(load_average(), None, os.cpu_count() or 1, threads)
+    if warning:
+        print(f"crnn bench: warning: {warning}", file=sys.stderr)
 
     def progress(msg: str) -> None:
         if tty:
@@ -380,25 +427,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_DESCRIPTION = """\
+Time a one-layer Elman RNN (tanh) on problem shapes (T, B, I, H) -- time steps,
+batch, input size, hidden size; time-major -- forward and forward + backward, with
+  crnn       the C engine (crnn.rnn_forward / crnn.rnn_backward),
+  reference  the plain-NumPy specification (crnn.reference),
+  torch      torch.nn.RNN on the CPU, when PyTorch is installed,
+all on the same number of threads (NumPy's BLAS included). It prints each
+implementation's median time, how many times faster crnn is than each of the
+others, and crnn's GFLOP/s (matrix products only, 2 FLOP per multiply-add:
+forward 2*T*B*H*(I+H), forward + backward three times that).
+
+Other processes skew the ratios (by 2x or more on a busy machine): crnn bench compares
+the load average with the number of cores before and after the run and warns
+when the machine is busy. The repository's bench/ folder holds the full
+pytest-benchmark suite (% of the FMA peak, oneDNN, thread scaling)."""
+
+
 def register(subparsers: Any) -> None:
     """Add ``bench`` to the ``crnn`` parser."""
     p = subparsers.add_parser(
         "bench", help="time crnn against the NumPy reference and PyTorch on this machine",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=_DESCRIPTION,
         epilog="examples:  crnn bench --quick     crnn bench --json bench.json     "
                "crnn bench --shapes 100,64,128,256")
     p.add_argument("--quick", action="store_true",
-                   help=f"only {len(QUICK_SHAPES)} small shapes, few repeats (seconds)")
+                   help=f"only {len(QUICK_SHAPES)} small shapes "
+                        f"({'; '.join(','.join(map(str, s)) for s in QUICK_SHAPES)}), few repeats: "
+                        f"seconds (the default times the {len(SHAPES)} shapes of the performance "
+                        f"issue, from small-device inference to large training)")
     p.add_argument("--shapes", type=_parse_shape, nargs="+", metavar="T,B,I,H",
-                   help="time these shapes instead")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--threads", type=positive_int, default=None,
+                   help="time these shapes instead (four integers >= 1 each)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="the floating-point type (default float32)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="threads for every implementation (default: crnn's default, "
                         f"here {_runtime.get_num_threads()})")
     p.add_argument("--budget", type=positive_float, default=1.0, metavar="S",
                    help="seconds of repeated calls per case (default 1)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-reference", action="store_true", help="leave the NumPy reference out")
-    p.add_argument("--json", metavar="OUT", default=None, help="save every measurement as JSON")
+    p.add_argument("--json", metavar="OUT", default=None,
+                   help="save every measurement (and the machine's load) as JSON")
     p.set_defaults(func=cmd_bench)

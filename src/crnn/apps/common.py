@@ -23,6 +23,8 @@ add_cell_option, cell_name, usable_cells
 add_embedding_option, embedding_layer
     ``--embedding-dim`` for the commands whose input is tokens, and the
     layer behind it (`crnn.Embedding`).
+add_threads_option, apply_threads
+    ``--threads N``: the C engine's thread count for one command.
 check_output_path, print_json
     The checks before writing a model file; ``--json`` output.
 """
@@ -36,7 +38,7 @@ import math
 import os
 import sys
 import time
-from typing import IO, Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import IO, Any, Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +61,8 @@ __all__ = [
     "add_cell_option",
     "add_embedding_option",
     "embedding_layer",
+    "add_threads_option",
+    "apply_threads",
     "check_output_path",
     "print_json",
     "format_rate",
@@ -94,8 +98,9 @@ def one_blas_thread(handler: Handler) -> Handler:
 
     Training and sampling alternate crnn's C calls (OpenMP threads on every
     core) with small NumPy products; BLAS threads spinning after those
-    products slow both down. The limit ends with the command, and without
-    threadpoolctl the handler simply runs as it is.
+    products slow both down. The limit ends with the command. Without
+    threadpoolctl crnn sets the BLAS library's thread count itself, and
+    where it cannot (see `crnn.limit_blas_threads`) it warns.
     """
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
@@ -220,47 +225,26 @@ def add_embedding_option(p: argparse.ArgumentParser, default: Optional[int],
                         f"vectors instead (default {shown})")
 
 
-class _GatherEmbedding:
-    """Stand-in for `crnn.Embedding` where it is not available: ids -> rows of
-    ``weight`` (N(0, 1) initialisation, as torch.nn.Embedding); the backward
-    scatter-adds into ``grads["weight"]``."""
-
-    def __new__(cls, num_embeddings: int, embedding_dim: int, *, dtype: Any, seed: Any,
-                backend: str) -> Any:
-        from ..module import Module
-
-        class GatherEmbedding(Module):
-            def __init__(self) -> None:
-                super().__init__(backend=backend)
-                rng = np.random.default_rng(seed)
-                self.register_parameter(
-                    "weight", rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
-                self._ids: Any = None
-
-            def config(self) -> Dict[str, Any]:
-                return dict(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
-
-            def forward(self, ids: Any) -> np.ndarray:
-                self._ids = np.asarray(ids, dtype=np.int64)
-                return self.params["weight"][self._ids]
-
-            def backward(self, dout: Any) -> None:
-                np.add.at(self.grads["weight"], self._ids.reshape(-1),
-                          np.asarray(dout).reshape(-1, embedding_dim))
-
-        return GatherEmbedding()
-
-
 def embedding_layer(num_embeddings: int, embedding_dim: int, *, dtype: Any = np.float32,
                     seed: Optional[int] = None, backend: str = "c") -> Any:
     """A `crnn.Embedding` (token ids -> learned vectors; the backward
-    accumulates into ``grads["weight"]``)."""
-    try:
-        from ..nn import Embedding  # type: ignore[attr-defined]
-    except ImportError:
-        return _GatherEmbedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed,
-                                backend=backend)
+    accumulates into ``grads["weight"]``) for an application's own model."""
+    from ..embedding import Embedding
+
     return Embedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed, backend=backend)
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--threads N`` (the C engine's threads; see `apply_threads`)."""
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="threads of the C engine (default: OpenMP's default, "
+                        "OMP_NUM_THREADS or the number of cores)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set the C engine's thread count from ``--threads`` (`crnn.set_num_threads`)."""
+    if getattr(args, "threads", None):
+        _runtime.set_num_threads(args.threads)
 
 
 # --------------------------------------------------------------------------

@@ -1,30 +1,27 @@
-"""``crnn forecast``: one-step (or K-step) forecasting with a many-to-one RNN.
-
-The model reads a window of the W most recent values and predicts the value
-K steps after the window's last one (K is the horizon)::
-
-    y[t-W+1], ..., y[t]   ->   y[t+K]
+"""``crnn forecast``: forecast a time series with `crnn.models.Forecaster`, against baselines.
 
 How (`forecast`):
 
-1. The last part of the series (``test_fraction``, 20% by default) is held
-   out. Every window whose target lies before it is a training example;
-   every target inside it is a test example (its window may reach back into
-   the training part, as it would in real use).
-2. The values are standardised with the mean and standard deviation of the
-   training part only (optionally after a log, for series whose seasonal
-   swing grows with the level). Each window is then expressed relative to
-   its own last value, and so is the target: the network predicts the
-   *change* ``y[t+K] - y[t]``. A network that outputs 0 is exactly the naive
-   forecast, and a trend that leaves the training range does not push the
-   inputs out of it.
-3. `crnn.models.SequenceClassifier` with one output (RNN -> last state ->
-   Linear) is trained with mean squared error and Adam (gradient norm
-   clipped at 1), in shuffled mini-batches, from a fixed seed: the same
-   arguments give the same numbers, unless the time limit cuts training.
-4. On the held-out targets it reports the mean absolute error (MAE), on the
-   original scale, of the RNN and of the naive forecast ``y[t+K] = y[t]``
-   (the last value seen).
+1. The season: given (``season=12``), or found from the autocorrelation of
+   the training part (`crnn.baselines.detect_season`), or none.
+2. The end of the series is held out (``test_fraction``, 20% by default,
+   and at least as many values as are forecast at once). A
+   `crnn.models.Forecaster` is trained on the values before it (the most
+   recent of them set aside for early stopping, then a refit on all; see
+   `Forecaster.fit`).
+3. Scoring, by rolling origin: from every position of the held-out tail
+   the model forecasts the next ``steps`` values, seeing only the values
+   before that position. The baselines -- the last value, the seasonal
+   naive forecast (the value one season earlier) and the drift (the line
+   through the first and last values) -- forecast from the same origins.
+   Errors: the mean absolute error (MAE, in the series' units) and the MASE
+   (the MAE divided by the in-sample MAE of the naive forecast one season
+   back on the training part; below 1 beats it). The report compares the
+   model with the *best* baseline and says plainly when it does not beat
+   it.
+4. With ``ahead=N`` a second Forecaster, trained the same way on the whole
+   series, forecasts the N values after its end; it is returned with the
+   forecast.
 
 Without ``--csv`` the series is the built-in airline passengers series
 (`crnn.datasets`: monthly international airline passengers 1949-1960, Box &
@@ -47,206 +44,293 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import datasets
-from ..losses import mse
-from ..models import SequenceClassifier
-from ..optim import Adam
-from .common import (CLIError, Progress, fraction, one_blas_thread, positive_float, positive_int,
-                     read_text)
+from .. import baselines, cells, datasets
+from ..forecasting import STRATEGIES, Forecaster, baseline_backtests
+from ..serialization import save
+from .common import (
+    CLIError,
+    Progress,
+    fraction,
+    one_blas_thread,
+    positive_float,
+    positive_int,
+    read_text,
+)
 
 __all__ = ["register", "forecast", "ForecastResult", "SeriesTooShort", "load_csv_column",
-           "plot_forecast", "handler"]
+           "plot_forecast", "handler", "plan"]
 
-DEFAULTS = dict(window=12, horizon=1, hidden=32, epochs=300, seconds=20.0, lr=3e-3,
-                batch_size=32, test_fraction=0.2, seed=0)
+DEFAULTS = dict(hidden=32, epochs=300, seconds=30.0, lr=3e-3, batch_size=32, test_fraction=0.2,
+                seed=0, strategy="direct", cell="rnn")
+
+#: What each baseline is, for the report.
+BASELINE_NOTES = {
+    "last value": "the naive forecast: the last value seen",
+    "seasonal naive": "the value one season earlier",
+    "drift": "the last value plus the average change per step",
+}
 
 
 class SeriesTooShort(ValueError):
-    """The series cannot fill one training window and one test window."""
+    """The series cannot fill the training windows and the held-out tail."""
+
+
+@dataclass
+class Plan:
+    """The sizes `forecast` uses (`plan` works them out and checks them)."""
+
+    n_values: int
+    season: Optional[int]
+    season_correlation: float
+    season_detected: bool
+    window: int
+    horizon: int
+    steps: int
+    n_test: int
+
+    @property
+    def split(self) -> int:
+        return self.n_values - self.n_test
+
+
+def plan(series: Any, window: Optional[int] = None, horizon: Optional[int] = None,
+         ahead: int = 0, season: Union[int, str, None] = "auto",
+         test_fraction: float = 0.2, strategy: str = "direct") -> Plan:
+    """Work out the season, window, horizon, scored steps and held-out size.
+
+    Defaults: the season is found in the values before the held-out tail;
+    ``window`` is 12, or the season when it is longer; ``horizon`` is the
+    season when there is one (one season forecast at once), else `ahead`,
+    else 1; the scored ``steps`` are `ahead` when given, else `horizon`;
+    the held-out tail is ``round(N * test_fraction)`` values, and at least
+    ``steps``.
+
+    Raises
+    ------
+    SeriesTooShort
+        When the training part cannot give the model two windows (one for
+        training, one for early stopping), or the baselines a season.
+    ValueError
+        A bad argument.
+    """
+    y = np.asarray(series, dtype=np.float64)
+    N = int(y.shape[0])
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    for name, v in (("window", window), ("horizon", horizon)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if isinstance(ahead, bool) or not isinstance(ahead, (int, np.integer)) or ahead < 0:
+        raise ValueError(f"ahead must be an integer >= 0, got {ahead!r}")
+    n_test = max(1, int(round(N * test_fraction)))
+    # The season is looked for in the training part only (the held-out tail
+    # stays unseen); n_test may still grow below, which only shortens it.
+    detected, corr, m = False, 0.0, None
+    if season == "auto":
+        m, corr = baselines.detect_season(y[:N - n_test]) if N - n_test >= 8 else (None, 0.0)
+        detected = m is not None
+    elif season is not None and season != 0:
+        if isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 2:
+            raise ValueError(f"season must be an integer >= 2, 'auto' or None, got {season!r}")
+        m = int(season)
+    W = int(window) if window is not None else (max(12, m) if m else 12)
+    if horizon is not None:
+        H = int(horizon)
+    else:
+        H = m if m else (int(ahead) if ahead else 1)
+    steps = int(ahead) if ahead else H
+    n_test = max(n_test, steps)
+    split = N - n_test
+    outputs = H if strategy == "direct" else 1
+    need = W + outputs + 1   # two windows: one to train on, one for early stopping
+    if split < need:
+        raise SeriesTooShort(
+            f"series too short: {N} values, but a window of {W} and {outputs} forecast step(s) "
+            f"at once need at least {need} training values, and the last {n_test} are held out "
+            f"for scoring (use a smaller --window, --horizon or --ahead, or a longer series)")
+    if m is not None and split < m + 1:
+        raise SeriesTooShort(f"series too short for a season of {m}: the training part holds "
+                             f"only {split} values")
+    return Plan(n_values=N, season=m, season_correlation=corr, season_detected=detected,
+                window=W, horizon=H, steps=steps, n_test=n_test)
 
 
 @dataclass
 class ForecastResult:
-    """What `forecast` found on the held-out tail.
+    """What `forecast` found: scores on the held-out tail, and the forecast.
 
-    ``predictions``, ``truth`` and ``naive`` are aligned with
-    ``target_index`` (positions in the series of the held-out targets).
+    ``predictions`` and ``truth`` are (n_origins, steps): the model's
+    forecast from each origin (``origins``, positions in the series) and
+    what happened; ``baseline_predictions`` holds the same for each
+    baseline. ``model`` is the Forecaster trained on the whole series and
+    ``future`` its forecast of the ``ahead`` values after the end (None
+    without `ahead`); ``eval_model`` is the one trained on the part before
+    the held-out tail.
     """
 
-    window: int
-    horizon: int
-    n_values: int
-    n_train: int
-    n_test: int
-    rnn_mae: float
-    naive_mae: float
-    epochs: int
-    stopped_early: bool
-    train_loss: float
+    plan: Plan
+    strategy: str
+    cell: str
+    log: bool
+    mae: float
+    mase: float
+    baseline_mae: Dict[str, float]
+    baseline_mase: Dict[str, float]
+    best_baseline: str
+    mase_season: int
+    fit_info: Dict[str, Any]
     seconds: float
-    target_index: np.ndarray = field(repr=False)
+    origins: np.ndarray = field(repr=False)
     predictions: np.ndarray = field(repr=False)
     truth: np.ndarray = field(repr=False)
-    naive: np.ndarray = field(repr=False)
+    baseline_predictions: Dict[str, np.ndarray] = field(repr=False)
+    eval_model: Any = field(repr=False, default=None)
+    model: Any = field(repr=False, default=None)
+    future: Optional[np.ndarray] = field(repr=False, default=None)
+    baseline_future: Dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def beats_best_baseline(self) -> bool:
+        return self.mae < self.baseline_mae[self.best_baseline]
+
+    @property
+    def ratio(self) -> float:
+        """The model's MAE over the best baseline's."""
+        b = self.baseline_mae[self.best_baseline]
+        return self.mae / b if b > 0 else float("nan")
 
     def summary(self) -> Dict[str, Any]:
-        """JSON-ready numbers (no arrays but the forecast and the truth)."""
-        return dict(window=self.window, horizon=self.horizon, n_values=self.n_values,
-                    n_train=self.n_train, n_test=self.n_test, rnn_mae=self.rnn_mae,
-                    naive_mae=self.naive_mae, epochs=self.epochs,
-                    stopped_early=self.stopped_early, train_loss=self.train_loss,
-                    seconds=round(self.seconds, 3), test_start=int(self.target_index[0]),
-                    forecast=[float(v) for v in self.predictions],
-                    truth=[float(v) for v in self.truth])
+        """JSON-ready numbers (forecasts as lists)."""
+        p = self.plan
+        out = dict(
+            n_values=p.n_values, window=p.window, horizon=p.horizon, steps=p.steps,
+            n_test=p.n_test, n_train=p.split, test_start=p.split, n_origins=int(self.origins.size),
+            season=p.season, season_detected=p.season_detected, strategy=self.strategy,
+            cell=self.cell, log=self.log,
+            mae=self.mae, mase=self.mase, rnn_mae=self.mae,
+            naive_mae=self.baseline_mae["last value"],
+            baselines={k: dict(mae=self.baseline_mae[k], mase=self.baseline_mase[k])
+                       for k in self.baseline_mae},
+            best_baseline=self.best_baseline, beats_best_baseline=bool(self.beats_best_baseline),
+            ratio_to_best_baseline=self.ratio, mase_season=self.mase_season,
+            epochs=self.fit_info["epochs"], best_epoch=self.fit_info["best_epoch"],
+            stopped_early=bool(self.fit_info["stopped_by_time"]),
+            train_loss=self.fit_info["train_loss"], seconds=round(self.seconds, 3),
+            forecast=[float(v) for v in self.predictions[0]],
+            truth=[float(v) for v in self.truth[0]],
+        )
+        if self.future is not None:
+            out["ahead"] = int(self.future.size)
+            out["future"] = [float(v) for v in self.future]
+            out["baseline_future"] = {k: [float(v) for v in f]
+                                      for k, f in self.baseline_future.items()}
+        return out
 
 
-def split_sizes(n_values: int, window: int, horizon: int,
-                test_fraction: float = 0.2) -> Tuple[int, int]:
-    """(n_train, n_test): training windows and held-out targets.
-
-    The last ``max(1, round(n_values * test_fraction))`` values are the
-    test targets; the training targets are the positions from
-    ``window + horizon - 1`` up to the held-out part.
-
-    Raises
-    ------
-    SeriesTooShort
-        When there would be no training window.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    n_test = max(1, int(round(n_values * test_fraction)))
-    n_train = n_values - n_test - (window + horizon - 1)
-    if n_train < 1:
-        raise SeriesTooShort(
-            f"series too short: {n_values} values, but a window of {window} and a horizon of "
-            f"{horizon}, with the last {n_test} value{'s' if n_test != 1 else ''} held out for "
-            f"testing, need at least "
-            f"{window + horizon + n_test} (use a smaller --window or --horizon, or a longer series)")
-    return n_train, n_test
-
-
-def forecast(series: Any, window: int = 12, horizon: int = 1, *, hidden: int = 32,
-             epochs: int = 300, seconds: Optional[float] = 20.0, lr: float = 3e-3,
-             batch_size: int = 32, test_fraction: float = 0.2, log: bool = False, seed: int = 0,
-             on_epoch: Optional[Callable[[int, float], None]] = None) -> ForecastResult:
-    """Train a many-to-one RNN on a series and score it on the held-out tail.
-
-    Parameters
-    ----------
-    series : array_like of finite numbers, shape (N,)
-    window : int >= 1
-        Past values the RNN reads (its sequence length).
-    horizon : int >= 1
-        How many steps after the window's last value the target lies.
-    hidden : int >= 1
-        Hidden units of the RNN.
-    epochs : int >= 1
-        Passes over the training windows.
-    seconds : float or None
-        Stop after the first epoch that ends past this many seconds (None:
-        no limit). Training is deterministic unless this cuts it short.
-    lr, batch_size : Adam's learning rate; windows per step.
-    test_fraction : float in (0, 1)
-        The held-out share of the series (its end).
-    log : bool
-        Model log(values) (all values must be > 0).
-    seed : int
-        Seeds the initialisation and the shuffling.
-    on_epoch : callable(epoch, loss) or None
-        Called after every epoch (for progress reports).
-
-    Returns
-    -------
-    ForecastResult
-
-    Raises
-    ------
-    SeriesTooShort
-        When the series cannot fill a training window and a test window.
-    ValueError
-        On non-finite values, or non-positive values with ``log``.
-    """
+def _check_series(series: Any) -> np.ndarray:
     y = np.asarray(series, dtype=np.float64)
     if y.ndim != 1:
         raise ValueError(f"series must be one-dimensional, got shape {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ValueError("series must hold finite numbers only")
-    for name, v in (("window", window), ("horizon", horizon), ("hidden", hidden),
-                    ("epochs", epochs), ("batch_size", batch_size)):
+    return y
+
+
+def forecast(series: Any, window: Optional[int] = None, horizon: Optional[int] = None, *,
+             ahead: int = 0, strategy: str = "direct", cell: str = "rnn", hidden: int = 32,
+             season: Union[int, str, None] = "auto", epochs: int = 300,
+             seconds: Optional[float] = 30.0, lr: float = 3e-3, batch_size: int = 32,
+             test_fraction: float = 0.2, log: bool = False, seed: int = 0,
+             on_epoch: Optional[Callable[[int, float], None]] = None) -> ForecastResult:
+    """Train a Forecaster on a series, score it against the baselines, and forecast.
+
+    Parameters
+    ----------
+    series : array_like of finite numbers, shape (N,)
+    window, horizon : int or None
+        Past values the model reads; steps it forecasts at once. Defaults:
+        see `plan`.
+    ahead : int
+        Forecast this many values after the end of the series (with a
+        model trained on all of it); 0: score only.
+    strategy : {"direct", "recursive"}
+    cell : {"rnn", "lstm", "gru"}
+        Any stacked cell of `crnn.cells`.
+    hidden : int
+        Hidden units.
+    season : int, "auto" or None
+        The seasonal period (for the seasonal-naive baseline, the MASE and
+        the default window / horizon); "auto" looks for one.
+    epochs, seconds, lr, batch_size
+        Training (`Forecaster.fit`); `seconds` is the time budget of all
+        the training (split between the two models with `ahead`).
+    test_fraction : float in (0, 1)
+        The held-out share of the series (its end).
+    log : bool
+        Model log(values) (all values must be > 0).
+    seed : int
+        Seeds the initialisation and the shuffling: the same arguments give
+        the same numbers, unless the time limit cuts training.
+    on_epoch : callable(epoch, loss) or None
+        Called after every training epoch (of either model).
+
+    Returns
+    -------
+    ForecastResult
+        With ``.model`` (trained on the whole series when ``ahead`` > 0)
+        and ``.future`` (its forecast).
+
+    Raises
+    ------
+    SeriesTooShort
+    ValueError
+        Non-finite values, non-positive values with ``log``, bad arguments.
+    """
+    y = _check_series(series)
+    if log and np.any(y <= 0):
+        raise ValueError("log scaling needs all values > 0")
+    for name, v in (("hidden", hidden), ("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    W, K, N = int(window), int(horizon), y.size
-    n_train, n_test = split_sizes(N, W, K, test_fraction)
-    split = N - n_test
-    if log:
-        if np.any(y <= 0):
-            raise ValueError("log scaling needs all values > 0")
-        v = np.log(y)
-    else:
-        v = y
-    mu = float(v[:split].mean())
-    sd = float(v[:split].std())
-    if not sd > 0:
-        sd = 1.0
-    z = (v - mu) / sd
-
-    def examples(targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        starts = targets - K - W + 1
-        X = z[starts[:, None] + np.arange(W)]            # (n, W)
-        last = X[:, -1].copy()
-        x = (X - last[:, None]).T[:, :, None]            # time-major (W, n, 1)
-        dz = (z[targets] - last)[:, None]
-        return x.astype(np.float32), dz.astype(np.float32), last
-
-    train_targets = np.arange(W + K - 1, split)
-    test_targets = np.arange(split, N)
-    x_tr, y_tr, _ = examples(train_targets)
-    x_te, _, last_te = examples(test_targets)
-
-    model = SequenceClassifier(1, hidden, 1, dtype=np.float32, seed=seed)
-    opt = Adam(model.params, lr=lr, clip_grad_norm=1.0)
-    rng = np.random.default_rng(seed)
+    cells.get(cell)  # an unknown cell fails here, before any training
+    p = plan(y, window, horizon, ahead, season, test_fraction, strategy)
     t0 = time.perf_counter()
-    epoch_loss = float("nan")
-    done = 0
-    stopped_early = False
-    for epoch in range(int(epochs)):
-        perm = rng.permutation(n_train)
-        total = 0.0
-        for i in range(0, n_train, batch_size):
-            b = perm[i:i + batch_size]
-            model.zero_grad()
-            pred = model(x_tr[:, b])
-            loss, dpred = mse(pred, y_tr[b])
-            model.backward(dpred)
-            opt.step(model.grads)
-            total += float(loss) * b.size
-        epoch_loss = total / n_train
-        done = epoch + 1
-        if on_epoch is not None:
-            on_epoch(done, epoch_loss)
-        if seconds is not None and time.perf_counter() - t0 > seconds and done < epochs:
-            stopped_early = True
-            break
-    elapsed = time.perf_counter() - t0
+    budget = None if seconds is None else (seconds / 2 if ahead else seconds)
 
-    model.eval()
-    dz = model(x_te)[:, 0].astype(np.float64)
-    pv = (last_te + dz) * sd + mu
-    pred = np.exp(pv) if log else pv
-    truth = y[test_targets]
-    naive = y[test_targets - K]
+    def fitted(values: np.ndarray) -> Forecaster:
+        m = Forecaster(window=p.window, horizon=p.horizon, strategy=strategy, hidden_size=hidden,
+                       cell=cell, log=log, seed=seed)
+        cb = None if on_epoch is None else (lambda e, tl, vl: on_epoch(e, tl))
+        return m.fit(values, epochs=epochs, seconds=budget, lr=lr, batch_size=batch_size,
+                     seed=seed, on_epoch=cb)
+
+    eval_model = fitted(y[:p.split])
+    origins, preds, truth = eval_model.backtest(y, p.split, p.steps)
+    base = baseline_backtests(y, p.split, p.steps, p.season)
+    m_season = p.season or 1
+    train = y[:p.split]
+    b_mae = {k: baselines.mae(v, truth) for k, v in base.items()}
+    b_mase = {k: baselines.mase(v, truth, train, m_season) for k, v in base.items()}
+    best = min(b_mae, key=lambda k: b_mae[k])
+    model, future, b_future = eval_model, None, {}
+    if ahead:
+        model = fitted(y)
+        future = model.predict(ahead)
+        b_future = {k: f(y, ahead, p.season) for k, f in baselines.BASELINES.items()
+                    if k in base}
     return ForecastResult(
-        window=W, horizon=K, n_values=N, n_train=n_train, n_test=n_test,
-        rnn_mae=float(np.mean(np.abs(pred - truth))),
-        naive_mae=float(np.mean(np.abs(naive - truth))),
-        epochs=done, stopped_early=stopped_early, train_loss=float(epoch_loss), seconds=elapsed,
-        target_index=test_targets, predictions=pred, truth=truth, naive=naive)
+        plan=p, strategy=strategy, cell=cells.get(cell).name, log=bool(log),
+        mae=baselines.mae(preds, truth), mase=baselines.mase(preds, truth, train, m_season),
+        baseline_mae=b_mae, baseline_mase=b_mase, best_baseline=best, mase_season=m_season,
+        fit_info=dict(eval_model.fit_info_), seconds=time.perf_counter() - t0, origins=origins,
+        predictions=preds, truth=truth, baseline_predictions=base, eval_model=eval_model,
+        model=model, future=future, baseline_future=b_future)
 
 
 # --------------------------------------------------------------------------
@@ -349,25 +433,34 @@ def _pyplot():
 
 
 def plot_forecast(series: np.ndarray, result: ForecastResult, path: str, title: str = "") -> None:
-    """Draw the history, the truth and both forecasts of the held-out tail to `path`."""
+    """Draw the history, the held-out tail with the forecasts from its first origin (model
+    and best baseline), and the forecast of the future when there is one, to `path`."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     try:
-        idx = result.target_index
-        start = int(idx[0])
-        ax.plot(np.arange(start), series[:start], color="0.55", lw=1.2, label="history")
-        # The truth line starts at the last value of the history, so the two join.
-        ax.plot(np.arange(start - 1, len(series)), series[start - 1:], color="black", lw=1.6,
-                label="truth (held out)")
-        ax.plot(idx, result.predictions, color="tab:red", lw=1.6,
-                label=f"RNN forecast (MAE {result.rnn_mae:.4g})")
-        ax.plot(idx, result.naive, color="tab:blue", lw=1.0, ls="--",
-                label=f"naive last value (MAE {result.naive_mae:.4g})")
-        ax.axvline(idx[0] - 0.5, color="0.8", lw=1)
+        y = np.asarray(series, dtype=np.float64)
+        N, split, steps = y.size, result.plan.split, result.plan.steps
+        best = result.best_baseline
+        ax.plot(np.arange(N), y, color="black", lw=1.4, label="series")
+        ax.axvspan(split - 0.5, N - 0.5, color="0.92", lw=0, label="held out")
+        o = int(result.origins[0])
+        xs = np.arange(o - 1, o + steps)
+        ax.plot(xs, np.r_[y[o - 1], result.predictions[0]], color="tab:red", lw=1.4, ls="--",
+                label=f"RNN from the first held-out origin (MAE {result.mae:.4g})")
+        ax.plot(xs, np.r_[y[o - 1], result.baseline_predictions[best][0]], color="tab:blue",
+                lw=1.0, ls=":", label=f"{best} (MAE {result.baseline_mae[best]:.4g})")
+        if result.future is not None:
+            k = result.future.size
+            xf = np.arange(N - 1, N + k)
+            ax.plot(xf, np.r_[y[-1], result.future], color="tab:red", lw=2.0,
+                    label=f"RNN forecast, next {k}")
+            if best in result.baseline_future:
+                ax.plot(xf, np.r_[y[-1], result.baseline_future[best]], color="tab:blue",
+                        lw=1.0, ls=":")
         ax.set_xlabel("time step")
         ax.set_ylabel("value")
-        ax.set_title(title or f"window {result.window}, horizon {result.horizon}")
-        ax.legend(loc="upper left", fontsize=9)
+        ax.set_title(title)
+        ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         try:
             fig.savefig(path, dpi=100)
@@ -381,18 +474,52 @@ def plot_forecast(series: np.ndarray, result: ForecastResult, path: str, title: 
 # Command line
 # --------------------------------------------------------------------------
 
+def _season_arg(text: str) -> Union[int, str, None]:
+    t = text.strip().lower()
+    if t == "auto":
+        return "auto"
+    if t in ("none", "0"):
+        return None
+    try:
+        v = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, 'auto' or 'none', "
+                                         f"got {text!r}") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, 'auto' or 'none', got {text!r}")
+    return v
+
+
+def _usable_cells() -> Tuple[str, ...]:
+    return tuple(name for name, spec in cells.REGISTRY.items() if not spec.uses_output_size)
+
+
 def register(subparsers: Any) -> None:
     """Add ``crnn forecast`` to an argparse subparsers object."""
     d = DEFAULTS
     p = subparsers.add_parser(
         "forecast",
-        help="forecast a time series with a many-to-one RNN, against the naive forecast",
+        help="forecast a time series with an RNN, scored against the best of three baselines",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Train a many-to-one RNN to predict the value HORIZON steps after a window of WINDOW "
-            "past values, holding out the end of the series, and report on that held-out tail "
-            "the mean absolute error (MAE) of the RNN and of the naive forecast (the last value "
-            "seen). Without --csv the series is the built-in monthly international airline "
+            "Train a recurrent forecaster (crnn.models.Forecaster: a window of past values ->\n"
+            "RNN -> the next values) on a series whose end is held out, and score it there by\n"
+            "rolling origin: from every held-out position, a forecast that sees only the\n"
+            "values before it. Three baselines forecast from the same positions: the last\n"
+            "value, the seasonal naive forecast (the value one season earlier) and the drift\n"
+            "(the line through the first and last values). Errors: the mean absolute error\n"
+            "(MAE) and the MASE (the MAE over the in-sample MAE of the naive forecast one\n"
+            "season back). The report says plainly whether the RNN beats the best baseline.\n"
+            "With --ahead N it then forecasts the N values after the end of the series, with\n"
+            "a model trained on all of it.\n"
+            "\n"
+            "Without --csv the series is the built-in monthly international airline\n"
             "passengers, 1949-1960 (Box & Jenkins, series G; R's AirPassengers)."),
+        epilog="examples:\n"
+               "  crnn forecast --ahead 12 --log\n"
+               "  crnn forecast --csv sales.csv --column units --ahead 8 --plot sales.png\n"
+               "  crnn forecast --ahead 12 --out airline.npz   (then crnn.load('airline.npz')"
+               ".predict(12))",
     )
     p.add_argument("--csv", metavar="FILE",
                    help="a CSV file with a header row, oldest row first (default: the built-in "
@@ -401,29 +528,153 @@ def register(subparsers: Any) -> None:
                    help="the CSV column to forecast (default: the last column)")
     p.add_argument("--encoding", default="utf-8",
                    help="text encoding of the CSV file (default utf-8)")
-    p.add_argument("--window", type=positive_int, default=d["window"], metavar="W",
-                   help=f"past values the RNN reads (default {d['window']})")
-    p.add_argument("--horizon", type=positive_int, default=d["horizon"], metavar="K",
-                   help=f"predict the value K steps after the window (default {d['horizon']})")
-    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
-                   help=f"share of the series held out at its end (default {d['test_fraction']})")
+    p.add_argument("--ahead", type=positive_int, default=0, metavar="N",
+                   help="forecast the N values after the end of the series and print them "
+                        "(default: score only)")
+    p.add_argument("--window", type=positive_int, default=None, metavar="W",
+                   help="past values the RNN reads (default 12, or the season when longer)")
+    p.add_argument("--horizon", type=positive_int, default=None, metavar="H",
+                   help="steps the RNN forecasts at once (default: the season when there is "
+                        "one, else --ahead, else 1); the held-out tail is scored on --ahead "
+                        "steps when given, else on H")
+    p.add_argument("--strategy", choices=STRATEGIES, default=d["strategy"],
+                   help="direct: one output per horizon step (blocks of H chained beyond it); "
+                        "recursive: one step, fed back as the next input (default "
+                        f"{d['strategy']})")
+    p.add_argument("--season", type=_season_arg, default="auto", metavar="M",
+                   help="the seasonal period (for the seasonal-naive baseline, the MASE and the "
+                        "defaults above): an integer >= 2, 'auto' (the default: found in the "
+                        "autocorrelation of the training part) or 'none'")
+    p.add_argument("--cell", choices=_usable_cells(), default=d["cell"],
+                   help=f"the recurrent cell (default {d['cell']})")
     p.add_argument("--hidden", type=positive_int, default=d["hidden"], metavar="H",
                    help=f"hidden units (default {d['hidden']})")
+    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
+                   help=f"share of the series held out at its end for scoring (default "
+                        f"{d['test_fraction']}; at least the scored steps)")
     p.add_argument("--epochs", type=positive_int, default=d["epochs"],
-                   help=f"passes over the training windows (default {d['epochs']})")
+                   help=f"most passes over the training windows (default {d['epochs']}); the "
+                        f"best number on the most recent 15%% of them is then used to train on "
+                        f"all of them")
     p.add_argument("--seconds", type=positive_float, default=d["seconds"],
-                   help=f"stop training after this many seconds (default {d['seconds']:g})")
+                   help=f"time budget for training (default {d['seconds']:g})")
     p.add_argument("--lr", type=positive_float, default=d["lr"],
                    help=f"Adam learning rate (default {d['lr']:g})")
     p.add_argument("--log", action="store_true",
                    help="model the log of the values (for a seasonal swing that grows with the "
-                        "level; all values must be > 0)")
-    p.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
+                        "level, as the airline series'; all values must be > 0)")
+    p.add_argument("--seed", type=int, default=d["seed"],
+                   help="random seed of the initialisation and the shuffling (default 0)")
+    p.add_argument("--out", metavar="MODEL.npz",
+                   help="save the model trained on the whole series (crnn.save; "
+                        "crnn.load(...).predict(N) forecasts)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object (rnn_mae, naive_mae, ...) instead of text")
+                   help="print one JSON object (mae, mase, baselines, best_baseline, future, "
+                        "...) instead of text")
     p.add_argument("--plot", metavar="OUT.png",
-                   help="draw history, forecast and truth to this image (needs matplotlib)")
+                   help="draw the series, the held-out forecasts and the future to this image "
+                        "(needs matplotlib: pip install 'crnn[plot]')")
     p.set_defaults(func=handler)
+
+
+def swing_grows_with_level(series: Any, season: Optional[int]) -> bool:
+    """True when the seasonal swing grows with the level (all values > 0, at least four
+    seasons, and the spread within each season rises with its mean: correlation > 0.8,
+    the level rising by half or more): then log(values) is easier to model."""
+    y = np.asarray(series, dtype=np.float64)
+    if not season or np.any(y <= 0):
+        return False
+    k = y.size // season
+    if k < 4:
+        return False
+    cycles = y[:k * season].reshape(k, season)
+    level, spread = cycles.mean(axis=1), cycles.std(axis=1)
+    if level.max() < 1.5 * level.min() or np.ptp(spread) == 0:
+        return False
+    return bool(np.corrcoef(level, spread)[0, 1] > 0.8)
+
+
+def _month_labels(start: str, n_values: int, k: int) -> Optional[List[str]]:
+    """'YYYY-MM' labels of the k months after a monthly series starting at `start`."""
+    try:
+        year, month = (int(v) for v in start.split("-")[:2])
+    except ValueError:
+        return None
+    first = year * 12 + month - 1 + n_values
+    return [f"{(first + i) // 12:04d}-{(first + i) % 12 + 1:02d}" for i in range(k)]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+def format_report(name: str, title: str, series: np.ndarray, r: ForecastResult,
+                  labels: Optional[List[str]] = None, out: Optional[str] = None) -> str:
+    """The text ``crnn forecast`` prints."""
+    p = r.plan
+    fi = r.fit_info
+    m = r.eval_model
+    kind = cells.get(r.cell).title
+    lines = [f"series    {name}: {p.n_values} values" + (f" - {title}" if title else "")]
+    if p.season:
+        how = (f"found in the autocorrelation: r = {p.season_correlation:.2f} at lag {p.season}"
+               if p.season_detected else "given")
+        lines.append(f"season    {p.season} ({how})")
+    else:
+        lines.append("season    none found (no seasonal-naive baseline; --season M sets one)")
+    at_once = (f"direct: {p.horizon} step{'s' if p.horizon != 1 else ''} at once"
+               if r.strategy == "direct" else "recursive: one step, fed back")
+    lines.append(f"model     Forecaster: window {p.window} -> {kind} {m.rnn.hidden_size} -> Linear "
+                 f"{m.n_outputs} ({at_once}){', log scale' if r.log else ''}; "
+                 f"{m.num_parameters():,} parameters")
+    n_or = r.origins.size
+    lines.append(f"held out  the last {p.n_test} values; from each of {n_or} origin"
+                 f"{'s' if n_or != 1 else ''} in them, a forecast of the next {p.steps} "
+                 f"value{'s' if p.steps != 1 else ''} that sees only the values before it")
+    cut = " (stopped by --seconds)" if fi["stopped_by_time"] else ""
+    lines.append(f"training  on the first {p.split} values: {fi['epochs']} epochs{cut}, the best "
+                 f"({fi['best_epoch']}) on the most recent {fi['n_val']} of {fi['n_windows']} "
+                 f"windows, then refit on all; {r.seconds:.1f} s in all")
+    lines.append("")
+    me = f"RNN ({kind} cell)"
+    w = max(len(k) for k in list(r.baseline_mae) + [me]) + 2
+    lines.append(f"{'errors':<{w + 2}}{'MAE':>10}{'MASE':>8}")
+    lines.append(f"  {me:<{w}}{_fmt(r.mae):>10}{r.mase:>8.2f}")
+    for k in sorted(r.baseline_mae, key=lambda k: r.baseline_mae[k]):
+        lines.append(f"  {k:<{w}}{_fmt(r.baseline_mae[k]):>10}{r.baseline_mase[k]:>8.2f}   "
+                     f"{BASELINE_NOTES[k]}")
+    scale = ("the seasonal naive forecast" if r.mase_season > 1
+             else "the naive forecast")
+    lines.append(f"  MAE in the series' units; MASE: the MAE over the in-sample MAE of {scale} "
+                 f"on the training part")
+    best = r.best_baseline
+    if not r.log and swing_grows_with_level(series[:p.split], p.season):
+        lines.append("  hint: the seasonal swing grows with the level here; --log models the log "
+                     "of the values, which suits such a series")
+    if r.beats_best_baseline:
+        lines.append(f"the RNN beats the best baseline ({best}): its MAE is {r.ratio:.0%} of it")
+    else:
+        lines.append(f"the RNN does NOT beat the best baseline ({best}): its MAE is {r.ratio:.0%} "
+                     f"of it. Use the {best} forecast, or try --log, a longer --window, another "
+                     f"--cell or more --epochs")
+    if r.future is not None:
+        lines.append("")
+        k = r.future.size
+        lines.append(f"forecast  the next {k} value{'s' if k != 1 else ''}, by the RNN trained "
+                     f"on all {p.n_values} values (and by the {best} forecast):")
+        names = labels or [f"+{i + 1}" for i in range(k)]
+        bf = r.baseline_future.get(best)
+        for i in range(k):
+            extra = f"   ({_fmt(bf[i])})" if bf is not None else ""
+            lines.append(f"  {names[i]:>8}  {_fmt(r.future[i]):>10}{extra}")
+    elif p.steps:
+        lines.append(f"(crnn forecast --ahead {p.horizon} ... forecasts the next {p.horizon} "
+                     f"value{'s' if p.horizon != 1 else ''})")
+    if out:
+        lines.append("")
+        lines.append(f"saved     {out} (crnn.load('{out}').predict({max(p.horizon, 1)}) forecasts "
+                     f"from the end of the series)")
+    return "\n".join(lines)
 
 
 @one_blas_thread
@@ -431,62 +682,69 @@ def handler(args: argparse.Namespace) -> int:
     """Run ``crnn forecast``; returns the exit status (0)."""
     if args.column is not None and args.csv is None:
         raise CLIError("--column needs --csv FILE")
+    for opt, path in (("--plot", args.plot), ("--out", args.out)):
+        if path:
+            if os.path.isdir(path):
+                raise CLIError(f"cannot write {opt} {path}: it is a directory")
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise CLIError(f"cannot write {opt} {path}: no such directory {parent}")
     if args.plot:
         _pyplot()  # fail now, not after training
-        parent = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(parent):
-            raise CLIError(f"cannot write the plot to {args.plot}: no such directory {parent}")
+    labels = None
     if args.csv is not None:
         series, column = load_csv_column(args.csv, args.column, args.encoding)
         name = f"{os.path.basename(args.csv)}:{column}"
-        title = name
+        title = ""
     else:
         series = datasets.load_series("airline")
         name = "airline"
-        title = datasets.SERIES["airline"]["title"]
+        info = datasets.SERIES["airline"]
+        title = info["title"]
+        if args.ahead:
+            labels = _month_labels(info["start"], series.size, args.ahead)
     if args.log and np.any(series <= 0):
         raise CLIError(f"--log needs all values > 0, but {name} has values <= 0")
     try:
-        split_sizes(series.size, args.window, args.horizon, args.test_fraction)
+        p = plan(series, args.window, args.horizon, args.ahead, args.season, args.test_fraction,
+                 args.strategy)
     except SeriesTooShort as e:
         raise CLIError(f"{name}: {e}") from None
+    ahead = args.ahead or (p.horizon if args.out else 0)
 
-    with Progress(args.epochs, desc="training", unit="epochs") as bar:
+    fits = 2 if ahead else 1
+    with Progress(args.epochs * fits, desc="training", unit="epochs") as bar:
         def on_epoch(epoch: int, loss: float) -> None:
             bar.update(1, status=f"loss {loss:.4f}")
 
-        result = forecast(series, args.window, args.horizon, hidden=args.hidden,
-                          epochs=args.epochs, seconds=args.seconds, lr=args.lr,
-                          test_fraction=args.test_fraction, log=args.log, seed=args.seed,
-                          on_epoch=on_epoch)
-
+        result = forecast(series, args.window, args.horizon, ahead=ahead,
+                          strategy=args.strategy, cell=args.cell, hidden=args.hidden,
+                          season=args.season, epochs=args.epochs, seconds=args.seconds,
+                          lr=args.lr, test_fraction=args.test_fraction, log=args.log,
+                          seed=args.seed, on_epoch=on_epoch)
+    if not args.ahead:
+        result.future = None
+    if args.out:
+        try:
+            save(result.model, args.out)
+        except OSError as e:
+            raise CLIError(f"cannot write --out {args.out}: {e.strerror or e}") from None
     if args.plot:
         plot_forecast(series, result, args.plot,
-                      title=f"{title}: window {result.window}, horizon {result.horizon}")
+                      title=f"{title or name}: window {p.window}, {result.strategy} "
+                            f"{p.horizon}, {result.cell}")
 
     if args.json:
-        out = dict(series=name, **result.summary(), hidden=args.hidden, log=args.log,
-                   seed=args.seed)
+        out = dict(series=name, **result.summary(), hidden=args.hidden, seed=args.seed)
+        if labels and result.future is not None:
+            out["future_labels"] = labels
         if args.plot:
             out["plot"] = args.plot
+        if args.out:
+            out["model_file"] = args.out
         print(json.dumps(out))
         return 0
-
-    ratio = result.rnn_mae / result.naive_mae if result.naive_mae > 0 else float("nan")
-    lines = [
-        f"series: {name} ({result.n_values} values){'' if args.csv else ' - ' + title}",
-        f"window {result.window}, horizon {result.horizon}: trained on {result.n_train} windows, "
-        f"tested on the last {result.n_test} values",
-        f"training: {result.epochs} epochs in {result.seconds:.1f} s"
-        f"{' (stopped by --seconds)' if result.stopped_early else ''}, "
-        f"final loss {result.train_loss:.4g} (scaled)",
-        f"RNN MAE:   {result.rnn_mae:.4g}",
-        f"naive MAE: {result.naive_mae:.4g}  (last value seen)",
-    ]
-    if math.isfinite(ratio):
-        better = "better" if ratio < 1 else "worse"
-        lines.append(f"the RNN's error is {ratio:.0%} of the naive forecast's ({better})")
+    print(format_report(name, title, series, result, labels, args.out))
     if args.plot:
-        lines.append(f"plot written to {args.plot}")
-    print("\n".join(lines))
+        print(f"plot      {args.plot}")
     return 0
