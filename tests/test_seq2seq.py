@@ -201,6 +201,7 @@ def test_beam_search_is_exhaustive_when_wide(cell, attention, embedding_dim, alp
                         src_lengths=lengths)
     assert isinstance(res, BeamSearchResult)
     for b in range(3):
+        assert end_id not in res.sequences[b].tolist()
         scorer = _Scorer(m, src, b, lengths[b], start_id)
         score, total, seq, fin = _exhaustive(scorer, V, max_len, end_id, alpha)
         assert res.sequences[b].tolist() == seq, (b, res.sequences[b], seq)
@@ -249,6 +250,38 @@ def test_beam_width_one_is_greedy(cell, attention):
     # Without an end token every row runs to max_len, exactly as greedy does.
     res = m.beam_search(src, 1, 12, None, start_id, src_lengths=lengths)
     np.testing.assert_array_equal(np.stack(res.sequences, axis=1), greedy)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 5.0])
+@pytest.mark.parametrize("K", [1, 2, 4])
+def test_beam_search_does_not_stop_too_early(alpha, K):
+    """A model whose next-token distribution never changes: p(end) = 0.45,
+    p(1) = 0.4. Every length's best hypothesis is 1 1 ... 1 end, and a
+    strong length penalty makes the longest win although each finished
+    hypothesis beats the live one of its length; a search that stopped at
+    the first finished hypothesis, or kept extending finished ones, would
+    return something else."""
+    V, end_id, start_id, max_len = 4, 0, 3, 5
+    m = Seq2Seq(2, V, 3, dtype=F64, seed=0, attention="dot")
+    p = np.array([0.45, 0.4, 0.1, 0.05])
+    m.head.params["weight"][...] = 0
+    m.head.params["bias"][...] = np.log(p)
+    src = np.random.default_rng(0).standard_normal((3, 2, 2))
+    res = m.beam_search(src, K, max_len, end_id, start_id, length_penalty=alpha)
+    scorer = _Scorer(m, src, 0, 3, start_id)
+    if K == 1:  # greedy: the end token is the top choice at once
+        score, total, seq, fin = _naive_beam(scorer, V, K, max_len, end_id, alpha)
+        assert seq == [] and fin
+    else:  # two hypotheses suffice to keep every length's best: exhaustive
+        score, total, seq, fin = _exhaustive(scorer, V, max_len, end_id, alpha)
+        assert _naive_beam(scorer, V, K, max_len, end_id, alpha)[2] == seq
+        if alpha == 5.0:
+            assert seq == [1] * (max_len - 1) and fin  # the longest: 1 1 1 1 end
+        elif alpha == 0.0:
+            assert seq == [] and fin  # the end token at once
+    for b in range(2):
+        assert res.sequences[b].tolist() == seq and res.finished[b] == fin
+        np.testing.assert_allclose([res.scores[b], res.log_probs[b]], [score, total], rtol=1e-12)
 
 
 def test_beam_search_attention_and_lengths():

@@ -22,13 +22,13 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from .apps import bench, classify, forecast, tag, text
+from .apps import bench, classify, forecast, tag, text, translate
 from .apps.common import CLIError
 
 __all__ = ["main", "build_parser"]
 
 # The order of the commands in `crnn --help`.
-_APPS = (text, forecast, classify, tag, bench)
+_APPS = (text, forecast, classify, tag, translate, bench)
 
 _EPILOG = """\
 start with:  crnn demo

@@ -63,21 +63,10 @@ from ..optim import Adam
 from ..serialization import load as _load
 from ..serialization import register_module
 from ..serialization import save as _save
-from .common import (
-    CLIError,
-    Progress,
-    add_cell_option,
-    add_embedding_option,
-    check_output_path,
-    embedding_layer,
-    fraction,
-    nonnegative_int,
-    one_blas_thread,
-    positive_float,
-    positive_int,
-    print_json,
-    read_text,
-)
+from .common import (CLIError, Progress, add_cell_option, add_embedding_option,
+                     add_threads_option, apply_threads, check_output_path, embedding_layer,
+                     fraction, nonnegative_int, one_blas_thread, positive_float, positive_int,
+                     print_json, read_text)
 from .metrics import EntityScores, entity_scores, entity_spans
 
 __all__ = ["EntityTagger", "TagResult", "read_conll", "parse_conll", "tokenize_sentence",
@@ -555,7 +544,8 @@ def format_entities(tokens: Sequence[str], tags: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def _split(sentences: List[Sentence], test_fraction: float, seed: int) -> Tuple[List[Sentence], List[Sentence]]:
+def _split(sentences: List[Sentence], test_fraction: float,
+           seed: int) -> Tuple[List[Sentence], List[Sentence]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sentences))
     k = int(round(len(sentences) * test_fraction))
@@ -623,6 +613,7 @@ def register(subparsers: Any) -> None:
                         f"{d['word_dropout']})")
     g.add_argument("--seed", type=nonnegative_int, default=d["seed"],
                    help="seed of the initialisation, the shuffling and the split (default 0)")
+    add_threads_option(g)
     g = p.add_argument_group("output")
     g.add_argument("--predict", action="append", default=[], metavar="TEXT",
                    help="print the entities of this sentence (repeatable)")
@@ -669,6 +660,7 @@ def _pct(v: float) -> str:
 @one_blas_thread
 def handler(args: argparse.Namespace) -> int:
     """Run ``crnn tag``; returns the exit status."""
+    apply_threads(args)
     if args.conll_test and not args.conll and not args.load:
         raise CLIError("--conll-test needs --conll (the training sentences) or --load")
     if args.save:

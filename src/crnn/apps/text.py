@@ -16,6 +16,18 @@ Python API
 
 `crnn.load` reads a saved model after a plain ``import crnn``; `load_model`
 also checks that the file holds a character model.
+
+Words
+-----
+With ``--words``, ``crnn train-text`` trains a word-level model instead:
+`WordModel` (a `crnn.models.CharRNN` over word ids, with an embedding, an
+LSTM by default, and its `crnn.data.WordVocab`: lower-cased words seen at
+least ``--min-count`` times, the others read as ``<unk>``). The last tenth
+of the words (``--valid-fraction``) is held out, and the command reports
+the model's perplexity there next to the unigram baseline's (every word
+predicted by its training frequency, add-one smoothed, whatever came
+before), over the same vocabulary and the same words. ``crnn sample`` on a
+word model writes words, and ``--complete`` suggests the next word.
 """
 from __future__ import annotations
 
@@ -34,31 +46,180 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from .. import _runtime
-from ..data import streams
-from ..losses import softmax_cross_entropy
-from ..models import CharModel
+from ..data import WordVocab, streams, tokenize
+from ..losses import log_softmax, softmax_cross_entropy
+from ..models import CharModel, CharRNN
 from ..optim import Adagrad, Adam
 from ..serialization import load as _load
+from ..serialization import register_module
 from ..serialization import save as _save
 from ..training import TBPTT
-from .common import (CLIError, Progress, Timer, format_rate, format_seconds, nonnegative_float,
-                     nonnegative_int, one_blas_thread, positive_float, positive_int, read_text)
+from .common import (CLIError, Progress, Timer, add_cell_option, add_embedding_option,
+                     add_threads_option, apply_threads, format_rate, format_seconds, fraction,
+                     nonnegative_float, nonnegative_int, one_blas_thread, positive_float,
+                     positive_int, print_json, read_text)
+from .metrics import perplexity, unigram_perplexity
 
-__all__ = ["CharModel", "TrainResult", "train", "load_model", "demo_corpus", "complete",
-           "register", "DEMO_MODULES"]
+__all__ = ["CharModel", "WordModel", "TrainResult", "train", "load_model", "demo_corpus",
+           "complete", "detokenize", "evaluate_perplexity", "register", "DEMO_MODULES"]
 
 
 # --------------------------------------------------------------------------
 # The model (`crnn.models.CharModel`, re-exported here)
 # --------------------------------------------------------------------------
 
-def load_model(path: str, backend: Optional[str] = None) -> CharModel:
-    """Load a model saved by ``crnn train-text`` (or `crnn.save` of a CharModel)."""
+def load_model(path: str, backend: Optional[str] = None) -> Union[CharModel, "WordModel"]:
+    """Load a model saved by ``crnn train-text`` (a `CharModel`, or a `WordModel`
+    with ``--words``), or by `crnn.save` of one."""
     model = _load(path, backend=backend)
-    if not isinstance(model, CharModel):
-        raise TypeError(f"{path} holds a {type(model).__name__}, not a character model "
-                        "(make one with `crnn train-text`)")
+    if not isinstance(model, (CharModel, WordModel)):
+        raise TypeError(f"{path} holds a {type(model).__name__}, not a character model or a "
+                        "word model (make one with `crnn train-text`)")
     return model
+
+
+# --------------------------------------------------------------------------
+# Word-level models
+# --------------------------------------------------------------------------
+
+_NO_SPACE_BEFORE = set(".,;:!?)]}%'\"") | {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m"}
+_NO_SPACE_AFTER = set("([{$")
+
+
+def detokenize(tokens: List[str]) -> str:
+    """Words and punctuation marks back into text: a space between words, none
+    before ``. , ; : ! ? )`` and after ``(``."""
+    out: List[str] = []
+    for i, tok in enumerate(tokens):
+        if i and tok not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+            out.append(" ")
+        out.append(tok)
+    return "".join(out)
+
+
+@register_module
+class WordModel(CharRNN):
+    """A word-level language model that knows its words: word ids -> `crnn.Embedding`
+    -> recurrent layer -> Linear -> next-word logits.
+
+    A `crnn.models.CharRNN` over the ids of a `crnn.data.WordVocab` (id 0 is
+    ``<unk>``, every word outside the vocabulary), trained like the character
+    models (`train`). Text is split with `crnn.data.tokenize` (words and
+    single punctuation marks, lower-cased by default).
+
+    Parameters
+    ----------
+    words : list of str
+        The known words, in id order (ids 1 ..).
+    hidden_size, num_layers, nonlinearity, dropout, dtype, seed, backend
+        As for `CharRNN`.
+    cell : str
+        Default "lstm".
+    embedding_dim : int or None
+        Size of the word vectors (default 64); None reads one-hot vectors.
+    lower : bool
+        Lower-case text before splitting it.
+
+    Attributes
+    ----------
+    vocab : crnn.data.WordVocab
+    """
+
+    def __init__(self, words: List[str], hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
+                 seed: Optional[int] = None, backend: str = "c", cell: str = "lstm",
+                 embedding_dim: Optional[int] = 64, lower: bool = True) -> None:
+        self.vocab = WordVocab(list(words), lower=lower)
+        super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
+                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell,
+                         embedding_dim=embedding_dim)
+
+    @classmethod
+    def for_text(cls, text: str, hidden_size: int = 128, min_count: int = 2,
+                 max_size: Optional[int] = None, lower: bool = True, **kwargs: Any) -> "WordModel":
+        """A fresh model over the words of `text` seen at least `min_count` times
+        (at most `max_size` of them, the most frequent)."""
+        vocab = WordVocab.from_texts([text], min_count=min_count, max_size=max_size, lower=lower)
+        return cls(vocab.itos[1:], hidden_size, lower=lower, **kwargs)
+
+    def config(self) -> Dict[str, Any]:
+        cfg = super().config()
+        del cfg["vocab_size"]
+        cfg.setdefault("embedding_dim", None)
+        return dict(words=self.vocab.itos[1:], lower=self.vocab.lower, **cfg)
+
+    def encode(self, text: Union[str, List[str]]) -> np.ndarray:
+        """Word ids of a text (or of a list of tokens); unknown words -> 0."""
+        return self.vocab.encode(text)
+
+    def decode(self, ids: Any) -> str:
+        """Text of word ids (`detokenize`d)."""
+        return detokenize([self.vocab.itos[i] for i in np.asarray(ids, dtype=np.int64).tolist()])
+
+    def _prime_ids(self, prime: str) -> np.ndarray:
+        ids = self.encode(prime)
+        if ids.size == 0:  # start after the end of a sentence
+            ids = np.array([self.vocab.index(".") or 1], dtype=np.int64)
+        return ids
+
+    def sample(self, prime: str, n: int, temperature: float = 1.0, top_k: Optional[int] = None,
+               rng: Optional[Union[int, np.random.Generator]] = None) -> str:
+        """`n` words sampled after `prime` (not included), as text."""
+        ids = self.generate(self._prime_ids(prime), n, temperature=temperature, top_k=top_k, rng=rng)
+        return self.decode(ids)
+
+    def sample_ids(self, prime: str, n: int, **kwargs: Any) -> np.ndarray:
+        """Like `sample`, but the word ids."""
+        return self.generate(self._prime_ids(prime), n, **kwargs)
+
+    def next_words(self, prime: str, k: int = 5) -> List[Tuple[str, float]]:
+        """The `k` likeliest next words after `prime`, with their probabilities
+        (``<unk>`` left out)."""
+        was_training = self.training
+        self.eval()
+        try:
+            logits, _ = self(self._prime_ids(prime)[:, None])
+        finally:
+            self.train(was_training)
+        p = np.exp(log_softmax(logits[-1, 0].astype(np.float64)))
+        p[0] = -1.0
+        best = np.argsort(-p, kind="stable")[:k]
+        return [(self.vocab.itos[i], float(p[i])) for i in best if p[i] >= 0]
+
+
+def evaluate_perplexity(model: CharRNN, ids: np.ndarray, seq_len: int = 64,
+                        batch_size: int = 16) -> Tuple[float, int, np.ndarray]:
+    """Total negative log-likelihood (nats) of a model on a sequence of ids.
+
+    The ids are cut into ``batch_size`` parallel streams (`crnn.data.streams`,
+    as in training) and read in windows of `seq_len` steps, the state running
+    on; every id but the first of each stream is predicted.
+
+    Returns
+    -------
+    total_nll : float
+    n : int
+        How many ids were predicted (``perplexity = exp(total_nll / n)``).
+    targets : ndarray of int64
+        Those ids (to score a baseline on exactly the same ones).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    B = max(1, min(batch_size, ids.shape[0] // 2))
+    data = streams(ids, B)
+    x, y = data[:-1], data[1:]
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    h = None
+    try:
+        for start in range(0, x.shape[0], seq_len):
+            logits, h = model(x[start:start + seq_len], h)
+            lp = log_softmax(logits.astype(np.float64))
+            tgt = y[start:start + seq_len]
+            total -= float(np.take_along_axis(lp, tgt[..., None], axis=-1).sum())
+    finally:
+        model.train(was_training)
+    return total, int(y.size), y.reshape(-1)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -353,10 +514,15 @@ def _engine_line(model: CharModel) -> str:
     return f"crnn C engine, {info['isa']} kernels, {threads}"
 
 
-def _model_line(model: CharModel) -> str:
+def _model_line(model: CharRNN) -> str:
     r = model.rnn
     layers = f"{r.num_layers} layers x {r.hidden_size}" if r.num_layers > 1 else f"{r.hidden_size}"
-    return (f"CharRNN: one-hot {model.vocab_size} -> RNN {layers} {r.nonlinearity} -> "
+    act = f" {r.options['nonlinearity']}" if "nonlinearity" in r.options else ""
+    embed = getattr(model, "embed", None)
+    inputs = (f"one-hot {model.vocab_size}" if embed is None
+              else f"embedding {model.vocab_size} x {embed.embedding_dim}")
+    name = "WordModel" if isinstance(model, WordModel) else "CharRNN"
+    return (f"{name}: {inputs} -> {r.spec.title} {layers}{act} -> "
             f"Linear {model.vocab_size} ({model.num_parameters():,} parameters)")
 
 
@@ -459,7 +625,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("crnn demo: a character-level RNN learns to write like the docstrings of "
           "Python's standard library.\n", file=out)
     text, n_mod = demo_corpus()
-    model = CharModel.for_text(text, args.hidden, seed=args.seed, backend=args.backend)
+    model = CharModel.for_text(text, args.hidden, seed=args.seed, backend=args.backend,
+                               cell=args.cell, embedding_dim=args.embedding_dim or None)
     opt = make_optimizer(model, "adam", lr=args.lr, clip=5.0)
     B = layout(len(text), args.batch_size, args.seq_len)
     print(f"corpus    docstrings of {n_mod} standard-library modules: {len(text):,} characters, "
@@ -520,8 +687,33 @@ def cmd_train_text(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(folder):
         raise CLIError(f"{out_path}: the folder {folder} does not exist")
-    model = CharModel.for_text(text, args.hidden, num_layers=args.layers, dropout=args.dropout,
-                               seed=args.seed, backend=args.backend)
+    words = bool(args.words)
+    cell = args.cell or ("lstm" if words else "rnn")
+    quiet = bool(args.json)
+
+    def log(*a: Any, **k: Any) -> None:
+        if not quiet:
+            print(*a, **k)
+
+    valid_ids: Optional[np.ndarray] = None
+    if words:
+        model, train_ids, valid_ids, n_tokens = _word_model(args, text, cell)
+        data: Union[str, np.ndarray] = train_ids
+        n_units, unit = int(train_ids.shape[0]), "words"
+        log(f"text      {args.file}: {n_tokens:,} words and punctuation marks, "
+            f"{len(set(tokenize(text)))} distinct; vocabulary {len(model.vocab):,} (seen >= "
+            f"{args.min_count} times in the training part, the rest read as <unk>)")
+        log(f"split     {n_units:,} words for training, the last {valid_ids.shape[0]:,} "
+            f"({args.valid_fraction:g}) held out")
+    else:
+        if args.min_count != 2 or args.valid_fraction != 0.1 or args.max_vocab is not None:
+            raise CLIError("--min-count, --max-vocab and --valid-fraction apply to --words only")
+        model = CharModel.for_text(text, args.hidden, num_layers=args.layers,
+                                   dropout=args.dropout, seed=args.seed, backend=args.backend,
+                                   cell=cell, embedding_dim=args.embedding_dim or None)
+        data = text
+        n_units, unit = len(text), "characters"
+        log(f"text      {args.file}: {len(text):,} characters, {len(model.vocab) - 1} distinct")
     try:
         opt = make_optimizer(model, args.optimizer, lr=args.lr, clip=args.clip)
     except (TypeError, ValueError) as exc:
@@ -530,57 +722,101 @@ def cmd_train_text(args: argparse.Namespace) -> int:
     epochs = args.epochs
     if seconds is None and epochs is None:
         seconds = 60.0
-    B = layout(len(text), args.batch_size, args.seq_len)
+    B = layout(n_units, args.batch_size, args.seq_len)
     budget = f"{seconds:g} s" if seconds is not None else f"{epochs:g} epoch{'s' if epochs != 1 else ''}"
     clip = f"gradient norm clipped at {args.clip:g}" if args.clip else "no clipping"
-    print(f"text      {args.file}: {len(text):,} characters, {len(model.vocab) - 1} distinct")
-    print(f"model     {_model_line(model)}")
-    print(f"engine    {_engine_line(model)}")
-    print(f"training  {args.optimizer.capitalize()} (lr {opt.lr:g}, {clip}), windows of "
-          f"{args.seq_len} characters x {B} streams, {budget}", flush=True)
+    log(f"model     {_model_line(model)}")
+    log(f"engine    {_engine_line(model)}")
+    log(f"training  {args.optimizer.capitalize()} (lr {opt.lr:g}, {clip}), windows of "
+        f"{args.seq_len} {unit} x {B} streams, {budget}", flush=True)
     if B < args.batch_size:
-        print(f"note      the text is short: {B} stream{'s' if B != 1 else ''} instead of "
-              f"{args.batch_size}")
+        log(f"note      the text is short: {B} stream{'s' if B != 1 else ''} instead of "
+            f"{args.batch_size}")
 
     # Samples: every --sample-every windows, else 4 times during the run.
-    windows_per_epoch = max(1, (len(text) // B - 1 + args.seq_len - 1) // args.seq_len)
+    windows_per_epoch = max(1, (n_units // B - 1 + args.seq_len - 1) // args.seq_len)
     if seconds is not None:
-        total, unit = seconds, "s"
+        total, bar_unit = seconds, "s"
     else:
-        total, unit = max(1, int(math.ceil(epochs * windows_per_epoch))), "windows"
+        total, bar_unit = max(1, int(math.ceil(epochs * windows_per_epoch))), "windows"
     every_s, every_w = 0.0, 0
-    if args.sample_every is not None:
+    if quiet:
+        pass
+    elif args.sample_every is not None:
         every_w = args.sample_every
     elif seconds is not None:
         every_s = seconds / 4
     else:
         every_w = max(1, total // 4) if total >= 4 else 0
     sample_rng = np.random.default_rng(args.seed)
-    bar = Progress(total, desc="training", unit=unit)
+    length = args.sample_length if args.sample_length is not None else (40 if words else 200)
+    bar = Progress(total, desc="training", unit=bar_unit, mode="off" if quiet else None)
 
     def on_sample(elapsed: float, loss: float) -> None:
-        s = model.sample("", args.sample_length, temperature=args.temperature, rng=sample_rng)
+        s = model.sample("", length, temperature=args.temperature, rng=sample_rng)
         bar.write(f"--- sample after {format_seconds(elapsed)} (loss {loss:.3f}) ---\n"
                   f"{_show(s.strip(chr(10)))}\n---")
 
     with bar:
-        res = train(model, text, seq_len=args.seq_len, batch_size=args.batch_size,
+        res = train(model, data, seq_len=args.seq_len, batch_size=args.batch_size,
                     seconds=seconds, epochs=epochs, optimizer=opt, progress=bar,
                     sample_every_seconds=every_s, sample_every_windows=every_w,
                     on_sample=on_sample, rng=args.seed)
-    print(f"trained   {res.chars:,} characters ({res.epochs:.2f} passes) in "
-          f"{format_seconds(res.seconds)}, {format_rate(res.chars_per_second)} characters/s; "
-          f"loss {res.first_loss:.3f} -> {res.loss:.3f} nats/character")
-    s = model.sample("", args.sample_length, temperature=args.temperature, rng=sample_rng)
-    print(f"--- sample (temperature {args.temperature:g}) ---\n{_show(s.strip(chr(10)))}\n---")
+    per = "word" if words else "character"
+    log(f"trained   {res.chars:,} {unit} ({res.epochs:.2f} passes) in "
+        f"{format_seconds(res.seconds)}, {format_rate(res.chars_per_second)} {unit}/s; "
+        f"loss {res.first_loss:.3f} -> {res.loss:.3f} nats/{per}")
+    summary: Dict[str, Any] = dict(file=args.file, words=words, cell=cell,
+                                   hidden=model.rnn.hidden_size, layers=model.rnn.num_layers,
+                                   embedding_dim=getattr(model.embed, "embedding_dim", None),
+                                   vocab_size=int(model.vocab_size), seconds=round(res.seconds, 3),
+                                   epochs=res.epochs, trained=res.chars, first_loss=res.first_loss,
+                                   loss=res.loss, interrupted=res.interrupted, seed=args.seed)
+    if words and valid_ids is not None:
+        nll, n, targets = evaluate_perplexity(model, valid_ids, seq_len=args.seq_len)
+        ppl = perplexity(nll, n)
+        uni = unigram_perplexity(train_ids, targets, model.vocab_size)
+        unk = float(np.mean(targets == 0))
+        log(f"held-out  perplexity {ppl:.1f} on {n:,} held-out words; unigram baseline "
+            f"{uni:.1f} ({'better' if ppl < uni else 'worse'}: {ppl / uni:.0%} of it); "
+            f"{unk:.1%} of them <unk>")
+        summary.update(perplexity=ppl, unigram_perplexity=uni, n_heldout=n, unk_rate=unk)
+    if not quiet:
+        s = model.sample("", length, temperature=args.temperature, rng=sample_rng)
+        print(f"--- sample (temperature {args.temperature:g}) ---\n{_show(s.strip(chr(10)))}\n---")
     _save_model(model, out_path)
     size = os.path.getsize(out_path)
-    print(f"saved     {out_path} ({size / 1024:.0f} KiB); try: crnn sample {out_path} "
-          f"--prime \"...\" --length 200")
+    prime = "the" if words else "..."
+    log(f"saved     {out_path} ({size / 1024:.0f} KiB); try: crnn sample {out_path} "
+        f"--prime \"{prime}\" --length {20 if words else 200}")
+    summary["out"] = out_path
+    if quiet:
+        print_json(summary)
     if res.interrupted:
         print("crnn: interrupted: training stopped early; the model so far is saved", file=sys.stderr)
         return 130
     return 0
+
+
+def _word_model(args: argparse.Namespace, text: str,
+                cell: str) -> Tuple["WordModel", np.ndarray, np.ndarray, int]:
+    """The word model of ``--words`` and the training and held-out word ids."""
+    tokens = tokenize(text)
+    n = len(tokens)
+    n_valid = int(round(n * args.valid_fraction))
+    if n - n_valid < 2 or n_valid < 2:
+        raise CLIError(f"{args.file}: {n} words are too few to hold {args.valid_fraction:g} of "
+                       f"them out (at least 2 on each side)")
+    train_tokens = tokens[:n - n_valid]
+    vocab = WordVocab.from_texts([train_tokens], min_count=args.min_count, max_size=args.max_vocab)
+    if len(vocab) < 2:
+        raise CLIError(f"{args.file}: no word occurs {args.min_count} times in the training part "
+                       f"(lower --min-count)")
+    model = WordModel(vocab.itos[1:], args.hidden, num_layers=args.layers, dropout=args.dropout,
+                      seed=args.seed, backend=args.backend, cell=cell,
+                      embedding_dim=64 if args.embedding_dim is None else (args.embedding_dim or None))
+    ids = model.encode(tokens)
+    return model, ids[:n - n_valid], ids[n - n_valid:], n
 
 
 # --------------------------------------------------------------------------
@@ -599,6 +835,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         model = load_model(path)
     except (TypeError, ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+    if isinstance(model, WordModel):
+        return _sample_words(model, args)
     prime = args.prime
     unknown = sorted({c for c in prime if c not in model.vocab})
     if unknown:
@@ -607,11 +845,48 @@ def cmd_sample(args: argparse.Namespace) -> int:
               f"({shown!r}); they are read as unknown", file=sys.stderr)
     if args.top_k is not None and args.top_k > model.vocab_size:
         args.top_k = model.vocab_size
-    cont = model.sample(prime, args.length, temperature=args.temperature, top_k=args.top_k,
-                        rng=args.seed)
+    cont = model.sample(prime, 200 if args.length is None else args.length,
+                        temperature=args.temperature, top_k=args.top_k, rng=args.seed)
     if args.complete:
         cont = complete(prime, cont, args.complete)
     sys.stdout.write(_show(prime + cont) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+_SENTENCE_END = {".", "!", "?"}
+
+
+def _sample_words(model: WordModel, args: argparse.Namespace) -> int:
+    """``crnn sample`` of a word model: words after the prime; with --complete,
+    the next word and the likeliest ones (or, --complete line, to the end of
+    the sentence)."""
+    prime = args.prime
+    toks = model.vocab.tokenize(prime)
+    unknown = sorted({t for t in toks if t not in model.vocab})
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        print(f"crnn: note: the model does not know {len(unknown)} word(s) of the prime "
+              f"({shown}); they are read as <unk>", file=sys.stderr)
+    top_k = None if args.top_k is None else min(args.top_k, model.vocab_size)
+    length = 20 if args.length is None else args.length
+    if args.complete == "word":
+        ids = model.sample_ids(prime, 1, temperature=args.temperature, top_k=top_k, rng=args.seed)
+        word = model.vocab.itos[int(ids[0])]
+        sys.stdout.write(detokenize(toks + [word]) + "\n")
+        for w, p in model.next_words(prime, k=5 if args.top_k is None else args.top_k):
+            sys.stdout.write(f"  {w:<16} {100 * p:5.1f}%\n")
+    else:
+        n = max(length, 0)
+        ids = model.sample_ids(prime, n, temperature=args.temperature, top_k=top_k,
+                               rng=args.seed) if n else np.zeros(0, np.int64)
+        words = [model.vocab.itos[i] for i in ids.tolist()]
+        if args.complete == "line":
+            for i, w in enumerate(words):
+                if w in _SENTENCE_END:
+                    words = words[:i + 1]
+                    break
+        sys.stdout.write(detokenize(toks + words) + "\n")
     sys.stdout.flush()
     return 0
 
@@ -624,7 +899,7 @@ def _add_model_options(p: argparse.ArgumentParser, hidden: int) -> None:
     p.add_argument("--hidden", type=positive_int, default=hidden, metavar="H",
                    help=f"hidden units per layer (default {hidden})")
     p.add_argument("--seq-len", type=positive_int, default=50, metavar="K",
-                   help="truncated-BPTT window, in characters (default 50)")
+                   help="truncated-BPTT window, in characters or words (default 50)")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="B",
                    help="parallel streams through the text (default 32)")
     p.add_argument("--seed", type=nonnegative_int, default=0,
@@ -634,15 +909,8 @@ def _add_model_options(p: argparse.ArgumentParser, hidden: int) -> None:
     _add_threads_option(p)
 
 
-def _add_threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="threads of the C engine (default: OpenMP's default, "
-                        "OMP_NUM_THREADS or the number of cores)")
-
-
-def _apply_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        _runtime.set_num_threads(args.threads)
+_add_threads_option = add_threads_option
+_apply_threads = apply_threads
 
 
 def register(subparsers: Any) -> None:
@@ -665,17 +933,27 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", metavar="MODEL.npz", default=None,
                    help="also save the trained model (for crnn sample)")
     _add_model_options(p, hidden=128)
+    add_cell_option(p, default="rnn")
+    add_embedding_option(p, default=None, what="character")
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser(
-        "train-text", help="train a character-level model on a text file and save it",
+        "train-text", help="train a character-level (or, with --words, word-level) language "
+                           "model on a text file and save it",
         formatter_class=fmt,
         description=textwrap.dedent("""\
             Train a character-level RNN language model on a UTF-8 text file: stateful
             truncated backpropagation through time, gradient-norm clipping, Adam or Adagrad,
             with a progress bar and samples along the way. Saves the model (crnn.save
-            format, with its characters) for `crnn sample`."""),
-        epilog="example:  crnn train-text book.txt --out book.npz --seconds 120 --hidden 256")
+            format, with its characters) for `crnn sample`.
+
+            With --words: a word-level model (word embeddings -> LSTM -> next-word scores)
+            over the words seen at least --min-count times (the others read as <unk>); the
+            last --valid-fraction of the words is held out, and its perplexity is reported
+            next to the unigram baseline's (each word predicted by its training frequency,
+            add-one smoothed)."""),
+        epilog="examples:  crnn train-text book.txt --out book.npz --seconds 120 --hidden 256\n"
+               "           crnn train-text book.txt --words --out words.npz --seconds 60")
     p.add_argument("file", metavar="FILE", help="a UTF-8 text file")
     p.add_argument("--out", metavar="MODEL.npz", default=None,
                    help="where to save the model (default: FILE's name with .npz, here)")
@@ -696,12 +974,28 @@ def register(subparsers: Any) -> None:
                    help="dropout between stacked layers (default 0)")
     p.add_argument("--sample-every", type=nonnegative_int, default=None, metavar="N",
                    help="print a sample every N windows (0: never; default: 4 times in all)")
-    p.add_argument("--sample-length", type=positive_int, default=200, metavar="N",
-                   help="characters per sample (default 200)")
+    p.add_argument("--sample-length", type=positive_int, default=None, metavar="N",
+                   help="characters (words) per sample (default 200 characters, 40 words)")
     p.add_argument("--temperature", type=nonnegative_float, default=0.8, metavar="T",
                    help="temperature of the samples (default 0.8)")
     p.add_argument("--encoding", default="utf-8", help="of FILE (default utf-8)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (loss; with --words the held-out perplexity "
+                        "and the unigram baseline's) instead of text")
     _add_model_options(p, hidden=128)
+    add_cell_option(p, default=None, default_text="rnn; lstm with --words")
+    add_embedding_option(p, default=None, what="character (word)")
+    w = p.add_argument_group("word-level models")
+    w.add_argument("--words", action="store_true",
+                   help="a word-level model: words and punctuation marks (lower-cased) instead "
+                        "of characters; embeddings of --embedding-dim (default 64), an LSTM")
+    w.add_argument("--min-count", type=positive_int, default=2, metavar="N",
+                   help="words seen fewer times in the training part read as <unk> (default 2)")
+    w.add_argument("--max-vocab", type=positive_int, default=None, metavar="N",
+                   help="keep at most the N most frequent words (default: no limit)")
+    w.add_argument("--valid-fraction", type=fraction, default=0.1, metavar="F",
+                   help="share of the words, at the end of the text, held out to measure the "
+                        "perplexity (default 0.1)")
     p.set_defaults(func=cmd_train_text)
 
     p = subparsers.add_parser(
@@ -710,13 +1004,16 @@ def register(subparsers: Any) -> None:
         description=textwrap.dedent("""\
             Print the prime and a continuation sampled from a model saved by
             `crnn train-text` (or `crnn demo --out`). With --complete, stop at the end of the
-            word (or line) the prime begins: autocompletion of a prefix."""),
+            word (or line) the prime begins: autocompletion of a prefix. A word model
+            (`crnn train-text --words`) writes words; with --complete it suggests the next
+            word."""),
         epilog='example:  crnn sample book.npz --prime "It was" --length 300 --temperature 0.7')
     p.add_argument("model", metavar="MODEL", help="a model file from crnn train-text")
     p.add_argument("--prime", default="", metavar="TEXT",
                    help="the text to continue (default: start a new line)")
-    p.add_argument("--length", type=nonnegative_int, default=200, metavar="N",
-                   help="characters to generate (the most, with --complete; default 200)")
+    p.add_argument("--length", type=nonnegative_int, default=None, metavar="N",
+                   help="characters to generate (the most, with --complete; default 200); "
+                        "for a word model, words (default 20)")
     p.add_argument("--temperature", type=nonnegative_float, default=0.8, metavar="T",
                    help="< 1 safer, > 1 wilder, 0 always the likeliest (default 0.8)")
     p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
@@ -724,6 +1021,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=None,
                    help="seed of the sampling (default: different every run)")
     p.add_argument("--complete", nargs="?", const="word", choices=("word", "line"), default=None,
-                   help="stop at the end of the word (default) or line being completed")
+                   help="stop at the end of the word (default) or line being completed; for a "
+                        "word model: the next word, then the likeliest next words (--top-k, "
+                        "default 5) with their probabilities (or, with 'line', the rest of the "
+                        "sentence)")
     _add_threads_option(p)
     p.set_defaults(func=cmd_sample)
