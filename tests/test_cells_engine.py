@@ -425,3 +425,26 @@ def test_nan_stays_in_its_row(spec, options, dtype, engine):
     for name in ("out",) + spec.final_states:
         rows = (slice(None), others) if name == "out" else (others,)
         np.testing.assert_array_equal(bad[name][rows], base[name][rows], err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# The registry and the C library describe the same cells
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_registry_agrees_with_the_c_library(spec):
+    """What Python allocates for a cell (crnn.cells) is what the C driver
+    reads and writes (crnn_cell_info_get): gates, states, the saved arrays'
+    widths, whether the state is the output, whether the biases' gradients
+    differ. A disagreement would make the driver overrun a buffer."""
+    from crnn import _core
+
+    info = _core.CELL_INFO[spec.name]
+    assert info["gates"] == spec.gates
+    assert info["states"] == len(spec.states)
+    assert info["state_is_output"] == (spec.state_size == "O")
+    widths = tuple(spec.gates if symbol == "G" else 1 for _, symbol in spec.saved)
+    assert info["saved_gates"] == widths
+    assert info["separate_bias_grads"] == spec.separate_bias_grads
+    assert set(_core.CELL_INFO) == set(crnn.cells.REGISTRY)
+    for option in spec.options:
+        assert set(option.choices) <= set(_core.ACTIVATIONS)

@@ -160,13 +160,16 @@ def test_absurd_sizes_rejected_by_the_c_entry_points(shape):
     x = np.empty((T, B, I), f32)
     w_ih, w_hh = np.empty((H, I), f32), np.empty((H, H), f32)
     out, h_n = np.empty((T, B, H), f32), np.empty((B, H), f32)
+    layer = (_core.CELL_INFO["rnn"]["code"], _core.DTYPES["float32"], _core.ACTIVATIONS["tanh"],
+             0, I, H, 0)
+    weights = (w_ih, w_hh, None, None, None, None)
     with pytest.raises(ValueError, match="rejected the sizes"):
-        _core.rnn_forward(x, None, w_ih, w_hh, None, None, None, "tanh", out, h_n)
+        _core.forward(layer, weights, x, None, (None,), out, (h_n,), ())
     dx, dh0 = np.empty((T, B, I), f32), np.empty((B, H), f32)
     dw_ih, dw_hh = np.empty((H, I), f32), np.empty((H, H), f32)
     with pytest.raises(ValueError, match="rejected the sizes"):
-        _core.rnn_backward(x, None, w_ih, w_hh, None, "tanh", out, None, None,
-                           dx, dh0, dw_ih, dw_hh, None)
+        _core.backward(layer, weights, x, None, (None,), out, (), None, (None,), dx, (dh0,),
+                       (dw_ih, dw_hh, None, None, None, None))
 
 
 def test_numpy_refuses_shapes_beyond_its_own_limit():

@@ -10,7 +10,7 @@ releases the GIL.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -85,51 +85,55 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
  jordan_forward, jordan_backward) = entry_points(forward, _backward, __name__)
 
 
-# TEMPORARY: the per-cell binding of the C library before its generic driver.
-def _c_forward(a: ForwardArgs, out, states_n, saved) -> None:
-    w, s, name = a.weights, a.states, a.spec.name
-    if name == "rnn":
-        _core.rnn_forward(a.x, s[0], w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"],
-                          a.lengths, a.options["nonlinearity"], out, states_n[0])
-    elif name == "lstm":
-        _core.lstm_forward(a.x, s[0], s[1], w["weight_ih"], w["weight_hh"], w["bias_ih"],
-                           w["bias_hh"], a.lengths, out, states_n[0], states_n[1], *saved)
-    elif name == "gru":
-        _core.gru_forward(a.x, s[0], w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"],
-                          a.lengths, out, states_n[0], *saved)
-    else:
-        _core.jordan_forward(a.x, s[0], w["weight_ih"], w["weight_hy"], w["weight_ho"],
-                             w["bias_ih"], w["bias_hh"], w["bias_ho"], a.lengths,
-                             a.options["nonlinearity"], a.options["output_nonlinearity"], out,
-                             states_n[0], *saved)
+# The C interface's view of each registry cell: its code, and the spec's
+# weight and option names in crnn_weights' and crnn_layer's slot order (None
+# where the cell has no such slot). Built once: a registry cell the C build
+# lacks fails here, at import, not at its first call.
+_WEIGHT_ROLES = ("w_ih", "w_hh", "b_ih", "b_hh", "w_ho", "b_ho")
+_OPTION_ROLES = ("activation", "output_activation")
 
 
-def _c_backward(b: BackwardArgs, dx, dstates0, dw) -> None:
+class _CLayout(NamedTuple):
+    code: int
+    weight_slots: Tuple[Optional[str], ...]  # per _WEIGHT_ROLES
+    option_slots: Tuple[Optional[str], ...]  # per _OPTION_ROLES
+
+
+def _c_layout(spec: CellSpec) -> _CLayout:
+    weights = {w.role: w.name for w in spec.weights}
+    options = {o.role: o.name for o in spec.options}
+    return _CLayout(_core.CELL_INFO[spec.name]["code"],
+                    tuple(weights.get(r) for r in _WEIGHT_ROLES),
+                    tuple(options.get(r) for r in _OPTION_ROLES))
+
+
+_C_LAYOUT = {name: _c_layout(spec) for name, spec in cells.REGISTRY.items()}
+_C_DTYPE = {np.dtype(name): code for name, code in _core.DTYPES.items()}
+
+
+def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
+    """The (crnn_layer, crnn_weights) tuples `_core` takes for a call."""
+    layout = _C_LAYOUT[a.spec.name]
+    f, g = (0 if o is None else _core.ACTIVATIONS[a.options[o]] for o in layout.option_slots)
+    sizes, w = a.sizes, a.weights
+    layer = (layout.code, _C_DTYPE[a.dtype], f, g, sizes["I"], sizes["H"], sizes["O"])
+    return layer, tuple(None if name is None else w[name] for name in layout.weight_slots)
+
+
+def _c_forward(a: ForwardArgs, out: np.ndarray, states_n: Tuple[np.ndarray, ...],
+               saved: Tuple[np.ndarray, ...]) -> None:
+    layer, weights = _c_layer_and_weights(a)
+    _core.forward(layer, weights, a.x, a.lengths, a.states, out, states_n, saved)
+
+
+def _c_backward(b: BackwardArgs, dx: np.ndarray, dstates0: Tuple[np.ndarray, ...],
+                dw: Dict[str, Optional[np.ndarray]]) -> None:
     a = b.forward
-    w, s, name = a.weights, a.states, a.spec.name
-    ds = b.dstates
-    if name == "gru":
-        _core.gru_backward(a.x, s[0], w["weight_ih"], w["weight_hh"], a.lengths, b.out, *b.saved,
-                           b.dout, ds[0], dx, dstates0[0], dw["weight_ih"], dw["weight_hh"],
-                           dw["bias_ih"], dw["bias_hh"])
-        return
-    db = dw["bias_ih"] if dw["bias_ih"] is not None else dw["bias_hh"]
-    if name == "rnn":
-        _core.rnn_backward(a.x, s[0], w["weight_ih"], w["weight_hh"], a.lengths,
-                           a.options["nonlinearity"], b.out, b.dout, ds[0], dx, dstates0[0],
-                           dw["weight_ih"], dw["weight_hh"], db)
-    elif name == "lstm":
-        _core.lstm_backward(a.x, s[0], s[1], w["weight_ih"], w["weight_hh"], a.lengths, b.out,
-                            *b.saved, b.dout, ds[0], ds[1], dx, dstates0[0], dstates0[1],
-                            dw["weight_ih"], dw["weight_hh"], db)
-    else:
-        _core.jordan_backward(a.x, s[0], w["weight_ih"], w["weight_hy"], w["weight_ho"],
-                              a.lengths, a.options["nonlinearity"],
-                              a.options["output_nonlinearity"], b.out, *b.saved, b.dout, ds[0],
-                              dx, dstates0[0], dw["weight_ih"], dw["weight_hy"], dw["weight_ho"],
-                              db, dw["bias_ho"])
-    if dw["bias_hh"] is not None and db is not dw["bias_hh"]:
-        dw["bias_hh"][...] = db
+    layer, weights = _c_layer_and_weights(a)
+    dweights = tuple(None if name is None else dw[name]
+                     for name in _C_LAYOUT[a.spec.name].weight_slots)
+    _core.backward(layer, weights, a.x, a.lengths, a.states, b.out, b.saved, b.dout,
+                   b.dstates, dx, dstates0, dweights)
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:
@@ -168,7 +172,7 @@ def clip_grad_norm(arrays: Arrays, max_norm: float, norm_type: Union[float, str]
     if not items:
         return 0.0
     views = _kernel_views(items)
-    total = float(_core.total_norm(views, p))
+    total = float(_core.total_norm(_C_DTYPE[views[0].dtype], views, p))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"the total norm of order {norm_type} of the arrays is non-finite ({total}), so it "
@@ -176,7 +180,7 @@ def clip_grad_norm(arrays: Arrays, max_norm: float, norm_type: Union[float, str]
         )
     coef = max_norm / (total + 1e-6)
     if not coef >= 1.0:  # also true for a NaN coefficient, as in PyTorch
-        _core.scale(views, coef)
+        _core.scale(_C_DTYPE[views[0].dtype], views, coef)
         _write_back(items, views)
     return total
 
@@ -192,5 +196,5 @@ def clip_grad_value(arrays: Arrays, clip_value: float) -> None:
     if not items:
         return
     views = _kernel_views(items)
-    _core.clip_value(views, clip)
+    _core.clip_value(_C_DTYPE[views[0].dtype], views, clip)
     _write_back(items, views)

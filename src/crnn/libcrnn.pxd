@@ -1,0 +1,96 @@
+# Cython declarations of crnn's C interface (csrc/crnn.h), cimported by the
+# binding (_core.pyx). Cell, activation and ISA codes
+# are not spelled out here: read them by name at run time
+# (crnn_cell_info_get, crnn_activation_name, crnn_isa_name), so that a new
+# cell needs no change in this file.
+from libc.stdint cimport int64_t
+
+
+cdef extern from "crnn.h" nogil:
+    enum crnn_status:
+        CRNN_OK
+        CRNN_ERR_NOMEM
+        CRNN_ERR_INVALID
+
+    enum crnn_dtype:
+        CRNN_F32
+        CRNN_F64
+
+    enum:
+        CRNN_CELL_COUNT
+        CRNN_ACTIVATION_COUNT
+        CRNN_ISA_AUTO
+        CRNN_ISA_COUNT
+        CRNN_MAX_STATES
+        CRNN_MAX_SAVED
+
+    ctypedef struct crnn_layer:
+        int cell
+        int dtype
+        int activation
+        int output_activation
+        int64_t input_size
+        int64_t hidden_size
+        int64_t output_size
+
+    ctypedef struct crnn_weights:
+        const void *w_ih
+        const void *w_hh
+        const void *b_ih
+        const void *b_hh
+        const void *w_ho
+        const void *b_ho
+
+    ctypedef struct crnn_sequence:
+        int64_t steps
+        int64_t batch
+        const int64_t *lengths
+        const void *x
+        const void *state0[2]
+        void *out
+        void *state_n[2]
+        void *saved[2]
+
+    ctypedef struct crnn_gradients:
+        const void *dout
+        const void *dstate_n[2]
+        void *dx
+        void *dstate0[2]
+        void *dw_ih
+        void *dw_hh
+        void *db_ih
+        void *db_hh
+        void *dw_ho
+        void *db_ho
+
+    ctypedef struct crnn_cell_info:
+        const char *name
+        int gates
+        int states
+        int state_is_output
+        int saved
+        int saved_gates[2]
+        int separate_bias_grads
+
+    int crnn_cell_info_get(int cell, crnn_cell_info *info)
+    int crnn_forward(const crnn_layer *layer, const crnn_weights *weights,
+                     const crnn_sequence *seq)
+    int crnn_backward(const crnn_layer *layer, const crnn_weights *weights,
+                      const crnn_sequence *seq, const crnn_gradients *grads)
+
+    double crnn_total_norm(int dtype, int64_t n, const void *const *arrays,
+                           const int64_t *sizes, double p)
+    int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
+                   double factor)
+    int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
+                        double clip)
+
+    void crnn_set_num_threads(int n)
+    int crnn_get_num_threads()
+    int crnn_have_openmp()
+    int crnn_set_isa(int isa)
+    int crnn_get_isa()
+    int crnn_isa_supported(int isa)
+    const char *crnn_isa_name(int isa)
+    const char *crnn_activation_name(int activation)
+    const char *crnn_compiler()
