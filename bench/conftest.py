@@ -13,6 +13,7 @@
   CI does); the benchmarks then replace large shapes by small stand-ins
   (``problems.smoke_shape``) so the smoke run stays fast.
 """
+
 from __future__ import annotations
 
 import os

@@ -30,6 +30,7 @@ clear_refs cannot be written, the increase of ru_maxrss is used instead and
 than the setup's). Problems whose unavoidable bytes are below ~1 MiB are
 near the method's resolution (a few pages of interpreter state).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,12 @@ def unavoidable_bytes(shape, itemsize):
     inputs = T * B * I + B * H + H * I + H * H + 2 * H + T * B * H + B * H
     outputs = T * B * H + B * H
     grads = T * B * I + B * H + H * I + H * H + 2 * H
-    return {"inputs": inputs * itemsize, "outputs": outputs * itemsize,
-            "gradients": grads * itemsize,
-            "total": (inputs + outputs + grads) * itemsize}
+    return {
+        "inputs": inputs * itemsize,
+        "outputs": outputs * itemsize,
+        "gradients": grads * itemsize,
+        "total": (inputs + outputs + grads) * itemsize,
+    }
 
 
 def _child(impl, shape, dtype_name, threads):
@@ -85,6 +89,7 @@ def _child(impl, shape, dtype_name, threads):
 
     if impl in ("crnn", "reference"):
         import crnn
+
         mod = crnn if impl == "crnn" else crnn.reference
         if threads:
             crnn.set_num_threads(threads)
@@ -96,9 +101,11 @@ def _child(impl, shape, dtype_name, threads):
                 out, h_n, cache = mod.rnn_forward(**args, nonlinearity="tanh")
                 g = mod.rnn_backward(dout, dh_n, cache)
                 return out, h_n, g
+
             return run
     elif impl == "torch":
         import torch
+
         if threads:
             torch.set_num_threads(threads)
 
@@ -119,6 +126,7 @@ def _child(impl, shape, dtype_name, threads):
                 out, h_n = rnn(x, h0)
                 torch.autograd.backward([out, h_n], [dout_t, dh_n_t])
                 return out, h_n, x.grad, h0.grad, [p.grad for p in rnn.parameters()]
+
             return run
     else:
         raise ValueError(f"memory: unknown implementation {impl!r}")
@@ -136,12 +144,17 @@ def _child(impl, shape, dtype_name, threads):
     increase = max(0, peak_kib - base_kib) * 1024
     peak = need["inputs"] + increase
     return {
-        "impl": impl, "shape": list(shape), "dtype": dtype.name,
+        "impl": impl,
+        "shape": list(shape),
+        "dtype": dtype.name,
         "threads": threads or None,
         "method": "VmHWM after clear_refs" if reset else "ru_maxrss increase",
-        "unavoidable_bytes": need["total"], "input_bytes": need["inputs"],
-        "output_bytes": need["outputs"], "gradient_bytes": need["gradients"],
-        "increase_bytes": increase, "peak_bytes": peak,
+        "unavoidable_bytes": need["total"],
+        "input_bytes": need["inputs"],
+        "output_bytes": need["outputs"],
+        "gradient_bytes": need["gradients"],
+        "increase_bytes": increase,
+        "peak_bytes": peak,
         "overhead_bytes": peak - need["total"],
         "ratio": peak / need["total"],
         "below_resolution": need["total"] < RESOLUTION_BYTES,
@@ -154,8 +167,15 @@ def measure(impl, shape, dtype="float32", threads=None, timeout=600):
     ``error`` set instead of the figures when the child failed."""
     env = dict(os.environ)
     env.update(CHILD_ENV)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", impl,
-           ",".join(str(int(s)) for s in shape), dtype, str(int(threads or 0))]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        impl,
+        ",".join(str(int(s)) for s in shape),
+        dtype,
+        str(int(threads or 0)),
+    ]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -187,8 +207,10 @@ def _mib(n):
 
 
 def format_header():
-    return (f"{'impl':<9} {'shape (T,B,I,H)':<20} {'unavoid MiB':>11} {'peak MiB':>9} "
-            f"{'overhead':>9} {'ratio':>6}")
+    return (
+        f"{'impl':<9} {'shape (T,B,I,H)':<20} {'unavoid MiB':>11} {'peak MiB':>9} "
+        f"{'overhead':>9} {'ratio':>6}"
+    )
 
 
 def format_row(r):
@@ -196,16 +218,25 @@ def format_row(r):
     if "error" in r:
         return f"{r['impl']:<9} {shape:<20} error: {r['error']}"
     note = "  (below resolution)" if r.get("below_resolution") else ""
-    return (f"{r['impl']:<9} {shape:<20} {_mib(r['unavoidable_bytes']):>11} {_mib(r['peak_bytes'])} "
-            f"{_mib(r['overhead_bytes'])} {r['ratio']:6.2f}{note}")
+    return (
+        f"{r['impl']:<9} {shape:<20} {_mib(r['unavoidable_bytes']):>11} {_mib(r['peak_bytes'])} "
+        f"{_mib(r['overhead_bytes'])} {r['ratio']:6.2f}{note}"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--impl", default="crnn,torch",
-                        help="comma-separated: crnn, torch, reference (default crnn,torch)")
-    parser.add_argument("--shape", action="append", default=None,
-                        help="T,B,I,H (repeatable; default: every benchmark shape)")
+    parser.add_argument(
+        "--impl",
+        default="crnn,torch",
+        help="comma-separated: crnn, torch, reference (default crnn,torch)",
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        help="T,B,I,H (repeatable; default: every benchmark shape)",
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=0, help="0: the default count")
     parser.add_argument("--json", help="also save the results here")
@@ -220,11 +251,11 @@ def main(argv=None):
 
     import problems as P
 
-    shapes = ([tuple(int(s) for s in sh.split(",")) for sh in args.shape]
-              if args.shape else P.shapes())
+    shapes = (
+        [tuple(int(s) for s in sh.split(",")) for sh in args.shape] if args.shape else P.shapes()
+    )
     print(format_header())
-    results = measure_all(shapes, args.impl.split(","), args.dtype, args.threads or None,
-                          log=print)
+    results = measure_all(shapes, args.impl.split(","), args.dtype, args.threads or None, log=print)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=1)

@@ -17,6 +17,7 @@ version, so an edit or another compiler rebuilds.
 
 No pytest here: the report (bench/report.py) and the benchmarks share it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,8 +43,11 @@ class BuildError(RuntimeError):
 
 def build_dir():
     """bench/.build, or a per-user temporary directory if that is not writable."""
-    candidates = [os.environ.get("CRNN_BENCH_BUILD_DIR"), os.path.join(BENCH_DIR, ".build"),
-                  os.path.join(tempfile.gettempdir(), f"crnn-bench-build-{os.getuid()}")]
+    candidates = [
+        os.environ.get("CRNN_BENCH_BUILD_DIR"),
+        os.path.join(BENCH_DIR, ".build"),
+        os.path.join(tempfile.gettempdir(), f"crnn-bench-build-{os.getuid()}"),
+    ]
     for d in candidates:
         if not d:
             continue
@@ -74,8 +78,9 @@ def _compile(compiler, source, out_name, flags, libs=()):
         raise BuildError(f"compiler {compiler!r} not found")
     with open(source, "rb") as fh:
         src = fh.read()
-    key = hashlib.sha256(b"\0".join([src, " ".join(cc + list(flags) + list(libs)).encode(),
-                                     version.encode()])).hexdigest()[:16]
+    key = hashlib.sha256(
+        b"\0".join([src, " ".join(cc + list(flags) + list(libs)).encode(), version.encode()])
+    ).hexdigest()[:16]
     stem, ext = os.path.splitext(out_name)
     target = os.path.join(build_dir(), f"{stem}-{key}{ext}")
     if os.path.exists(target):
@@ -121,8 +126,13 @@ def fma_peak(seconds=0.05, repetitions=20, threads=None, isa="auto"):
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(int(threads))
-    res = subprocess.run([fma_peak_binary(), str(seconds), str(repetitions), isa],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [fma_peak_binary(), str(seconds), str(repetitions), isa],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"fma_peak failed: {res.stderr.strip()}")
     return json.loads(res.stdout)
@@ -167,8 +177,9 @@ def _onednn_library():
         return None, "CRNN_BENCH_NO_ONEDNN is set"
     inc = find_onednn_header()
     if inc is None:
-        return None, ("oneDNN's header (dnnl.hpp) not found; on Debian/Ubuntu: "
-                      "apt-get install libdnnl-dev")
+        return None, (
+            "oneDNN's header (dnnl.hpp) not found; on Debian/Ubuntu: apt-get install libdnnl-dev"
+        )
     flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-fopenmp"]
     libs = []
     if inc not in ("/usr/include", "/usr/local/include"):
@@ -177,7 +188,9 @@ def _onednn_library():
             libs += ["-L" + d, "-Wl,-rpath," + d]
     libs.append("-ldnnl")
     try:
-        path = _compile(os.environ.get("CXX", "c++"), ONEDNN_SOURCE, "libonednn_rnn.so", flags, libs)
+        path = _compile(
+            os.environ.get("CXX", "c++"), ONEDNN_SOURCE, "libonednn_rnn.so", flags, libs
+        )
         lib = ctypes.CDLL(path)
     except (BuildError, OSError) as exc:
         return None, f"oneDNN harness unavailable: {exc}"
@@ -187,8 +200,9 @@ def _onednn_library():
     lib.onednn_rnn_threading.restype = ctypes.c_char_p
     lib.onednn_rnn_last_error.restype = ctypes.c_char_p
     lib.onednn_rnn_create.restype = vp
-    lib.onednn_rnn_create.argtypes = ([ctypes.c_int] + [ctypes.c_long] * 4
-                                      + [ctypes.c_int, ctypes.c_int])
+    lib.onednn_rnn_create.argtypes = (
+        [ctypes.c_int] + [ctypes.c_long] * 4 + [ctypes.c_int, ctypes.c_int]
+    )
     lib.onednn_rnn_set_inputs.restype = ctypes.c_int
     lib.onednn_rnn_set_inputs.argtypes = [vp] + [fp] * len(OneDNNRNN.INPUTS)
     lib.onednn_rnn_get_outputs.restype = ctypes.c_int
@@ -232,10 +246,30 @@ class OneDNNRNN:
     CELLS = ("rnn", "lstm", "gru")  # the harness's cell numbers
     GATES = {"rnn": 1, "lstm": 4, "gru": 3}
     # argument order of onednn_rnn_set_inputs / onednn_rnn_get_outputs
-    INPUTS = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
-              "dout", "dh_n", "dc_n")
-    OUTPUTS = ("out", "h_n", "c_n", "dx", "dh0", "dc0", "dweight_ih", "dweight_hh",
-               "dbias_ih", "dbias_hh")
+    INPUTS = (
+        "x",
+        "h0",
+        "c0",
+        "weight_ih",
+        "weight_hh",
+        "bias_ih",
+        "bias_hh",
+        "dout",
+        "dh_n",
+        "dc_n",
+    )
+    OUTPUTS = (
+        "out",
+        "h_n",
+        "c_n",
+        "dx",
+        "dh0",
+        "dc0",
+        "dweight_ih",
+        "dweight_hh",
+        "dbias_ih",
+        "dbias_hh",
+    )
 
     def __init__(self, T, B, I, H, threads=0, backward=False, cell="rnn"):
         lib, reason = _onednn_library()
@@ -247,8 +281,9 @@ class OneDNNRNN:
         self.cell = cell
         self.shape = (T, B, I, H)
         self.backward = bool(backward)
-        self._h = lib.onednn_rnn_create(self.CELLS.index(cell), T, B, I, H, int(threads or 0),
-                                        int(self.backward))
+        self._h = lib.onednn_rnn_create(
+            self.CELLS.index(cell), T, B, I, H, int(threads or 0), int(self.backward)
+        )
         if not self._h:
             raise RuntimeError(lib.onednn_rnn_last_error().decode())
 
@@ -263,10 +298,12 @@ class OneDNNRNN:
         unknown = set(arrays) - set(self.INPUTS)
         if unknown:
             raise TypeError(f"unknown inputs {sorted(unknown)}")
-        arrays = {k: np.ascontiguousarray(a, dtype=np.float32)
-                  for k, a in arrays.items() if a is not None}
-        self._check(self._lib.onednn_rnn_set_inputs(
-            self._h, *[_fptr(arrays.get(n)) for n in self.INPUTS]))
+        arrays = {
+            k: np.ascontiguousarray(a, dtype=np.float32) for k, a in arrays.items() if a is not None
+        }
+        self._check(
+            self._lib.onednn_rnn_set_inputs(self._h, *[_fptr(arrays.get(n)) for n in self.INPUTS])
+        )
 
     def run(self):
         self._check(self._lib.onednn_rnn_run(self._h))
@@ -276,8 +313,14 @@ class OneDNNRNN:
         G = self.GATES[self.cell] * H
         shapes = {"out": (T, B, H), "h_n": (B, H)}
         if self.backward:
-            shapes.update(dx=(T, B, I), dh0=(B, H), dweight_ih=(G, I), dweight_hh=(G, H),
-                          dbias_ih=(G,), dbias_hh=(G,))
+            shapes.update(
+                dx=(T, B, I),
+                dh0=(B, H),
+                dweight_ih=(G, I),
+                dweight_hh=(G, H),
+                dbias_ih=(G,),
+                dbias_hh=(G,),
+            )
         if self.cell == "lstm":
             shapes["c_n"] = (B, H)
             if self.backward:
@@ -289,8 +332,9 @@ class OneDNNRNN:
         dx, dh0 (dc0), dweight_ih, dweight_hh, dbias_ih, dbias_hh (for the
         RNN and the LSTM both are the gradient of b_ih + b_hh)."""
         res = {n: np.empty(s, np.float32) for n, s in self._output_shapes().items()}
-        self._check(self._lib.onednn_rnn_get_outputs(
-            self._h, *[_fptr(res.get(n)) for n in self.OUTPUTS]))
+        self._check(
+            self._lib.onednn_rnn_get_outputs(self._h, *[_fptr(res.get(n)) for n in self.OUTPUTS])
+        )
         return res
 
     def close(self):

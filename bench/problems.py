@@ -18,6 +18,7 @@ bias adds, tanh and its derivative are O(T·B·H) and left out.
   (2·T·B·H·H), dW_ih = Σ da_t^T x_t (2·T·B·H·I), so ``bwd = 2·fwd`` and
   ``fwdbwd = 3·fwd = 6·T·B·H·(I + H)``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,13 @@ SHAPES = [
 ]
 # CRNN_BENCH_QUICK=1 (report.py --quick): a subset that still shows every
 # kind of target (small H, streaming, the FMA-peak shape).
-QUICK_SHAPES = [(96, 1, 64, 64), (100, 32, 32, 64), (100, 64, 128, 256), (1000, 1, 32, 128),
-                (50, 64, 512, 1024)]
+QUICK_SHAPES = [
+    (96, 1, 64, 64),
+    (100, 32, 32, 64),
+    (100, 64, 128, 256),
+    (1000, 1, 32, 128),
+    (50, 64, 512, 1024),
+]
 F64_SHAPES = [(100, 32, 32, 64), (100, 64, 128, 256)]
 THREAD_SHAPES = [(200, 64, 128, 256), (50, 64, 512, 1024)]
 GIL_SHAPE = (100, 64, 128, 256)
@@ -121,8 +127,10 @@ def make_gated_problem(cell, shape, seed=0):
     weights = [u(G, I), u(G, H), u(G), u(G)]
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     h0 = (0.5 * rng.standard_normal((B, H))).astype(np.float32)
-    grads = [rng.standard_normal((T, B, H)).astype(np.float32),
-             rng.standard_normal((B, H)).astype(np.float32)]
+    grads = [
+        rng.standard_normal((T, B, H)).astype(np.float32),
+        rng.standard_normal((B, H)).astype(np.float32),
+    ]
     if cell == "lstm":
         grads.append(rng.standard_normal((B, H)).astype(np.float32))
     return x, h0, weights, grads
@@ -131,8 +139,13 @@ def make_gated_problem(cell, shape, seed=0):
 def gated_onednn_inputs(cell, x, h0, weights, grads):
     """OneDNNRNN.set_inputs's keywords for a make_gated_problem problem; the
     LSTM's c0 is h0, as in the benchmarks' crnn and torch calls."""
-    inputs = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights),
-                  x=x, h0=h0, dout=grads[0], dh_n=grads[1])
+    inputs = dict(
+        zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights),
+        x=x,
+        h0=h0,
+        dout=grads[0],
+        dh_n=grads[1],
+    )
     if cell == "lstm":
         inputs.update(c0=h0, dc_n=grads[2])
     return inputs
@@ -148,6 +161,7 @@ def unavailable(impl, dtype=np.float32):
         if np.dtype(dtype) != np.float32:
             return "oneDNN's RNN primitive has no float64"
         from native import onednn_unavailable_reason
+
         return onednn_unavailable_reason()
     raise ValueError(impl)
 
@@ -276,8 +290,12 @@ def run_case(timed, smoke, mode, shape, impl, dtype, threads, group_prefix):
             result = timed(
                 im.call(mode),
                 group=f"{group_prefix}-{shape_id(shape)}",
-                impl=impl, mode=mode, shape=list(shape), dtype=np.dtype(dtype).name,
-                threads=threads, flops=flops(shape, mode),
+                impl=impl,
+                mode=mode,
+                shape=list(shape),
+                dtype=np.dtype(dtype).name,
+                threads=threads,
+                flops=flops(shape, mode),
                 smoke_shape=list(real_shape) if smoke else None,
             )
         check_result(result, real_shape)

@@ -40,6 +40,7 @@ anything, understated).
 ``main(argv=None)`` is the entry point (``crnn bench`` calls it); it needs
 no pytest itself, only to run the benchmarks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,12 +63,12 @@ MODE_LABEL = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
 
 # The targets (issue "performance"), all in the same run at the default
 # thread count.
-TORCH_SPEEDUP_SMALL_H = 3.0   # fwd+bwd vs torch, H <= 256
-TORCH_SPEEDUP_LARGE_H = 2.0   # fwd+bwd vs torch, H >= 1024
-REFERENCE_SPEEDUP = 2.0       # fwd and fwd+bwd vs crnn.reference, every shape
-PEAK_SHAPE, PEAK_FRACTION = (50, 64, 512, 1024), 0.50   # forward, % of FMA peak
+TORCH_SPEEDUP_SMALL_H = 3.0  # fwd+bwd vs torch, H <= 256
+TORCH_SPEEDUP_LARGE_H = 2.0  # fwd+bwd vs torch, H >= 1024
+REFERENCE_SPEEDUP = 2.0  # fwd and fwd+bwd vs crnn.reference, every shape
+PEAK_SHAPE, PEAK_FRACTION = (50, 64, 512, 1024), 0.50  # forward, % of FMA peak
 STREAM_SHAPE, STREAM_SECONDS = (1000, 1, 32, 128), 0.5e-3  # forward time
-MEMORY_RATIO = 1.3            # peak / unavoidable bytes, fwd+bwd
+MEMORY_RATIO = 1.3  # peak / unavoidable bytes, fwd+bwd
 
 BUSY_LOAD = 0.5  # load average per core above which the report warns
 
@@ -103,8 +104,9 @@ def table(header, rows, align=None):
     align = align or "l" + "r" * (len(header) - 1)
 
     def line(cells):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                         for c, w, a in zip(cells, widths, align)).rstrip()
+        return "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)
+        ).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
@@ -115,17 +117,33 @@ def table(header, rows, align=None):
 
 def run_pytest(json_path, quick=False, extra_args=(), log=sys.stderr):
     """pytest bench/ --benchmark-only into json_path; returns pytest's exit code."""
-    cmd = [sys.executable, "-m", "pytest", BENCH_DIR, "--benchmark-only",
-           f"--benchmark-json={json_path}", "--benchmark-columns=min,median,stddev,rounds",
-           "-q", "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        BENCH_DIR,
+        "--benchmark-only",
+        f"--benchmark-json={json_path}",
+        "--benchmark-columns=min,median,stddev,rounds",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
     env = dict(os.environ)
     if quick:
         env["CRNN_BENCH_QUICK"] = "1"
         cmd += ["--benchmark-max-time=0.2", "--benchmark-min-rounds=3"]
     cmd += list(extra_args)
     print("$ " + " ".join(cmd), file=log, flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT_DIR, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     for line in proc.stdout:
         log.write(line)
         log.flush()
@@ -144,12 +162,20 @@ def load_benchmarks(path, stat="min"):
         st = b["stats"]
         t = float(st[stat])
         row = {
-            "name": b.get("name"), "group": b.get("group") or "",
-            "impl": extra["impl"], "mode": extra.get("mode"),
-            "shape": tuple(extra.get("shape") or ()), "dtype": extra.get("dtype", "float32"),
-            "threads": extra.get("threads"), "flops": extra.get("flops"),
-            "time": t, "min": st["min"], "median": st["median"], "mean": st["mean"],
-            "stddev": st["stddev"], "rounds": st["rounds"],
+            "name": b.get("name"),
+            "group": b.get("group") or "",
+            "impl": extra["impl"],
+            "mode": extra.get("mode"),
+            "shape": tuple(extra.get("shape") or ()),
+            "dtype": extra.get("dtype", "float32"),
+            "threads": extra.get("threads"),
+            "flops": extra.get("flops"),
+            "time": t,
+            "min": st["min"],
+            "median": st["median"],
+            "mean": st["mean"],
+            "stddev": st["stddev"],
+            "rounds": st["rounds"],
         }
         row["gflops"] = row["flops"] / t * 1e-9 if row["flops"] and t > 0 else None
         rows.append(row)
@@ -174,8 +200,12 @@ def combine_peaks(measurements):
         errors = [m.get("error") for m in measurements if m]
         return {"error": errors[0] if errors else "not measured"}
     best = dict(ok[0])
-    for key in ("gflops_1thread", "gflops_all_threads", "gflops_1thread_cpu",
-                "gflops_all_threads_cpu"):
+    for key in (
+        "gflops_1thread",
+        "gflops_all_threads",
+        "gflops_1thread_cpu",
+        "gflops_all_threads_cpu",
+    ):
         best[key] = max(m.get(key) or 0.0 for m in ok)
     best["measurements"] = ok
     return best
@@ -237,8 +267,12 @@ def machine(bench_data=None):
         pass
     mi = (bench_data or {}).get("machine_info") or {}
     cpu = cpu or (mi.get("cpu") or {}).get("brand_raw") or platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
-            "node": platform.node()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": platform.platform(),
+        "node": platform.node(),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -275,14 +309,18 @@ def main_table(idx, dtype, peak, threads, impls, kind="main"):
     """Per shape and mode: each of `impls`' time, crnn's speed-up over the
     others, crnn's GFLOP/s and % of the peak; (text, records)."""
     shapes = []
-    for (k, dt, _, _, shape) in idx:
+    for k, dt, _, _, shape in idx:
         if k == kind and dt == dtype and shape not in shapes:
             shapes.append(shape)
     if not shapes:
         return None, []
     others = [i for i in impls if i != "crnn"]
-    header = (["shape (T,B,I,H)", "mode"] + list(impls) + [f"x {i}" for i in others]
-              + ["GFLOP/s", "% peak"])
+    header = (
+        ["shape (T,B,I,H)", "mode"]
+        + list(impls)
+        + [f"x {i}" for i in others]
+        + ["GFLOP/s", "% peak"]
+    )
     pk = peak_for(peak, threads)
     if pk and dtype == "float64":
         pk = pk / 2.0  # FP64 FMA: half the FP32 lanes
@@ -296,25 +334,44 @@ def main_table(idx, dtype, peak, threads, impls, kind="main"):
             gf = c["gflops"] if c else None
             pct = 100.0 * gf / pk if (gf and pk) else None
             sp = {i: speedup(g, i) for i in others}
-            rows.append([shape_str(shape) if mode == "fwd" else "", MODE_LABEL[mode]]
-                        + [fmt_time(g[i]["time"]) if i in g else "-" for i in impls]
-                        + [fmt_ratio(sp[i]) for i in others]
-                        + ["-" if gf is None else f"{gf:.1f}", "-" if pct is None else f"{pct:.1f}%"])
-            records.append({"shape": list(shape), "mode": mode, "dtype": dtype,
-                            "times": {i: g[i]["time"] for i in g},
-                            "speedups": sp, "crnn_gflops": gf, "crnn_percent_peak": pct})
+            rows.append(
+                [shape_str(shape) if mode == "fwd" else "", MODE_LABEL[mode]]
+                + [fmt_time(g[i]["time"]) if i in g else "-" for i in impls]
+                + [fmt_ratio(sp[i]) for i in others]
+                + ["-" if gf is None else f"{gf:.1f}", "-" if pct is None else f"{pct:.1f}%"]
+            )
+            records.append(
+                {
+                    "shape": list(shape),
+                    "mode": mode,
+                    "dtype": dtype,
+                    "times": {i: g[i]["time"] for i in g},
+                    "speedups": sp,
+                    "crnn_gflops": gf,
+                    "crnn_percent_peak": pct,
+                }
+            )
     return table(header, rows, "ll" + "r" * (len(header) - 2)), records
 
 
 def threads_table(idx, peak):
     groups = {}
-    for (kind, dt, n, mode, shape), g in idx.items():
+    for (kind, _dt, n, mode, shape), g in idx.items():
         if kind == "threads":
             groups.setdefault((mode, shape), {})[n] = g
     if not groups:
         return None, []
-    header = ["shape (T,B,I,H)", "impl", "1 thread", "2 threads", "scaling",
-              "crnn x (1 thr)", "crnn x (2 thr)", "GFLOP/s 1/2", "% peak 1/2"]
+    header = [
+        "shape (T,B,I,H)",
+        "impl",
+        "1 thread",
+        "2 threads",
+        "scaling",
+        "crnn x (1 thr)",
+        "crnn x (2 thr)",
+        "GFLOP/s 1/2",
+        "% peak 1/2",
+    ]
     rows, records = [], []
     for (mode, shape), by_n in groups.items():
         impls = [i for i in IMPL_ORDER if any(i in g for g in by_n.values())]
@@ -333,13 +390,31 @@ def threads_table(idx, peak):
                 gf = f"{g1 or 0:.0f} / {g2 or 0:.0f}"
                 if p1 and p2 and g1 and g2:
                     pct = f"{100 * g1 / p1:.0f}% / {100 * g2 / p2:.0f}%"
-            rows.append([shape_str(shape) + " " + MODE_LABEL[mode] if first else "", impl,
-                         fmt_time(t1["time"]) if t1 else "-", fmt_time(t2["time"]) if t2 else "-",
-                         fmt_ratio(scaling), fmt_ratio(s1), fmt_ratio(s2), gf, pct])
-            records.append({"shape": list(shape), "mode": mode, "impl": impl,
-                            "time_1": t1["time"] if t1 else None,
-                            "time_2": t2["time"] if t2 else None, "scaling": scaling,
-                            "crnn_speedup_1": s1, "crnn_speedup_2": s2})
+            rows.append(
+                [
+                    shape_str(shape) + " " + MODE_LABEL[mode] if first else "",
+                    impl,
+                    fmt_time(t1["time"]) if t1 else "-",
+                    fmt_time(t2["time"]) if t2 else "-",
+                    fmt_ratio(scaling),
+                    fmt_ratio(s1),
+                    fmt_ratio(s2),
+                    gf,
+                    pct,
+                ]
+            )
+            records.append(
+                {
+                    "shape": list(shape),
+                    "mode": mode,
+                    "impl": impl,
+                    "time_1": t1["time"] if t1 else None,
+                    "time_2": t2["time"] if t2 else None,
+                    "scaling": scaling,
+                    "crnn_speedup_1": s1,
+                    "crnn_speedup_2": s2,
+                }
+            )
             first = False
     return table(header, rows, "ll" + "r" * 7), records
 
@@ -349,10 +424,12 @@ def gil_lines(idx):
     for (kind, _, _, _, shape), g in idx.items():
         if kind == "gil" and {"serial", "concurrent"} <= set(g):
             r = g["concurrent"]["time"] / g["serial"]["time"]
-            lines.append(f"two single-threaded crnn forwards at {shape_str(shape)}: "
-                         f"serial {fmt_time(g['serial']['time'])}, concurrent "
-                         f"{fmt_time(g['concurrent']['time'])}, concurrent/serial {r:.2f} "
-                         f"(0.5 = full overlap, 1.0 = none)")
+            lines.append(
+                f"two single-threaded crnn forwards at {shape_str(shape)}: "
+                f"serial {fmt_time(g['serial']['time'])}, concurrent "
+                f"{fmt_time(g['concurrent']['time'])}, concurrent/serial {r:.2f} "
+                f"(0.5 = full overlap, 1.0 = none)"
+            )
     return lines
 
 
@@ -362,8 +439,16 @@ def evaluate_targets(idx, peak, threads, memory, shapes, onednn_reason):
     out = []
 
     def add(target, shape, status, value, limit, text):
-        out.append({"target": target, "shape": list(shape) if shape else None, "status": status,
-                    "value": value, "limit": limit, "text": text})
+        out.append(
+            {
+                "target": target,
+                "shape": list(shape) if shape else None,
+                "status": status,
+                "value": value,
+                "limit": limit,
+                "text": text,
+            }
+        )
 
     def g(mode, shape):
         return idx.get(("main", "float32", None, mode, tuple(shape)), {})
@@ -387,27 +472,51 @@ def evaluate_targets(idx, peak, threads, memory, shapes, onednn_reason):
             if s is None:
                 add(name, shape, "SKIP", None, REFERENCE_SPEEDUP, "not measured")
             else:
-                add(name, shape, "PASS" if s >= REFERENCE_SPEEDUP else "FAIL", s,
-                    REFERENCE_SPEEDUP, fmt_ratio(s))
+                add(
+                    name,
+                    shape,
+                    "PASS" if s >= REFERENCE_SPEEDUP else "FAIL",
+                    s,
+                    REFERENCE_SPEEDUP,
+                    fmt_ratio(s),
+                )
 
     name = f"fwd >= {100 * PEAK_FRACTION:.0f}% of the FP32 FMA peak"
     c = g("fwd", PEAK_SHAPE).get("crnn")
     pk = peak_for(peak, threads)
     if c is None or not pk:
-        add(name, PEAK_SHAPE, "SKIP", None, PEAK_FRACTION,
-            "not measured" if c is None else "no FMA peak")
+        add(
+            name,
+            PEAK_SHAPE,
+            "SKIP",
+            None,
+            PEAK_FRACTION,
+            "not measured" if c is None else "no FMA peak",
+        )
     else:
         frac = c["gflops"] / pk
-        add(name, PEAK_SHAPE, "PASS" if frac >= PEAK_FRACTION else "FAIL", frac, PEAK_FRACTION,
-            f"{100 * frac:.1f}% ({c['gflops']:.1f} of {pk:.1f} GFLOP/s)")
+        add(
+            name,
+            PEAK_SHAPE,
+            "PASS" if frac >= PEAK_FRACTION else "FAIL",
+            frac,
+            PEAK_FRACTION,
+            f"{100 * frac:.1f}% ({c['gflops']:.1f} of {pk:.1f} GFLOP/s)",
+        )
 
     name = f"batch-1 streaming fwd <= {STREAM_SECONDS * 1e3:g} ms"
     c = g("fwd", STREAM_SHAPE).get("crnn")
     if c is None:
         add(name, STREAM_SHAPE, "SKIP", None, STREAM_SECONDS, "not measured")
     else:
-        add(name, STREAM_SHAPE, "PASS" if c["time"] <= STREAM_SECONDS else "FAIL", c["time"],
-            STREAM_SECONDS, fmt_time(c["time"]))
+        add(
+            name,
+            STREAM_SHAPE,
+            "PASS" if c["time"] <= STREAM_SECONDS else "FAIL",
+            c["time"],
+            STREAM_SECONDS,
+            fmt_time(c["time"]),
+        )
 
     for shape in shapes:
         name = "oneDNN ratio (crnn speed-up over oneDNN; reported)"
@@ -415,21 +524,32 @@ def evaluate_targets(idx, peak, threads, memory, shapes, onednn_reason):
         if sf is None and sb is None:
             add(name, shape, "SKIP", None, None, onednn_reason or "not measured")
         else:
-            add(name, shape, "INFO", {"fwd": sf, "fwdbwd": sb}, None,
-                f"fwd {fmt_ratio(sf)}, fwd+bwd {fmt_ratio(sb)}")
+            add(
+                name,
+                shape,
+                "INFO",
+                {"fwd": sf, "fwdbwd": sb},
+                None,
+                f"fwd {fmt_ratio(sf)}, fwd+bwd {fmt_ratio(sb)}",
+            )
 
     mem = {tuple(m["shape"]): m for m in (memory or []) if m.get("impl") == "crnn"}
     for shape in shapes:
         name = f"fwd+bwd peak memory <= {MEMORY_RATIO:g}x the unavoidable bytes"
         m = mem.get(tuple(shape))
         if m is None or "error" in m:
-            add(name, shape, "SKIP", None, MEMORY_RATIO,
-                m["error"] if m else "not measured")
+            add(name, shape, "SKIP", None, MEMORY_RATIO, m["error"] if m else "not measured")
         else:
             note = " (below the method's resolution)" if m.get("below_resolution") else ""
-            add(name, shape, "PASS" if m["ratio"] <= MEMORY_RATIO else "FAIL", m["ratio"],
-                MEMORY_RATIO, f"{m['ratio']:.2f} ({m['peak_bytes'] / 2**20:.1f} of "
-                              f"{m['unavoidable_bytes'] / 2**20:.1f} MiB){note}")
+            add(
+                name,
+                shape,
+                "PASS" if m["ratio"] <= MEMORY_RATIO else "FAIL",
+                m["ratio"],
+                MEMORY_RATIO,
+                f"{m['ratio']:.2f} ({m['peak_bytes'] / 2**20:.1f} of "
+                f"{m['unavoidable_bytes'] / 2**20:.1f} MiB){note}",
+            )
     return out
 
 
@@ -448,32 +568,46 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
     lines.append(f"crnn benchmark report, {datetime.datetime.now().isoformat(timespec='seconds')}")
     lines.append(f"machine: {mach['cpu']}, {mach['cores']} cores, {mach['system']}")
     cb = info["crnn"]
-    lines.append(f"crnn {cb.get('version')} (isa {cb.get('isa')}, openmp {cb.get('openmp')}, "
-                 f"{cb.get('compiler')}); numpy {info.get('numpy')}; torch {info.get('torch') or 'absent'}; "
-                 f"oneDNN {info.get('onednn') or 'absent: ' + str(info.get('onednn_unavailable'))}")
-    lines.append(f"threads: {threads} for every implementation unless stated; times: {stat} "
-                 f"over each benchmark's rounds")
+    lines.append(
+        f"crnn {cb.get('version')} (isa {cb.get('isa')}, openmp {cb.get('openmp')}, "
+        f"{cb.get('compiler')}); numpy {info.get('numpy')}; torch {info.get('torch') or 'absent'}; "
+        f"oneDNN {info.get('onednn') or 'absent: ' + str(info.get('onednn_unavailable'))}"
+    )
+    lines.append(
+        f"threads: {threads} for every implementation unless stated; times: {stat} "
+        f"over each benchmark's rounds"
+    )
     if "error" in peak:
         lines.append(f"FP32 FMA peak: not measured ({peak['error']})")
     else:
-        lines.append(f"FP32 FMA peak ({peak['isa']}), GFLOP/s by CPU time (by wall time): "
-                     f"1 thread {peak.get('gflops_1thread_cpu', 0):.1f} ({peak['gflops_1thread']:.1f}), "
-                     f"{peak['threads']} threads {peak.get('gflops_all_threads_cpu', 0):.1f} "
-                     f"({peak['gflops_all_threads']:.1f}); peak used at {threads} threads: "
-                     f"{peak_for(peak, threads):.1f}")
+        lines.append(
+            f"FP32 FMA peak ({peak['isa']}), GFLOP/s by CPU time (by wall time): "
+            f"1 thread {peak.get('gflops_1thread_cpu', 0):.1f} ({peak['gflops_1thread']:.1f}), "
+            f"{peak['threads']} threads {peak.get('gflops_all_threads_cpu', 0):.1f} "
+            f"({peak['gflops_all_threads']:.1f}); peak used at {threads} threads: "
+            f"{peak_for(peak, threads):.1f}"
+        )
     if load:
-        lines.append("load average (1 min) at start / end: "
-                     + " / ".join(f"{x:.2f}" for x in load) + f" on {mach['cores']} cores")
+        lines.append(
+            "load average (1 min) at start / end: "
+            + " / ".join(f"{x:.2f}" for x in load)
+            + f" on {mach['cores']} cores"
+        )
         if max(load) > BUSY_LOAD * (mach["cores"] or 1):
-            lines.append("WARNING: the machine was busy: multi-threaded timings (OpenMP waits for "
-                         "a descheduled thread at every barrier) are unreliable; rerun when idle")
-    lines.append("speed-up 'x impl' = impl's time / crnn's time (> 1: crnn faster); GFLOP/s and "
-                 "% peak are crnn's (matrix-product FLOP only)")
+            lines.append(
+                "WARNING: the machine was busy: multi-threaded timings (OpenMP waits for "
+                "a descheduled thread at every barrier) are unreliable; rerun when idle"
+            )
+    lines.append(
+        "speed-up 'x impl' = impl's time / crnn's time (> 1: crnn faster); GFLOP/s and "
+        "% peak are crnn's (matrix-product FLOP only)"
+    )
 
     sections = {}
     for dtype in ("float32", "float64"):
-        text, rec = main_table(idx, dtype, peak, threads,
-                               [i for i in impls if dtype == "float32" or i != "onednn"])
+        text, rec = main_table(
+            idx, dtype, peak, threads, [i for i in impls if dtype == "float32" or i != "onednn"]
+        )
         if text:
             title = f"{dtype}, tanh, {threads} threads"
             if dtype == "float64":
@@ -481,12 +615,22 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
             lines += ["", f"== {title}", text]
             sections[dtype] = rec
     for cell, gates in P.GATED_CELLS.items():
-        text, rec = main_table(idx, "float32", peak, threads,
-                               present(idx, cell, ("crnn", "torch", "onednn")), kind=cell)
+        text, rec = main_table(
+            idx,
+            "float32",
+            peak,
+            threads,
+            present(idx, cell, ("crnn", "torch", "onednn")),
+            kind=cell,
+        )
         if text:
             note = "; oneDNN's is its linear-before-reset GRU" if cell == "gru" else ""
-            lines += ["", f"== {cell.upper()}, float32, {threads} threads (GFLOP/s count "
-                          f"{gates} gates{note})", text]
+            lines += [
+                "",
+                f"== {cell.upper()}, float32, {threads} threads (GFLOP/s count "
+                f"{gates} gates{note})",
+                text,
+            ]
             sections[cell] = rec
     text, rec = threads_table(idx, peak)
     if text:
@@ -496,8 +640,11 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
     if gl:
         lines += ["", "== GIL"] + gl
     if memory:
-        lines += ["", "== peak memory of forward + backward (fresh process each; bench/memory.py)",
-                  mem_mod.format_header()] + [mem_mod.format_row(m) for m in memory]
+        lines += [
+            "",
+            "== peak memory of forward + backward (fresh process each; bench/memory.py)",
+            mem_mod.format_header(),
+        ] + [mem_mod.format_row(m) for m in memory]
 
     shapes = P.shapes()
     targets = evaluate_targets(idx, peak, threads, memory, shapes, info.get("onednn_unavailable"))
@@ -511,10 +658,19 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
 
     record = {
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": mach, "versions": info, "threads": threads, "stat": stat, "quick": quick,
-        "fma_peak": peak, "peak_used_gflops": peak_for(peak, threads), "loadavg": list(load),
+        "machine": mach,
+        "versions": info,
+        "threads": threads,
+        "stat": stat,
+        "quick": quick,
+        "fma_peak": peak,
+        "peak_used_gflops": peak_for(peak, threads),
+        "loadavg": list(load),
         "benchmarks": [dict(r, shape=list(r["shape"])) for r in bench_rows],
-        "tables": sections, "memory": memory, "targets": targets, "target_counts": counts,
+        "tables": sections,
+        "memory": memory,
+        "targets": targets,
+        "target_counts": counts,
     }
     return "\n".join(lines), record
 
@@ -522,21 +678,39 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="bench/report.py",
-        description="Run crnn's benchmarks and print the report (see the module docstring).")
-    parser.add_argument("--json", metavar="PATH",
-                        help="report this pytest-benchmark JSON instead of running the benchmarks")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer shapes (CRNN_BENCH_QUICK=1) and rounds; no float64/threads")
-    parser.add_argument("--out", default=DEFAULT_OUT,
-                        help="where to save the report's JSON (default: %(default)s)")
-    parser.add_argument("--stat", default="min", choices=["min", "median", "mean"],
-                        help="statistic of each benchmark's rounds (default: %(default)s)")
+        description="Run crnn's benchmarks and print the report (see the module docstring).",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="report this pytest-benchmark JSON instead of running the benchmarks",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer shapes (CRNN_BENCH_QUICK=1) and rounds; no float64/threads",
+    )
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help="where to save the report's JSON (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--stat",
+        default="min",
+        choices=["min", "median", "mean"],
+        help="statistic of each benchmark's rounds (default: %(default)s)",
+    )
     parser.add_argument("--no-peak", action="store_true", help="skip the FMA peak")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
-    parser.add_argument("--check", action="store_true",
-                        help="exit with status 1 when a target FAILs")
-    parser.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for pytest (repeatable), e.g. --pytest-arg=-k=crnn")
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target FAILs"
+    )
+    parser.add_argument(
+        "--pytest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for pytest (repeatable), e.g. --pytest-arg=-k=crnn",
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -572,8 +746,11 @@ def main(argv=None):
     if not args.json:
         os.replace(src, raw_path)
     if not rows:
-        print(f"warning: {args.json or 'the run'} holds no crnn benchmarks "
-              "(was it made with --benchmark-disable?)", file=sys.stderr)
+        print(
+            f"warning: {args.json or 'the run'} holds no crnn benchmarks "
+            "(was it made with --benchmark-disable?)",
+            file=sys.stderr,
+        )
 
     memory = []
     if not args.no_memory:
@@ -582,8 +759,17 @@ def main(argv=None):
     peak = combine_peaks(peaks) if peaks else {"error": "skipped (--no-peak)"}
 
     load.append(_loadavg())
-    text, record = build_report(rows, bench_data, peak, memory, args.stat, threads, info,
-                                args.quick, [x for x in load if x is not None])
+    text, record = build_report(
+        rows,
+        bench_data,
+        peak,
+        memory,
+        args.stat,
+        threads,
+        info,
+        args.quick,
+        [x for x in load if x is not None],
+    )
     record["pytest_benchmark_json"] = args.json or raw_path
     print(text)
     with open(args.out, "w", encoding="utf-8") as fh:

@@ -29,6 +29,7 @@ torch.set_num_threads, threadpoolctl's BLAS limit for the reference, and
 OpenMP's count around oneDNN's calls. No benchmark asserts a timing.
 CRNN_BENCH_QUICK=1 runs a subset (problems.QUICK_SHAPES, no float64).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,11 @@ def _cases(shapes, impls, dtype):
             for impl in impls:
                 reason = P.unavailable(impl, dtype) if impl in ("torch", "onednn") else None
                 marks = [pytest.mark.skip(reason=reason)] if reason else []
-                cases.append(pytest.param(mode, shape, impl, marks=marks,
-                                          id=f"{mode}-{P.shape_id(shape)}-{impl}"))
+                cases.append(
+                    pytest.param(
+                        mode, shape, impl, marks=marks, id=f"{mode}-{P.shape_id(shape)}-{impl}"
+                    )
+                )
     return cases
 
 
@@ -59,7 +63,8 @@ def test_rnn(timed, smoke, mode, shape, impl):
 
 
 @pytest.mark.skipif(P.quick(), reason="CRNN_BENCH_QUICK: no float64")
-@pytest.mark.parametrize("mode, shape, impl",
-                         _cases(P.F64_SHAPES, ("crnn", "reference", "torch"), np.float64))
+@pytest.mark.parametrize(
+    "mode, shape, impl", _cases(P.F64_SHAPES, ("crnn", "reference", "torch"), np.float64)
+)
 def test_rnn_float64(timed, smoke, mode, shape, impl):
     P.run_case(timed, smoke, mode, shape, impl, np.float64, DEFAULT_THREADS, mode + "-f64")

@@ -10,6 +10,7 @@ Groups ``lstm-fwd-T..``, ``lstm-fwdbwd-T..``, ``gru-fwd-T..``,
 for the cell's 4 (LSTM) or 3 (GRU) gates. Under --benchmark-disable the large
 shapes run as problems.smoke_shape stand-ins. No benchmark asserts a timing.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,6 +27,7 @@ DEFAULT_THREADS = P.default_threads()
 def numpy_calls(engine, cell, x, h0, weights, grads):
     """(forward, forward + backward) of one of crnn's engines."""
     if cell == "lstm":
+
         def fwd():
             return engine.lstm_forward(x, h0, h0, *weights)[0]
 
@@ -33,12 +35,14 @@ def numpy_calls(engine, cell, x, h0, weights, grads):
             out, h_n, c_n, cache = engine.lstm_forward(x, h0, h0, *weights)
             return engine.lstm_backward(*grads, cache).dx
     else:
+
         def fwd():
             return engine.gru_forward(x, h0, *weights)[0]
 
         def fwdbwd():
             out, h_n, cache = engine.gru_forward(x, h0, *weights)
             return engine.gru_backward(*grads, cache).dx
+
     return fwd, fwdbwd
 
 
@@ -74,8 +78,9 @@ def calls(impl, cell, shape):
     """(forward, forward + backward, close) of `impl` on a fresh problem."""
     x, h0, weights, grads = P.make_gated_problem(cell, shape)
     if impl == "onednn":
-        im = P.onednn_impl(shape, P.gated_onednn_inputs(cell, x, h0, weights, grads),
-                           DEFAULT_THREADS, cell)
+        im = P.onednn_impl(
+            shape, P.gated_onednn_inputs(cell, x, h0, weights, grads), DEFAULT_THREADS, cell
+        )
         return im.fwd, im.fwdbwd, im.close
     if impl == "torch":
         import torch
@@ -97,8 +102,16 @@ def _cases():
                     if impl == "reference" and shape[3] > 256:
                         reason = "the NumPy reference of a gated cell takes minutes at H > 256"
                     marks = [pytest.mark.skip(reason=reason)] if reason else []
-                    cases.append(pytest.param(cell, mode, shape, impl, marks=marks,
-                                              id=f"{cell}-{mode}-{P.shape_id(shape)}-{impl}"))
+                    cases.append(
+                        pytest.param(
+                            cell,
+                            mode,
+                            shape,
+                            impl,
+                            marks=marks,
+                            id=f"{cell}-{mode}-{P.shape_id(shape)}-{impl}",
+                        )
+                    )
     return cases
 
 
@@ -107,10 +120,16 @@ def test_gated(timed, smoke, cell, mode, shape, impl):
     real_shape = P.smoke_shape(shape) if smoke else tuple(shape)
     fwd, fwdbwd, close = calls(impl, cell, real_shape)
     try:
-        result = timed(fwd if mode == "fwd" else fwdbwd,
-                       group=f"{cell}-{mode}-{P.shape_id(shape)}", impl=impl, mode=mode,
-                       shape=list(shape), dtype="float32", threads=DEFAULT_THREADS,
-                       flops=GATES[cell] * P.flops(shape, mode))
+        result = timed(
+            fwd if mode == "fwd" else fwdbwd,
+            group=f"{cell}-{mode}-{P.shape_id(shape)}",
+            impl=impl,
+            mode=mode,
+            shape=list(shape),
+            dtype="float32",
+            threads=DEFAULT_THREADS,
+            flops=GATES[cell] * P.flops(shape, mode),
+        )
     finally:
         close()
     P.check_result(result, real_shape)

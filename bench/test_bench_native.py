@@ -5,6 +5,7 @@
 - the oneDNN harness (when oneDNN is installed) computes what crnn
   computes, so its timings are of the same work.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,8 @@ def crnn_problem(cell, shape):
         args, dout, dh_n = P.make_problem(shape, np.float32, seed=3)
         out, h_n, cache = crnn.rnn_forward(**args)
         return dict(args, dout=dout, dh_n=dh_n), dict(
-            crnn.rnn_backward(dout, dh_n, cache)._asdict(), out=out, h_n=h_n)
+            crnn.rnn_backward(dout, dh_n, cache)._asdict(), out=out, h_n=h_n
+        )
     x, h0, weights, grads = P.make_gated_problem(cell, shape, seed=3)
     if cell == "lstm":
         out, h_n, c_n, cache = crnn.lstm_forward(x, h0, h0, *weights)
@@ -43,8 +45,7 @@ def crnn_problem(cell, shape):
     return P.gated_onednn_inputs(cell, x, h0, weights, grads), dict(expected, out=out, h_n=h_n)
 
 
-@pytest.mark.skipif(P.unavailable("onednn") is not None,
-                    reason=str(P.unavailable("onednn")))
+@pytest.mark.skipif(P.unavailable("onednn") is not None, reason=str(P.unavailable("onednn")))
 @pytest.mark.parametrize("backward", [False, True], ids=["fwd", "fwdbwd"])
 @pytest.mark.parametrize("shape", [(7, 3, 5, 11), (4, 2, 64, 48)], ids=P.shape_id)
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -9,6 +9,7 @@
   ``concurrent``). A concurrent/serial time well below 1 shows that the GIL
   is released during the C call.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,9 @@ def _thread_cases():
             reason = P.unavailable(impl)
             for n in THREAD_COUNTS:
                 marks = [pytest.mark.skip(reason=reason)] if reason else []
-                cases.append(pytest.param(shape, impl, n, marks=marks,
-                                          id=f"{P.shape_id(shape)}-{impl}-{n}"))
+                cases.append(
+                    pytest.param(shape, impl, n, marks=marks, id=f"{P.shape_id(shape)}-{impl}-{n}")
+                )
     return cases
 
 
@@ -58,15 +60,24 @@ def test_gil(timed, smoke, mode, two_workers):
         return crnn.rnn_forward(**args, nonlinearity="tanh")[0]
 
     if mode == "serial":
+
         def run():
             return [call(a) for a in problems]
     else:
+
         def run():
             return list(two_workers.map(call, problems))
 
-    outs = timed(run, group="gil-" + P.shape_id(P.GIL_SHAPE), impl=mode, mode="fwd",
-                 shape=list(P.GIL_SHAPE), dtype="float32", threads=1,
-                 flops=2 * P.flops(P.GIL_SHAPE, "fwd"))
+    outs = timed(
+        run,
+        group="gil-" + P.shape_id(P.GIL_SHAPE),
+        impl=mode,
+        mode="fwd",
+        shape=list(P.GIL_SHAPE),
+        dtype="float32",
+        threads=1,
+        flops=2 * P.flops(P.GIL_SHAPE, "fwd"),
+    )
     assert len(outs) == 2
     for o in outs:
         P.check_result(o, shape)

@@ -6,11 +6,11 @@ enum { CHUNK = 16384 }; /* elements per unit of parallel work */
 
 /* Several arrays cut into chunks of at most CHUNK elements, in order. */
 typedef struct {
-    int64_t count;         /* number of chunks */
-    int64_t total;         /* number of elements */
-    int64_t n;             /* number of arrays */
-    const int64_t *sizes;  /* sizes[a]: elements of array a */
-    int64_t *first;        /* first[a]: index of array a's first chunk */
+    int64_t count;        /* number of chunks */
+    int64_t total;        /* number of elements */
+    int64_t n;            /* number of arrays */
+    const int64_t *sizes; /* sizes[a]: elements of array a */
+    int64_t *first;       /* first[a]: index of array a's first chunk */
 } crnn_chunks;
 
 static int crnn_chunks_make(crnn_chunks *c, int64_t n, const int64_t *sizes)
@@ -35,8 +35,8 @@ static void crnn_chunks_free(crnn_chunks *c) { crnn_free(c->first); }
 
 /* Chunk k (< count) as (array, start, length): the last array whose first
  * chunk is <= k (empty arrays own no chunk, so they are stepped over). */
-static void crnn_chunk_at(const crnn_chunks *c, int64_t k, int64_t *array,
-                          int64_t *start, int64_t *len)
+static void crnn_chunk_at(const crnn_chunks *c, int64_t k, int64_t *array, int64_t *start,
+                          int64_t *len)
 {
     int64_t lo = 0, hi = c->n - 1;
     while (lo < hi) {
@@ -51,13 +51,13 @@ static void crnn_chunk_at(const crnn_chunks *c, int64_t k, int64_t *array,
     *len = c->sizes[lo] - *start < CHUNK ? c->sizes[lo] - *start : CHUNK;
 }
 
-#define REAL float
+#define REAL    float
 #define NAME(x) x##_f32
 #include "clip.inc"
 #undef REAL
 #undef NAME
 
-#define REAL double
+#define REAL    double
 #define NAME(x) x##_f64
 #include "clip.inc"
 #undef REAL

@@ -141,36 +141,35 @@ typedef struct crnn_sequence {
  * when not NULL (db_ih and db_hh are equal unless the cell's info says
  * separate_bias_grads). */
 typedef struct crnn_gradients {
-    const void *dout;                       /* shaped like out, or NULL */
-    const void *dstate_n[CRNN_MAX_STATES];  /* shaped like state_n, or NULL */
-    void *dx;                               /* (T, B, I) */
-    void *dstate0[CRNN_MAX_STATES];         /* shaped like state0 (also when NULL) */
-    void *dw_ih, *dw_hh, *db_ih, *db_hh;    /* shaped like the weights */
-    void *dw_ho, *db_ho;                    /* jordan */
+    const void *dout;                      /* shaped like out, or NULL */
+    const void *dstate_n[CRNN_MAX_STATES]; /* shaped like state_n, or NULL */
+    void *dx;                              /* (T, B, I) */
+    void *dstate0[CRNN_MAX_STATES];        /* shaped like state0 (also when NULL) */
+    void *dw_ih, *dw_hh, *db_ih, *db_hh;   /* shaped like the weights */
+    void *dw_ho, *db_ho;                   /* jordan */
 } crnn_gradients;
 
 /* What a cell is, for callers that allocate its arrays. */
 typedef struct crnn_cell_info {
-    const char *name;                     /* "rnn", "lstm", ... */
-    int gates;                            /* G = gates * H */
-    int states;                           /* 1 or 2 */
-    int state_is_output;                  /* states and out are O wide (jordan) */
-    int saved;                            /* arrays in crnn_sequence.saved */
-    int saved_gates[CRNN_MAX_SAVED];      /* saved[k] is (T, B, saved_gates[k] * H) */
-    int separate_bias_grads;              /* db_ih and db_hh differ (gru) */
+    const char *name;                /* "rnn", "lstm", ... */
+    int gates;                       /* G = gates * H */
+    int states;                      /* 1 or 2 */
+    int state_is_output;             /* states and out are O wide (jordan) */
+    int saved;                       /* arrays in crnn_sequence.saved */
+    int saved_gates[CRNN_MAX_SAVED]; /* saved[k] is (T, B, saved_gates[k] * H) */
+    int separate_bias_grads;         /* db_ih and db_hh differ (gru) */
 } crnn_cell_info;
 
 /* Fills *info for cell; CRNN_ERR_INVALID for an unknown cell. */
 int crnn_cell_info_get(int cell, crnn_cell_info *info);
 
 /* Runs the layer over the sequence. */
-int crnn_forward(const crnn_layer *layer, const crnn_weights *weights,
-                 const crnn_sequence *seq);
+int crnn_forward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq);
 
 /* Backpropagation through time for a forward of the same layer, weights
  * and sequence (seq as the forward left it). */
-int crnn_backward(const crnn_layer *layer, const crnn_weights *weights,
-                  const crnn_sequence *seq, const crnn_gradients *grads);
+int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq,
+                  const crnn_gradients *grads);
 
 /*
  * Gradient clipping over n arrays of element type dtype, as if concatenated.
@@ -179,12 +178,10 @@ int crnn_backward(const crnn_layer *layer, const crnn_weights *weights,
  * crnn_scale: multiplies every element by factor (rounded to dtype).
  * crnn_clip_value: clamps to [-clip, clip]; NaN stays NaN.
  */
-double crnn_total_norm(int dtype, int64_t n, const void *const *arrays,
-                       const int64_t *sizes, double p);
-int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
-               double factor);
-int crnn_clip_value(int dtype, int64_t n, void *const *arrays,
-                    const int64_t *sizes, double clip);
+double crnn_total_norm(int dtype, int64_t n, const void *const *arrays, const int64_t *sizes,
+                       double p);
+int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, double factor);
+int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, double clip);
 
 /*
  * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call

@@ -37,7 +37,7 @@ static const struct {
     int (*supported)(void);
     const crnn_kernel_table *kernels;
 } isas[CRNN_ISA_COUNT] = {
-#define CRNN_ISA(ID, name)                                                                  \
+#define CRNN_ISA(ID, name)                                                                         \
     [CRNN_ISA_##ID] = {#name, crnn_isa_##name##_supported, &crnn_kernels_##name},
 #include "crnn_isas.def"
 #undef CRNN_ISA

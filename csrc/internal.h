@@ -35,7 +35,7 @@
 #endif
 
 #define CRNN_CAT_(a, b) a##b
-#define CRNN_CAT(a, b) CRNN_CAT_(a, b)
+#define CRNN_CAT(a, b)  CRNN_CAT_(a, b)
 
 static inline int64_t crnn_ceil_div(int64_t n, int64_t d) { return (n + d - 1) / d; }
 
@@ -191,13 +191,13 @@ typedef struct crnn_cell_desc {
 /* The widths (values per (t, b) row) of a call's arrays, from the cell and
  * the layer's sizes: the one place that knows where each array lives. */
 typedef struct crnn_layout {
-    int64_t G;                           /* gates * H */
-    int64_t R;                           /* the recurrent input: H, or O fed back */
-    int64_t out_w;                       /* out: H, or O with an output layer */
-    int64_t state_w[CRNN_MAX_STATES];    /* state k (state 0 is R wide) */
-    int saved;                           /* saved arrays of the call */
+    int64_t G;                        /* gates * H */
+    int64_t R;                        /* the recurrent input: H, or O fed back */
+    int64_t out_w;                    /* out: H, or O with an output layer */
+    int64_t state_w[CRNN_MAX_STATES]; /* state k (state 0 is R wide) */
+    int saved;                        /* saved arrays of the call */
     int64_t saved_w[CRNN_MAX_SAVED];
-    int hidden_saved;                    /* the saved array holding h_t, or -1 (out) */
+    int hidden_saved; /* the saved array holding h_t, or -1 (out) */
 } crnn_layout;
 
 /* Fills *l; 0 when the cell needs more saved arrays than crnn.h allows. */
@@ -234,22 +234,22 @@ typedef int (*crnn_kernel)(const crnn_call *call);
 /* One instruction-set build (kernels_instantiate.h): the driver per element
  * type, and the cells' descriptions (the same in every build). */
 typedef struct crnn_kernel_table {
-    crnn_kernel forward[2];  /* by enum crnn_dtype */
-    crnn_kernel backward[2]; /* by enum crnn_dtype */
+    crnn_kernel forward[2];             /* by enum crnn_dtype */
+    crnn_kernel backward[2];            /* by enum crnn_dtype */
     const crnn_cell_desc *const *cells; /* by enum crnn_cell */
 } crnn_kernel_table;
 
 /* The builds of crnn_isas.def: kernels_<name>.c defines both (a build the
  * compiler cannot target says it is unsupported and leaves its table empty). */
-#define CRNN_ISA(ID, name)                                                                  \
-    extern const crnn_kernel_table crnn_kernels_##name;                                     \
+#define CRNN_ISA(ID, name)                                                                         \
+    extern const crnn_kernel_table crnn_kernels_##name;                                            \
     int crnn_isa_##name##_supported(void);
 #include "crnn_isas.def"
 #undef CRNN_ISA
 
 /* For a kernels_<name>.c whose instruction set this compiler cannot target. */
-#define CRNN_ISA_UNAVAILABLE(name)                                                          \
-    int crnn_isa_##name##_supported(void) { return 0; }                                     \
+#define CRNN_ISA_UNAVAILABLE(name)                                                                 \
+    int crnn_isa_##name##_supported(void) { return 0; }                                            \
     const crnn_kernel_table crnn_kernels_##name = {{NULL, NULL}, {NULL, NULL}, NULL};
 
 /* ------------------------------------------ region clock and back-off */
@@ -369,8 +369,8 @@ static inline int crnn_step_counts_init(crnn_step_count *counts, int nt)
     return nt < CRNN_CLOCK_THREADS ? nt : CRNN_CLOCK_THREADS;
 }
 
-static inline void crnn_step_barrier(crnn_step_count *counts, int team, int tid,
-                                     long long steps, crnn_region_clock *c, double *waited)
+static inline void crnn_step_barrier(crnn_step_count *counts, int team, int tid, long long steps,
+                                     crnn_region_clock *c, double *waited)
 {
     atomic_store_explicit(&counts[tid].done, steps, memory_order_release);
     for (int u = 0; u < team; u++) {

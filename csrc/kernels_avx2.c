@@ -12,8 +12,8 @@ int crnn_isa_avx2_supported(void)
 #define CRNN_TARGET "avx2,fma,bmi,bmi2,popcnt,f16c"
 #include "target_push.h"
 
-#define VBYTES 32
-#define MR 6
+#define VBYTES     32
+#define MR         6
 #define ISA_SUFFIX avx2
 #include "kernels_instantiate.h"
 

@@ -14,8 +14,8 @@ int crnn_isa_avx512_supported(void)
 #define CRNN_TARGET "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,popcnt,f16c"
 #include "target_push.h"
 
-#define VBYTES 64
-#define MR 12
+#define VBYTES     64
+#define MR         12
 #define ISA_SUFFIX avx512
 #include "kernels_instantiate.h"
 

@@ -4,7 +4,7 @@
 
 int crnn_isa_generic_supported(void) { return 1; }
 
-#define VBYTES 16
-#define MR 6
+#define VBYTES     16
+#define MR         6
 #define ISA_SUFFIX generic
 #include "kernels_instantiate.h"

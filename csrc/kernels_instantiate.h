@@ -13,23 +13,23 @@
 #ifndef CRNN_TEMPLATE_REAL
 
 #define CRNN_CAT3_(a, b, c) a##_##b##_##c
-#define CRNN_CAT3(a, b, c) CRNN_CAT3_(a, b, c)
+#define CRNN_CAT3(a, b, c)  CRNN_CAT3_(a, b, c)
 
 #define CRNN_TEMPLATE_REAL 1
-#define REAL float
-#define IREAL int32_t
-#define REAL_IS_F32 1
-#define NAME(x) CRNN_CAT3(x, f32, ISA_SUFFIX)
+#define REAL               float
+#define IREAL              int32_t
+#define REAL_IS_F32        1
+#define NAME(x)            CRNN_CAT3(x, f32, ISA_SUFFIX)
 #include "kernels_instantiate.h"
 #undef REAL
 #undef IREAL
 #undef REAL_IS_F32
 #undef NAME
 
-#define REAL double
-#define IREAL int64_t
+#define REAL        double
+#define IREAL       int64_t
 #define REAL_IS_F32 0
-#define NAME(x) CRNN_CAT3(x, f64, ISA_SUFFIX)
+#define NAME(x)     CRNN_CAT3(x, f64, ISA_SUFFIX)
 #include "kernels_instantiate.h"
 #undef REAL
 #undef IREAL

@@ -3,11 +3,11 @@
  * must be included before this. */
 #if defined(__clang__)
 #define CRNN_PRAGMA_(x) _Pragma(#x)
-#define CRNN_PRAGMA(x) CRNN_PRAGMA_(x)
+#define CRNN_PRAGMA(x)  CRNN_PRAGMA_(x)
 CRNN_PRAGMA(clang attribute push(__attribute__((target(CRNN_TARGET))), apply_to = function))
 #else
 #pragma GCC push_options
 #define CRNN_PRAGMA_(x) _Pragma(#x)
-#define CRNN_PRAGMA(x) CRNN_PRAGMA_(x)
+#define CRNN_PRAGMA(x)  CRNN_PRAGMA_(x)
 CRNN_PRAGMA(GCC target(CRNN_TARGET))
 #endif

@@ -10,6 +10,7 @@ reversed exactly, and a few examples.
 
 Run:  python examples/encoder_decoder.py    (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np

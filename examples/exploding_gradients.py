@@ -27,6 +27,7 @@ Run:  python examples/exploding_gradients.py [--plot]   (CRNN_EXAMPLES_QUICK=1: 
 --plot draws both parts with matplotlib (``pip install "crnn[plot]"``) into
 exploding_gradients.png.
 """
+
 import math
 import os
 import sys
@@ -90,7 +91,7 @@ def grad_norms_through_time(model, x, y):
     dh_last = model.head.backward(dy)  # dL/dh_{T-1}
     norms = np.empty(x.shape[0])
     for t in range(x.shape[0]):
-        _, _, cache = crnn.rnn_forward(x[t + 1:], out[t], *p)
+        _, _, cache = crnn.rnn_forward(x[t + 1 :], out[t], *p)
         dh = crnn.rnn_backward(None, dh_last, cache).dh0
         norms[t] = np.linalg.norm(dh.astype(np.float64), axis=1).mean()
     model.zero_grad()
@@ -141,7 +142,7 @@ def plot(norms, runs, path="exploding_gradients.png"):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("--plot needs matplotlib: pip install \"crnn[plot]\"", file=sys.stderr)
+        print('--plot needs matplotlib: pip install "crnn[plot]"', file=sys.stderr)
         return
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for g, n in norms.items():
@@ -166,8 +167,10 @@ def main():
     T = 20 if quick else 60
     steps = 80 if quick else 1500
 
-    print(f"1. ||dL/dh_t|| through time: tanh RNN, 32 units, T = {T}, recurrent weights "
-          f"N(0, g^2/32); mean over 256 sequences")
+    print(
+        f"1. ||dL/dh_t|| through time: tanh RNN, 32 units, T = {T}, recurrent weights "
+        f"N(0, g^2/32); mean over 256 sequences"
+    )
     x, y = last_two_batch(np.random.default_rng(7), T, 256)
     norms = {g: grad_norms_through_time(Regressor(g, seed=0), x, y) for g in SCALES}
     marks = sorted({T - 1, T - 2, T - 5, T - 10, T // 2, T // 4, 0})[::-1]
@@ -177,13 +180,19 @@ def main():
     for g in SCALES:
         n = norms[g]
         per_step = (n[0] / n[-1]) ** (1.0 / (T - 1))
-        print(f"g = {g:g}: ||dL/dh_0|| / ||dL/dh_T-1|| = {n[0] / n[-1]:.1e} "
-              f"({per_step:.2f}x per step)")
+        print(
+            f"g = {g:g}: ||dL/dh_0|| / ||dL/dh_T-1|| = {n[0] / n[-1]:.1e} "
+            f"({per_step:.2f}x per step)"
+        )
 
-    print(f"\n2. training (g = 3, sum of the last two of 30 inputs, SGD lr 0.05, {steps} steps "
-          f"of 64 sequences); baseline (always predict 1.0): MSE {BASELINE:.3f}")
-    runs = {"no clipping": train(None, steps),
-            f"clip_grad_norm {MAX_NORM:g}": train(MAX_NORM, steps)}
+    print(
+        f"\n2. training (g = 3, sum of the last two of 30 inputs, SGD lr 0.05, {steps} steps "
+        f"of 64 sequences); baseline (always predict 1.0): MSE {BASELINE:.3f}"
+    )
+    runs = {
+        "no clipping": train(None, steps),
+        f"clip_grad_norm {MAX_NORM:g}": train(MAX_NORM, steps),
+    }
     shown = list(range(min(12, steps))) + list(range(12, steps, max(1, steps // 8)))
     print("  step" + "".join(f"{name + ' loss':>24}{'||g||':>10}" for name in runs))
     for i in shown:

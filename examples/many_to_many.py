@@ -10,6 +10,7 @@ Prints the per-step accuracy on a fresh stream.
 
 Run:  python examples/many_to_many.py       (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np

@@ -9,6 +9,7 @@ leaks into the answer. Prints the accuracy on fresh sequences.
 
 Run:  python examples/many_to_one.py        (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np
@@ -54,7 +55,9 @@ model.eval()
 accuracy = float(np.mean(model.predict(x, lengths=lengths) == labels))
 print(f"accuracy on 2000 new sequences: {accuracy:.1%} (chance: about 50%)")
 for b in range(3):
-    seq = x[:lengths[b], b, 0]
-    guess = model.predict(x[:, b:b + 1], lengths=lengths[b:b + 1])[0]
-    print(f"  {len(seq):2d} numbers, sum {seq.sum():+.2f} -> predicted "
-          f"{'positive' if guess else 'not positive'}")
+    seq = x[: lengths[b], b, 0]
+    guess = model.predict(x[:, b : b + 1], lengths=lengths[b : b + 1])[0]
+    print(
+        f"  {len(seq):2d} numbers, sum {seq.sum():+.2f} -> predicted "
+        f"{'positive' if guess else 'not positive'}"
+    )

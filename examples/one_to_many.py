@@ -9,6 +9,7 @@ input. Prints the text written from one starting character, greedily
 
 Run:  python examples/one_to_many.py        (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np
@@ -21,8 +22,10 @@ from crnn.optim import Adam
 QUICK = bool(os.environ.get("CRNN_EXAMPLES_QUICK"))
 STEPS = 30 if QUICK else 400
 
-TEXT = ("twinkle, twinkle, little star, how I wonder what you are! "
-        "up above the world so high, like a diamond in the sky. ")
+TEXT = (
+    "twinkle, twinkle, little star, how I wonder what you are! "
+    "up above the world so high, like a diamond in the sky. "
+)
 chars = sorted(set(TEXT))
 stoi = {c: i for i, c in enumerate(chars)}
 ids = np.array([stoi[c] for c in TEXT * 3], dtype=np.int64)
@@ -38,8 +41,8 @@ opt = Adam(model.params, lr=3e-3, clip_grad_norm=5.0)
 with crnn.limit_blas_threads():
     for step in range(1, STEPS + 1):
         starts = rng.integers(0, len(ids) - T - 1, size=B)
-        x = np.stack([ids[s:s + T] for s in starts], axis=1)          # (T, B)
-        y = np.stack([ids[s + 1:s + T + 1] for s in starts], axis=1)  # (T, B)
+        x = np.stack([ids[s : s + T] for s in starts], axis=1)  # (T, B)
+        y = np.stack([ids[s + 1 : s + T + 1] for s in starts], axis=1)  # (T, B)
         model.zero_grad()
         logits, _ = model(x)
         loss, dlogits = softmax_cross_entropy(logits, y)

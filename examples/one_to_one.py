@@ -8,6 +8,7 @@ clean grid and a few predictions.
 
 Run:  python examples/one_to_one.py        (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np

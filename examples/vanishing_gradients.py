@@ -22,6 +22,7 @@ open them, while the tanh RNN has no such path.)
 
 Run:  python examples/vanishing_gradients.py        (CRNN_EXAMPLES_QUICK=1: a short run)
 """
+
 import os
 
 import numpy as np
@@ -108,7 +109,7 @@ def grad_norms_through_time(model, x, y):
         out, _, _ = crnn.rnn_forward(x, None, *p, nonlinearity=layer.nonlinearity)
     norms = np.empty(T)
     for t in range(T):
-        rest = x[t + 1:]
+        rest = x[t + 1 :]
         if model.cell == "lstm":
             _, _, _, c = crnn.lstm_forward(rest, out[t], cells[t], *p)
             dh = crnn.lstm_backward(None, dh_last, None, c).dh0

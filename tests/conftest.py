@@ -15,6 +15,7 @@ from (csrc/, _core.pyx, setup.py) that git tracks is newer than the
 extension, and the header warns about newer untracked ones. An installed
 package is not checked.
 """
+
 from __future__ import annotations
 
 import os

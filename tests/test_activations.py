@@ -14,6 +14,7 @@ step (T = 1) with no initial state, so out = f(x W_ih^T + b_ih + b_hh).
 beyond float64), rounded to the tested dtype. Every kernel build is tested
 (crnn.available_isas()).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,22 +26,27 @@ from crnn import functional as F
 ISAS = crnn.available_isas()
 HAVE_LONGDOUBLE = np.finfo(np.longdouble).nmant >= 63
 needs_longdouble = pytest.mark.skipif(
-    not HAVE_LONGDOUBLE, reason="np.longdouble is no wider than float64 here")
+    not HAVE_LONGDOUBLE, reason="np.longdouble is no wider than float64 here"
+)
 
 # Max ulp distance to the exact value. float64: ~1 ulp (measured <= 1.07).
 # float32: tanh ~1.5 ulp as it claims (measured 1.24); sigmoid is the plain
 # 1 / (1 + e^-x), three roundings (measured 2.22), and only down to float32's
 # smallest normal result (see test_float32_sigmoid_below_smallest_normal).
 EXACT_ULP = {
-    (np.float64, "tanh"): 1.5, (np.float64, "sigmoid"): 1.5,
-    (np.float32, "tanh"): 1.5, (np.float32, "sigmoid"): 2.5,
+    (np.float64, "tanh"): 1.5,
+    (np.float64, "sigmoid"): 1.5,
+    (np.float32, "tanh"): 1.5,
+    (np.float32, "sigmoid"): 2.5,
 }
 # Max ulp distance to NumPy's value, whose own error is part of the distance:
 # NumPy's float32 1 / (1 + exp(-x)) is itself 3.2 ulp from exact near x = -16.7
 # (1 + e^-x rounds), its float64 one 2.5 ulp near x = -36.75.
 NUMPY_ULP = {
-    (np.float64, "tanh"): 2.0, (np.float64, "sigmoid"): 2.0,
-    (np.float32, "tanh"): 2.0, (np.float32, "sigmoid"): 4.0,
+    (np.float64, "tanh"): 2.0,
+    (np.float64, "sigmoid"): 2.0,
+    (np.float32, "tanh"): 2.0,
+    (np.float32, "sigmoid"): 4.0,
 }
 H = 64  # a multiple of every vector width
 
@@ -70,9 +76,15 @@ def activate(values, dtype, nonlinearity):
     x = np.zeros(-(-n // H) * H, dtype=dtype)
     x[:n] = values
     minus_zero = np.full(H, -0.0, dtype=dtype)
-    out, _, _ = F.rnn_forward(x.reshape(1, -1, H), None, np.eye(H, dtype=dtype),
-                              np.zeros((H, H), dtype=dtype), minus_zero, minus_zero,
-                              nonlinearity=nonlinearity)
+    out, _, _ = F.rnn_forward(
+        x.reshape(1, -1, H),
+        None,
+        np.eye(H, dtype=dtype),
+        np.zeros((H, H), dtype=dtype),
+        minus_zero,
+        minus_zero,
+        nonlinearity=nonlinearity,
+    )
     return out.reshape(-1)[:n]
 
 
@@ -80,9 +92,15 @@ def activate_bias(values, dtype, nonlinearity):
     """f(values) for any values (inf, NaN, -0) through b_ih, one row."""
     b = np.asarray(values, dtype=dtype)
     h = b.size
-    out, _, _ = F.rnn_forward(np.zeros((1, 1, 0), dtype=dtype), None,
-                              np.zeros((h, 0), dtype=dtype), np.zeros((h, h), dtype=dtype),
-                              b, np.full(h, -0.0, dtype=dtype), nonlinearity=nonlinearity)
+    out, _, _ = F.rnn_forward(
+        np.zeros((1, 1, 0), dtype=dtype),
+        None,
+        np.zeros((h, 0), dtype=dtype),
+        np.zeros((h, h), dtype=dtype),
+        b,
+        np.full(h, -0.0, dtype=dtype),
+        nonlinearity=nonlinearity,
+    )
     return out[0, 0]
 
 
@@ -93,14 +111,17 @@ def grid(dtype):
     rng = np.random.default_rng(1234)
     fi = np.finfo(dtype)
     lo = np.log10(float(fi.smallest_subnormal)) if hasattr(fi, "smallest_subnormal") else -320
-    mag = np.logspace(max(lo, -310 if dtype == np.float64 else -45),
-                      np.log10(float(fi.max)) - 1e-9, 100_000)
+    mag = np.logspace(
+        max(lo, -310 if dtype == np.float64 else -45), np.log10(float(fi.max)) - 1e-9, 100_000
+    )
     edge = 750.0 if dtype == np.float64 else 105.0
     pieces = [
         np.linspace(-40, 40, 200_001),
-        mag, -mag,
+        mag,
+        -mag,
         rng.uniform(-edge, edge, 100_000),
-        np.linspace(0.55, 1.3, 20_001), -np.linspace(0.55, 1.3, 20_001),
+        np.linspace(0.55, 1.3, 20_001),
+        -np.linspace(0.55, 1.3, 20_001),
         np.linspace(-edge, -30, 20_001),
     ]
     x = np.concatenate(pieces).astype(dtype)
@@ -175,14 +196,53 @@ def test_ulp_error_against_numpy(dtype_grid, name, isa):
         assert err.max() <= tol, f"{err.max():.3f} ulp from 1 / (1 + exp(-x))"
 
 
-SPECIALS = np.array([
-    0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 5e-324, -5e-324,
-    2.2250738585072014e-308, -2.2250738585072014e-308, 1e-300, -1e-300,
-    1e-17, -1e-17, 1e-8, -1e-8, 0.75, -0.75, np.nextafter(0.75, 0), -np.nextafter(0.75, 0),
-    19.0, 20.0, -20.0, 36.75, -36.75, 354.0, 356.0, -356.0, 709.0, 709.8, 710.0,
-    -709.0, -709.8, -710.0, -744.0, -745.1, -745.2, -746.0, -800.0,
-    1e308, -1e308, np.finfo(np.float64).max, -np.finfo(np.float64).max,
-])
+SPECIALS = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        -np.nan,
+        5e-324,
+        -5e-324,
+        2.2250738585072014e-308,
+        -2.2250738585072014e-308,
+        1e-300,
+        -1e-300,
+        1e-17,
+        -1e-17,
+        1e-8,
+        -1e-8,
+        0.75,
+        -0.75,
+        np.nextafter(0.75, 0),
+        -np.nextafter(0.75, 0),
+        19.0,
+        20.0,
+        -20.0,
+        36.75,
+        -36.75,
+        354.0,
+        356.0,
+        -356.0,
+        709.0,
+        709.8,
+        710.0,
+        -709.0,
+        -709.8,
+        -710.0,
+        -744.0,
+        -745.1,
+        -745.2,
+        -746.0,
+        -800.0,
+        1e308,
+        -1e308,
+        np.finfo(np.float64).max,
+        -np.finfo(np.float64).max,
+    ]
+)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -223,6 +283,7 @@ def test_special_values_float32(isa):
 
 # float32 edge behaviour: the sign of zero, and flush-to-zero below the
 # smallest normal for sigmoid.
+
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_float32_tanh_keeps_minus_zero(isa):

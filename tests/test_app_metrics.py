@@ -1,6 +1,7 @@
 """The scores of the text applications (crnn.apps.metrics) on cases computed by hand:
 entity-level precision / recall / F1 (conlleval's reading of BIO tags), corpus
 BLEU-4 with brevity penalty and smoothing, exact match, perplexities."""
+
 from __future__ import annotations
 
 import math
@@ -8,34 +9,44 @@ import math
 import numpy as np
 import pytest
 
-from crnn.apps.metrics import (corpus_bleu, entity_scores, entity_spans, exact_match, ngrams,
-                               perplexity, unigram_perplexity)
+from crnn.apps.metrics import (
+    corpus_bleu,
+    entity_scores,
+    entity_spans,
+    exact_match,
+    ngrams,
+    perplexity,
+    unigram_perplexity,
+)
 
 # --------------------------------------------------------------------------
 # Entity spans
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tags, spans", [
-    ([], []),
-    (["O", "O"], []),
-    (["B-PER"], [("PER", 0, 1)]),
-    (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)]),
-    # Two entities of one type side by side: B starts a new one.
-    (["B-PER", "B-PER", "I-PER"], [("PER", 0, 1), ("PER", 1, 3)]),
-    # conlleval: an I- tag after O (or after another type) starts an entity.
-    (["O", "I-PER", "I-PER"], [("PER", 1, 3)]),
-    (["B-PER", "I-LOC", "I-LOC"], [("PER", 0, 1), ("LOC", 1, 3)]),
-    (["I-ORG"], [("ORG", 0, 1)]),
-    # An entity running to the end of the sentence.
-    (["O", "B-DATE", "I-DATE"], [("DATE", 1, 3)]),
-    # IOBES: E ends, S is a single-token entity.
-    (["B-ORG", "I-ORG", "E-ORG", "S-LOC", "O"], [("ORG", 0, 3), ("LOC", 3, 4)]),
-    (["S-PER", "S-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
-    (["E-PER", "I-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
-    # Types with hyphens in them keep them.
-    (["B-GPE-CITY", "I-GPE-CITY"], [("GPE-CITY", 0, 2)]),
-])
+@pytest.mark.parametrize(
+    "tags, spans",
+    [
+        ([], []),
+        (["O", "O"], []),
+        (["B-PER"], [("PER", 0, 1)]),
+        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)]),
+        # Two entities of one type side by side: B starts a new one.
+        (["B-PER", "B-PER", "I-PER"], [("PER", 0, 1), ("PER", 1, 3)]),
+        # conlleval: an I- tag after O (or after another type) starts an entity.
+        (["O", "I-PER", "I-PER"], [("PER", 1, 3)]),
+        (["B-PER", "I-LOC", "I-LOC"], [("PER", 0, 1), ("LOC", 1, 3)]),
+        (["I-ORG"], [("ORG", 0, 1)]),
+        # An entity running to the end of the sentence.
+        (["O", "B-DATE", "I-DATE"], [("DATE", 1, 3)]),
+        # IOBES: E ends, S is a single-token entity.
+        (["B-ORG", "I-ORG", "E-ORG", "S-LOC", "O"], [("ORG", 0, 3), ("LOC", 3, 4)]),
+        (["S-PER", "S-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
+        (["E-PER", "I-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
+        # Types with hyphens in them keep them.
+        (["B-GPE-CITY", "I-GPE-CITY"], [("GPE-CITY", 0, 2)]),
+    ],
+)
 def test_entity_spans(tags, spans):
     assert entity_spans(tags) == spans
 
@@ -67,8 +78,9 @@ def test_partial_span_counts_as_wrong():
 def test_type_mismatch_counts_as_wrong():
     s = entity_scores([TRUE], [["B-ORG", "I-ORG", "O", "B-LOC", "O"]])
     assert (s.n_true, s.n_pred, s.n_correct) == (2, 2, 1)
-    assert s.per_type["PER"] == dict(precision=0.0, recall=0.0, f1=0.0, n_true=1, n_pred=0,
-                                      n_correct=0)
+    assert s.per_type["PER"] == dict(
+        precision=0.0, recall=0.0, f1=0.0, n_true=1, n_pred=0, n_correct=0
+    )
     assert s.per_type["ORG"]["n_pred"] == 1 and s.per_type["ORG"]["precision"] == 0.0
     assert s.per_type["LOC"]["f1"] == 1.0
 
@@ -121,6 +133,7 @@ def test_entity_scores_rejects_mismatched_input():
 # --------------------------------------------------------------------------
 # BLEU
 # --------------------------------------------------------------------------
+
 
 def toks(s):
     return s.split()
@@ -188,7 +201,7 @@ def test_bleu_several_references():
     refs = [[toks("the the cat"), toks("a cat is here now")]]
     b = corpus_bleu(refs, [toks("the the the cat")])
     assert b.matches[0] == 3  # "the" clipped to 2 (first reference), "cat" 1
-    assert b.ref_len == 3     # |3 - 4| = 1 beats |5 - 4| = 1 on the tie: the shorter
+    assert b.ref_len == 3  # |3 - 4| = 1 beats |5 - 4| = 1 on the tie: the shorter
     refs = [[toks("x y"), toks("a b c d e f")]]
     assert corpus_bleu(refs, [toks("a b c d e")]).ref_len == 6
 
@@ -224,6 +237,7 @@ def test_exact_match():
 # --------------------------------------------------------------------------
 # Perplexity
 # --------------------------------------------------------------------------
+
 
 def test_perplexity():
     assert perplexity(0.0, 10) == 1.0

@@ -9,6 +9,7 @@
   length 0 attend to nothing;
 - bad inputs, nothing modified; save / load.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -17,10 +18,8 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import functional as F
-from crnn import reference as R
+from crnn import functional as F, reference as R
 from crnn.nn import Attention
-
 from helpers import HAVE_TORCH, REL_TOL, rel_error
 
 ENGINES = {"c": F, "numpy": R}
@@ -58,8 +57,10 @@ def _torch_attention(score, query, keys, w, lengths):
     elif score == "general":
         e = s @ (h @ w["weight_a"].T).transpose(1, 2)
     else:
-        e = torch.tanh((s @ w["weight_q"].T)[:, :, None, :]
-                       + (h @ w["weight_k"].T)[:, None, :, :]) @ w["v"]
+        e = (
+            torch.tanh((s @ w["weight_q"].T)[:, :, None, :] + (h @ w["weight_k"].T)[:, None, :, :])
+            @ w["v"]
+        )
     if lengths is not None:
         valid = torch.arange(h.shape[1])[None, None, :] < torch.as_tensor(lengths)[:, None, None]
         e = e.masked_fill(~valid, float("-inf"))
@@ -72,6 +73,7 @@ def _torch_attention(score, query, keys, w, lengths):
 # --------------------------------------------------------------------------
 # The formulas: torch, central differences
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
 @pytest.mark.parametrize("backend", ENGINES)
@@ -90,8 +92,12 @@ def test_matches_torch_autograd(backend, score, lengths):
     tw = {n: torch.tensor(v, requires_grad=True) for n, v in w.items()}
     t_out, t_alpha = _torch_attention(score, tq, tk, tw, lengths)
     t_out.backward(torch.tensor(dout))
-    pairs = [("out", out, t_out), ("alpha", alpha, t_alpha), ("dquery", g.dquery, tq.grad),
-             ("dkeys", g.dkeys, tk.grad)] + [(n, g.dweights[n], tw[n].grad) for n in w]
+    pairs = [
+        ("out", out, t_out),
+        ("alpha", alpha, t_alpha),
+        ("dquery", g.dquery, tq.grad),
+        ("dkeys", g.dkeys, tk.grad),
+    ] + [(n, g.dweights[n], tw[n].grad) for n in w]
     for name, got, want in pairs:
         want = want.detach().numpy()
         assert got.shape == want.shape, name
@@ -104,8 +110,15 @@ def test_matches_torch_autograd(backend, score, lengths):
 @pytest.mark.parametrize("lengths", [None, [5, 1, 0, 3]])
 def test_gradcheck(backend, score, lengths):
     T, S, B, Q, K = 3, 5, 4, 3, 4
-    attn = Attention(score, Q, Q if score == "dot" else K, 2 if score == "additive" else None,
-                     dtype=np.float64, seed=2, backend=backend)
+    attn = Attention(
+        score,
+        Q,
+        Q if score == "dot" else K,
+        2 if score == "additive" else None,
+        dtype=np.float64,
+        seed=2,
+        backend=backend,
+    )
     rng = np.random.default_rng(3)
     query = rng.standard_normal((T, B, Q))
     keys = rng.standard_normal((S, B, attn.key_size))
@@ -118,8 +131,12 @@ def test_gradcheck(backend, score, lengths):
     attn.zero_grad()
     attn(query, keys, lengths)
     dq, dk = attn.backward(target)
-    rep = crnn.gradcheck(loss, dict(attn.params, query=query, keys=keys),
-                         dict(attn.grads, query=dq, keys=dk), atol=1e-9)
+    rep = crnn.gradcheck(
+        loss,
+        dict(attn.params, query=query, keys=keys),
+        dict(attn.grads, query=dq, keys=dk),
+        atol=1e-9,
+    )
     assert rep.ok, str(rep)
     if lengths is not None:
         for b, n in enumerate(lengths):
@@ -129,6 +146,7 @@ def test_gradcheck(backend, score, lengths):
 # --------------------------------------------------------------------------
 # Masking
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", ENGINES)
 @pytest.mark.parametrize("score", SCORES)
@@ -160,11 +178,17 @@ def test_padded_source_steps_are_masked(backend, score):
 # C against the reference; threads
 # --------------------------------------------------------------------------
 
+
 def _all_results(eng, score, query, keys, w, lengths, dout):
     out, alpha, cache = eng.attention_forward(score, query, keys, w, lengths=lengths)
     g = eng.attention_backward(dout, cache)
-    res = {"out": out, "alpha": alpha, "context": cache.context, "dquery": g.dquery,
-           "dkeys": g.dkeys}
+    res = {
+        "out": out,
+        "alpha": alpha,
+        "context": cache.context,
+        "dquery": g.dquery,
+        "dkeys": g.dkeys,
+    }
     res.update({f"d{n}": v for n, v in g.dweights.items()})
     return res
 
@@ -204,6 +228,7 @@ def test_additive_is_bitwise_independent_of_threads(dtype, T, S, B, A):
 # Layer, API, bad inputs
 # --------------------------------------------------------------------------
 
+
 def test_both_engines_share_signatures_and_docs():
     for name in ("attention_forward", "attention_backward"):
         assert inspect.signature(getattr(F, name)) == inspect.signature(getattr(R, name))
@@ -225,8 +250,10 @@ def test_layer_parameters_and_config():
         assert Attention.parameter_count(m.config()) == m.num_parameters()
         bound = 1 / np.sqrt(10)
         assert np.abs(m.params["weight_c"]).max() <= bound
-    np.testing.assert_array_equal(Attention("general", 3, 2, seed=5).params["weight_a"],
-                                  Attention("general", 3, 2, seed=5).params["weight_a"])
+    np.testing.assert_array_equal(
+        Attention("general", 3, 2, seed=5).params["weight_a"],
+        Attention("general", 3, 2, seed=5).params["weight_a"],
+    )
 
 
 @pytest.mark.parametrize("score", SCORES)
@@ -253,7 +280,9 @@ def test_layer_errors():
     a = Attention("general", 3, 4, dtype=np.float64, seed=0)
     q = np.zeros((2, 5, 3))
     k = np.zeros((6, 5, 4))
-    with pytest.raises(TypeError, match="query has dtype float32 but this layer computes in float64"):
+    with pytest.raises(
+        TypeError, match="query has dtype float32 but this layer computes in float64"
+    ):
         a(q.astype(np.float32), k)
     with pytest.raises(ValueError, match=r"query must be time-major \(T, B, query_size\)"):
         a(q[0], k)
@@ -282,9 +311,13 @@ def test_functional_errors():
             eng.attention_forward("dot", query, keys, w)
         with pytest.raises(ValueError, match="the 'additive' score needs weight 'v'"):
             eng.attention_forward("additive", query, keys, {**w, "v": None})
-        with pytest.raises(ValueError, match=r"weight_k must have shape \(attention_size, key_size\) = \(5, 4\)"):
+        with pytest.raises(
+            ValueError, match=r"weight_k must have shape \(attention_size, key_size\) = \(5, 4\)"
+        ):
             eng.attention_forward("additive", query, keys, {**w, "weight_k": w["weight_k"].T})
-        with pytest.raises(ValueError, match=r"weight_c must have shape \(query_size, key_size \+ query_size\)"):
+        with pytest.raises(
+            ValueError, match=r"weight_c must have shape \(query_size, key_size \+ query_size\)"
+        ):
             eng.attention_forward("additive", query, keys, {**w, "weight_c": w["weight_c"][:, 1:]})
         with pytest.raises(TypeError, match="keys has dtype float32 but query has dtype float64"):
             eng.attention_forward("additive", query, keys.astype(np.float32), w)

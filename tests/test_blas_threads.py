@@ -7,6 +7,7 @@ ctypes limiter (`crnn._blas`: the BLAS libraries listed in /proc/self/maps),
 and with a RuntimeWarning when it can limit nothing. The training and
 sampling commands run under it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,9 @@ import pytest
 import crnn
 from crnn import _blas, _runtime, cli
 
-linux_maps = pytest.mark.skipif(not os.path.exists(_blas.MAPS),
-                                reason="crnn's own limiter reads /proc/self/maps (Linux)")
+linux_maps = pytest.mark.skipif(
+    not os.path.exists(_blas.MAPS), reason="crnn's own limiter reads /proc/self/maps (Linux)"
+)
 
 
 def _blas_threads() -> List[int]:
@@ -36,8 +38,11 @@ def _blas_threads() -> List[int]:
 
 def _threadpoolctl_threads() -> List[int]:
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    return [info["num_threads"] for info in threadpoolctl.threadpool_info()
-            if info["user_api"] == "blas"]
+    return [
+        info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    ]
 
 
 @pytest.fixture
@@ -66,14 +71,16 @@ def no_threadpoolctl(monkeypatch):
 # The context manager, with threadpoolctl
 # --------------------------------------------------------------------------
 
+
 def test_limits_blas_and_restores_it(blas_at_two):
     pytest.importorskip("threadpoolctl")
     with crnn.limit_blas_threads() as limit:
         assert limit and limit.via == "threadpoolctl"
         assert _blas_threads() == [1] * len(blas_at_two)
         assert _threadpoolctl_threads() == [1] * len(blas_at_two)
-        assert [(lib.before, lib.after, lib.api) for lib in limit.libraries] == \
-            [(2, 1, "threadpoolctl")] * len(blas_at_two)
+        assert [(lib.before, lib.after, lib.api) for lib in limit.libraries] == [
+            (2, 1, "threadpoolctl")
+        ] * len(blas_at_two)
         assert "2 -> 1 thread via threadpoolctl" in str(limit)
     assert _blas_threads() == blas_at_two
 
@@ -112,6 +119,7 @@ def test_a_failing_threadpoolctl_falls_back_to_crnns_limiter(blas_at_two, monkey
 # --------------------------------------------------------------------------
 # Without threadpoolctl: crnn's own limiter
 # --------------------------------------------------------------------------
+
 
 @linux_maps
 def test_without_threadpoolctl_crnn_limits_numpys_blas(blas_at_two, no_threadpoolctl):
@@ -187,7 +195,8 @@ def test_nothing_to_limit_warns_and_says_what_to_install(monkeypatch, no_threadp
 
 def test_loaded_library_paths_reads_the_maps_file(tmp_path):
     maps = tmp_path / "maps"
-    maps.write_text(textwrap.dedent("""\
+    maps.write_text(
+        textwrap.dedent("""\
         55d0-55d1 r--p 00000000 08:01 1 /usr/bin/python3.11
         7f00-7f01 r-xp 00000000 08:01 2 /opt/x/numpy.libs/libscipy_openblas64_-32a4b2a6.so
         7f01-7f02 r--p 00001000 08:01 2 /opt/x/numpy.libs/libscipy_openblas64_-32a4b2a6.so
@@ -196,10 +205,14 @@ def test_loaded_library_paths_reads_the_maps_file(tmp_path):
         7f05-7f06 rw-p 00000000 00:00 0 [heap]
         7f06-7f07 r-xp 00000000 08:01 4 /usr/lib/x86_64-linux-gnu/libc.so.6
         7f07-7f08 r-xp 00000000 08:01 5 /tmp/dir with space/libblis.so.4
-        """))
+        """)
+    )
     assert _blas.loaded_library_paths(str(maps)) == [
-        "/opt/x/numpy.libs/libscipy_openblas64_-32a4b2a6.so", "/usr/lib/libmkl_rt.so.2",
-        "/usr/lib/x86_64-linux-gnu/libc.so.6", "/tmp/dir with space/libblis.so.4"]
+        "/opt/x/numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+        "/usr/lib/libmkl_rt.so.2",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/tmp/dir with space/libblis.so.4",
+    ]
     assert _blas.loaded_library_paths(str(tmp_path / "missing")) == []
 
 
@@ -232,10 +245,13 @@ def test_finds_and_limits_openblas_mkl_and_blis(tmp_path):
     src = tmp_path / "fake.c"
     src.write_text(_FAKE_BLAS)
     libs = {}
-    for name, flags in [("libopenblas.so.0", ["-DOPENBLAS"]), ("libmkl_rt.so.2", ["-DMKL"]),
-                        ("libblis.so.4", ["-DBLIS"]),
-                        ("libopenblas_omp.so", ["-DOPENBLAS", "-DOPENMP_LAYER"]),
-                        ("libblas.so.3", [])]:  # a BLAS name without a thread API
+    for name, flags in [
+        ("libopenblas.so.0", ["-DOPENBLAS"]),
+        ("libmkl_rt.so.2", ["-DMKL"]),
+        ("libblis.so.4", ["-DBLIS"]),
+        ("libopenblas_omp.so", ["-DOPENBLAS", "-DOPENMP_LAYER"]),
+        ("libblas.so.3", []),
+    ]:  # a BLAS name without a thread API
         out = tmp_path / name
         subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src), *flags], check=True)
         libs[name] = str(out)
@@ -259,8 +275,7 @@ def test_finds_and_limits_openblas_mkl_and_blis(tmp_path):
         out["after"] = counts()
         print(json.dumps(out))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["before"] == out["after"] == {"openblas": 4, "mkl": 4, "blis": 4, "omp": 4}
@@ -274,8 +289,10 @@ def test_finds_and_limits_openblas_mkl_and_blis(tmp_path):
     assert any("libblas.so.3" in n for n in out["notes"])
 
 
-@pytest.mark.parametrize("n, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
-                                      (True, TypeError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    "n, error",
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("1", TypeError)],
+)
 def test_bad_thread_counts(n, error):
     with pytest.raises(error, match="n must be an integer >= 1"):
         with crnn.limit_blas_threads(n):
@@ -296,14 +313,14 @@ def test_import_crnn_leaves_blas_and_threadpoolctl_alone():
         "assert 'crnn._blas' not in sys.modules, 'import crnn imported its BLAS limiter'\n"
         "assert blas() == before, (blas(), before)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
 # --------------------------------------------------------------------------
 # The commands run under it
 # --------------------------------------------------------------------------
+
 
 class _Reached(Exception):
     """Raised by a stand-in for a command's work, to stop the command there."""
@@ -362,8 +379,8 @@ def test_training_runs_on_one_blas_thread(blas_at_two, monkeypatch, tmp_path, th
         seen.append(_blas_threads())
         raise _Reached
 
-    _run_until(monkeypatch, tmp_path, ["forecast", "--epochs", "1"], "crnn.apps.forecast",
-               "forecast", work)
+    _run_until(
+        monkeypatch, tmp_path, ["forecast", "--epochs", "1"], "crnn.apps.forecast", "forecast", work
+    )
     assert seen == [[1] * len(blas_at_two)]
     assert _blas_threads() == blas_at_two
-

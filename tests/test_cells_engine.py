@@ -27,13 +27,13 @@ from crnn import reference as ref
 from helpers import assert_bitwise, assert_results_close
 from problems import (
     SPECS,
+    backward,
     bias_id,
     bias_variants,
     cell_variants,
     configs,
     dtype_param,
     forward,
-    backward,
     make_problem,
     option_variants,
     run,

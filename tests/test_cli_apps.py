@@ -5,6 +5,7 @@ learning checks call the apps' functions in-process with a fixed seed and no
 time limit, so they are deterministic and a busy machine only makes them
 slower.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,24 +18,32 @@ import numpy as np
 import pytest
 
 from crnn import datasets
-from crnn.apps import classify as classify_app
-from crnn.apps import forecast as forecast_app
+from crnn.apps import classify as classify_app, forecast as forecast_app
 from crnn.apps.common import CLIError
 
 
 def run(*args, timeout=120):
     env = dict(os.environ, CRNN_PROGRESS="plain")
-    return subprocess.run([sys.executable, "-m", "crnn", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "crnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     return proc
 
 
 def user_error(proc, pattern):
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -61,6 +70,7 @@ def write_csv(path, header, rows):
 # --------------------------------------------------------------------------
 # Built-in data
 # --------------------------------------------------------------------------
+
 
 def test_airline_series_values():
     y = datasets.load_series("airline")
@@ -100,19 +110,34 @@ def test_data_files_are_package_data():
 # crnn forecast
 # --------------------------------------------------------------------------
 
+
 def _rolling(y, start, steps, f):
     origins = range(start, len(y) - steps + 1)
     pred = np.array([f(y[:o], steps) for o in origins])
-    truth = np.array([y[o:o + steps] for o in origins])
+    truth = np.array([y[o : o + steps] for o in origins])
     return np.mean(np.abs(pred - truth))
 
 
 def test_forecast_builtin_json():
     proc = ok(run("forecast", "--json", "--epochs", 3))
     out = one_json(proc.stdout)
-    for key in ("mae", "mase", "rnn_mae", "naive_mae", "baselines", "best_baseline",
-                "beats_best_baseline", "window", "horizon", "n_train", "n_test", "series",
-                "season", "strategy", "cell"):
+    for key in (
+        "mae",
+        "mase",
+        "rnn_mae",
+        "naive_mae",
+        "baselines",
+        "best_baseline",
+        "beats_best_baseline",
+        "window",
+        "horizon",
+        "n_train",
+        "n_test",
+        "series",
+        "season",
+        "strategy",
+        "cell",
+    ):
         assert key in out
     assert out["series"] == "airline" and out["n_values"] == 144
     # The season is found (12), so the window and horizon are a season; 29 held out.
@@ -125,7 +150,9 @@ def test_forecast_builtin_json():
     y = datasets.load_series()
     last = _rolling(y, 115, 12, lambda h, k: np.full(k, h[-1]))
     snaive = _rolling(y, 115, 12, lambda h, k: h[len(h) - 12 + np.arange(k) % 12])
-    drift = _rolling(y, 115, 12, lambda h, k: h[-1] + (h[-1] - h[0]) / (len(h) - 1) * np.arange(1, k + 1))
+    drift = _rolling(
+        y, 115, 12, lambda h, k: h[-1] + (h[-1] - h[0]) / (len(h) - 1) * np.arange(1, k + 1)
+    )
     b = out["baselines"]
     assert b["last value"]["mae"] == pytest.approx(last) == out["naive_mae"]
     assert b["seasonal naive"]["mae"] == pytest.approx(snaive)
@@ -139,8 +166,14 @@ def test_forecast_builtin_json():
 def test_forecast_ahead_prints_the_future():
     proc = ok(run("forecast", "--ahead", 12, "--epochs", 5))
     text = proc.stdout
-    for word in ("seasonal naive", "drift", "last value", "MASE", "best baseline",
-                 "hint: the seasonal swing grows with the level here; --log"):
+    for word in (
+        "seasonal naive",
+        "drift",
+        "last value",
+        "MASE",
+        "best baseline",
+        "hint: the seasonal swing grows with the level here; --log",
+    ):
         assert word in text
     rows = re.findall(r"^\s+(19\d\d-\d\d)\s+([\d.]+)\s+\(([\d.]+)\)$", text, re.M)
     assert [r[0] for r in rows] == [f"1961-{m:02d}" for m in range(1, 13)]
@@ -159,12 +192,48 @@ def test_forecast_says_when_the_rnn_does_not_beat_the_best_baseline():
 
 
 def test_forecast_options():
-    out = one_json(ok(run("forecast", "--json", "--epochs", 2, "--season", "none",
-                          "--strategy", "recursive", "--cell", "gru", "--window", 6)).stdout)
+    out = one_json(
+        ok(
+            run(
+                "forecast",
+                "--json",
+                "--epochs",
+                2,
+                "--season",
+                "none",
+                "--strategy",
+                "recursive",
+                "--cell",
+                "gru",
+                "--window",
+                6,
+            )
+        ).stdout
+    )
     assert out["season"] is None and "seasonal naive" not in out["baselines"]
-    assert (out["strategy"], out["cell"], out["window"], out["horizon"]) == ("recursive", "gru", 6, 1)
-    out = one_json(ok(run("forecast", "--json", "--epochs", 2, "--season", 6, "--horizon", 3,
-                          "--ahead", 5, "--log")).stdout)
+    assert (out["strategy"], out["cell"], out["window"], out["horizon"]) == (
+        "recursive",
+        "gru",
+        6,
+        1,
+    )
+    out = one_json(
+        ok(
+            run(
+                "forecast",
+                "--json",
+                "--epochs",
+                2,
+                "--season",
+                6,
+                "--horizon",
+                3,
+                "--ahead",
+                5,
+                "--log",
+            )
+        ).stdout
+    )
     assert (out["season"], out["season_detected"], out["horizon"], out["steps"]) == (6, False, 3, 5)
     assert out["log"] is True and len(out["future"]) == 5
 
@@ -174,17 +243,33 @@ def test_time_limits_stop_training():
     assert out["epochs"] == 1 and out["stopped_early"] is True
     proc = ok(run("forecast", "--epochs", 50, "--seconds", 1e-6))
     assert "stopped by --seconds" in proc.stdout
-    out = one_json(ok(run("classify", "--json", "--epochs", 50, "--restarts", 2,
-                          "--seconds", 1e-6)).stdout)
+    out = one_json(
+        ok(run("classify", "--json", "--epochs", 50, "--restarts", 2, "--seconds", 1e-6)).stdout
+    )
     assert out["epochs"] == 1 and out["stopped_early"] is True
 
 
 def test_forecast_csv(tmp_path):
     y = seasonal(60)
-    f = write_csv(tmp_path / "s.csv", "day,value,note",
-                  [f"{i},{v:.4f},x" for i, v in enumerate(y)])
-    out = one_json(ok(run("forecast", "--csv", f, "--column", "value", "--window", 6,
-                          "--horizon", 1, "--epochs", 3, "--json")).stdout)
+    f = write_csv(tmp_path / "s.csv", "day,value,note", [f"{i},{v:.4f},x" for i, v in enumerate(y)])
+    out = one_json(
+        ok(
+            run(
+                "forecast",
+                "--csv",
+                f,
+                "--column",
+                "value",
+                "--window",
+                6,
+                "--horizon",
+                1,
+                "--epochs",
+                3,
+                "--json",
+            )
+        ).stdout
+    )
     assert out["series"] == "s.csv:value" and out["n_values"] == 60
     assert out["n_test"] == 12 and out["n_train"] == 48 and out["n_origins"] == 12
     naive = np.mean(np.abs(y[48:] - y[47:-1]))
@@ -192,30 +277,49 @@ def test_forecast_csv(tmp_path):
 
 
 def test_forecast_csv_default_column_is_the_last(tmp_path):
-    f = write_csv(tmp_path / "s.csv", "month,passengers",
-                  [f"{i},{v}" for i, v in enumerate(seasonal(40))])
-    out = one_json(ok(run("forecast", "--csv", f, "--window", 4, "--season", "none",
-                          "--epochs", 2, "--json")).stdout)
+    f = write_csv(
+        tmp_path / "s.csv", "month,passengers", [f"{i},{v}" for i, v in enumerate(seasonal(40))]
+    )
+    out = one_json(
+        ok(
+            run("forecast", "--csv", f, "--window", 4, "--season", "none", "--epochs", 2, "--json")
+        ).stdout
+    )
     assert out["series"] == "s.csv:passengers"
 
 
-@pytest.mark.parametrize("setup, args, pattern", [
-    ("none", ["--csv", "{d}/missing.csv"], r"missing\.csv: no such file"),
-    ("good", ["--csv", "{f}", "--column", "nope"], r"no column 'nope'.*'day', 'value', 'note'"),
-    ("good", ["--csv", "{f}", "--column", "note"], r"line 2: column 'note' is not numeric"),
-    ("bad_row", ["--csv", "{f}", "--column", "value"], r"line 5: column 'value' is not numeric \(found 'oops'\)"),
-    ("good", ["--csv", "{f}", "--column", "value", "--window", 40], r"series too short: 30 values.*window of 40"),
-    ("good", ["--csv", "{f}", "--column", "value", "--window", 3, "--horizon", 1, "--season", 25], r"too short for a season of 25"),
-    ("empty", ["--csv", "{f}"], r"empty"),
-    ("binary", ["--csv", "{f}"], r"cannot decode"),
-    ("header_only", ["--csv", "{f}"], r"no data rows"),
-    ("none", ["--column", "value"], r"--column needs --csv"),
-    ("none", ["--window", 200], r"airline: series too short"),
-    ("none", ["--ahead", 130], r"airline: series too short.*--ahead"),
-    ("none", ["--out", "{d}/no/m.npz"], r"cannot write --out .*no such directory"),
-    ("none", ["--out", "{d}"], r"cannot write --out .*is a directory"),
-    ("negative", ["--csv", "{f}", "--log"], r"--log needs all values > 0"),
-])
+@pytest.mark.parametrize(
+    "setup, args, pattern",
+    [
+        ("none", ["--csv", "{d}/missing.csv"], r"missing\.csv: no such file"),
+        ("good", ["--csv", "{f}", "--column", "nope"], r"no column 'nope'.*'day', 'value', 'note'"),
+        ("good", ["--csv", "{f}", "--column", "note"], r"line 2: column 'note' is not numeric"),
+        (
+            "bad_row",
+            ["--csv", "{f}", "--column", "value"],
+            r"line 5: column 'value' is not numeric \(found 'oops'\)",
+        ),
+        (
+            "good",
+            ["--csv", "{f}", "--column", "value", "--window", 40],
+            r"series too short: 30 values.*window of 40",
+        ),
+        (
+            "good",
+            ["--csv", "{f}", "--column", "value", "--window", 3, "--horizon", 1, "--season", 25],
+            r"too short for a season of 25",
+        ),
+        ("empty", ["--csv", "{f}"], r"empty"),
+        ("binary", ["--csv", "{f}"], r"cannot decode"),
+        ("header_only", ["--csv", "{f}"], r"no data rows"),
+        ("none", ["--column", "value"], r"--column needs --csv"),
+        ("none", ["--window", 200], r"airline: series too short"),
+        ("none", ["--ahead", 130], r"airline: series too short.*--ahead"),
+        ("none", ["--out", "{d}/no/m.npz"], r"cannot write --out .*no such directory"),
+        ("none", ["--out", "{d}"], r"cannot write --out .*is a directory"),
+        ("negative", ["--csv", "{f}", "--log"], r"--log needs all values > 0"),
+    ],
+)
 def test_forecast_user_errors_exit_2(tmp_path, setup, args, pattern):
     f = tmp_path / "data.csv"
     if setup == "good":
@@ -234,15 +338,18 @@ def test_forecast_user_errors_exit_2(tmp_path, setup, args, pattern):
     user_error(run("forecast", *args, "--epochs", 1), pattern)
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["--window", 0], r"--window"),
-    (["--test-fraction", 1.5], r"--test-fraction"),
-    (["--ahead", 0], r"--ahead: .*>= 1"),
-    (["--season", 1], r"--season: .*>= 2"),
-    (["--season", "weekly"], r"--season: .*'weekly'"),
-    (["--strategy", "both"], r"--strategy: invalid choice"),
-    (["--cell", "transformer"], r"--cell"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--window", 0], r"--window"),
+        (["--test-fraction", 1.5], r"--test-fraction"),
+        (["--ahead", 0], r"--ahead: .*>= 1"),
+        (["--season", 1], r"--season: .*>= 2"),
+        (["--season", "weekly"], r"--season: .*'weekly'"),
+        (["--strategy", "both"], r"--strategy: invalid choice"),
+        (["--cell", "transformer"], r"--cell"),
+    ],
+)
 def test_forecast_bad_option_values_exit_2(args, pattern):
     user_error(run("forecast", *args), pattern)
 
@@ -264,8 +371,9 @@ def test_forecast_plot(tmp_path):
     out = one_json(ok(run("forecast", "--epochs", 2, "--ahead", 6, "--json", "--plot", png)).stdout)
     assert out["plot"] == str(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    user_error(run("forecast", "--epochs", 1, "--plot", tmp_path / "no" / "f.png"),
-               r"no such directory")
+    user_error(
+        run("forecast", "--epochs", 1, "--plot", tmp_path / "no" / "f.png"), r"no such directory"
+    )
 
 
 def test_forecast_plot_without_matplotlib(monkeypatch):
@@ -311,11 +419,11 @@ def test_plan():
 
 def test_swing_grows_with_level():
     y = datasets.load_series()
-    assert forecast_app.swing_grows_with_level(y, 12)            # the airline series
+    assert forecast_app.swing_grows_with_level(y, 12)  # the airline series
     assert not forecast_app.swing_grows_with_level(np.log(y), 12)
-    assert not forecast_app.swing_grows_with_level(seasonal(240), 12)   # a constant swing
+    assert not forecast_app.swing_grows_with_level(seasonal(240), 12)  # a constant swing
     assert not forecast_app.swing_grows_with_level(y, None)
-    assert not forecast_app.swing_grows_with_level(y - 200, 12)         # values <= 0
+    assert not forecast_app.swing_grows_with_level(y - 200, 12)  # values <= 0
     assert "hint" not in ok(run("forecast", "--epochs", 1, "--log")).stdout
 
 
@@ -327,8 +435,19 @@ def test_forecast_function_returns_the_model_and_the_forecast():
     assert r.mae < 0.85 * r.baseline_mae["seasonal naive"], (r.mae, r.baseline_mae)
     assert r.future.shape == (12,) and r.model is not r.eval_model
     np.testing.assert_array_equal(r.model.predict(12), r.future)
-    assert np.mean(np.abs(r.future - (10 + 3 * np.sin(2 * np.pi * np.arange(240, 252) / 12)
-                                      + 0.02 * np.arange(240, 252)))) < 0.4
+    assert (
+        np.mean(
+            np.abs(
+                r.future
+                - (
+                    10
+                    + 3 * np.sin(2 * np.pi * np.arange(240, 252) / 12)
+                    + 0.02 * np.arange(240, 252)
+                )
+            )
+        )
+        < 0.4
+    )
     # Deterministic: the same seed gives the same numbers.
     again = forecast_app.forecast(y, ahead=12, epochs=150, seconds=None, seed=0)
     assert again.mae == r.mae
@@ -358,8 +477,18 @@ REVIEWS60 = os.path.join(os.path.dirname(__file__), "data", "reviews60.tsv")
 
 
 def test_classify_builtin_json():
-    proc = ok(run("classify", "--json", "--epochs", 2,
-                  "--predict", "great food", "--predict", "rude staff"))
+    proc = ok(
+        run(
+            "classify",
+            "--json",
+            "--epochs",
+            2,
+            "--predict",
+            "great food",
+            "--predict",
+            "rude staff",
+        )
+    )
     out = one_json(proc.stdout)
     assert out["classes"] == ["negative", "positive"]
     assert 0.0 <= out["accuracy"] <= 1.0 and out["baseline_accuracy"] == 0.5
@@ -385,24 +514,28 @@ def test_classify_tsv(tmp_path):
     for i in range(20):
         lines += [f"what a great thing number {i}\tgood", f"such a bad thing number {i}\tbad"]
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = one_json(ok(run("classify", "--tsv", f, "--epochs", 3, "--json",
-                          "--predict", "a great day")).stdout)
+    out = one_json(
+        ok(run("classify", "--tsv", f, "--epochs", 3, "--json", "--predict", "a great day")).stdout
+    )
     assert out["classes"] == ["bad", "good"] and out["data"] == str(f)
     assert out["n_train"] + out["n_val"] + out["n_test"] == 40
     assert out["n_test"] == 10
 
 
-@pytest.mark.parametrize("content, pattern", [
-    (None, r"no such file"),
-    (b"", r"empty"),
-    (b"\xff\xfe\x00\x81", r"cannot decode"),
-    (b"good one\t1\nno tab on this line\n", r"line 2: expected text<TAB>label"),
-    (b"a\t1\nb\t1\nc\t1\nd\t1\n", r"at least two classes"),
-    (b"a\t1\nb\t0\n", r"too few examples"),
-    (b"a\t1\nb\t0\nc\t1\nd\t0\n", r"too few examples"),
-    (b"\t1\n", r"line 1: the text is empty"),
-    (b"# only a comment\n\n", r"no examples"),
-])
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (None, r"no such file"),
+        (b"", r"empty"),
+        (b"\xff\xfe\x00\x81", r"cannot decode"),
+        (b"good one\t1\nno tab on this line\n", r"line 2: expected text<TAB>label"),
+        (b"a\t1\nb\t1\nc\t1\nd\t1\n", r"at least two classes"),
+        (b"a\t1\nb\t0\n", r"too few examples"),
+        (b"a\t1\nb\t0\nc\t1\nd\t0\n", r"too few examples"),
+        (b"\t1\n", r"line 1: the text is empty"),
+        (b"# only a comment\n\n", r"no examples"),
+    ],
+)
 def test_classify_user_errors_exit_2(tmp_path, content, pattern):
     f = tmp_path / "d.tsv"
     if content is not None:
@@ -410,33 +543,55 @@ def test_classify_user_errors_exit_2(tmp_path, content, pattern):
     user_error(run("classify", "--tsv", f, "--epochs", 1), pattern)
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["--folds", 1], r"--folds: expected an integer >= 2, or 0"),
-    (["--folds", "x"], r"--folds"),
-    (["--cell", "jordan"], r"--cell"),
-    (["--lr", 0], r"--lr"),
-    (["--batch-size", 0], r"--batch-size"),
-    (["--word-dropout", 1], r"--word-dropout"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--folds", 1], r"--folds: expected an integer >= 2, or 0"),
+        (["--folds", "x"], r"--folds"),
+        (["--cell", "jordan"], r"--cell"),
+        (["--lr", 0], r"--lr"),
+        (["--batch-size", 0], r"--batch-size"),
+        (["--word-dropout", 1], r"--word-dropout"),
+    ],
+)
 def test_classify_bad_option_values_exit_2(args, pattern):
     user_error(run("classify", *args), pattern)
 
 
 def test_choose_settings_follow_the_data_size():
     small = classify_app.choose_settings(45)
-    assert (small.cell, small.hidden, small.lr, small.batch_size, small.epochs, small.folds) == \
-        ("gru", 32, 0.01, 8, 40, 5)
+    assert (small.cell, small.hidden, small.lr, small.batch_size, small.epochs, small.folds) == (
+        "gru",
+        32,
+        0.01,
+        8,
+        40,
+        5,
+    )
     assert small.selection == "5-fold cross-validation" and small.total_epochs == 240
     assert classify_app.choose_settings(224).batch_size == 16
     large = classify_app.choose_settings(5000)
-    assert (large.hidden, large.lr, large.batch_size, large.folds, large.restarts) == \
-        (64, 0.003, 32, 0, 3)
+    assert (large.hidden, large.lr, large.batch_size, large.folds, large.restarts) == (
+        64,
+        0.003,
+        32,
+        0,
+        3,
+    )
     assert large.selection.startswith("a validation split (15%)")
     assert classify_app.choose_settings(7).folds == 3  # as many folds as 2 texts each allow
-    mine = classify_app.choose_settings(45, cell="rnn", hidden=8, lr=0.1, batch_size=2, epochs=3,
-                                        folds=0, restarts=2)
-    assert (mine.cell, mine.hidden, mine.lr, mine.batch_size, mine.epochs, mine.folds,
-            mine.restarts) == ("rnn", 8, 0.1, 2, 3, 0, 2)
+    mine = classify_app.choose_settings(
+        45, cell="rnn", hidden=8, lr=0.1, batch_size=2, epochs=3, folds=0, restarts=2
+    )
+    assert (
+        mine.cell,
+        mine.hidden,
+        mine.lr,
+        mine.batch_size,
+        mine.epochs,
+        mine.folds,
+        mine.restarts,
+    ) == ("rnn", 8, 0.1, 2, 3, 0, 2)
 
 
 def test_fold_indices_stratified_and_grouped():

@@ -4,6 +4,7 @@ Commands run in a subprocess (``python -m crnn``) with a few epochs; the
 learning check calls the app in-process with a fixed seed and no time limit,
 so it is deterministic (a busy machine only makes it slower).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,14 @@ def run(*args, timeout=180):
     # One thread: tiny models, where threads only add overhead (results are
     # bitwise the same for any thread count).
     env = dict(os.environ, CRNN_PROGRESS="plain", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "crnn", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env, check=False)
-
+    return subprocess.run(
+        [sys.executable, "-m", "crnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +44,18 @@ def one_thread():
     yield
     crnn.set_num_threads(None)
 
+
 def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     return proc
 
 
 def user_error(proc, pattern):
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -77,11 +88,14 @@ old JJ B-ADJP O
 # Reading CoNLL
 # --------------------------------------------------------------------------
 
+
 def test_parse_conll_columns_blank_lines_and_docstart():
     sents = tag.parse_conll(CONLL)
     assert [len(t) for t, _ in sents] == [5, 6, 3]
-    assert sents[1] == (["Tom", "Smith", "works", "for", "Acme", "."],
-                        ["B-PER", "I-PER", "O", "O", "B-ORG", "O"])
+    assert sents[1] == (
+        ["Tom", "Smith", "works", "for", "Acme", "."],
+        ["B-PER", "I-PER", "O", "O", "B-ORG", "O"],
+    )
     # Other columns: the chunk tags (column 3, or -2 from the end).
     chunks = tag.parse_conll(CONLL, tag_column=3)
     assert chunks[0][1] == ["B-NP", "B-VP", "B-PP", "B-NP", "O"]
@@ -90,16 +104,19 @@ def test_parse_conll_columns_blank_lines_and_docstart():
     assert tag.parse_conll("Anna\tB-PER\nsings\tO") == [(["Anna", "sings"], ["B-PER", "O"])]
 
 
-@pytest.mark.parametrize("text, kwargs, pattern", [
-    ("Anna B-PER\nsings\n", {}, r"line 2: expected a token and a tag, found 1 column: 'sings'"),
-    ("Anna B-PER\n", dict(token_column=2, tag_column=2), r"cannot be the same column \(2\)"),
-    ("Anna B-PER\n", dict(tag_column=5), r"line 1: --tag-column 5 does not exist .*2 columns"),
-    ("Anna B-PER\n", dict(token_column=3), r"line 1: --token-column 3 does not exist"),
-    ("Anna PERSON\n", {}, r"line 1: 'PERSON' is not a BIO tag"),
-    ("Anna X-PER\n", {}, r"'X-PER' is not a BIO tag"),
-    ("\n\n-DOCSTART- O\n\n", {}, r"no sentences"),
-    ("Anna B-PER\n", dict(tag_column=0), r"column numbers start at 1"),
-])
+@pytest.mark.parametrize(
+    "text, kwargs, pattern",
+    [
+        ("Anna B-PER\nsings\n", {}, r"line 2: expected a token and a tag, found 1 column: 'sings'"),
+        ("Anna B-PER\n", dict(token_column=2, tag_column=2), r"cannot be the same column \(2\)"),
+        ("Anna B-PER\n", dict(tag_column=5), r"line 1: --tag-column 5 does not exist .*2 columns"),
+        ("Anna B-PER\n", dict(token_column=3), r"line 1: --token-column 3 does not exist"),
+        ("Anna PERSON\n", {}, r"line 1: 'PERSON' is not a BIO tag"),
+        ("Anna X-PER\n", {}, r"'X-PER' is not a BIO tag"),
+        ("\n\n-DOCSTART- O\n\n", {}, r"no sentences"),
+        ("Anna B-PER\n", dict(tag_column=0), r"column numbers start at 1"),
+    ],
+)
 def test_parse_conll_errors(text, kwargs, pattern):
     with pytest.raises(CLIError, match=pattern):
         tag.parse_conll(text, "f.conll", **kwargs)
@@ -107,20 +124,39 @@ def test_parse_conll_errors(text, kwargs, pattern):
 
 def test_tokenize_sentence_keeps_names_whole():
     assert tag.tokenize_sentence("Maria joined Rolls-Royce in St. Louis, didn't she?") == [
-        "Maria", "joined", "Rolls-Royce", "in", "St", ".", "Louis", ",", "didn't", "she", "?"]
+        "Maria",
+        "joined",
+        "Rolls-Royce",
+        "in",
+        "St",
+        ".",
+        "Louis",
+        ",",
+        "didn't",
+        "she",
+        "?",
+    ]
     assert tag.tokenize_sentence("James O'Brien") == ["James", "O'Brien"]
 
 
 def test_word_shapes():
     words = ["munich", "Munich", "BMW", "2019", "A4", ",", "O'Brien", "iPhone"]
     assert [tag.SHAPES[tag.word_shape(w)] for w in words] == [
-        "lower", "Capitalised", "UPPER", "digits", "alphanumeric", "punctuation", "Capitalised",
-        "other"]
+        "lower",
+        "Capitalised",
+        "UPPER",
+        "digits",
+        "alphanumeric",
+        "punctuation",
+        "Capitalised",
+        "other",
+    ]
 
 
 # --------------------------------------------------------------------------
 # The built-in data
 # --------------------------------------------------------------------------
+
 
 def test_builtin_ner_sentences():
     train, test = datasets.load_ner()
@@ -137,7 +173,9 @@ def test_builtin_ner_sentences():
         return [(k, " ".join(toks[a:b])) for toks, tags in sents for k, a, b in entity_spans(tags)]
 
     def counts(sents):
-        return {k: sum(1 for kk, _ in names(sents) if kk == k) for k in ("PER", "LOC", "ORG", "DATE")}
+        return {
+            k: sum(1 for kk, _ in names(sents) if kk == k) for k in ("PER", "LOC", "ORG", "DATE")
+        }
 
     assert counts(train) == dict(PER=210, LOC=274, ORG=123, DATE=92)
     assert counts(test) == dict(PER=96, LOC=116, ORG=56, DATE=47)
@@ -161,9 +199,12 @@ def test_data_files_are_package_data():
 # Model and training
 # --------------------------------------------------------------------------
 
+
 def test_baseline_is_the_most_frequent_tag():
-    train = [(["Anna", "met", "him", "in", "Rome"], ["B-PER", "O", "O", "O", "B-LOC"]),
-             (["Rome", "met", "Rome"], ["B-PER", "O", "B-LOC"])]
+    train = [
+        (["Anna", "met", "him", "in", "Rome"], ["B-PER", "O", "O", "O", "B-LOC"]),
+        (["Rome", "met", "Rome"], ["B-PER", "O", "B-LOC"]),
+    ]
     # Rome: B-LOC twice, B-PER once; unknown words get O (the most frequent tag overall).
     assert tag.most_frequent_tags(train, [["Rome", "Anna", "Paris"]]) == [["B-LOC", "B-PER", "O"]]
 
@@ -173,7 +214,9 @@ def test_tagger_learns_unseen_names():
     res = tag.train_tagger(train, epochs=25, seconds=None, seed=0)
     pred = res.model.predict([s for s, _ in test])
     s = entity_scores([t for _, t in test], pred)
-    base = entity_scores([t for _, t in test], tag.most_frequent_tags(train, [s_ for s_, _ in test]))
+    base = entity_scores(
+        [t for _, t in test], tag.most_frequent_tags(train, [s_ for s_, _ in test])
+    )
     assert base.f1 < 0.3
     assert s.f1 > 0.8 and s.f1 > base.f1 + 0.5, (s.f1, base.f1)
     assert res.loss < res.first_loss
@@ -184,8 +227,16 @@ def test_tagger_learns_unseen_names():
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
 def test_tagger_other_cells_and_one_hot(cell, tmp_path):
     train, _ = datasets.load_ner()
-    res = tag.train_tagger(train[:40], cell=cell, embedding_dim=0, hidden=8, epochs=2,
-                           seconds=None, char_features=True, seed=1)
+    res = tag.train_tagger(
+        train[:40],
+        cell=cell,
+        embedding_dim=0,
+        hidden=8,
+        epochs=2,
+        seconds=None,
+        char_features=True,
+        seed=1,
+    )
     m = res.model
     assert m.rnn.spec.name == cell and m.embed is None and m.suffix_vocab is not None
     path = tmp_path / "t.npz"
@@ -198,11 +249,19 @@ def test_tagger_other_cells_and_one_hot(cell, tmp_path):
 
 def test_tagger_gradients_by_central_differences():
     train, _ = datasets.load_ner()
-    res = tag.train_tagger(train[:6], hidden=3, embedding_dim=4, epochs=1, seconds=None,
-                           char_features=True, seed=2)
-    m = tag.EntityTagger(res.model.vocab.itos[1:], res.model.tags, embedding_dim=4, hidden_size=3,
-                         suffixes=res.model.suffix_vocab.itos[1:], suffix_dim=2,
-                         dtype=np.float64, seed=3)
+    res = tag.train_tagger(
+        train[:6], hidden=3, embedding_dim=4, epochs=1, seconds=None, char_features=True, seed=2
+    )
+    m = tag.EntityTagger(
+        res.model.vocab.itos[1:],
+        res.model.tags,
+        embedding_dim=4,
+        hidden_size=3,
+        suffixes=res.model.suffix_vocab.itos[1:],
+        suffix_dim=2,
+        dtype=np.float64,
+        seed=3,
+    )
     enc = m.encode([s for s, _ in train[:3]])
     T, B = enc["words"].shape
     y = np.random.default_rng(0).integers(0, len(m.tags), size=(T, B))
@@ -232,17 +291,21 @@ def test_tagger_gradients_by_central_differences():
 
 
 def test_format_entities():
-    assert tag.format_entities(["Anna", "met", "Tom", "Smith"], ["B-PER", "O", "B-PER", "I-PER"]) \
+    assert (
+        tag.format_entities(["Anna", "met", "Tom", "Smith"], ["B-PER", "O", "B-PER", "I-PER"])
         == "[Anna PER] met [Tom Smith PER]"
+    )
 
 
 # --------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------
 
+
 def test_tag_builtin_json_and_predict():
-    proc = ok(run("tag", "--json", "--epochs", 2, "--hidden", 8, "--predict",
-                  "Pankaj lives in Munich"))
+    proc = ok(
+        run("tag", "--json", "--epochs", 2, "--hidden", 8, "--predict", "Pankaj lives in Munich")
+    )
     out = json.loads(proc.stdout)
     for key in ("precision", "recall", "f1", "baseline", "per_type", "n_true", "n_pred"):
         assert key in out
@@ -255,10 +318,31 @@ def test_tag_builtin_json_and_predict():
 
 def test_tag_text_output_save_and_load(tmp_path):
     model = tmp_path / "ner.npz"
-    proc = ok(run("tag", "--epochs", 2, "--hidden", 8, "--cell", "gru", "--embedding-dim", 8,
-                  "--save", model, "--predict", "Maria joined Siemens in Berlin"))
-    for text in ("held-out", "precision", "most-frequent tag", "bidirectional GRU 8",
-                 "predicted", "saved"):
+    proc = ok(
+        run(
+            "tag",
+            "--epochs",
+            2,
+            "--hidden",
+            8,
+            "--cell",
+            "gru",
+            "--embedding-dim",
+            8,
+            "--save",
+            model,
+            "--predict",
+            "Maria joined Siemens in Berlin",
+        )
+    )
+    for text in (
+        "held-out",
+        "precision",
+        "most-frequent tag",
+        "bidirectional GRU 8",
+        "predicted",
+        "saved",
+    ):
         assert text in proc.stdout, proc.stdout
     proc = ok(run("tag", "--load", model, "--json", "--predict", "Maria joined Siemens in Berlin"))
     out = json.loads(proc.stdout)
@@ -269,36 +353,62 @@ def test_tag_text_output_save_and_load(tmp_path):
 def test_tag_conll_file(tmp_path):
     train, test = datasets.load_ner()
     f = tmp_path / "train.conll"
-    f.write_text("\n\n".join("\n".join(f"{w} X {t}" for w, t in zip(*s)) for s in train[:60]),
-                 encoding="utf-8")
+    f.write_text(
+        "\n\n".join("\n".join(f"{w} X {t}" for w, t in zip(*s)) for s in train[:60]),
+        encoding="utf-8",
+    )
     g = tmp_path / "test.conll"
-    g.write_text("\n\n".join("\n".join(f"{w} X {t}" for w, t in zip(*s)) for s in test[:20]),
-                 encoding="utf-8")
+    g.write_text(
+        "\n\n".join("\n".join(f"{w} X {t}" for w, t in zip(*s)) for s in test[:20]),
+        encoding="utf-8",
+    )
     out = json.loads(ok(run("tag", "--conll", f, "--json", "--epochs", 1, "--hidden", 4)).stdout)
     assert (out["n_train"], out["n_test"]) == (48, 12)  # --test-fraction 0.2
-    out = json.loads(ok(run("tag", "--conll", f, "--conll-test", g, "--json", "--epochs", 1,
-                            "--hidden", 4, "--cell", "rnn")).stdout)
+    out = json.loads(
+        ok(
+            run(
+                "tag",
+                "--conll",
+                f,
+                "--conll-test",
+                g,
+                "--json",
+                "--epochs",
+                1,
+                "--hidden",
+                4,
+                "--cell",
+                "rnn",
+            )
+        ).stdout
+    )
     assert (out["n_train"], out["n_test"], out["cell"]) == (60, 20, "rnn")
 
 
-@pytest.mark.parametrize("setup, args, pattern", [
-    (None, ["--conll", "{d}/missing.conll"], r"missing\.conll: no such file"),
-    ("Anna B-PER\nsings O\n\nBob\n", ["--conll", "{f}"], r"line 4: expected a token and a tag"),
-    ("Anna B-PER\nsings Q-VERB\n", ["--conll", "{f}"], r"line 2: 'Q-VERB' is not a BIO tag"),
-    ("Anna B-PER\nsings O\n", ["--conll", "{f}", "--tag-column", "3"],
-     r"line 1: --tag-column 3 does not exist"),
-    ("", ["--conll", "{f}"], r"the file is empty"),
-    ("-DOCSTART- O\n\n", ["--conll", "{f}"], r"no sentences"),
-    ("Anna O\n\nBob O\n", ["--conll", "{f}"], r"no entity"),
-    ("Anna B-PER\n", ["--conll", "{f}"], r"only 1 sentence"),
-    (None, ["--cell", "transformer"], r"unknown cell 'transformer'.*rnn, lstm, gru"),
-    (None, ["--cell", "jordan"], r"Jordan cell cannot be used here.*rnn, lstm, gru"),
-    (None, ["--conll-test", "{d}/x.conll"], r"--conll-test needs --conll"),
-    (None, ["--load", "{d}/none.npz", "--predict", "x"], r"none\.npz: no such file"),
-    (None, ["--save", "{d}/no/such/dir/m.npz"], r"does not exist"),
-    (None, ["--epochs", "0"], r"expected an integer >= 1"),
-    (None, ["--word-dropout", "1.5"], r"expected a number in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "setup, args, pattern",
+    [
+        (None, ["--conll", "{d}/missing.conll"], r"missing\.conll: no such file"),
+        ("Anna B-PER\nsings O\n\nBob\n", ["--conll", "{f}"], r"line 4: expected a token and a tag"),
+        ("Anna B-PER\nsings Q-VERB\n", ["--conll", "{f}"], r"line 2: 'Q-VERB' is not a BIO tag"),
+        (
+            "Anna B-PER\nsings O\n",
+            ["--conll", "{f}", "--tag-column", "3"],
+            r"line 1: --tag-column 3 does not exist",
+        ),
+        ("", ["--conll", "{f}"], r"the file is empty"),
+        ("-DOCSTART- O\n\n", ["--conll", "{f}"], r"no sentences"),
+        ("Anna O\n\nBob O\n", ["--conll", "{f}"], r"no entity"),
+        ("Anna B-PER\n", ["--conll", "{f}"], r"only 1 sentence"),
+        (None, ["--cell", "transformer"], r"unknown cell 'transformer'.*rnn, lstm, gru"),
+        (None, ["--cell", "jordan"], r"Jordan cell cannot be used here.*rnn, lstm, gru"),
+        (None, ["--conll-test", "{d}/x.conll"], r"--conll-test needs --conll"),
+        (None, ["--load", "{d}/none.npz", "--predict", "x"], r"none\.npz: no such file"),
+        (None, ["--save", "{d}/no/such/dir/m.npz"], r"does not exist"),
+        (None, ["--epochs", "0"], r"expected an integer >= 1"),
+        (None, ["--word-dropout", "1.5"], r"expected a number in \[0, 1\)"),
+    ],
+)
 def test_tag_user_errors_exit_2(tmp_path, setup, args, pattern):
     f = tmp_path / "data.conll"
     if setup is not None:
@@ -315,7 +425,21 @@ def test_tag_load_rejects_other_models(tmp_path):
 
 def test_tag_help_is_complete():
     proc = ok(run("tag", "--help"))
-    for opt in ("--conll", "--conll-test", "--token-column", "--tag-column", "--cell",
-                "--embedding-dim", "--hidden", "--epochs", "--seconds", "--seed", "--save",
-                "--load", "--predict", "--json", "--char-features"):
+    for opt in (
+        "--conll",
+        "--conll-test",
+        "--token-column",
+        "--tag-column",
+        "--cell",
+        "--embedding-dim",
+        "--hidden",
+        "--epochs",
+        "--seconds",
+        "--seed",
+        "--save",
+        "--load",
+        "--predict",
+        "--json",
+        "--char-features",
+    ):
         assert opt in proc.stdout

@@ -4,6 +4,7 @@ Every command runs in a subprocess (``python -m crnn``) with tiny settings;
 budgets are given in epochs where learning is checked, so a busy machine
 only makes a test slower, never different.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,18 +25,30 @@ WORDS = set(re.findall(r"[a-z]+", TEXT))
 
 
 def run(*args, cwd=None, timeout=120):
-    env = dict(os.environ, CRNN_PROGRESS="plain", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    return subprocess.run([sys.executable, "-m", "crnn", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env=env)
+    env = dict(
+        os.environ, CRNN_PROGRESS="plain", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "crnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     return proc
 
 
 def user_error(proc, pattern):
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -48,14 +61,33 @@ def trained(tmp_path_factory):
     f = d / "cats.txt"
     f.write_text(TEXT, encoding="utf-8")
     model = d / "cats.npz"
-    proc = ok(run("train-text", f, "--out", model, "--hidden", 32, "--seq-len", 20,
-                  "--batch-size", 8, "--epochs", 60, "--seed", 0, "--sample-length", 40))
+    proc = ok(
+        run(
+            "train-text",
+            f,
+            "--out",
+            model,
+            "--hidden",
+            32,
+            "--seq-len",
+            20,
+            "--batch-size",
+            8,
+            "--epochs",
+            60,
+            "--seed",
+            0,
+            "--sample-length",
+            40,
+        )
+    )
     return model, proc
 
 
 # --------------------------------------------------------------------------
 # The command itself
 # --------------------------------------------------------------------------
+
 
 def test_help_lists_every_command():
     proc = ok(run("--help"))
@@ -104,6 +136,7 @@ def test_user_error_and_interrupt_statuses(monkeypatch, capsys):
 # demo
 # --------------------------------------------------------------------------
 
+
 def test_demo_smoke(tmp_path):
     model = tmp_path / "demo.npz"
     proc = ok(run("demo", "--seconds", 1, "--hidden", 32, "--length", 40, "--out", model))
@@ -130,6 +163,7 @@ def test_demo_corpus_is_deterministic_and_large():
 # train-text and sample
 # --------------------------------------------------------------------------
 
+
 def test_train_text_saves_a_model(trained):
     model, proc = trained
     assert model.exists()
@@ -145,13 +179,18 @@ def test_train_text_saves_a_model(trained):
 def test_crnn_load_reads_a_text_model_after_plain_import_crnn(trained):
     """A fresh interpreter: `crnn.load` needs no import of crnn.apps first."""
     model, _ = trained
-    code = ("import sys, crnn\n"
-            "m = crnn.load(sys.argv[1])\n"
-            "assert type(m) is crnn.models.CharModel, type(m)\n"
-            "assert not any(k.startswith('crnn.apps') for k in sys.modules), 'crnn.apps imported'\n"
-            "print(m.sample('the ', 30, temperature=0))\n")
-    proc = ok(subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True,
-                             text=True, timeout=120))
+    code = (
+        "import sys, crnn\n"
+        "m = crnn.load(sys.argv[1])\n"
+        "assert type(m) is crnn.models.CharModel, type(m)\n"
+        "assert not any(k.startswith('crnn.apps') for k in sys.modules), 'crnn.apps imported'\n"
+        "print(m.sample('the ', 30, temperature=0))\n"
+    )
+    proc = ok(
+        subprocess.run(
+            [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120
+        )
+    )
     assert text_app.load_model(str(model)).sample("the ", 30, temperature=0) == proc.stdout[:-1]
 
 
@@ -162,8 +201,9 @@ def test_char_model_is_the_library_one():
 
 def test_samples_contain_words_of_the_text(trained):
     model, _ = trained
-    proc = ok(run("sample", model, "--prime", "the ", "--length", 150, "--temperature", 0.5,
-                  "--seed", 3))
+    proc = ok(
+        run("sample", model, "--prime", "the ", "--length", 150, "--temperature", 0.5, "--seed", 3)
+    )
     assert proc.stdout.startswith("the ")
     words = re.findall(r"[a-z]+", proc.stdout)
     known = [w for w in words if w in WORDS]
@@ -173,21 +213,48 @@ def test_samples_contain_words_of_the_text(trained):
 
 def test_sample_complete_word_and_line(trained):
     model, _ = trained
-    proc = ok(run("sample", model, "--prime", "the do", "--complete", "--temperature", 0,
-                  "--length", 50))
+    proc = ok(
+        run("sample", model, "--prime", "the do", "--complete", "--temperature", 0, "--length", 50)
+    )
     assert proc.stdout == "the dog\n"
-    proc = ok(run("sample", model, "--prime", "the cat sat on the ", "--complete", "--seed", 0,
-                  "--temperature", 0))
+    proc = ok(
+        run(
+            "sample",
+            model,
+            "--prime",
+            "the cat sat on the ",
+            "--complete",
+            "--seed",
+            0,
+            "--temperature",
+            0,
+        )
+    )
     assert proc.stdout == "the cat sat on the mat\n"
-    proc = ok(run("sample", model, "--prime", "the", "--complete", "line", "--length", 80,
-                  "--seed", 0))
+    proc = ok(
+        run("sample", model, "--prime", "the", "--complete", "line", "--length", 80, "--seed", 0)
+    )
     assert proc.stdout.count("\n") == 1 and len(proc.stdout) <= 3 + 80 + 1
 
 
 def test_sample_options_and_unknown_prime_characters(trained):
     model, _ = trained
-    a = ok(run("sample", model, "--prime", "the", "--length", 40, "--seed", 7, "--top-k", 3,
-               "--threads", 1))
+    a = ok(
+        run(
+            "sample",
+            model,
+            "--prime",
+            "the",
+            "--length",
+            40,
+            "--seed",
+            7,
+            "--top-k",
+            3,
+            "--threads",
+            1,
+        )
+    )
     b = ok(run("sample", model, "--prime", "the", "--length", 40, "--seed", 7, "--top-k", 3))
     assert a.stdout == b.stdout and len(a.stdout) == 3 + 40 + 1
     proc = ok(run("sample", model, "--prime", "THE", "--length", 5, "--seed", 0))
@@ -197,9 +264,32 @@ def test_sample_options_and_unknown_prime_characters(trained):
 def test_train_text_other_settings(tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("abc abd abe\n" * 20, encoding="utf-8")
-    proc = ok(run("train-text", f, "--out", tmp_path / "m.npz", "--hidden", 8, "--layers", 2,
-                  "--optimizer", "adagrad", "--seconds", 0.5, "--seq-len", 8, "--sample-every", 0,
-                  "--clip", 0, "--backend", "numpy", "--threads", 1))
+    proc = ok(
+        run(
+            "train-text",
+            f,
+            "--out",
+            tmp_path / "m.npz",
+            "--hidden",
+            8,
+            "--layers",
+            2,
+            "--optimizer",
+            "adagrad",
+            "--seconds",
+            0.5,
+            "--seq-len",
+            8,
+            "--sample-every",
+            0,
+            "--clip",
+            0,
+            "--backend",
+            "numpy",
+            "--threads",
+            1,
+        )
+    )
     assert "Adagrad" in proc.stdout and "no clipping" in proc.stdout
     assert "--- sample after" not in proc.stdout
     assert (tmp_path / "m.npz").exists()
@@ -224,6 +314,7 @@ def test_complete_function():
 # Errors: status 2 and a clear message
 # --------------------------------------------------------------------------
 
+
 def call(capsys, *args):
     """cli.main in this process (quicker than a subprocess for error paths)."""
     rc = cli.main([str(a) for a in args])
@@ -246,24 +337,45 @@ def test_train_text_file_errors(tmp_path, capsys):
     user_error(call(capsys, "train-text", blank), "only whitespace")
     bad = tmp_path / "latin.txt"
     bad.write_bytes("caf\u00e9 cr\u00e8me\n".encode("latin-1"))
-    user_error(call(capsys, "train-text", bad),
-               r"latin\.txt: cannot decode it as utf-8 \(byte 0xe9 at offset 3\)")
-    ok(call(capsys, "train-text", bad, "--encoding", "latin-1", "--epochs", 1, "--hidden", 4,
-            "--out", tmp_path / "latin.npz"))
+    user_error(
+        call(capsys, "train-text", bad),
+        r"latin\.txt: cannot decode it as utf-8 \(byte 0xe9 at offset 3\)",
+    )
+    ok(
+        call(
+            capsys,
+            "train-text",
+            bad,
+            "--encoding",
+            "latin-1",
+            "--epochs",
+            1,
+            "--hidden",
+            4,
+            "--out",
+            tmp_path / "latin.npz",
+        )
+    )
     binary = tmp_path / "data.bin"
     binary.write_bytes(b"abc\x00\x00def")
     user_error(call(capsys, "train-text", binary), "binary file")
     user_error(call(capsys, "train-text", tmp_path), "is a directory")
     good = tmp_path / "good.txt"
     good.write_text("some text\n", encoding="utf-8")
-    user_error(call(capsys, "train-text", good, "--out", tmp_path / "nope" / "m.npz"), "does not exist")
+    user_error(
+        call(capsys, "train-text", good, "--out", tmp_path / "nope" / "m.npz"), "does not exist"
+    )
 
 
 def test_bad_values_exit_2(capsys):
-    user_error(call(capsys, "train-text", "x.txt", "--hidden", "many"), r"--hidden.*expected an integer")
+    user_error(
+        call(capsys, "train-text", "x.txt", "--hidden", "many"), r"--hidden.*expected an integer"
+    )
     user_error(call(capsys, "train-text", "x.txt", "--seconds", "-1"), r"--seconds.*> 0")
     user_error(call(capsys, "train-text", "x.txt", "--lr", "nan"), r"--lr.*finite")
-    user_error(call(capsys, "train-text", "x.txt", "--seconds", "1", "--epochs", "1"), "not allowed with")
+    user_error(
+        call(capsys, "train-text", "x.txt", "--seconds", "1", "--epochs", "1"), "not allowed with"
+    )
     user_error(call(capsys, "sample", "m.npz", "--complete", "sentence"), "invalid choice")
     user_error(call(capsys, "bench", "--shapes", "5,2,3"), "T,B,I,H")
 
@@ -307,6 +419,7 @@ def test_progress_fallback_prints_lines(capsys):
 # --------------------------------------------------------------------------
 # bench
 # --------------------------------------------------------------------------
+
 
 def test_bench_quick(tmp_path):
     out = tmp_path / "bench.json"

@@ -4,6 +4,7 @@ Commands run in a subprocess (``python -m crnn``) with a few epochs of a small
 model; the learning check calls the app in-process with a fixed seed and no
 time limit, so it is deterministic (a busy machine only makes it slower).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,14 @@ def run(*args, timeout=240):
     # One thread: tiny models, where threads only add overhead (results are
     # bitwise the same for any thread count).
     env = dict(os.environ, CRNN_PROGRESS="plain", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "crnn", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env, check=False)
-
+    return subprocess.run(
+        [sys.executable, "-m", "crnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +44,18 @@ def one_thread():
     yield
     crnn.set_num_threads(None)
 
+
 def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     return proc
 
 
 def user_error(proc, pattern):
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -57,20 +68,24 @@ SMALL = ["--epochs", 2, "--hidden", 16, "--embedding-dim", 8]
 # Data
 # --------------------------------------------------------------------------
 
+
 def test_load_tsv(tmp_path):
     f = tmp_path / "p.tsv"
     f.write_text("# a comment\nthe cat.\tdie Katze.\n\n  a dog \t ein Hund \n", encoding="utf-8")
     assert tr.load_tsv(str(f)) == [("the cat.", "die Katze."), ("a dog", "ein Hund")]
 
 
-@pytest.mark.parametrize("content, pattern", [
-    ("the cat\tdie Katze\nno tab here\n", r"line 2: expected source<TAB>target, found no tab"),
-    ("a\tb\tc\n", r"line 1: expected one tab .* found 2"),
-    ("\tdie Katze\n", r"line 1: the source sentence is empty"),
-    ("the cat\t  \n", r"line 1: the target sentence is empty"),
-    ("# only a comment\n\n", r"no sentence pairs"),
-    ("", r"the file is empty"),
-])
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        ("the cat\tdie Katze\nno tab here\n", r"line 2: expected source<TAB>target, found no tab"),
+        ("a\tb\tc\n", r"line 1: expected one tab .* found 2"),
+        ("\tdie Katze\n", r"line 1: the source sentence is empty"),
+        ("the cat\t  \n", r"line 1: the target sentence is empty"),
+        ("# only a comment\n\n", r"no sentence pairs"),
+        ("", r"the file is empty"),
+    ],
+)
 def test_load_tsv_errors(tmp_path, content, pattern):
     f = tmp_path / "p.tsv"
     f.write_text(content, encoding="utf-8")
@@ -123,6 +138,7 @@ def test_format_attention():
 # The model
 # --------------------------------------------------------------------------
 
+
 def test_translator_learns_and_beats_copying():
     pairs = datasets.load_translation()
     a, b = tr._split(len(pairs), 0.15, 0)
@@ -140,12 +156,21 @@ def test_translator_learns_and_beats_copying():
     assert res.model.translate("The dog is sleeping.") == "Der Hund schläft."
 
 
-@pytest.mark.parametrize("cell, attention, emb", [("rnn", "dot", 8), ("gru", None, None),
-                                                   ("lstm", "general", 6)])
+@pytest.mark.parametrize(
+    "cell, attention, emb", [("rnn", "dot", 8), ("gru", None, None), ("lstm", "general", 6)]
+)
 def test_translator_save_load_and_beam(tmp_path, cell, attention, emb):
     pairs = datasets.load_translation()[:40]
-    res = tr.train_translator(pairs, cell=cell, attention=attention, embedding_dim=emb,
-                              hidden=12, epochs=2, seconds=None, seed=1)
+    res = tr.train_translator(
+        pairs,
+        cell=cell,
+        attention=attention,
+        embedding_dim=emb,
+        hidden=12,
+        epochs=2,
+        seconds=None,
+        seed=1,
+    )
     m = res.model
     assert m.encoder.spec.name == cell and m.attention == attention and m.embedding_dim == emb
     path = tmp_path / "mt.npz"
@@ -167,10 +192,23 @@ def test_translator_save_load_and_beam(tmp_path, cell, attention, emb):
 # The command
 # --------------------------------------------------------------------------
 
+
 def test_translate_builtin_json():
-    out = json.loads(ok(run("translate", "--json", *SMALL, "--predict", "The cat is tired.")).stdout)
-    for key in ("bleu", "exact_match", "baseline", "bleu_details", "n_train", "n_test",
-                "predictions", "cell", "attention", "embedding_dim"):
+    out = json.loads(
+        ok(run("translate", "--json", *SMALL, "--predict", "The cat is tired.")).stdout
+    )
+    for key in (
+        "bleu",
+        "exact_match",
+        "baseline",
+        "bleu_details",
+        "n_train",
+        "n_test",
+        "predictions",
+        "cell",
+        "attention",
+        "embedding_dim",
+    ):
         assert key in out
     assert (out["n_train"], out["n_test"]) == (543, 96)
     assert 0 <= out["bleu"] <= 100 and 0 <= out["exact_match"] <= 1
@@ -183,15 +221,39 @@ def test_translate_builtin_json():
 
 def test_translate_text_attention_beam_save_load(tmp_path):
     model = tmp_path / "mt.npz"
-    proc = ok(run("translate", *SMALL, "--attention", "general", "--cell", "gru", "--beam", 3,
-                  "--save", model, "--predict", "The dog is hungry.", "--show-attention"))
-    for text in ("held-out", "BLEU", "copy the source", "beam search (K = 3)", "predicted",
-                 "attention of", "saved", "GRU 16 encoder"):
+    proc = ok(
+        run(
+            "translate",
+            *SMALL,
+            "--attention",
+            "general",
+            "--cell",
+            "gru",
+            "--beam",
+            3,
+            "--save",
+            model,
+            "--predict",
+            "The dog is hungry.",
+            "--show-attention",
+        )
+    )
+    for text in (
+        "held-out",
+        "BLEU",
+        "copy the source",
+        "beam search (K = 3)",
+        "predicted",
+        "attention of",
+        "saved",
+        "GRU 16 encoder",
+    ):
         assert text in proc.stdout, proc.stdout
     # The matrix: a header of the source words.
     assert re.search(r"^\s+the\s+dog\s+is\s+hungry\s+\.$", proc.stdout, re.M), proc.stdout
-    out = json.loads(ok(run("translate", "--load", model, "--json", "--predict",
-                            "Where is the station?")).stdout)
+    out = json.loads(
+        ok(run("translate", "--load", model, "--json", "--predict", "Where is the station?")).stdout
+    )
     assert out["cell"] == "gru" and out["attention"] == "general" and "bleu" not in out
 
 
@@ -199,18 +261,43 @@ def test_translate_tsv_and_no_attention(tmp_path):
     f = tmp_path / "pairs.tsv"
     pairs = datasets.load_translation()[:50]
     f.write_text("\n".join(f"{a}\t{b}" for a, b in pairs), encoding="utf-8")
-    out = json.loads(ok(run("translate", "--tsv", f, "--json", *SMALL, "--attention", "none",
-                            "--test-fraction", 0.2)).stdout)
+    out = json.loads(
+        ok(
+            run(
+                "translate",
+                "--tsv",
+                f,
+                "--json",
+                *SMALL,
+                "--attention",
+                "none",
+                "--test-fraction",
+                0.2,
+            )
+        ).stdout
+    )
     assert (out["n_train"], out["n_test"], out["attention"]) == (40, 10, None)
-    proc = ok(run("translate", "--tsv", f, *SMALL, "--attention", "none", "--show-attention",
-                  "--predict", "the cat"))
+    proc = ok(
+        run(
+            "translate",
+            "--tsv",
+            f,
+            *SMALL,
+            "--attention",
+            "none",
+            "--show-attention",
+            "--predict",
+            "the cat",
+        )
+    )
     assert "has no attention" in proc.stdout
 
 
 def test_translate_plot(tmp_path):
     path = tmp_path / "a.png"
-    proc = run("translate", *SMALL, "--predict", "The cat is tired.", "--show-attention",
-               "--plot", path)
+    proc = run(
+        "translate", *SMALL, "--predict", "The cat is tired.", "--show-attention", "--plot", path
+    )
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -220,24 +307,34 @@ def test_translate_plot(tmp_path):
         assert path.is_file() and path.stat().st_size > 0
 
 
-@pytest.mark.parametrize("setup, args, pattern", [
-    (None, ["--tsv", "{d}/missing.tsv"], r"missing\.tsv: no such file"),
-    ("the cat\tdie Katze\nbroken line\n", ["--tsv", "{f}"], r"line 2: expected source<TAB>target"),
-    ("", ["--tsv", "{f}"], r"the file is empty"),
-    ("# nothing\n", ["--tsv", "{f}"], r"no sentence pairs"),
-    ("the cat\tdie Katze\n", ["--tsv", "{f}"], r"only 1 pair"),
-    (None, ["--cell", "transformer"], r"unknown cell 'transformer'.*rnn, lstm, gru"),
-    (None, ["--attention", "multihead"], r"unknown attention 'multihead'.*dot, general, additive"),
-    (None, ["--beam", "0"], r"expected an integer >= 1"),
-    (None, ["--load", "{d}/none.npz", "--predict", "x"], r"none\.npz: no such file"),
-    (None, ["--save", "{d}/no/dir/m.npz"], r"does not exist"),
-])
+@pytest.mark.parametrize(
+    "setup, args, pattern",
+    [
+        (None, ["--tsv", "{d}/missing.tsv"], r"missing\.tsv: no such file"),
+        (
+            "the cat\tdie Katze\nbroken line\n",
+            ["--tsv", "{f}"],
+            r"line 2: expected source<TAB>target",
+        ),
+        ("", ["--tsv", "{f}"], r"the file is empty"),
+        ("# nothing\n", ["--tsv", "{f}"], r"no sentence pairs"),
+        ("the cat\tdie Katze\n", ["--tsv", "{f}"], r"only 1 pair"),
+        (None, ["--cell", "transformer"], r"unknown cell 'transformer'.*rnn, lstm, gru"),
+        (
+            None,
+            ["--attention", "multihead"],
+            r"unknown attention 'multihead'.*dot, general, additive",
+        ),
+        (None, ["--beam", "0"], r"expected an integer >= 1"),
+        (None, ["--load", "{d}/none.npz", "--predict", "x"], r"none\.npz: no such file"),
+        (None, ["--save", "{d}/no/dir/m.npz"], r"does not exist"),
+    ],
+)
 def test_translate_user_errors_exit_2(tmp_path, setup, args, pattern):
     f = tmp_path / "data.tsv"
     if setup is not None:
         f.write_text(setup, encoding="utf-8")
-    user_error(run("translate", *[a.format(f=f, d=tmp_path) for a in args], "--epochs", 1),
-               pattern)
+    user_error(run("translate", *[a.format(f=f, d=tmp_path) for a in args], "--epochs", 1), pattern)
 
 
 def test_translate_load_rejects_other_models(tmp_path):
@@ -248,7 +345,22 @@ def test_translate_load_rejects_other_models(tmp_path):
 
 def test_translate_help_is_complete():
     proc = ok(run("translate", "--help"))
-    for opt in ("--tsv", "--test-fraction", "--cell", "--embedding-dim", "--attention", "--hidden",
-                "--epochs", "--seconds", "--seed", "--beam", "--predict", "--show-attention",
-                "--plot", "--save", "--load", "--json"):
+    for opt in (
+        "--tsv",
+        "--test-fraction",
+        "--cell",
+        "--embedding-dim",
+        "--attention",
+        "--hidden",
+        "--epochs",
+        "--seconds",
+        "--seed",
+        "--beam",
+        "--predict",
+        "--show-attention",
+        "--plot",
+        "--save",
+        "--load",
+        "--json",
+    ):
         assert opt in proc.stdout

@@ -4,6 +4,7 @@ computed by hand, PyTorch's semantics, validation, thread determinism.
 Clipping (csrc/clip.c) is one build, not dispatched by instruction set, so
 these tests run once rather than per ISA.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,8 @@ from helpers import REL_TOL, assert_rel_close
 ENGINES = {"crnn": crnn, "reference": ref}
 engine_param = pytest.mark.parametrize("engine", list(ENGINES))
 dtype_param = pytest.mark.parametrize(
-    "dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+    "dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name
+)
 EPS = 1e-6  # PyTorch: clip_coef = max_norm / (total_norm + 1e-6)
 
 
@@ -67,14 +69,14 @@ def test_norm_of_concatenation(engine, dtype):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s).astype(dtype) for s in [(3, 4), (7,), (2, 3, 5), (1,)]]
     flat = np.concatenate([a.ravel().astype(np.float64) for a in arrays])
-    expected = float(np.sqrt(np.sum(flat ** 2)))
+    expected = float(np.sqrt(np.sum(flat**2)))
     originals = [a.copy() for a in arrays]
     total = ENGINES[engine].clip_grad_norm(arrays, 1.0)
     assert total == pytest.approx(expected, rel=_tol(dtype))
     for a, o in zip(arrays, originals):
         np.testing.assert_allclose(a, o * (1.0 / (expected + EPS)), rtol=_tol(dtype))
     flat_after = np.concatenate([a.ravel().astype(np.float64) for a in arrays])
-    assert np.sqrt(np.sum(flat_after ** 2)) == pytest.approx(1.0, rel=1e-5)
+    assert np.sqrt(np.sum(flat_after**2)) == pytest.approx(1.0, rel=1e-5)
 
 
 @engine_param
@@ -168,8 +170,9 @@ def test_single_ndarray(engine, dtype):
     a = np.array([[3.0, 0.0], [0.0, -4.0]], dtype)
     total = ENGINES[engine].clip_grad_norm(a, 2.5)
     assert total == pytest.approx(5.0, rel=_tol(dtype))
-    np.testing.assert_allclose(a, np.array([[3.0, 0.0], [0.0, -4.0]]) * (2.5 / (5 + EPS)),
-                               rtol=_tol(dtype))
+    np.testing.assert_allclose(
+        a, np.array([[3.0, 0.0], [0.0, -4.0]]) * (2.5 / (5 + EPS)), rtol=_tol(dtype)
+    )
 
 
 @engine_param
@@ -213,8 +216,10 @@ def test_c_vs_reference_random(dtype, p, max_norm):
 @dtype_param
 def test_c_vs_reference_large(dtype, p):
     rng = np.random.default_rng(1)
-    arrays = [rng.standard_normal(1_000_003).astype(dtype) * 1e-2,
-              rng.standard_normal((300, 301)).astype(dtype)]
+    arrays = [
+        rng.standard_normal(1_000_003).astype(dtype) * 1e-2,
+        rng.standard_normal((300, 301)).astype(dtype),
+    ]
     arrays_r = [a.copy() for a in arrays]
     t_c = crnn.clip_grad_norm(arrays, 1.0, norm_type=p)
     t_r = ref.clip_grad_norm(arrays_r, 1.0, norm_type=p)
@@ -320,8 +325,7 @@ def test_bad_max_norm(engine, max_norm):
 
 
 @engine_param
-@pytest.mark.parametrize("norm_type", [0.0, -2.0, float("nan"), "fro", "l2", "", "-inf"],
-                         ids=repr)
+@pytest.mark.parametrize("norm_type", [0.0, -2.0, float("nan"), "fro", "l2", "", "-inf"], ids=repr)
 def test_bad_norm_type(engine, norm_type):
     arrays = _small(np.float64)
     with pytest.raises(ValueError, match="norm_type"):
@@ -376,8 +380,7 @@ def test_readonly_array(engine, func):
 @dtype_param
 def test_threads_bitwise_large(dtype, p):
     rng = np.random.default_rng(4)
-    base = [rng.standard_normal(1_000_000).astype(dtype),
-            rng.standard_normal(12_345).astype(dtype)]
+    base = [rng.standard_normal(1_000_000).astype(dtype), rng.standard_normal(12_345).astype(dtype)]
     results = {}
     for n in (1, 2, 3, 4):
         crnn.set_num_threads(n)
@@ -414,7 +417,7 @@ def test_threads_bitwise_clip_value_large(dtype):
 def _odd_layouts(dtype, seed):
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((6, 10)).astype(dtype)
-    strided = base.copy()[:, ::2]            # a view into a bigger buffer
+    strided = base.copy()[:, ::2]  # a view into a bigger buffer
     fortran = np.asfortranarray(rng.standard_normal((5, 3)).astype(dtype))
     swapped = rng.standard_normal(7).astype(np.dtype(dtype).newbyteorder(">"))
     return [strided, fortran, swapped]

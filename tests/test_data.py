@@ -1,4 +1,5 @@
 """crnn.data: vocabularies, one-hot, bag of words, padding, batches, streams."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,12 @@ from crnn.data import CharVocab, WordVocab
 
 def test_plain_import_crnn_gives_crnn_data():
     """A fresh interpreter: ``crnn.data.X`` works after ``import crnn`` alone."""
-    code = ("import crnn\n"
-            "v = crnn.data.CharVocab.from_text('abc')\n"
-            "assert v.decode(v.encode('cab')) == 'cab'\n"
-            "assert 'data' in crnn.__all__\n")
+    code = (
+        "import crnn\n"
+        "v = crnn.data.CharVocab.from_text('abc')\n"
+        "assert v.decode(v.encode('cab')) == 'cab'\n"
+        "assert 'data' in crnn.__all__\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -26,6 +29,7 @@ def test_plain_import_crnn_gives_crnn_data():
 # --------------------------------------------------------------------------
 # Characters
 # --------------------------------------------------------------------------
+
 
 def test_char_vocab_round_trip_and_order():
     v = CharVocab.from_text("hello world")
@@ -41,7 +45,7 @@ def test_char_vocab_round_trip_and_order():
 
 def test_char_vocab_unknown_characters():
     v = CharVocab.from_text("abc")
-    ids = v.encode("a\u00e9z\U0001F600c")  # beyond the table, beyond the BMP
+    ids = v.encode("a\u00e9z\U0001f600c")  # beyond the table, beyond the BMP
     assert ids.tolist() == [1, 0, 0, 0, 3]
     assert v.decode(ids) == "a\ufffd\ufffd\ufffdc"
     assert CharVocab("ab", unk="?").decode(np.array([0, 1, 2])) == "?ab"
@@ -83,6 +87,7 @@ def test_vocab_dict_round_trip_is_json():
 # --------------------------------------------------------------------------
 # Words
 # --------------------------------------------------------------------------
+
 
 def test_tokenize():
     assert data.tokenize("Don't stop, NOW!") == ["don't", "stop", ",", "now", "!"]
@@ -131,6 +136,7 @@ def test_bag_of_words_modes():
 # One-hot
 # --------------------------------------------------------------------------
 
+
 def test_one_hot_is_the_models_one():
     assert data.one_hot is crnn.models.one_hot
     v = CharVocab("abc")
@@ -142,6 +148,7 @@ def test_one_hot_is_the_models_one():
 # --------------------------------------------------------------------------
 # Padding and batches
 # --------------------------------------------------------------------------
+
 
 def test_pad_batch_ids_time_major():
     x, lengths = data.pad_batch([[1, 2, 3], [4], []], pad_value=-1)

@@ -8,6 +8,7 @@
   before anything runs, nothing modified;
 - initialisation, central differences, save / load.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -16,9 +17,7 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import functional as F
-from crnn import reference as R
-
+from crnn import functional as F, reference as R
 from helpers import HAVE_TORCH, REL_TOL, rel_error
 
 ENGINES = {"c": F, "numpy": R}
@@ -29,7 +28,7 @@ def _problem(shape, V, D, dtype, seed=0, pad=None):
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, V, size=shape)
     if pad is not None and ids.size:
-        ids.reshape(-1)[:: 3] = pad % V  # make sure the padding row is hit
+        ids.reshape(-1)[::3] = pad % V  # make sure the padding row is hit
     weight = rng.standard_normal((V, D)).astype(dtype)
     dout = rng.standard_normal(tuple(shape) + (D,)).astype(dtype)
     return ids, weight, dout
@@ -38,6 +37,7 @@ def _problem(shape, V, D, dtype, seed=0, pad=None):
 # --------------------------------------------------------------------------
 # Semantics: the NumPy formula, torch
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", ENGINES)
 @pytest.mark.parametrize("shape", [(), (7,), (5, 3), (2, 3, 4), (0, 4)])
@@ -59,15 +59,18 @@ def test_matches_the_formula(backend, shape, pad):
     np.testing.assert_allclose(dw, want, rtol=1e-15, atol=1e-15)
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.uint32, np.int64,
-                                   np.uint64])
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.int16, np.int32, np.uint32, np.int64, np.uint64]
+)
 def test_any_integer_dtype(dtype):
     ids = np.array([[0, 3], [2, 3]], dtype=dtype)
     w = np.arange(12.0).reshape(4, 3)
     for eng in ENGINES.values():
         np.testing.assert_array_equal(eng.embedding_forward(ids, w), w[ids.astype(np.int64)])
-        np.testing.assert_array_equal(eng.embedding_backward(ids, np.ones((2, 2, 3)), 4),
-                                      [[1, 1, 1], [0, 0, 0], [1, 1, 1], [2, 2, 2]])
+        np.testing.assert_array_equal(
+            eng.embedding_backward(ids, np.ones((2, 2, 3)), 4),
+            [[1, 1, 1], [0, 0, 0], [1, 1, 1], [2, 2, 2]],
+        )
     # Python lists and scalars are ids too.
     np.testing.assert_array_equal(F.embedding_forward([1, 2], w), w[[1, 2]])
     np.testing.assert_array_equal(F.embedding_forward(3, w), w[3])
@@ -119,7 +122,9 @@ def test_initialisation_is_standard_normal_and_seeded():
     e = crnn.Embedding(400, 50, seed=3, dtype=np.float64)
     w = e.params["weight"]
     assert abs(w.mean()) < 0.02 and abs(w.std() - 1) < 0.02
-    np.testing.assert_array_equal(w, crnn.Embedding(400, 50, seed=3, dtype=np.float64).params["weight"])
+    np.testing.assert_array_equal(
+        w, crnn.Embedding(400, 50, seed=3, dtype=np.float64).params["weight"]
+    )
     assert not np.array_equal(w, crnn.Embedding(400, 50, seed=4, dtype=np.float64).params["weight"])
     assert crnn.Embedding(4, 3).params["weight"].dtype == np.float32
     assert crnn.nn.Embedding is crnn.Embedding
@@ -168,12 +173,14 @@ def test_backward_accumulates_and_uses_saved_cache():
 # C against the reference; threads
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pad", [None, 5])
 def test_c_matches_reference(dtype, pad):
     ids, weight, dout = _problem((64, 33), 50, 70, dtype, seed=4, pad=pad)
-    np.testing.assert_array_equal(F.embedding_forward(ids, weight, pad),
-                                  R.embedding_forward(ids, weight, pad))
+    np.testing.assert_array_equal(
+        F.embedding_forward(ids, weight, pad), R.embedding_forward(ids, weight, pad)
+    )
     got = F.embedding_backward(ids, dout, 50, pad)
     want = R.embedding_backward(ids, dout, 50, pad)
     assert got.dtype == want.dtype == dtype
@@ -181,9 +188,14 @@ def test_c_matches_reference(dtype, pad):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("V,D,shape", [(1000, 64, (200, 32)),  # many rows, wide
-                                        (3, 300, (5000,)),  # few rows, all hit often
-                                        (20000, 8, (50, 40))])  # a sparse hit pattern
+@pytest.mark.parametrize(
+    "V,D,shape",
+    [
+        (1000, 64, (200, 32)),  # many rows, wide
+        (3, 300, (5000,)),  # few rows, all hit often
+        (20000, 8, (50, 40)),
+    ],
+)  # a sparse hit pattern
 def test_backward_is_bitwise_independent_of_threads(dtype, V, D, shape):
     pad = V // 2
     ids, _, dout = _problem(shape, V, D, dtype, seed=5, pad=pad)
@@ -203,18 +215,29 @@ def test_backward_is_bitwise_independent_of_threads(dtype, V, D, shape):
 _W = np.zeros((4, 3))
 
 
-@pytest.mark.parametrize("ids,exc,match", [
-    (np.array([0, -1]), ValueError, r"ids must lie in \[0, num_embeddings\) = \[0, 4\), got values in \[-1, 0\]"),
-    (np.array([[4]]), ValueError, r"ids must lie in .*got values in \[4, 4\]"),
-    (np.array([2**63 - 1], dtype=np.uint64), ValueError, "ids must lie"),
-    (np.array([True, False]), TypeError, "ids must be an array of integer token ids, got dtype bool"),
-    (np.array([1.0, 2.0]), TypeError, "got dtype float64"),
-    (np.array([1, 2], dtype=object), TypeError, "got dtype object"),
-    ([0.5], TypeError, "integer token ids"),
-    ("abc", TypeError, "integer token ids"),
-    (None, TypeError, "integer token ids"),
-    ([[0, 1], [2]], ValueError, "ids cannot be converted"),
-])
+@pytest.mark.parametrize(
+    "ids,exc,match",
+    [
+        (
+            np.array([0, -1]),
+            ValueError,
+            r"ids must lie in \[0, num_embeddings\) = \[0, 4\), got values in \[-1, 0\]",
+        ),
+        (np.array([[4]]), ValueError, r"ids must lie in .*got values in \[4, 4\]"),
+        (np.array([2**63 - 1], dtype=np.uint64), ValueError, "ids must lie"),
+        (
+            np.array([True, False]),
+            TypeError,
+            "ids must be an array of integer token ids, got dtype bool",
+        ),
+        (np.array([1.0, 2.0]), TypeError, "got dtype float64"),
+        (np.array([1, 2], dtype=object), TypeError, "got dtype object"),
+        ([0.5], TypeError, "integer token ids"),
+        ("abc", TypeError, "integer token ids"),
+        (None, TypeError, "integer token ids"),
+        ([[0, 1], [2]], ValueError, "ids cannot be converted"),
+    ],
+)
 def test_bad_ids(ids, exc, match):
     for eng in ENGINES.values():
         with pytest.raises(exc, match=match):
@@ -233,11 +256,16 @@ def test_bad_weights_douts_and_sizes():
     for eng in ENGINES.values():
         with pytest.raises(TypeError, match="weight must be a float32 or float64 array"):
             eng.embedding_forward([0], np.zeros((4, 3), dtype=np.int64))
-        with pytest.raises(ValueError, match=r"weight must have shape \(num_embeddings, embedding_dim\)"):
+        with pytest.raises(
+            ValueError, match=r"weight must have shape \(num_embeddings, embedding_dim\)"
+        ):
             eng.embedding_forward([0], np.zeros(4))
         with pytest.raises(ValueError, match="at least one row"):
             eng.embedding_forward(np.zeros(0, np.int64), np.zeros((0, 3)))
-        with pytest.raises(ValueError, match=r"dout must have shape ids.shape \+ \(embedding_dim,\) = \(2, 3, embedding_dim\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"dout must have shape ids.shape \+ \(embedding_dim,\) = \(2, 3, embedding_dim\)",
+        ):
             eng.embedding_backward(np.zeros((2, 3), np.int64), np.zeros((2, 4, 5)), 4)
         with pytest.raises(ValueError, match="dout must have shape"):
             eng.embedding_backward(np.zeros((2, 3), np.int64), np.zeros((2, 3)), 4)
@@ -271,9 +299,13 @@ def test_layer_argument_errors_and_nothing_modified():
     e(ids)
     np.testing.assert_array_equal(ids, ids_before)
     g_before = e.grads["weight"].copy()
-    with pytest.raises(TypeError, match="dout has dtype float64 but this layer computes in float32"):
+    with pytest.raises(
+        TypeError, match="dout has dtype float64 but this layer computes in float32"
+    ):
         e.backward(np.zeros((2, 2, 2)))
-    with pytest.raises(ValueError, match=r"dout must have shape ids.shape \+ \(embedding_dim,\) = \(2, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"dout must have shape ids.shape \+ \(embedding_dim,\) = \(2, 2, 2\)"
+    ):
         e.backward(np.zeros((2, 2, 3), np.float32))
     np.testing.assert_array_equal(e.grads["weight"], g_before)
     d = np.ones((2, 2, 2), np.float32)
@@ -286,6 +318,7 @@ def test_layer_argument_errors_and_nothing_modified():
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("pad", [None, -1])
 def test_save_load(tmp_path, pad):

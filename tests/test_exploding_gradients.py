@@ -3,6 +3,7 @@ recurrent weights ||dL/dh_t|| grows geometrically back through time; trained
 with plain SGD the gradient norm then grows from step to step until the loss is
 no longer finite, while crnn.clip_grad_norm keeps every update bounded and the
 model learns. Fixed seeds and small settings (seconds)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,8 +48,8 @@ def test_gradient_explodes_through_time_with_large_weights_only(eg):
             grows = np.mean(norms[:-1] > norms[1:])
             assert grows > 0.8, grows
             assert ratios[g] ** (1 / (T - 1)) > 1.3, ratios
-    assert ratios[1.0] < 1e-1, ratios       # vanishing
-    assert ratios[4.0] > 1e5, ratios        # exploding
+    assert ratios[1.0] < 1e-1, ratios  # vanishing
+    assert ratios[4.0] > 1e5, ratios  # exploding
     assert ratios[1.0] < ratios[2.0] < ratios[4.0]
 
 
@@ -60,14 +61,15 @@ def test_grad_norms_match_the_layer_backward(eg):
     norms = eg.grad_norms_through_time(model, x, y)
     layer = model.rnn
     for t in (0, 5):
-        _, h = layer(x[:t + 1])
-        out, _ = layer(x[t + 1:], h)
+        _, h = layer(x[: t + 1])
+        out, _ = layer(x[t + 1 :], h)
         _, dy = crnn.losses.mse(model.head(out[-1]), y)
         dout = np.zeros_like(out)
         dout[-1] = model.head.backward(dy)
         _, dh = layer.backward(dout)
-        np.testing.assert_allclose(norms[t], np.linalg.norm(dh[0].astype(np.float64), axis=1).mean(),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            norms[t], np.linalg.norm(dh[0].astype(np.float64), axis=1).mean(), rtol=1e-4
+        )
 
 
 def test_grad_norm_is_what_clip_grad_norm_measures(eg):
@@ -116,6 +118,7 @@ def test_clip_bounds_each_update(eg):
     before = {k: p.copy() for k, p in model.params.items()}
     crnn.clip_grad_norm(model.grads, 1.0)
     crnn.optim.SGD(model.params, lr=0.05).step(model.grads)
-    moved = math.sqrt(sum(float(np.sum((model.params[k] - before[k]).astype(np.float64) ** 2))
-                          for k in before))
+    moved = math.sqrt(
+        sum(float(np.sum((model.params[k] - before[k]).astype(np.float64) ** 2)) for k in before)
+    )
     assert moved <= 0.05 * 1.0 * (1 + 1e-5)

@@ -1,5 +1,6 @@
 """What a first-time user reads: complete --help texts, a readable bench table, a warning on a
 busy machine, a clear message for a model class that is not registered, honest docstrings."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ def _subparsers():
 def test_help_is_complete(name, capsys):
     sub = _subparsers()[name]
     desc = " ".join(sub.description.split())
-    assert desc.endswith((".", ")")), desc[-80:]       # not cut off mid-sentence
+    assert desc.endswith((".", ")")), desc[-80:]  # not cut off mid-sentence
     for action in sub._actions:
         if action.dest == "help":
             continue
@@ -43,28 +44,56 @@ def test_help_is_complete(name, capsys):
 def test_bench_help_says_what_it_times(capsys):
     assert cli.main(["bench", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("forward and forward + backward", "torch.nn.RNN", "crnn.reference",
-                  "GFLOP/s", "warns when the machine is busy"):
+    for words in (
+        "forward and forward + backward",
+        "torch.nn.RNN",
+        "crnn.reference",
+        "GFLOP/s",
+        "warns when the machine is busy",
+    ):
         assert words in text
 
 
 def _report(impls, busy=None):
     times = {"crnn": 1e-4, "reference": 1e-3, "torch": 5e-4}
     return {
-        "machine": {"cpu": "CPU", "cores": 2, "crnn": "0", "crnn_isa": "avx2",
-                    "crnn_openmp": True, "numpy": "2", "torch": "2", "busy": busy},
+        "machine": {
+            "cpu": "CPU",
+            "cores": 2,
+            "crnn": "0",
+            "crnn_isa": "avx2",
+            "crnn_openmp": True,
+            "numpy": "2",
+            "torch": "2",
+            "busy": busy,
+        },
         "settings": {"dtype": "float32", "threads": 2, "impls": list(impls)},
-        "results": [dict(shape=[96, 1, 64, 64], mode=m, impl=i, median=times[i], gflops=1.0)
-                    for m in ("fwd", "fwdbwd") for i in impls]}
+        "results": [
+            dict(shape=[96, 1, 64, 64], mode=m, impl=i, median=times[i], gflops=1.0)
+            for m in ("fwd", "fwdbwd")
+            for i in impls
+        ],
+    }
 
 
 def test_bench_table_header_is_readable():
     lines = bench.format_report(_report(("crnn", "reference", "torch"))).splitlines()
-    group, head = next((lines[i], lines[i + 1]) for i, l in enumerate(lines)
-                       if l.lstrip().startswith("median time"))
+    group, head = next(
+        (lines[i], lines[i + 1])
+        for i, l in enumerate(lines)
+        if l.lstrip().startswith("median time")
+    )
     assert "crnn is faster than" in group
-    assert re.split(r"\s+", head.strip()) == ["T,B,I,H", "pass", "crnn", "reference", "torch",
-                                              "reference", "torch", "GFLOP/s"]
+    assert re.split(r"\s+", head.strip()) == [
+        "T,B,I,H",
+        "pass",
+        "crnn",
+        "reference",
+        "torch",
+        "reference",
+        "torch",
+        "GFLOP/s",
+    ]
     # The group labels sit over their columns: times left, speed-ups right.
     assert group.index("median time") < head.index("reference") < group.index("crnn is faster")
     assert group.index("crnn is faster") <= head.rindex("reference")
@@ -75,25 +104,39 @@ def test_bench_table_header_is_readable():
 
 
 def test_bench_warns_on_a_busy_machine(monkeypatch, capsys):
-    assert bench.busy_machine(0.2, 2.3, 2, 2) is None           # only bench's own threads
-    assert bench.busy_machine(None, None, 2, 2) is None         # unknown (no getloadavg)
+    assert bench.busy_machine(0.2, 2.3, 2, 2) is None  # only bench's own threads
+    assert bench.busy_machine(None, None, 2, 2) is None  # unknown (no getloadavg)
     assert "busy" in bench.busy_machine(3.0, None, 2, 2)
     msg = bench.busy_machine(0.2, 4.5, 2, 2)
     assert "load average 0.2 before, 4.5 after" in msg and "2x" in msg
-    assert "WARNING: the machine is busy" in bench.format_report(
-        _report(("crnn",), busy=msg))
+    assert "WARNING: the machine is busy" in bench.format_report(_report(("crnn",), busy=msg))
 
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
-    assert cli.main(["bench", "--shapes", "4,2,3,4", "--no-torch", "--no-reference",
-                     "--budget", "0.001", "--threads", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--shapes",
+                "4,2,3,4",
+                "--no-torch",
+                "--no-reference",
+                "--budget",
+                "0.001",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "crnn bench: warning: the machine is busy: load average 7.5 before" in captured.err
     assert "WARNING: the machine is busy" in captured.out
 
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    report = bench.run([(4, 2, 3, 4)], ["crnn"], threads=1, min_repeat=1, max_repeat=1,
-                       budget=0.001)
+    report = bench.run(
+        [(4, 2, 3, 4)], ["crnn"], threads=1, min_repeat=1, max_repeat=1, budget=0.001
+    )
     assert report["machine"]["busy"] is None
     assert report["machine"]["load_before"] == report["machine"]["load_after"] == 0.1
 

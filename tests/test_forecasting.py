@@ -3,6 +3,7 @@
 The learning checks train small models with a fixed seed and no time limit,
 so they are deterministic (a busy machine only makes them slower).
 """
+
 from __future__ import annotations
 
 import io
@@ -13,8 +14,7 @@ import pytest
 
 import crnn
 from crnn import baselines, datasets
-from crnn.forecasting import Forecaster as ForecasterFromModule
-from crnn.forecasting import baseline_backtests
+from crnn.forecasting import Forecaster as ForecasterFromModule, baseline_backtests
 from crnn.models import Forecaster
 
 
@@ -31,6 +31,7 @@ def clean(t, period=12):
 # --------------------------------------------------------------------------
 # Baselines against hand-computed values
 # --------------------------------------------------------------------------
+
 
 def test_baselines_hand_computed():
     y = [3.0, 5.0, 4.0, 8.0, 6.0, 7.0]
@@ -53,7 +54,7 @@ def test_errors_hand_computed():
     pred = np.array([[1.0, 2.0], [3.0, 5.0]])
     truth = np.array([[2.0, 2.0], [3.0, 1.0]])
     assert baselines.mae(pred, truth) == pytest.approx((1 + 0 + 0 + 4) / 4)
-    train = np.array([1.0, 3.0, 2.0, 6.0])         # one-step changes 2, 1, 4: mean 7/3
+    train = np.array([1.0, 3.0, 2.0, 6.0])  # one-step changes 2, 1, 4: mean 7/3
     assert baselines.naive_scale(train) == pytest.approx(7 / 3)
     assert baselines.naive_scale(train, 2) == pytest.approx((1 + 3) / 2)
     assert baselines.mase(pred, truth, train) == pytest.approx(1.25 / (7 / 3))
@@ -92,6 +93,7 @@ def test_baseline_backtests_match_the_baselines():
 # The season
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("period", [4, 7, 12, 24])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_detect_season_on_known_periods(period, seed):
@@ -126,6 +128,7 @@ def test_detect_season_finds_none_in_noise_and_random_walks():
 # --------------------------------------------------------------------------
 # The Forecaster
 # --------------------------------------------------------------------------
+
 
 def test_forecaster_is_a_model():
     assert Forecaster is ForecasterFromModule and "Forecaster" in crnn.models.__all__
@@ -202,7 +205,7 @@ def test_exogenous_columns():
         m.predict(3)
     with pytest.raises(ValueError, match=r"exog must have shape \(3, 1\)"):
         m.predict(3, exog=np.zeros((2, 1)))
-    f = m.predict(3, exog=[1.0, -1.0, 0.0])           # 5 + 2x would be 7, 3, 5
+    f = m.predict(3, exog=[1.0, -1.0, 0.0])  # 5 + 2x would be 7, 3, 5
     assert f[0] > f[2] + 1 > f[1] + 2, f
     with pytest.raises(ValueError, match="n_exog=1"):
         m.fit(y)
@@ -217,7 +220,7 @@ def test_save_and_load_a_fitted_forecaster(tmp_path):
     m.fit(data, epochs=3)
     path = tmp_path / "f.npz"
     crnn.save(m, path)
-    with np.load(path, allow_pickle=False) as z:         # no pickle in the file
+    with np.load(path, allow_pickle=False) as z:  # no pickle in the file
         cfg = json.loads(str(z["__config__"]))["config"]
         assert all(z[k].dtype.kind == "f" for k in z.files if k != "__config__")
     assert cfg["scaler"]["exog_mean"] and len(cfg["history"]) == 6

@@ -6,6 +6,7 @@ modules, errors naming the bad argument).
 The layers of every cell -- backends, gradients, semantics, parameters,
 files, states -- are test_cells_layers.py, which iterates the cell registry.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,7 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import Linear, Module, RNN, RNNCell
-from crnn import init as cinit
+from crnn import RNN, Linear, Module, RNNCell, init as cinit
 from crnn._engine import engine
 
 T, B, I, H = 6, 4, 3, 5
@@ -40,6 +40,7 @@ def test_engine_switch():
 # Gradients by central differences (float64)
 # --------------------------------------------------------------------------
 
+
 def test_linear_gradients_numeric():
     rng = np.random.default_rng(0)
     lin = Linear(3, 4, dtype=np.float64, seed=1)
@@ -47,8 +48,13 @@ def test_linear_gradients_numeric():
     dy = rng.standard_normal((2, 5, 4))
     lin(x)
     dx = lin.backward(dy)
-    report = crnn.gradcheck(lambda: float(np.sum(lin(x) * dy)), dict(lin.params, x=x),
-                            dict(lin.grads, x=dx), rtol=1e-6, atol=1e-8)
+    report = crnn.gradcheck(
+        lambda: float(np.sum(lin(x) * dy)),
+        dict(lin.params, x=x),
+        dict(lin.grads, x=dx),
+        rtol=1e-6,
+        atol=1e-8,
+    )
     assert report, str(report)
 
 
@@ -73,8 +79,12 @@ def test_linear_formula_and_shapes():
         assert dx.shape == shape
         np.testing.assert_allclose(dx, dy @ W, rtol=1e-14, atol=1e-15)
         n = int(np.prod(shape[:-1]))
-        np.testing.assert_allclose(lin.grads["weight"], dy.reshape(n, H).T @ x.reshape(n, I), rtol=1e-13, atol=1e-14)
-        np.testing.assert_allclose(lin.grads["bias"], dy.reshape(n, H).sum(0), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(
+            lin.grads["weight"], dy.reshape(n, H).T @ x.reshape(n, I), rtol=1e-13, atol=1e-14
+        )
+        np.testing.assert_allclose(
+            lin.grads["bias"], dy.reshape(n, H).sum(0), rtol=1e-13, atol=1e-14
+        )
     nob = Linear(I, H, bias=False, dtype=np.float64)
     assert list(nob.params) == ["weight"]
     x = rng.standard_normal((B, I))
@@ -84,6 +94,7 @@ def test_linear_formula_and_shapes():
 # --------------------------------------------------------------------------
 # Gradient accumulation, zero_grad
 # --------------------------------------------------------------------------
+
 
 def test_linear_grads_accumulate_and_zero_grad():
     """(The recurrent layers and cells: test_cells_layers.py.)"""
@@ -115,6 +126,7 @@ def test_linear_backward_before_forward():
 # --------------------------------------------------------------------------
 # Dropout and train / eval
 # --------------------------------------------------------------------------
+
 
 def test_dropout_reproducible_with_seed():
     x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
@@ -159,7 +171,9 @@ def test_dropout_mask_statistics_and_extremes():
     x = np.random.default_rng(0).standard_normal((T, B, I))
     out, _ = full(x)
     top = RNN(H, H, dtype=np.float64)
-    top.load_state_dict({k.replace("_l1", "_l0"): v for k, v in full.state_dict().items() if "_l1" in k})
+    top.load_state_dict(
+        {k.replace("_l1", "_l0"): v for k, v in full.state_dict().items() if "_l1" in k}
+    )
     np.testing.assert_allclose(out, top(np.zeros((T, B, H)))[0], rtol=1e-14)
     dx, _ = full.backward(np.ones_like(out))
     assert not np.any(dx)
@@ -206,9 +220,12 @@ def test_train_eval_backend_propagate_to_children():
 # Parameters, seeds and initialisation
 # --------------------------------------------------------------------------
 
+
 def test_linear_seeds():
     """(The recurrent layers' names, shapes and seeds: test_cells_layers.py.)"""
-    np.testing.assert_array_equal(Linear(I, H, seed=3).params["weight"], Linear(I, H, seed=3).params["weight"])
+    np.testing.assert_array_equal(
+        Linear(I, H, seed=3).params["weight"], Linear(I, H, seed=3).params["weight"]
+    )
     assert not np.array_equal(Linear(I, H).params["weight"], Linear(I, H).params["weight"])
 
 
@@ -218,7 +235,7 @@ def _uniform_ok(a, bound):
     n = a.size
     assert np.all(np.abs(a) <= bound * (1 + 1e-6))
     assert abs(a.mean()) < 5 * bound / np.sqrt(3 * n)
-    assert abs(a.var() / (bound ** 2 / 3) - 1) < 5 * np.sqrt(0.8 / n)
+    assert abs(a.var() / (bound**2 / 3) - 1) < 5 * np.sqrt(0.8 / n)
     assert np.abs(a).max() > bound * (1 - 10 / n)  # P(fail) ~ exp(-10)
 
 
@@ -249,9 +266,13 @@ def test_init_orthogonal_and_glorot():
     _uniform_ok(g.params["weight_ih_l1"], np.sqrt(6 / 80))
     assert not np.any(g.params["bias_ih_l1"])
     cell = RNNCell(30, 40, init="orthogonal", dtype=np.float64, seed=0)
-    np.testing.assert_allclose(cell.params["weight_hh"].T @ cell.params["weight_hh"], np.eye(40), atol=1e-12)
+    np.testing.assert_allclose(
+        cell.params["weight_hh"].T @ cell.params["weight_hh"], np.eye(40), atol=1e-12
+    )
     lin = Linear(20, 50, init="orthogonal", dtype=np.float64, seed=0)
-    np.testing.assert_allclose(lin.params["weight"].T @ lin.params["weight"], np.eye(20), atol=1e-12)
+    np.testing.assert_allclose(
+        lin.params["weight"].T @ lin.params["weight"], np.eye(20), atol=1e-12
+    )
     assert not np.any(lin.params["bias"])
     _uniform_ok(Linear(200, 100, init="glorot", seed=0).params["weight"], np.sqrt(6 / 300))
 
@@ -288,6 +309,7 @@ def test_init_functions():
 # state_dict / load_state_dict / config
 # --------------------------------------------------------------------------
 
+
 def test_state_dict_copies_and_load_in_place():
     a = RNN(I, H, num_layers=2, dtype=np.float32, seed=0)
     b = RNN(I, H, num_layers=2, dtype=np.float32, seed=1)
@@ -318,8 +340,12 @@ def test_load_state_dict_errors_list_everything_and_change_nothing():
     with pytest.raises(ValueError) as exc:
         rnn.load_state_dict(bad)
     msg = str(exc.value)
-    for part in ("missing keys: bias_hh_l1", "unexpected keys: extra", "weight_ih_l0",
-                 f"expected shape ({H}, {I}), got ({H}, {I + 1})"):
+    for part in (
+        "missing keys: bias_hh_l1",
+        "unexpected keys: extra",
+        "weight_ih_l0",
+        f"expected shape ({H}, {I}), got ({H}, {I + 1})",
+    ):
         assert part in msg, msg
     for k in before:
         np.testing.assert_array_equal(rnn.params[k], before[k])
@@ -343,8 +369,9 @@ def test_config_rebuilds_the_linear_layer():
     assert json.loads(json.dumps(cfg)) == cfg
     twin = type(layer)(**cfg)
     assert twin.config() == cfg
-    assert [(k, v.shape, v.dtype) for k, v in twin.params.items()] == \
-        [(k, v.shape, v.dtype) for k, v in layer.params.items()]
+    assert [(k, v.shape, v.dtype) for k, v in twin.params.items()] == [
+        (k, v.shape, v.dtype) for k, v in layer.params.items()
+    ]
     if cfg.get("seed") is not None:
         for k in layer.params:
             np.testing.assert_array_equal(twin.params[k], layer.params[k])
@@ -354,6 +381,7 @@ def test_config_rebuilds_the_linear_layer():
 # --------------------------------------------------------------------------
 # Errors name the bad argument
 # --------------------------------------------------------------------------
+
 
 def test_input_dtype_errors():
     rnn = RNN(I, H, dtype=np.float32)
@@ -437,26 +465,29 @@ def test_input_shape_errors():
         lin.backward(np.zeros((B, H)))
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(hidden_size=0), ValueError, "hidden_size must be >= 1"),
-    (dict(hidden_size=2.0), TypeError, "hidden_size must be an integer"),
-    (dict(input_size=-1), ValueError, "input_size must be >= 0"),
-    (dict(num_layers=0), ValueError, "num_layers must be >= 1"),
-    (dict(num_layers=True), TypeError, "num_layers must be an integer"),
-    (dict(nonlinearity="gelu"), ValueError, "nonlinearity"),
-    (dict(dropout=1.5), ValueError, "dropout"),
-    (dict(dropout="0.1"), TypeError, "dropout"),
-    (dict(bias=1), TypeError, "bias must be a bool"),
-    (dict(batch_first=None), TypeError, "batch_first must be a bool"),
-    (dict(bidirectional="yes"), TypeError, "bidirectional must be a bool"),
-    (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
-    (dict(dtype=np.float16), TypeError, "dtype must be float32 or float64"),
-    (dict(dtype="nonsense"), TypeError, "dtype"),
-    (dict(seed=-1), ValueError, "seed"),
-    (dict(seed=1.5), TypeError, "seed"),
-    (dict(backend="torch"), ValueError, "backend must be one of"),
-    (dict(init="he"), ValueError, "init must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(hidden_size=0), ValueError, "hidden_size must be >= 1"),
+        (dict(hidden_size=2.0), TypeError, "hidden_size must be an integer"),
+        (dict(input_size=-1), ValueError, "input_size must be >= 0"),
+        (dict(num_layers=0), ValueError, "num_layers must be >= 1"),
+        (dict(num_layers=True), TypeError, "num_layers must be an integer"),
+        (dict(nonlinearity="gelu"), ValueError, "nonlinearity"),
+        (dict(dropout=1.5), ValueError, "dropout"),
+        (dict(dropout="0.1"), TypeError, "dropout"),
+        (dict(bias=1), TypeError, "bias must be a bool"),
+        (dict(batch_first=None), TypeError, "batch_first must be a bool"),
+        (dict(bidirectional="yes"), TypeError, "bidirectional must be a bool"),
+        (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+        (dict(dtype=np.float16), TypeError, "dtype must be float32 or float64"),
+        (dict(dtype="nonsense"), TypeError, "dtype"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(backend="torch"), ValueError, "backend must be one of"),
+        (dict(init="he"), ValueError, "init must be one of"),
+    ],
+)
 def test_constructor_errors(kwargs, exc, match):
     args = dict(input_size=I, hidden_size=H, num_layers=2)
     args.update(kwargs)
@@ -482,11 +513,12 @@ def test_cell_linear_constructor_errors_and_set_backend():
     with pytest.raises(ValueError, match="parameter name"):
         Module().register_parameter("__config__", np.zeros(1))
     with pytest.raises(AttributeError, match="Module.__init__"):
+
         class Broken(Module):
             def __init__(self):
                 self.child = Linear(1, 1)
-        Broken()
 
+        Broken()
 
 
 # --------------------------------------------------------------------------
@@ -496,8 +528,14 @@ def test_jordan_layer_init_save_load_and_errors():
     O = 2  # noqa: E741
     layer = crnn.Jordan(I, 16, O, dtype=np.float64, seed=0)
     shapes = {k: v.shape for k, v in layer.params.items()}
-    assert shapes == {"weight_ih": (16, I), "weight_hy": (16, O), "weight_ho": (O, 16),
-                      "bias_ih": (16,), "bias_hh": (16,), "bias_ho": (O,)}
+    assert shapes == {
+        "weight_ih": (16, I),
+        "weight_hy": (16, O),
+        "weight_ho": (O, 16),
+        "bias_ih": (16,),
+        "bias_hh": (16,),
+        "bias_ho": (O,),
+    }
     assert max(np.abs(v).max() for v in layer.params.values()) <= 0.25
     from crnn.serialization import _implied_size
 
@@ -529,14 +567,20 @@ def test_jordan_layer_init_save_load_and_errors():
 def test_jordan_layer_is_the_recurrent_layer(backend, layout):
     """crnn.Jordan computes what Recurrent("jordan", ...) with one layer does."""
     O = 2  # noqa: E741
-    kw = dict(output_nonlinearity="tanh", batch_first=layout == "batch_first",
-              dtype=np.float64, backend=backend)
+    kw = dict(
+        output_nonlinearity="tanh",
+        batch_first=layout == "batch_first",
+        dtype=np.float64,
+        backend=backend,
+    )
     jordan = crnn.Jordan(I, H, O, seed=3, **kw)
     recurrent = crnn.nn.Recurrent("jordan", I, H, output_size=O, **kw)
     recurrent.load_state_dict({k + "_l0": v for k, v in jordan.state_dict().items()})
     rng = np.random.default_rng(3)
     unbatched = layout == "unbatched"
-    x = rng.standard_normal((T, I) if unbatched else ((B, T, I) if kw["batch_first"] else (T, B, I)))
+    x = rng.standard_normal(
+        (T, I) if unbatched else ((B, T, I) if kw["batch_first"] else (T, B, I))
+    )
     y0 = rng.standard_normal((O,) if unbatched else (B, O))
     out, y_n = jordan(x, y0)
     dout, dy_n = rng.standard_normal(out.shape), rng.standard_normal(y_n.shape)

@@ -1,6 +1,7 @@
 """crnn.losses: hand-derived values, finite-difference gradients, stability,
 masks / ignore_index / reductions / label smoothing, PyTorch parity,
 validation."""
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,9 @@ import pytest
 from crnn import losses
 from helpers import assert_rel_close
 
-dtype_param = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+dtype_param = pytest.mark.parametrize(
+    "dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name
+)
 REDUCTIONS = ["mean", "sum", "none"]
 
 
@@ -84,7 +87,9 @@ def test_cross_entropy_time_major_shape_and_single_position():
     x = rng.standard_normal((5, 3, 4))
     t = rng.integers(0, 4, (5, 3))
     loss, grad = losses.softmax_cross_entropy(x, t, reduction="none")
-    flat_loss, flat_grad = losses.softmax_cross_entropy(x.reshape(15, 4), t.reshape(15), reduction="none")
+    flat_loss, flat_grad = losses.softmax_cross_entropy(
+        x.reshape(15, 4), t.reshape(15), reduction="none"
+    )
     np.testing.assert_array_equal(loss, flat_loss.reshape(5, 3))
     np.testing.assert_array_equal(grad, flat_grad.reshape(5, 3, 4))
 
@@ -99,19 +104,24 @@ def test_cross_entropy_time_major_shape_and_single_position():
 def test_label_smoothing_by_hand():
     s = 0.3
     x = np.array(LOGITS)
-    loss, grad = losses.softmax_cross_entropy(x, np.array(TARGETS), reduction="none", label_smoothing=s)
+    loss, grad = losses.softmax_cross_entropy(
+        x, np.array(TARGETS), reduction="none", label_smoothing=s
+    )
     C = 3
     for i, (row, t) in enumerate(zip(LOGITS, TARGETS)):
         lse = math.log(sum(math.exp(v) for v in row))
         logp = [v - lse for v in row]
         q = [(1 - s) * (c == t) + s / C for c in range(C)]
         assert loss[i] == pytest.approx(-sum(qc * lc for qc, lc in zip(q, logp)), rel=1e-14)
-        np.testing.assert_allclose(grad[i], [math.exp(lc) - qc for lc, qc in zip(logp, q)], atol=1e-15)
+        np.testing.assert_allclose(
+            grad[i], [math.exp(lc) - qc for lc, qc in zip(logp, q)], atol=1e-15
+        )
 
 
 # --------------------------------------------------------------------------
 # Finite differences (float64)
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("masked", [False, True])
@@ -142,6 +152,7 @@ def test_mse_gradient_by_finite_differences(reduction, masked):
 # --------------------------------------------------------------------------
 # Stability
 # --------------------------------------------------------------------------
+
 
 @dtype_param
 def test_cross_entropy_huge_logits_are_stable(dtype):
@@ -192,6 +203,7 @@ def test_softmax_axis_and_sums():
 # --------------------------------------------------------------------------
 # Masks and ignore_index
 # --------------------------------------------------------------------------
+
 
 def test_cross_entropy_mask_selects_positions_even_with_nan_logits():
     rng = np.random.default_rng(5)
@@ -248,9 +260,13 @@ def test_ignore_index_equals_mask():
 def test_nothing_counts_gives_zero_loss_and_grad():
     x = np.random.default_rng(7).standard_normal((3, 4))
     for red in ("mean", "sum"):
-        loss, grad = losses.softmax_cross_entropy(x, np.zeros(3, int), mask=np.zeros(3, bool), reduction=red)
+        loss, grad = losses.softmax_cross_entropy(
+            x, np.zeros(3, int), mask=np.zeros(3, bool), reduction=red
+        )
         assert loss == 0.0 and np.all(grad == 0)
-        loss, grad = losses.softmax_cross_entropy(x, np.full(3, -100), ignore_index=-100, reduction=red)
+        loss, grad = losses.softmax_cross_entropy(
+            x, np.full(3, -100), ignore_index=-100, reduction=red
+        )
         assert loss == 0.0 and np.all(grad == 0)
         loss, grad = losses.mse(x, x + 1, mask=np.zeros(4, bool), reduction=red)
         assert loss == 0.0 and np.all(grad == 0)
@@ -263,6 +279,7 @@ def test_nothing_counts_gives_zero_loss_and_grad():
 # --------------------------------------------------------------------------
 # MSE
 # --------------------------------------------------------------------------
+
 
 @dtype_param
 def test_mse_by_hand(dtype):
@@ -294,6 +311,7 @@ def test_mse_by_hand(dtype):
 # PyTorch parity
 # --------------------------------------------------------------------------
 
+
 @dtype_param
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -304,11 +322,17 @@ def test_cross_entropy_matches_torch(dtype, reduction, smoothing):
     x = (rng.standard_normal((T, B, C)) * 3).astype(dtype)
     t = rng.integers(0, C, (T, B))
     t[1, 2] = t[3, 0] = -100
-    loss, grad = losses.softmax_cross_entropy(x, t, reduction=reduction, ignore_index=-100,
-                                              label_smoothing=smoothing)
+    loss, grad = losses.softmax_cross_entropy(
+        x, t, reduction=reduction, ignore_index=-100, label_smoothing=smoothing
+    )
     xt = torch.tensor(x.reshape(T * B, C), requires_grad=True)
-    tl = torch.nn.functional.cross_entropy(xt, torch.tensor(t.reshape(-1)), reduction=reduction,
-                                           ignore_index=-100, label_smoothing=smoothing)
+    tl = torch.nn.functional.cross_entropy(
+        xt,
+        torch.tensor(t.reshape(-1)),
+        reduction=reduction,
+        ignore_index=-100,
+        label_smoothing=smoothing,
+    )
     tl.sum().backward()
     tol = 1e-5 if dtype == np.float32 else 1e-12
     if reduction == "none":
@@ -323,7 +347,10 @@ def test_cross_entropy_matches_torch(dtype, reduction, smoothing):
 def test_mse_matches_torch(dtype, reduction):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(9)
-    p, y = rng.standard_normal((5, 2, 3)).astype(dtype), rng.standard_normal((5, 2, 3)).astype(dtype)
+    p, y = (
+        rng.standard_normal((5, 2, 3)).astype(dtype),
+        rng.standard_normal((5, 2, 3)).astype(dtype),
+    )
     loss, grad = losses.mse(p, y, reduction=reduction)
     pt = torch.tensor(p, requires_grad=True)
     tl = torch.nn.functional.mse_loss(pt, torch.tensor(y), reduction=reduction)
@@ -342,13 +369,18 @@ def test_softmax_matches_torch(dtype):
     x = (np.random.default_rng(10).standard_normal((4, 5, 6)) * 20).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for axis in (0, 1, -1):
-        assert_rel_close(losses.softmax(x, axis), torch.softmax(torch.tensor(x), axis).numpy(), tol=tol)
-        assert_rel_close(losses.log_softmax(x, axis), torch.log_softmax(torch.tensor(x), axis).numpy(), tol=tol)
+        assert_rel_close(
+            losses.softmax(x, axis), torch.softmax(torch.tensor(x), axis).numpy(), tol=tol
+        )
+        assert_rel_close(
+            losses.log_softmax(x, axis), torch.log_softmax(torch.tensor(x), axis).numpy(), tol=tol
+        )
 
 
 # --------------------------------------------------------------------------
 # Inputs untouched, validation
 # --------------------------------------------------------------------------
+
 
 def test_inputs_are_not_modified_and_may_be_read_only():
     rng = np.random.default_rng(11)
@@ -371,24 +403,27 @@ def test_inputs_are_not_modified_and_may_be_read_only():
     assert grad.dtype == np.float64
 
 
-@pytest.mark.parametrize("kwargs,exc,word", [
-    (dict(logits=np.zeros((2, 3), np.int64)), TypeError, "logits"),
-    (dict(logits=None), TypeError, "logits"),
-    (dict(logits=np.float64(1.0), targets=0), ValueError, "logits"),
-    (dict(logits=np.zeros((2, 0)), targets=np.zeros(2, int)), ValueError, "logits"),
-    (dict(targets=np.zeros(2)), TypeError, "targets"),
-    (dict(targets=np.zeros(2, bool)), TypeError, "targets"),
-    (dict(targets=np.zeros(3, int)), ValueError, "targets"),
-    (dict(targets=np.array([0, 3])), ValueError, "targets"),
-    (dict(targets=np.array([0, -1])), ValueError, "targets"),
-    (dict(reduction="avg"), ValueError, "reduction"),
-    (dict(mask=np.zeros(3, bool)), ValueError, "mask"),
-    (dict(mask=np.array([0.5, 1.0])), ValueError, "mask"),
-    (dict(mask=np.array(["a", "b"])), TypeError, "mask"),
-    (dict(ignore_index=1.0), TypeError, "ignore_index"),
-    (dict(label_smoothing=1.5), ValueError, "label_smoothing"),
-    (dict(label_smoothing="0.1"), TypeError, "label_smoothing"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,word",
+    [
+        (dict(logits=np.zeros((2, 3), np.int64)), TypeError, "logits"),
+        (dict(logits=None), TypeError, "logits"),
+        (dict(logits=np.float64(1.0), targets=0), ValueError, "logits"),
+        (dict(logits=np.zeros((2, 0)), targets=np.zeros(2, int)), ValueError, "logits"),
+        (dict(targets=np.zeros(2)), TypeError, "targets"),
+        (dict(targets=np.zeros(2, bool)), TypeError, "targets"),
+        (dict(targets=np.zeros(3, int)), ValueError, "targets"),
+        (dict(targets=np.array([0, 3])), ValueError, "targets"),
+        (dict(targets=np.array([0, -1])), ValueError, "targets"),
+        (dict(reduction="avg"), ValueError, "reduction"),
+        (dict(mask=np.zeros(3, bool)), ValueError, "mask"),
+        (dict(mask=np.array([0.5, 1.0])), ValueError, "mask"),
+        (dict(mask=np.array(["a", "b"])), TypeError, "mask"),
+        (dict(ignore_index=1.0), TypeError, "ignore_index"),
+        (dict(label_smoothing=1.5), ValueError, "label_smoothing"),
+        (dict(label_smoothing="0.1"), TypeError, "label_smoothing"),
+    ],
+)
 def test_cross_entropy_validation(kwargs, exc, word):
     args = dict(logits=np.zeros((2, 3)), targets=np.array([0, 2]))
     args.update(kwargs)
@@ -396,15 +431,18 @@ def test_cross_entropy_validation(kwargs, exc, word):
         losses.softmax_cross_entropy(**args)
 
 
-@pytest.mark.parametrize("kwargs,exc,word", [
-    (dict(pred=np.zeros(3, np.int32)), TypeError, "pred"),
-    (dict(target=None), TypeError, "target"),
-    (dict(target=np.zeros(3, np.float32)), TypeError, "dtype"),
-    (dict(target=np.zeros(4)), ValueError, "target"),
-    (dict(mask=np.zeros(2, bool)), ValueError, "mask"),
-    (dict(mask=np.array([2, 0, 1])), ValueError, "mask"),
-    (dict(reduction=None), ValueError, "reduction"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,word",
+    [
+        (dict(pred=np.zeros(3, np.int32)), TypeError, "pred"),
+        (dict(target=None), TypeError, "target"),
+        (dict(target=np.zeros(3, np.float32)), TypeError, "dtype"),
+        (dict(target=np.zeros(4)), ValueError, "target"),
+        (dict(mask=np.zeros(2, bool)), ValueError, "mask"),
+        (dict(mask=np.array([2, 0, 1])), ValueError, "mask"),
+        (dict(reduction=None), ValueError, "reduction"),
+    ],
+)
 def test_mse_validation(kwargs, exc, word):
     args = dict(pred=np.zeros(3), target=np.zeros(3))
     args.update(kwargs)

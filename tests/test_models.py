@@ -6,6 +6,7 @@ one-to-many, many-to-one, many-to-many, encoder-decoder) then learns a small
 synthetic task from a fixed seed, on both engines; finally a character-level
 model trained with truncated BPTT must clearly lower its loss.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +31,7 @@ def _check(f, params, grads, **kw):
 # Helpers
 # --------------------------------------------------------------------------
 
+
 def test_one_hot():
     got = one_hot(np.array([[0, 2], [1, 0]]), 3, np.float64)
     assert got.shape == (2, 2, 3) and got.dtype == np.float64
@@ -44,6 +46,7 @@ def test_one_hot():
 # --------------------------------------------------------------------------
 # Gradient checks, float64, both engines
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradcheck_mlp_regressor(backend):
@@ -66,8 +69,16 @@ def test_gradcheck_mlp_regressor(backend):
 def test_gradcheck_sequence_classifier(backend, bidirectional, num_layers):
     rng = np.random.default_rng(1)
     T, B, I, H, C = 5, 4, 3, 4, 3
-    m = SequenceClassifier(I, H, C, num_layers=num_layers, bidirectional=bidirectional,
-                           dtype=F64, seed=2, backend=backend)
+    m = SequenceClassifier(
+        I,
+        H,
+        C,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        dtype=F64,
+        seed=2,
+        backend=backend,
+    )
     D = 2 if bidirectional else 1
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal((num_layers * D, B, H)) * 0.3
@@ -86,13 +97,23 @@ def test_gradcheck_sequence_classifier(backend, bidirectional, num_layers):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("bidirectional,num_layers,nonlinearity",
-                         [(False, 2, "tanh"), (True, 1, "sigmoid")])
+@pytest.mark.parametrize(
+    "bidirectional,num_layers,nonlinearity", [(False, 2, "tanh"), (True, 1, "sigmoid")]
+)
 def test_gradcheck_sequence_tagger(backend, bidirectional, num_layers, nonlinearity):
     rng = np.random.default_rng(2)
     T, B, I, H, O = 4, 3, 2, 3, 2
-    m = SequenceTagger(I, H, O, num_layers=num_layers, bidirectional=bidirectional,
-                       nonlinearity=nonlinearity, dtype=F64, seed=3, backend=backend)
+    m = SequenceTagger(
+        I,
+        H,
+        O,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        nonlinearity=nonlinearity,
+        dtype=F64,
+        seed=3,
+        backend=backend,
+    )
     D = 2 if bidirectional else 1
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal((num_layers * D, B, H)) * 0.3
@@ -180,11 +201,13 @@ def test_engines_agree_on_model_gradients(backend):
 # Plumbing: names, modes, save/load, validation
 # --------------------------------------------------------------------------
 
+
 def _all_models(backend="c", dtype=np.float32):
     return [
         MLPRegressor(3, 4, 2, dtype=dtype, seed=0, backend=backend),
-        SequenceClassifier(3, 4, 2, num_layers=2, bidirectional=True, dtype=dtype, seed=0,
-                           backend=backend),
+        SequenceClassifier(
+            3, 4, 2, num_layers=2, bidirectional=True, dtype=dtype, seed=0, backend=backend
+        ),
         SequenceTagger(3, 4, 2, dtype=dtype, seed=0, backend=backend),
         CharRNN(5, 4, num_layers=2, dropout=0.25, dtype=dtype, seed=0, backend=backend),
         Seq2Seq(3, 5, 4, dtype=dtype, seed=0, backend=backend),
@@ -193,8 +216,14 @@ def _all_models(backend="c", dtype=np.float32):
 
 def test_param_names_are_namespaced_and_shared_with_children():
     m = SequenceTagger(3, 4, 2, seed=0)
-    assert list(m.params) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0",
-                              "rnn.bias_hh_l0", "head.weight", "head.bias"]
+    assert list(m.params) == [
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0",
+        "rnn.bias_hh_l0",
+        "head.weight",
+        "head.bias",
+    ]
     assert m.params["head.weight"] is m.head.params["weight"]
     assert m.grads["rnn.weight_hh_l0"] is m.rnn.grads["weight_hh_l0"]
     s = Seq2Seq(3, 5, 4, seed=0)
@@ -261,6 +290,7 @@ def test_models_reject_wrong_dtype_and_shape():
 # One-to-many: generation
 # --------------------------------------------------------------------------
 
+
 def test_generate_shapes_determinism_and_greedy():
     m = CharRNN(6, 8, seed=0)
     g1 = m.generate([1, 2, 3], 10, temperature=1.0, rng=42)
@@ -282,14 +312,16 @@ def test_generate_shapes_determinism_and_greedy():
         prev = np.array([[nxt]])
     np.testing.assert_array_equal(gb[:, 0], want)
     # top_k=1 is greedy whatever the temperature.
-    np.testing.assert_array_equal(m.generate([1, 2, 3], 5, temperature=5.0, top_k=1, rng=0),
-                                  gb[:, 0])
+    np.testing.assert_array_equal(
+        m.generate([1, 2, 3], 5, temperature=5.0, top_k=1, rng=0), gb[:, 0]
+    )
     assert m.generate([1], 0).shape == (0,)
 
 
 # --------------------------------------------------------------------------
 # Learning: each RNN shape on a tiny synthetic task, both engines
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_to_one_learns_a_smooth_function(backend):
@@ -409,8 +441,9 @@ def test_encoder_decoder_learns_to_reverse(backend):
 # The character-level learning test: TBPTT over a small repetitive text
 # --------------------------------------------------------------------------
 
-TEXT = ("the cat sat on the mat. the dog sat on the log. "
-        "a cat and a dog sat on a mat and a log. ") * 12
+TEXT = (
+    "the cat sat on the mat. the dog sat on the log. a cat and a dog sat on a mat and a log. "
+) * 12
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -421,7 +454,7 @@ def test_char_rnn_learns_text_with_tbptt(backend):
     # B parallel streams over the text (each a contiguous chunk), time-major.
     L = (len(ids) - 1) // B
     x = ids[: B * L].reshape(B, L).T.copy()
-    y = ids[1: B * L + 1].reshape(B, L).T.copy()
+    y = ids[1 : B * L + 1].reshape(B, L).T.copy()
     m = CharRNN(V, 64, seed=0, backend=backend)
     opt = crnn.optim.Adam(m.params, lr=0.01, clip_grad_norm=5.0)
     tb = TBPTT(m, softmax_cross_entropy, opt, k=20)
@@ -447,8 +480,11 @@ def test_char_rnn_learns_text_with_tbptt(backend):
 # output size): gradients by central differences, float64, C engine
 # --------------------------------------------------------------------------
 def _model_cells():
-    return [pytest.param(s.name, id=s.name) for s in crnn.cells.REGISTRY.values()
-            if not s.uses_output_size]
+    return [
+        pytest.param(s.name, id=s.name)
+        for s in crnn.cells.REGISTRY.values()
+        if not s.uses_output_size
+    ]
 
 
 @pytest.mark.parametrize("cell", _model_cells())

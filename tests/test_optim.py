@@ -1,5 +1,6 @@
 """crnn.optim: first steps by hand, PyTorch parity over 20 steps (all option
 combinations), clipping before the step, backends, state, validation."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,10 @@ def make_params(dtype=np.float64, seed=0):
 
 def make_grads(n, dtype=np.float64, seed=1, scale=1.0):
     rng = np.random.default_rng(seed)
-    return [{k: (scale * rng.standard_normal(s)).astype(dtype) for k, s in SHAPES.items()}
-            for _ in range(n)]
+    return [
+        {k: (scale * rng.standard_normal(s)).astype(dtype) for k, s in SHAPES.items()}
+        for _ in range(n)
+    ]
 
 
 def copy_dict(d):
@@ -33,6 +36,7 @@ def copy_dict(d):
 # --------------------------------------------------------------------------
 # First steps by hand (direct formulas, one scalar parameter at a time)
 # --------------------------------------------------------------------------
+
 
 def test_sgd_plain_step_by_hand():
     p = {"w": np.array([1.0, -2.0])}
@@ -48,7 +52,7 @@ def test_sgd_momentum_weight_decay_dampening_by_hand():
     opt = optim.SGD(p, lr=lr, momentum=mu, dampening=damp, weight_decay=wd)
     opt.step({"w": np.array([g1])})
     d1 = g1 + wd * p0
-    b = d1                                  # first buffer is the gradient itself
+    b = d1  # first buffer is the gradient itself
     p1 = p0 - lr * b
     assert p["w"][0] == pytest.approx(p1, abs=1e-15)
     opt.step({"w": np.array([g2])})
@@ -138,14 +142,14 @@ def test_adam_two_steps_by_hand_amsgrad_and_adamw():
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             vmax = max(vmax, v)
-            vhat = (vmax if amsgrad else v) / (1 - b2 ** t)
-            x -= lr * (m / (1 - b1 ** t)) / (np.sqrt(vhat) + eps)
+            vhat = (vmax if amsgrad else v) / (1 - b2**t)
+            x -= lr * (m / (1 - b1**t)) / (np.sqrt(vhat) + eps)
             assert p["w"][0] == pytest.approx(x, abs=1e-14), (amsgrad, decoupled, t)
 
 
 def test_clipping_by_hand_returns_norm_and_clips_grads_in_place():
     p = {"a": np.zeros(2), "b": np.zeros((1, 1))}
-    g = {"a": np.array([-3.0, 4.0]), "b": np.array([[-12.0]])}   # norm 13
+    g = {"a": np.array([-3.0, 4.0]), "b": np.array([[-12.0]])}  # norm 13
     total = optim.SGD(p, lr=1.0, clip_grad_norm=1.0).step(g)
     assert total == pytest.approx(13.0, abs=1e-12)
     coef = 1.0 / (13.0 + 1e-6)
@@ -164,14 +168,17 @@ def test_value_clipping_happens_before_norm_clipping():
     p = {"a": np.zeros(2)}
     g = {"a": np.array([-3.0, 4.0])}
     total = optim.SGD(p, lr=1.0, clip_grad_value=1.0, clip_grad_norm=10.0).step(g)
-    assert total == pytest.approx(np.sqrt(2.0), abs=1e-12)   # norm of [-1, 1]
+    assert total == pytest.approx(np.sqrt(2.0), abs=1e-12)  # norm of [-1, 1]
     np.testing.assert_allclose(g["a"], [-1.0, 1.0], rtol=1e-14)
 
 
 def test_grads_untouched_without_clipping():
-    for cls, kw in [(optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
-                    (optim.Adam, dict(weight_decay=0.1)), (optim.RMSprop, dict(centered=True)),
-                    (optim.Adagrad, {})]:
+    for cls, kw in [
+        (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+        (optim.Adam, dict(weight_decay=0.1)),
+        (optim.RMSprop, dict(centered=True)),
+        (optim.Adagrad, {}),
+    ]:
         p = make_params()
         g = make_grads(1)[0]
         g0 = copy_dict(g)
@@ -201,12 +208,18 @@ CONFIGS = [
     ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True)),
     ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.05)),
     ("Adagrad", dict()),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3, eps=1e-6)),
+    (
+        "Adagrad",
+        dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3, eps=1e-6),
+    ),
     ("RMSprop", dict()),
     ("RMSprop", dict(lr=0.01, alpha=0.9, weight_decay=0.1)),
     ("RMSprop", dict(lr=0.01, centered=True)),
     ("RMSprop", dict(lr=0.01, momentum=0.9)),
-    ("RMSprop", dict(lr=0.005, alpha=0.8, eps=1e-6, momentum=0.5, centered=True, weight_decay=0.01)),
+    (
+        "RMSprop",
+        dict(lr=0.005, alpha=0.8, eps=1e-6, momentum=0.5, centered=True, weight_decay=0.01),
+    ),
     ("Adam", dict()),
     ("Adam", dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
     ("Adam", dict(lr=0.01, amsgrad=True)),
@@ -241,8 +254,11 @@ def _torch_run(torch, name, kw, clip, params, grads, lr_schedule=None):
         if "clip_grad_norm" in clip:
             nt = clip.get("norm_type", 2.0)
             nt = float("inf") if nt == "inf" else nt
-            total = float(torch.nn.utils.clip_grad_norm_(list(tparams.values()), clip["clip_grad_norm"],
-                                                         norm_type=nt, foreach=False))
+            total = float(
+                torch.nn.utils.clip_grad_norm_(
+                    list(tparams.values()), clip["clip_grad_norm"], norm_type=nt, foreach=False
+                )
+            )
         opt.step()
         totals.append(total)
         history.append({k: t.detach().numpy().copy() for k, t in tparams.items()})
@@ -261,9 +277,16 @@ def _crnn_run(name, kw, clip, params, grads, backend="c", lr_schedule=None):
     return history, totals
 
 
-@pytest.mark.parametrize("clip", CLIPS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "noclip")
-@pytest.mark.parametrize("name,kw", CONFIGS, ids=lambda x: x if isinstance(x, str) else
-                         ",".join(f"{k}={v}" for k, v in x.items()) or "defaults")
+@pytest.mark.parametrize(
+    "clip", CLIPS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "noclip"
+)
+@pytest.mark.parametrize(
+    "name,kw",
+    CONFIGS,
+    ids=lambda x: (
+        x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()) or "defaults"
+    ),
+)
 def test_matches_torch_over_20_steps_float64(name, kw, clip):
     torch = pytest.importorskip("torch")
     params = make_params()
@@ -272,7 +295,9 @@ def test_matches_torch_over_20_steps_float64(name, kw, clip):
     actual, c_totals = _crnn_run(name, kw, clip, params, grads)
     for step, (a, e) in enumerate(zip(actual, expected)):
         for k in SHAPES:
-            np.testing.assert_allclose(a[k], e[k], rtol=1e-10, atol=1e-10, err_msg=f"step {step} {k}")
+            np.testing.assert_allclose(
+                a[k], e[k], rtol=1e-10, atol=1e-10, err_msg=f"step {step} {k}"
+            )
             assert a[k].dtype == np.float64
     for a, e in zip(c_totals, t_totals):
         if e is None:
@@ -281,8 +306,11 @@ def test_matches_torch_over_20_steps_float64(name, kw, clip):
             assert a == pytest.approx(e, rel=1e-12)
 
 
-@pytest.mark.parametrize("name,kw", [c for c in CONFIGS if c[1]], ids=lambda x: x if isinstance(x, str) else
-                         ",".join(f"{k}={v}" for k, v in x.items()))
+@pytest.mark.parametrize(
+    "name,kw",
+    [c for c in CONFIGS if c[1]],
+    ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()),
+)
 def test_matches_torch_float32(name, kw):
     torch = pytest.importorskip("torch")
     params = make_params(np.float32)
@@ -299,11 +327,15 @@ def test_matches_torch_float32(name, kw):
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
 def test_lr_schedule_matches_torch(name):
     torch = pytest.importorskip("torch")
-    kw = {"SGD": dict(lr=0.1, momentum=0.9), "Adam": dict(lr=0.01),
-          "RMSprop": dict(lr=0.01, momentum=0.5), "Adagrad": dict(lr=0.1, lr_decay=0.01)}[name]
+    kw = {
+        "SGD": dict(lr=0.1, momentum=0.9),
+        "Adam": dict(lr=0.01),
+        "RMSprop": dict(lr=0.01, momentum=0.5),
+        "Adagrad": dict(lr=0.1, lr_decay=0.01),
+    }[name]
 
     def schedule(i):
-        return kw["lr"] * 0.9 ** i
+        return kw["lr"] * 0.9**i
 
     params, grads = make_params(), make_grads(10)
     expected, _ = _torch_run(torch, name, kw, {}, params, grads, schedule)
@@ -327,8 +359,11 @@ def test_large_gradients_with_clipping_match_torch():
 # Backends, aliases, state
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("clip", CLIPS[1:], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize(
+    "clip", CLIPS[1:], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items())
+)
 def test_c_and_numpy_backends_agree(clip, dtype):
     params, grads = make_params(dtype), make_grads(8, dtype, scale=3.0)
     kw = dict(lr=0.01, amsgrad=True)
@@ -345,10 +380,17 @@ def test_rmsprop_alias():
     assert optim.RMSProp is optim.RMSprop
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("SGD", dict(lr=0.1)),
-                                     ("Adagrad", dict(lr_decay=0.1)),
-                                     ("RMSprop", dict(momentum=0.5, centered=True)),
-                                     ("Adam", dict(amsgrad=True)), ("AdamW", dict())])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9)),
+        ("SGD", dict(lr=0.1)),
+        ("Adagrad", dict(lr_decay=0.1)),
+        ("RMSprop", dict(momentum=0.5, centered=True)),
+        ("Adam", dict(amsgrad=True)),
+        ("AdamW", dict()),
+    ],
+)
 def test_state_dict_round_trip(name, kw):
     grads = make_grads(10)
     cls = getattr(optim, name)
@@ -411,8 +453,10 @@ def test_load_state_dict_restores_lr_and_rejects_mismatches():
     with pytest.raises(ValueError, match="state"):
         other.load_state_dict(bad)
     # A failed load changes nothing.
-    np.testing.assert_array_equal(other.state_dict()["state"]["weight"]["momentum_buffer"],
-                                  sd["state"]["weight"]["momentum_buffer"])
+    np.testing.assert_array_equal(
+        other.state_dict()["state"]["weight"]["momentum_buffer"],
+        sd["state"]["weight"]["momentum_buffer"],
+    )
 
 
 def test_zero_state_behaves_like_a_fresh_optimizer():
@@ -461,41 +505,48 @@ def test_repr_mentions_class_and_lr():
 # Validation
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls,kw,word", [
-    (optim.SGD, dict(lr=-0.1), "lr"),
-    (optim.SGD, dict(lr=float("nan")), "lr"),
-    (optim.SGD, dict(lr=0.1, momentum=-0.5), "momentum"),
-    (optim.SGD, dict(lr=0.1, dampening=1.5), "dampening"),
-    (optim.SGD, dict(lr=0.1, weight_decay=-1), "weight_decay"),
-    (optim.SGD, dict(lr=0.1, nesterov=True), "nesterov"),
-    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
-    (optim.Adagrad, dict(lr_decay=-1), "lr_decay"),
-    (optim.Adagrad, dict(initial_accumulator_value=-1), "initial_accumulator_value"),
-    (optim.Adagrad, dict(eps=-1), "eps"),
-    (optim.RMSprop, dict(alpha=1.5), "alpha"),
-    (optim.RMSprop, dict(alpha=-0.1), "alpha"),
-    (optim.RMSprop, dict(momentum=-1), "momentum"),
-    (optim.Adam, dict(betas=(1.0, 0.999)), "betas"),
-    (optim.Adam, dict(betas=(0.9, -0.1)), "betas"),
-    (optim.Adam, dict(eps=-1e-8), "eps"),
-    (optim.AdamW, dict(weight_decay=-0.1), "weight_decay"),
-    (optim.Adam, dict(clip_grad_norm=-1.0), "clip_grad_norm"),
-    (optim.Adam, dict(clip_grad_value=-1.0), "clip_grad_value"),
-    (optim.Adam, dict(clip_grad_norm=1.0, norm_type=0), "norm_type"),
-    (optim.Adam, dict(backend="cuda"), "backend"),
-])
+
+@pytest.mark.parametrize(
+    "cls,kw,word",
+    [
+        (optim.SGD, dict(lr=-0.1), "lr"),
+        (optim.SGD, dict(lr=float("nan")), "lr"),
+        (optim.SGD, dict(lr=0.1, momentum=-0.5), "momentum"),
+        (optim.SGD, dict(lr=0.1, dampening=1.5), "dampening"),
+        (optim.SGD, dict(lr=0.1, weight_decay=-1), "weight_decay"),
+        (optim.SGD, dict(lr=0.1, nesterov=True), "nesterov"),
+        (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
+        (optim.Adagrad, dict(lr_decay=-1), "lr_decay"),
+        (optim.Adagrad, dict(initial_accumulator_value=-1), "initial_accumulator_value"),
+        (optim.Adagrad, dict(eps=-1), "eps"),
+        (optim.RMSprop, dict(alpha=1.5), "alpha"),
+        (optim.RMSprop, dict(alpha=-0.1), "alpha"),
+        (optim.RMSprop, dict(momentum=-1), "momentum"),
+        (optim.Adam, dict(betas=(1.0, 0.999)), "betas"),
+        (optim.Adam, dict(betas=(0.9, -0.1)), "betas"),
+        (optim.Adam, dict(eps=-1e-8), "eps"),
+        (optim.AdamW, dict(weight_decay=-0.1), "weight_decay"),
+        (optim.Adam, dict(clip_grad_norm=-1.0), "clip_grad_norm"),
+        (optim.Adam, dict(clip_grad_value=-1.0), "clip_grad_value"),
+        (optim.Adam, dict(clip_grad_norm=1.0, norm_type=0), "norm_type"),
+        (optim.Adam, dict(backend="cuda"), "backend"),
+    ],
+)
 def test_bad_hyperparameters_raise_value_error(cls, kw, word):
     with pytest.raises(ValueError, match=word):
         cls(make_params(), **kw)
 
 
-@pytest.mark.parametrize("cls,kw,word", [
-    (optim.SGD, dict(lr="0.1"), "lr"),
-    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov="yes"), "nesterov"),
-    (optim.Adam, dict(betas=0.9), "betas"),
-    (optim.Adam, dict(amsgrad=1), "amsgrad"),
-    (optim.RMSprop, dict(centered=None), "centered"),
-])
+@pytest.mark.parametrize(
+    "cls,kw,word",
+    [
+        (optim.SGD, dict(lr="0.1"), "lr"),
+        (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov="yes"), "nesterov"),
+        (optim.Adam, dict(betas=0.9), "betas"),
+        (optim.Adam, dict(amsgrad=1), "amsgrad"),
+        (optim.RMSprop, dict(centered=None), "centered"),
+    ],
+)
 def test_bad_hyperparameter_types_raise_type_error(cls, kw, word):
     with pytest.raises(TypeError, match=word):
         cls(make_params(), **kw)

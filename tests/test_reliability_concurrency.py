@@ -12,6 +12,7 @@
   them, not to other threads. Checked through `get_num_threads` and, in a
   fresh interpreter, by counting the OS threads a large call starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ import numpy as np
 import pytest
 
 import crnn
-from helpers import assert_bitwise as _bitwise
-from helpers import make_rnn_problem
+from helpers import assert_bitwise as _bitwise, make_rnn_problem
 from problems import SPECS, backward, forward, make_problem, option_variants
 
 N_WORKERS = 8
@@ -50,11 +50,20 @@ def _make_jobs():
         lengths = ["zeros", "random", None][k % 3]
         if lengths == "zeros" and B == 1:
             lengths = "random"
-        p = make_problem(spec, (T, B, I, H), dtype, seed=100 + k, states=bool(k % 2),
-                         lengths=lengths, options=variants[k % len(variants)])
+        p = make_problem(
+            spec,
+            (T, B, I, H),
+            dtype,
+            seed=100 + k,
+            states=bool(k % 2),
+            lengths=lengths,
+            options=variants[k % len(variants)],
+        )
         dout, dstates = p.upstream("all" if k % 5 else "dout", seed=k)
         rng = np.random.default_rng(k)
-        grads = [rng.standard_normal(s).astype(dtype) * 3 for s in [(H, I), (H, H), (H,), (50_000,)]]
+        grads = [
+            rng.standard_normal(s).astype(dtype) * 3 for s in [(H, I), (H, H), (H,), (50_000,)]
+        ]
         jobs.append((p, dout, dstates, grads, 0.5 + k))
     return jobs
 
@@ -142,8 +151,11 @@ def test_functional_8_threads_changing_thread_count_meanwhile():
 # --------------------------------------------------------------------------
 # Layers: one object per thread
 # --------------------------------------------------------------------------
-_LAYER_KWARGS = [dict(num_layers=2), dict(bidirectional=True, batch_first=True),
-                 dict(num_layers=2, dropout=0.3)]
+_LAYER_KWARGS = [
+    dict(num_layers=2),
+    dict(bidirectional=True, batch_first=True),
+    dict(num_layers=2, dropout=0.3),
+]
 
 
 def _layer_configs():
@@ -174,8 +186,9 @@ def _layer_session(config, dtype, backend, steps):
     I, H, T, B = 6, 24, 7, 9
     if kind == "layer":
         extra = {"output_size": 5} if spec.uses_output_size else {}
-        layer = crnn.nn.recurrent_layer(spec, I, H, dtype=dtype, seed=11, backend=backend,
-                                        **extra, **kw)
+        layer = crnn.nn.recurrent_layer(
+            spec, I, H, dtype=dtype, seed=11, backend=backend, **extra, **kw
+        )
         opt = crnn.optim.SGD(layer.params, lr=0.05, momentum=0.9)
         x = rng.standard_normal((B, T, I) if kw.get("batch_first") else (T, B, I)).astype(dtype)
         lengths = rng.integers(0, T + 1, size=B)
@@ -318,15 +331,21 @@ print(json.dumps(res))
 
 def _count_threads(mode, env_extra):
     env = dict(os.environ, **env_extra)
-    proc = subprocess.run([sys.executable, "-c", _COUNT_THREADS, mode], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT_THREADS, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 needs_two_cpus = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
-    reason="needs 2 CPUs and /proc (crnn never starts more threads than CPUs)")
+    reason="needs 2 CPUs and /proc (crnn never starts more threads than CPUs)",
+)
 
 
 @needs_openmp
@@ -345,8 +364,9 @@ def test_threadpool_limits_behaviour_counted_in_os_threads():
 @needs_two_cpus
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_omp_num_threads_behaviour_counted_in_os_threads():
-    res = _count_threads("env", {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                                 "MKL_NUM_THREADS": "1"})
+    res = _count_threads(
+        "env", {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    )
     assert res["env_threads"] == 1
     assert res["after_env"] == res["before"], res
     assert res["after_set"] > res["before"], res

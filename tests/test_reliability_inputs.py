@@ -16,6 +16,7 @@ clipping (views, Fortran order, read-only, byte order, lists): same numbers
 as the canonical input, inputs never modified. (test_cells_validation.py
 does the same for the functional API.)
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,8 +29,7 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import losses, optim
-from crnn import reference as ref
+from crnn import losses, optim, reference as ref
 from helpers import BAD_ARRAYS, OPTIONAL_OK, assert_rel_close, unusual, word
 
 T, B, I, H = 4, 3, 5, 6
@@ -63,11 +63,15 @@ def _layer(kind, dtype=np.float64, **kw):
 def _good_layer_inputs(kind, dtype=np.float64):
     rng = np.random.default_rng(1)
     if kind == "RNN":
-        return {"x": rng.standard_normal((T, B, I)).astype(dtype),
-                "h0": rng.standard_normal((1, B, H)).astype(dtype)}
+        return {
+            "x": rng.standard_normal((T, B, I)).astype(dtype),
+            "h0": rng.standard_normal((1, B, H)).astype(dtype),
+        }
     if kind == "RNNCell":
-        return {"x": rng.standard_normal((B, I)).astype(dtype),
-                "h": rng.standard_normal((B, H)).astype(dtype)}
+        return {
+            "x": rng.standard_normal((B, I)).astype(dtype),
+            "h": rng.standard_normal((B, H)).astype(dtype),
+        }
     return {"x": rng.standard_normal((B, I)).astype(dtype)}
 
 
@@ -146,17 +150,28 @@ def _dispatch(entry, name, value):
 def test_bad_array_argument(entry, name, kind):
     make, exc = BAD_ARRAYS[kind]
     good = np.full((B, H), 0.5)
-    with pytest.raises(exc, match=_word(name.split("[")[0]) if "[" in name else _word(name)) as info:
+    with pytest.raises(
+        exc, match=_word(name.split("[")[0]) if "[" in name else _word(name)
+    ) as info:
         _dispatch(entry, name, make(good))
     if "[" in name:
         assert name in str(info.value), str(info.value)
 
 
 # Mixed precision: one argument float32, the rest float64 (never cast silently).
-MIXED = [("RNN.forward", "x"), ("RNN.forward", "h0"), ("RNN.backward", "dout"),
-         ("RNN.backward", "dh_n"), ("RNNCell.forward", "x"), ("RNNCell.forward", "h"),
-         ("RNNCell.backward", "dh"), ("Linear.forward", "x"), ("Linear.backward", "dy"),
-         ("losses.mse", "target"), ("optim.SGD.step", "grads['w']")]
+MIXED = [
+    ("RNN.forward", "x"),
+    ("RNN.forward", "h0"),
+    ("RNN.backward", "dout"),
+    ("RNN.backward", "dh_n"),
+    ("RNNCell.forward", "x"),
+    ("RNNCell.forward", "h"),
+    ("RNNCell.backward", "dh"),
+    ("Linear.forward", "x"),
+    ("Linear.backward", "dy"),
+    ("losses.mse", "target"),
+    ("optim.SGD.step", "grads['w']"),
+]
 
 
 @pytest.mark.parametrize("entry, name", MIXED, ids=[f"{e}-{n}" for e, n in MIXED])
@@ -181,10 +196,6 @@ def test_mixed_precision_is_a_typeerror(entry, name):
 # --------------------------------------------------------------------------
 
 
-
-
-
-
 def _clip(fn, *args, **kw):
     f = getattr(crnn, fn)
     return lambda: f(*args, **kw)
@@ -204,6 +215,7 @@ def _rnn_call(*args, layer_kw=None, **kw):
     def call():
         layer = crnn.RNN(I, H, seed=0, dtype=np.float64, **(layer_kw or {}))
         layer(*args, **kw)
+
     return call
 
 
@@ -212,6 +224,7 @@ def _ce(logits=None, targets=None, **kw):
         lg = np.zeros((B, 4)) if logits is None else logits
         tg = np.zeros(B, int) if targets is None else targets
         losses.softmax_cross_entropy(lg, tg, **kw)
+
     return call
 
 
@@ -219,12 +232,14 @@ def _opt(cls, params=None, **kw):
     def call():
         p = {"w": np.zeros(3)} if params is None else params
         getattr(optim, cls)(p, **kw)
+
     return call
 
 
 def _step(grads, **kw):
     def call():
         optim.SGD({"w": np.zeros(3)}, lr=0.1, **kw).step(grads)
+
     return call
 
 
@@ -235,6 +250,7 @@ def _opt_load(edit):
         sd = opt.state_dict()
         edit(sd)
         opt.load_state_dict(sd)
+
     return call
 
 
@@ -262,13 +278,14 @@ def _tampered(edit_header=None, edit_entries=None):
         if edit_entries is not None:
             edit_entries(entries)
         crnn.load(_npz_with(entries))
+
     return call
 
 
 def _zip_with_bad_member():
     data = bytearray(_saved_bytes())
     i = data.index(b"weight_hh_l0.npy")
-    data[i + 120:i + 160] = b"\x00" * 40
+    data[i + 120 : i + 160] = b"\x00" * 40
     return io.BytesIO(bytes(data))
 
 
@@ -280,17 +297,52 @@ OTHER_CASES = [
     ("clip-arrays-None", _clip("clip_grad_norm", None, 1.0), TypeError, "arrays"),
     ("clip-arrays-str", _clip("clip_grad_norm", "abc", 1.0), TypeError, "arrays"),
     ("clip-arrays-int", _clip("clip_grad_norm", 3, 1.0), TypeError, "arrays"),
-    ("clip-arrays-list-of-lists", _clip("clip_grad_norm", [[1.0, 2.0]], 1.0), TypeError, "arrays[0]"),
-    ("clip-arrays-readonly", _clip("clip_grad_norm", [_ro(np.ones(3))], 1.0), ValueError, "arrays[0]"),
-    ("clip-arrays-broadcast", _clip("clip_grad_value", [np.broadcast_to(np.ones(1), (4,))], 1.0),
-     ValueError, "arrays[0]"),
-    ("clip-arrays-zero-stride", _clip("clip_grad_norm", [np.ones(2), np.lib.stride_tricks.as_strided(
-        np.ones(3), shape=(5,), strides=(0,))], 1.0), ValueError, "arrays[1]"),
-    ("clip-arrays-int-array", _clip("clip_grad_norm", [np.ones(3, int)], 1.0), TypeError, "arrays[0]"),
-    ("clip-arrays-mixed", _clip("clip_grad_norm", [np.ones(3), np.ones(3, np.float32)], 1.0),
-     TypeError, "arrays[1]"),
-    ("clip-arrays-masked", _clip("clip_grad_norm", [np.ma.masked_array(np.ones(3))], 1.0),
-     TypeError, "arrays[0]"),
+    (
+        "clip-arrays-list-of-lists",
+        _clip("clip_grad_norm", [[1.0, 2.0]], 1.0),
+        TypeError,
+        "arrays[0]",
+    ),
+    (
+        "clip-arrays-readonly",
+        _clip("clip_grad_norm", [_ro(np.ones(3))], 1.0),
+        ValueError,
+        "arrays[0]",
+    ),
+    (
+        "clip-arrays-broadcast",
+        _clip("clip_grad_value", [np.broadcast_to(np.ones(1), (4,))], 1.0),
+        ValueError,
+        "arrays[0]",
+    ),
+    (
+        "clip-arrays-zero-stride",
+        _clip(
+            "clip_grad_norm",
+            [np.ones(2), np.lib.stride_tricks.as_strided(np.ones(3), shape=(5,), strides=(0,))],
+            1.0,
+        ),
+        ValueError,
+        "arrays[1]",
+    ),
+    (
+        "clip-arrays-int-array",
+        _clip("clip_grad_norm", [np.ones(3, int)], 1.0),
+        TypeError,
+        "arrays[0]",
+    ),
+    (
+        "clip-arrays-mixed",
+        _clip("clip_grad_norm", [np.ones(3), np.ones(3, np.float32)], 1.0),
+        TypeError,
+        "arrays[1]",
+    ),
+    (
+        "clip-arrays-masked",
+        _clip("clip_grad_norm", [np.ma.masked_array(np.ones(3))], 1.0),
+        TypeError,
+        "arrays[0]",
+    ),
     ("clip-dict-None", _clip("clip_grad_norm", {"a": None}, 1.0), TypeError, "arrays[0]"),
     ("clip-max_norm-None", _clip("clip_grad_norm", [np.ones(3)], None), TypeError, "max_norm"),
     ("clip-max_norm-str", _clip("clip_grad_norm", [np.ones(3)], "1"), TypeError, "max_norm"),
@@ -298,18 +350,48 @@ OTHER_CASES = [
     ("clip-max_norm-bool", _clip("clip_grad_norm", [np.ones(3)], True), TypeError, "max_norm"),
     ("clip-max_norm-negative", _clip("clip_grad_norm", [np.ones(3)], -1.0), ValueError, "max_norm"),
     ("clip-max_norm-nan", _clip("clip_grad_norm", [np.ones(3)], NaN), ValueError, "max_norm"),
-    ("clip-max_norm-array", _clip("clip_grad_norm", [np.ones(3)], np.ones(2)), TypeError, "max_norm"),
+    (
+        "clip-max_norm-array",
+        _clip("clip_grad_norm", [np.ones(3)], np.ones(2)),
+        TypeError,
+        "max_norm",
+    ),
     ("clip-norm_type-0", _clip("clip_grad_norm", [np.ones(3)], 1.0, 0), ValueError, "norm_type"),
     ("clip-norm_type-neg", _clip("clip_grad_norm", [np.ones(3)], 1.0, -2), ValueError, "norm_type"),
-    ("clip-norm_type--inf", _clip("clip_grad_norm", [np.ones(3)], 1.0, -Inf), ValueError, "norm_type"),
-    ("clip-norm_type-nan", _clip("clip_grad_norm", [np.ones(3)], 1.0, NaN), ValueError, "norm_type"),
-    ("clip-norm_type-None", _clip("clip_grad_norm", [np.ones(3)], 1.0, None), TypeError, "norm_type"),
-    ("clip-norm_type-str", _clip("clip_grad_norm", [np.ones(3)], 1.0, "fro"), ValueError, "norm_type"),
+    (
+        "clip-norm_type--inf",
+        _clip("clip_grad_norm", [np.ones(3)], 1.0, -Inf),
+        ValueError,
+        "norm_type",
+    ),
+    (
+        "clip-norm_type-nan",
+        _clip("clip_grad_norm", [np.ones(3)], 1.0, NaN),
+        ValueError,
+        "norm_type",
+    ),
+    (
+        "clip-norm_type-None",
+        _clip("clip_grad_norm", [np.ones(3)], 1.0, None),
+        TypeError,
+        "norm_type",
+    ),
+    (
+        "clip-norm_type-str",
+        _clip("clip_grad_norm", [np.ones(3)], 1.0, "fro"),
+        ValueError,
+        "norm_type",
+    ),
     ("clip-value-None", _clip("clip_grad_value", [np.ones(3)], None), TypeError, "clip_value"),
     ("clip-value-negative", _clip("clip_grad_value", [np.ones(3)], -0.5), ValueError, "clip_value"),
     ("clip-value-nan", _clip("clip_grad_value", [np.ones(3)], NaN), ValueError, "clip_value"),
     ("clip-value-str", _clip("clip_grad_value", [np.ones(3)], "1"), TypeError, "clip_value"),
-    ("clip-value-readonly", _clip("clip_grad_value", [_ro(np.ones(3))], 1.0), ValueError, "arrays[0]"),
+    (
+        "clip-value-readonly",
+        _clip("clip_grad_value", [_ro(np.ones(3))], 1.0),
+        ValueError,
+        "arrays[0]",
+    ),
     # --- global settings
     ("threads-negative", lambda: crnn.set_num_threads(-1), ValueError, "n"),
     ("threads-huge", lambda: crnn.set_num_threads(10**20), ValueError, "n"),
@@ -361,49 +443,137 @@ OTHER_CASES = [
     ("RNN-h0-shape", _rnn_call(np.zeros((T, B, I)), np.zeros((B, H))), ValueError, "h0"),
     ("RNN-h0-batch", _rnn_call(np.zeros((T, B, I)), np.zeros((1, B + 1, H))), ValueError, "h0"),
     ("RNN-lengths-unbatched", _rnn_call(np.zeros((T, I)), lengths=[2]), ValueError, "lengths"),
-    ("RNN-lengths-above-T", _rnn_call(np.zeros((T, B, I)), lengths=[1, 2, T + 1]), ValueError, "lengths"),
-    ("RNN-lengths-float", _rnn_call(np.zeros((T, B, I)), lengths=[1.0, 2.0, 3.0]), TypeError, "lengths"),
-    ("RNN-lengths-batch_first", _rnn_call(np.zeros((B, T, I)), lengths=[1, 2], layer_kw={"batch_first": True}),
-     ValueError, "lengths"),
-    ("RNNCell-x-3d", lambda: crnn.RNNCell(I, H, dtype=np.float64)(np.zeros((1, B, I))), ValueError, "x"),
-    ("RNNCell-h-shape", lambda: crnn.RNNCell(I, H, dtype=np.float64)(np.zeros((B, I)), np.zeros((B, H + 1))),
-     ValueError, "h"),
+    (
+        "RNN-lengths-above-T",
+        _rnn_call(np.zeros((T, B, I)), lengths=[1, 2, T + 1]),
+        ValueError,
+        "lengths",
+    ),
+    (
+        "RNN-lengths-float",
+        _rnn_call(np.zeros((T, B, I)), lengths=[1.0, 2.0, 3.0]),
+        TypeError,
+        "lengths",
+    ),
+    (
+        "RNN-lengths-batch_first",
+        _rnn_call(np.zeros((B, T, I)), lengths=[1, 2], layer_kw={"batch_first": True}),
+        ValueError,
+        "lengths",
+    ),
+    (
+        "RNNCell-x-3d",
+        lambda: crnn.RNNCell(I, H, dtype=np.float64)(np.zeros((1, B, I))),
+        ValueError,
+        "x",
+    ),
+    (
+        "RNNCell-h-shape",
+        lambda: crnn.RNNCell(I, H, dtype=np.float64)(np.zeros((B, I)), np.zeros((B, H + 1))),
+        ValueError,
+        "h",
+    ),
     ("Linear-x-0d", lambda: crnn.Linear(I, H, dtype=np.float64)(np.float64(1)), ValueError, "x"),
-    ("Linear-x-features", lambda: crnn.Linear(I, H, dtype=np.float64)(np.zeros((2, I + 1))), ValueError, "x"),
+    (
+        "Linear-x-features",
+        lambda: crnn.Linear(I, H, dtype=np.float64)(np.zeros((2, I + 1))),
+        ValueError,
+        "x",
+    ),
     ("RNN-backward-before-forward", lambda: crnn.RNN(I, H).backward(None), RuntimeError, "forward"),
-    ("RNN-backward-cache-str", lambda: crnn.RNN(I, H).backward(None, cache="abc"), ValueError, "cache"),
-    ("RNNCell-backward-cache", lambda: crnn.RNNCell(I, H).backward(np.zeros(H, np.float32), cache=(1, 2)),
-     ValueError, "cache"),
-    ("Linear-backward-cache-str", lambda: crnn.Linear(I, H).backward(np.zeros(H, np.float32), cache="abc"),
-     ValueError, "cache"),
-    ("Linear-backward-cache-dtype", lambda: crnn.Linear(I, H).backward(np.zeros((2, H), np.float32),
-                                                                          cache=np.zeros((2, I))),
-     ValueError, "cache"),
-    ("Linear-backward-dy-shape", lambda: (lambda l: (l(np.zeros((2, I), np.float32)),
-                                                     l.backward(np.zeros((2, H + 1), np.float32))))(
-        crnn.Linear(I, H)), ValueError, "dy"),
+    (
+        "RNN-backward-cache-str",
+        lambda: crnn.RNN(I, H).backward(None, cache="abc"),
+        ValueError,
+        "cache",
+    ),
+    (
+        "RNNCell-backward-cache",
+        lambda: crnn.RNNCell(I, H).backward(np.zeros(H, np.float32), cache=(1, 2)),
+        ValueError,
+        "cache",
+    ),
+    (
+        "Linear-backward-cache-str",
+        lambda: crnn.Linear(I, H).backward(np.zeros(H, np.float32), cache="abc"),
+        ValueError,
+        "cache",
+    ),
+    (
+        "Linear-backward-cache-dtype",
+        lambda: crnn.Linear(I, H).backward(np.zeros((2, H), np.float32), cache=np.zeros((2, I))),
+        ValueError,
+        "cache",
+    ),
+    (
+        "Linear-backward-dy-shape",
+        lambda: (
+            lambda l: (
+                l(np.zeros((2, I), np.float32)),
+                l.backward(np.zeros((2, H + 1), np.float32)),
+            )
+        )(crnn.Linear(I, H)),
+        ValueError,
+        "dy",
+    ),
     # --- Module methods
     ("Module-train-str", lambda: crnn.RNN(I, H).train("no"), TypeError, "mode"),
     ("Module-set_backend", lambda: crnn.RNN(I, H).set_backend("gpu"), ValueError, "backend"),
-    ("Module-load_state_dict-None", lambda: crnn.RNN(I, H).load_state_dict(None), TypeError, "state_dict"),
-    ("Module-load_state_dict-list", lambda: crnn.RNN(I, H).load_state_dict([1, 2]), TypeError, "state_dict"),
-    ("Module-load_state_dict-complex",
-     lambda: (lambda m: m.load_state_dict({k: v.astype(complex) for k, v in m.params.items()}))(crnn.RNN(I, H)),
-     TypeError, "weight_ih_l0"),
-    ("Module-load_state_dict-str",
-     lambda: (lambda m: m.load_state_dict({k: "x" for k in m.params}))(crnn.RNN(I, H)), TypeError, "weight_ih_l0"),
-    ("Module-load_state_dict-ragged",
-     lambda: (lambda m: m.load_state_dict({k: [[1.0], [1.0, 2.0]] for k in m.params}))(crnn.RNN(I, H)),
-     TypeError, "weight_ih_l0"),
-    ("Module-load_state_dict-shape",
-     lambda: (lambda m: m.load_state_dict({k: np.zeros(2) for k in m.params}))(crnn.RNN(I, H)),
-     ValueError, "weight_hh_l0"),
-    ("Module-load_state_dict-missing",
-     lambda: crnn.RNN(I, H).load_state_dict({}), ValueError, "weight_ih_l0"),
+    (
+        "Module-load_state_dict-None",
+        lambda: crnn.RNN(I, H).load_state_dict(None),
+        TypeError,
+        "state_dict",
+    ),
+    (
+        "Module-load_state_dict-list",
+        lambda: crnn.RNN(I, H).load_state_dict([1, 2]),
+        TypeError,
+        "state_dict",
+    ),
+    (
+        "Module-load_state_dict-complex",
+        lambda: (lambda m: m.load_state_dict({k: v.astype(complex) for k, v in m.params.items()}))(
+            crnn.RNN(I, H)
+        ),
+        TypeError,
+        "weight_ih_l0",
+    ),
+    (
+        "Module-load_state_dict-str",
+        lambda: (lambda m: m.load_state_dict({k: "x" for k in m.params}))(crnn.RNN(I, H)),
+        TypeError,
+        "weight_ih_l0",
+    ),
+    (
+        "Module-load_state_dict-ragged",
+        lambda: (lambda m: m.load_state_dict({k: [[1.0], [1.0, 2.0]] for k in m.params}))(
+            crnn.RNN(I, H)
+        ),
+        TypeError,
+        "weight_ih_l0",
+    ),
+    (
+        "Module-load_state_dict-shape",
+        lambda: (lambda m: m.load_state_dict({k: np.zeros(2) for k in m.params}))(crnn.RNN(I, H)),
+        ValueError,
+        "weight_hh_l0",
+    ),
+    (
+        "Module-load_state_dict-missing",
+        lambda: crnn.RNN(I, H).load_state_dict({}),
+        ValueError,
+        "weight_ih_l0",
+    ),
     # --- losses
     ("ce-logits-0d", _ce(logits=np.float64(1)), ValueError, "logits"),
     ("ce-logits-no-classes", _ce(logits=np.zeros((B, 0))), ValueError, "logits"),
-    ("ce-targets-None", lambda: losses.softmax_cross_entropy(np.zeros((B, 4)), None), TypeError, "targets"),
+    (
+        "ce-targets-None",
+        lambda: losses.softmax_cross_entropy(np.zeros((B, 4)), None),
+        TypeError,
+        "targets",
+    ),
     ("ce-targets-str", _ce(targets="abc"), TypeError, "targets"),
     ("ce-targets-float", _ce(targets=np.zeros(B)), TypeError, "targets"),
     ("ce-targets-ragged", _ce(targets=[[0], [0, 1]]), ValueError, "targets"),
@@ -421,8 +591,18 @@ OTHER_CASES = [
     ("ce-label_smoothing-nan", _ce(label_smoothing=NaN), ValueError, "label_smoothing"),
     ("ce-label_smoothing-str", _ce(label_smoothing="0.1"), TypeError, "label_smoothing"),
     ("mse-shape", lambda: losses.mse(np.zeros(3), np.zeros(4)), ValueError, "target"),
-    ("mse-mask-values", lambda: losses.mse(np.zeros(3), np.zeros(3), mask=[0.5, 1, 1]), ValueError, "mask"),
-    ("mse-reduction", lambda: losses.mse(np.zeros(3), np.zeros(3), reduction="mean "), ValueError, "reduction"),
+    (
+        "mse-mask-values",
+        lambda: losses.mse(np.zeros(3), np.zeros(3), mask=[0.5, 1, 1]),
+        ValueError,
+        "mask",
+    ),
+    (
+        "mse-reduction",
+        lambda: losses.mse(np.zeros(3), np.zeros(3), reduction="mean "),
+        ValueError,
+        "reduction",
+    ),
     ("softmax-axis-float", lambda: losses.softmax(np.zeros((2, 3)), axis=1.0), TypeError, "axis"),
     ("softmax-axis-range", lambda: losses.softmax(np.zeros((2, 3)), axis=2), ValueError, "axis"),
     ("log_softmax-0d", lambda: losses.log_softmax(np.float64(0)), ValueError, "x"),
@@ -449,30 +629,66 @@ OTHER_CASES = [
     ("opt-params-empty", _opt("Adam", params={}), ValueError, "params"),
     ("opt-params-list-value", _opt("Adam", params={"w": [0.0, 1.0]}), TypeError, "params['w']"),
     ("opt-params-int", _opt("Adam", params={"w": np.zeros(3, int)}), TypeError, "params['w']"),
-    ("opt-params-readonly", _opt("Adam", params={"w": _ro(np.zeros(3))}), ValueError, "params['w']"),
-    ("opt-params-shared", _opt("Adam", params=(lambda a: {"w": a, "v": a[:2]})(np.zeros(3))),
-     ValueError, "share memory"),
+    (
+        "opt-params-readonly",
+        _opt("Adam", params={"w": _ro(np.zeros(3))}),
+        ValueError,
+        "params['w']",
+    ),
+    (
+        "opt-params-shared",
+        _opt("Adam", params=(lambda a: {"w": a, "v": a[:2]})(np.zeros(3))),
+        ValueError,
+        "share memory",
+    ),
     ("opt-clip_grad_norm-neg", _opt("Adam", clip_grad_norm=-1.0), ValueError, "clip_grad_norm"),
     ("opt-clip_grad_value-nan", _opt("Adam", clip_grad_value=NaN), ValueError, "clip_grad_value"),
     ("opt-norm_type-0", _opt("Adam", clip_grad_norm=1.0, norm_type=0), ValueError, "norm_type"),
     ("opt-backend", _opt("Adam", backend="gpu"), ValueError, "backend"),
-    ("opt-clip-mixed-dtypes", _opt("Adam", params={"w": np.zeros(3), "v": np.zeros(3, np.float32)},
-                                   clip_grad_norm=1.0), TypeError, "dtype"),
+    (
+        "opt-clip-mixed-dtypes",
+        _opt("Adam", params={"w": np.zeros(3), "v": np.zeros(3, np.float32)}, clip_grad_norm=1.0),
+        TypeError,
+        "dtype",
+    ),
     ("step-grads-None", _step(None), TypeError, "grads"),
     ("step-grads-list", _step([np.zeros(3)]), TypeError, "grads"),
     ("step-grads-missing", _step({}), KeyError, "w"),
     ("step-grads-extra", _step({"w": np.zeros(3), "v": np.zeros(3)}), ValueError, "grads"),
     ("step-grads-shape", _step({"w": np.zeros(4)}), ValueError, "grads['w']"),
-    ("step-grads-readonly-clip", _step({"w": _ro(np.zeros(3))}, clip_grad_norm=1.0), ValueError, "grads['w']"),
-    ("step-grads-list-clip", _step({"w": [0.0, 0.0, 0.0]}, clip_grad_value=1.0), TypeError, "grads['w']"),
-    ("opt-lr-setter", lambda: setattr(optim.SGD({"w": np.zeros(3)}, lr=0.1), "lr", -1.0), ValueError, "lr"),
+    (
+        "step-grads-readonly-clip",
+        _step({"w": _ro(np.zeros(3))}, clip_grad_norm=1.0),
+        ValueError,
+        "grads['w']",
+    ),
+    (
+        "step-grads-list-clip",
+        _step({"w": [0.0, 0.0, 0.0]}, clip_grad_value=1.0),
+        TypeError,
+        "grads['w']",
+    ),
+    (
+        "opt-lr-setter",
+        lambda: setattr(optim.SGD({"w": np.zeros(3)}, lr=0.1), "lr", -1.0),
+        ValueError,
+        "lr",
+    ),
     ("opt-load-None", _opt_load(lambda sd: sd.clear()), ValueError, "optimizer"),
     ("opt-load-class", _opt_load(lambda sd: sd.update(optimizer="SGD")), ValueError, "SGD"),
     ("opt-load-steps", _opt_load(lambda sd: sd.update(num_steps=-1)), ValueError, "num_steps"),
-    ("opt-load-buffer-shape", _opt_load(lambda sd: sd["state"]["w"].update(exp_avg=np.zeros(4))),
-     ValueError, "exp_avg"),
-    ("opt-load-buffer-dtype", _opt_load(lambda sd: sd["state"]["w"].update(exp_avg=np.zeros(3, np.float32))),
-     TypeError, "exp_avg"),
+    (
+        "opt-load-buffer-shape",
+        _opt_load(lambda sd: sd["state"]["w"].update(exp_avg=np.zeros(4))),
+        ValueError,
+        "exp_avg",
+    ),
+    (
+        "opt-load-buffer-dtype",
+        _opt_load(lambda sd: sd["state"]["w"].update(exp_avg=np.zeros(3, np.float32))),
+        TypeError,
+        "exp_avg",
+    ),
     # --- save / load
     ("save-model", lambda: crnn.save({"w": np.zeros(2)}, io.BytesIO()), TypeError, "model"),
     ("save-path-None", lambda: crnn.save(crnn.Linear(2, 2), None), TypeError, "path"),
@@ -480,46 +696,124 @@ OTHER_CASES = [
     ("load-path-None", lambda: crnn.load(None), TypeError, "path"),
     ("load-path-int", lambda: crnn.load(7), TypeError, "path"),
     ("load-path-float", lambda: crnn.load(1.5), TypeError, "path"),
-    ("load-backend", lambda: crnn.load(io.BytesIO(_saved_bytes()), backend="gpu"), ValueError, "backend"),
+    (
+        "load-backend",
+        lambda: crnn.load(io.BytesIO(_saved_bytes()), backend="gpu"),
+        ValueError,
+        "backend",
+    ),
     ("load-empty", lambda: crnn.load(io.BytesIO(b"")), ValueError, "npz"),
     ("load-garbage", lambda: crnn.load(io.BytesIO(b"\x00" * 100)), ValueError, "npz"),
-    ("load-zip-not-npz", lambda: crnn.load((lambda b: (zipfile.ZipFile(b, "w").close(), b.seek(0), b)[2])(
-        io.BytesIO())), ValueError, "__config__"),
-    ("load-npy", lambda: crnn.load((lambda b: (np.save(b, np.zeros(3)), b.seek(0), b)[2])(io.BytesIO())),
-     ValueError, "single array"),
-    ("load-foreign-npz", lambda: crnn.load(_npz_with({"a": np.zeros(3)})), ValueError, "__config__"),
+    (
+        "load-zip-not-npz",
+        lambda: crnn.load(
+            (lambda b: (zipfile.ZipFile(b, "w").close(), b.seek(0), b)[2])(io.BytesIO())
+        ),
+        ValueError,
+        "__config__",
+    ),
+    (
+        "load-npy",
+        lambda: crnn.load((lambda b: (np.save(b, np.zeros(3)), b.seek(0), b)[2])(io.BytesIO())),
+        ValueError,
+        "single array",
+    ),
+    (
+        "load-foreign-npz",
+        lambda: crnn.load(_npz_with({"a": np.zeros(3)})),
+        ValueError,
+        "__config__",
+    ),
     ("load-truncated", lambda: crnn.load(io.BytesIO(_saved_bytes()[:200])), ValueError, "npz"),
     ("load-corrupted-member", lambda: crnn.load(_zip_with_bad_member()), ValueError, "entries"),
-    ("load-config-not-json", _tampered(edit_entries=lambda e: e.update(__config__=np.array("{oops"))),
-     ValueError, "JSON"),
-    ("load-config-number", _tampered(edit_entries=lambda e: e.update(__config__=np.array(3.0))),
-     ValueError, "__config__"),
+    (
+        "load-config-not-json",
+        _tampered(edit_entries=lambda e: e.update(__config__=np.array("{oops"))),
+        ValueError,
+        "JSON",
+    ),
+    (
+        "load-config-number",
+        _tampered(edit_entries=lambda e: e.update(__config__=np.array(3.0))),
+        ValueError,
+        "__config__",
+    ),
     ("load-format", _tampered(lambda h: h.update(format="keras")), ValueError, "format"),
     ("load-version", _tampered(lambda h: h.update(version=2)), ValueError, "version"),
     ("load-class", _tampered(lambda h: h.update({"class": "os.system"})), ValueError, "class"),
     ("load-config-type", _tampered(lambda h: h.update(config="RNN(5, 6)")), ValueError, "config"),
-    ("load-config-bad-value", _tampered(lambda h: h["config"].update(hidden_size=-4)), ValueError,
-     "hidden_size"),
-    ("load-config-bad-type", _tampered(lambda h: h["config"].update(dtype="complex64")), ValueError, "dtype"),
-    ("load-config-unknown-key", _tampered(lambda h: h["config"].update(colour="red")), ValueError, "colour"),
-    ("load-config-huge-hidden", _tampered(lambda h: h["config"].update(hidden_size=10**7)), ValueError,
-     "parameters"),
-    ("load-config-huge-layers", _tampered(lambda h: h["config"].update(num_layers=10**9)), ValueError,
-     "parameters"),
-    ("load-weight-missing", _tampered(edit_entries=lambda e: e.pop("bias_hh_l0")), ValueError, "bias_hh_l0"),
-    ("load-weight-shape", _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.zeros((2, 2)))),
-     ValueError, "weight_hh_l0"),
-    ("load-weight-complex", _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.zeros((H, H), complex))),
-     ValueError, "weight_hh_l0"),
-    ("load-weight-str", _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.full((H, H), "a"))),
-     ValueError, "weight_hh_l0"),
-    ("load-weight-object", _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.array([{}], object))),
-     ValueError, "pickle"),
-    ("load-weight-extra", _tampered(edit_entries=lambda e: e.update(stray=np.zeros(1))), ValueError, "stray"),
+    (
+        "load-config-bad-value",
+        _tampered(lambda h: h["config"].update(hidden_size=-4)),
+        ValueError,
+        "hidden_size",
+    ),
+    (
+        "load-config-bad-type",
+        _tampered(lambda h: h["config"].update(dtype="complex64")),
+        ValueError,
+        "dtype",
+    ),
+    (
+        "load-config-unknown-key",
+        _tampered(lambda h: h["config"].update(colour="red")),
+        ValueError,
+        "colour",
+    ),
+    (
+        "load-config-huge-hidden",
+        _tampered(lambda h: h["config"].update(hidden_size=10**7)),
+        ValueError,
+        "parameters",
+    ),
+    (
+        "load-config-huge-layers",
+        _tampered(lambda h: h["config"].update(num_layers=10**9)),
+        ValueError,
+        "parameters",
+    ),
+    (
+        "load-weight-missing",
+        _tampered(edit_entries=lambda e: e.pop("bias_hh_l0")),
+        ValueError,
+        "bias_hh_l0",
+    ),
+    (
+        "load-weight-shape",
+        _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.zeros((2, 2)))),
+        ValueError,
+        "weight_hh_l0",
+    ),
+    (
+        "load-weight-complex",
+        _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.zeros((H, H), complex))),
+        ValueError,
+        "weight_hh_l0",
+    ),
+    (
+        "load-weight-str",
+        _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.full((H, H), "a"))),
+        ValueError,
+        "weight_hh_l0",
+    ),
+    (
+        "load-weight-object",
+        _tampered(edit_entries=lambda e: e.update(weight_hh_l0=np.array([{}], object))),
+        ValueError,
+        "pickle",
+    ),
+    (
+        "load-weight-extra",
+        _tampered(edit_entries=lambda e: e.update(stray=np.zeros(1))),
+        ValueError,
+        "stray",
+    ),
 ]
 
 
-@pytest.mark.parametrize("call, exc, name", [c[1:] for c in OTHER_CASES], ids=[c[0] for c in OTHER_CASES])
+@pytest.mark.parametrize(
+    "call, exc, name", [c[1:] for c in OTHER_CASES], ids=[c[0] for c in OTHER_CASES]
+)
 def test_bad_argument(call, exc, name):
     with pytest.raises(exc) as info:
         call()
@@ -603,19 +897,30 @@ def _layer_inputs(kind, dtype):
     D = 2 if kind == "RNN-bi-lengths" else 1
     L = 2 if kind == "RNN-bi-lengths" else 1
     if kind == "RNNCell":
-        return ({"x": rng.standard_normal((B, I)).astype(dtype), "h0": rng.standard_normal((B, H)).astype(dtype)},
-                {"dh_n": rng.standard_normal((B, H)).astype(dtype)})
+        return (
+            {
+                "x": rng.standard_normal((B, I)).astype(dtype),
+                "h0": rng.standard_normal((B, H)).astype(dtype),
+            },
+            {"dh_n": rng.standard_normal((B, H)).astype(dtype)},
+        )
     if kind == "Linear":
-        return ({"x": rng.standard_normal((T, B, I)).astype(dtype)},
-                {"dout": rng.standard_normal((T, B, H)).astype(dtype)})
+        return (
+            {"x": rng.standard_normal((T, B, I)).astype(dtype)},
+            {"dout": rng.standard_normal((T, B, H)).astype(dtype)},
+        )
     xs = (B, T, I) if kind == "RNN-batch_first" else (T, B, I)
     os_ = (B, T, D * H) if kind == "RNN-batch_first" else (T, B, D * H)
-    inputs = {"x": rng.standard_normal(xs).astype(dtype),
-              "h0": rng.standard_normal((L * D, B, H)).astype(dtype)}
+    inputs = {
+        "x": rng.standard_normal(xs).astype(dtype),
+        "h0": rng.standard_normal((L * D, B, H)).astype(dtype),
+    }
     if kind == "RNN-bi-lengths":
         inputs["lengths"] = np.array([T, 0, 2])
-    return inputs, {"dout": rng.standard_normal(os_).astype(dtype),
-                    "dh_n": rng.standard_normal((L * D, B, H)).astype(dtype)}
+    return inputs, {
+        "dout": rng.standard_normal(os_).astype(dtype),
+        "dh_n": rng.standard_normal((L * D, B, H)).astype(dtype),
+    }
 
 
 def _unusual_layout_params():
@@ -627,8 +932,13 @@ def _unusual_layout_params():
                 if kind == "list" and dtype == np.float32:
                     continue
                 for backend in ("c", "numpy"):
-                    yield pytest.param(layer, kind, dtype, backend,
-                                       id=f"{layer}-{kind}-{np.dtype(dtype).name}-{backend}")
+                    yield pytest.param(
+                        layer,
+                        kind,
+                        dtype,
+                        backend,
+                        id=f"{layer}-{kind}-{np.dtype(dtype).name}-{backend}",
+                    )
 
 
 @pytest.mark.parametrize("layer, kind, dtype, backend", list(_unusual_layout_params()))
@@ -645,8 +955,10 @@ def test_layers_unusual_layouts(layer, kind, dtype, backend):
             assert_rel_close(a, b, dtype, name=f"{layer} {kind}: result #{i}")
         else:  # the engines normalise the layout first: bitwise the same
             np.testing.assert_array_equal(a, b, err_msg=f"{layer} {kind}: result #{i}")
-    for got, want in zip(list(odd_in.values()) + list(odd_up.values()),
-                         list(snap[0].values()) + list(snap[1].values())):
+    for got, want in zip(
+        list(odd_in.values()) + list(odd_up.values()),
+        list(snap[0].values()) + list(snap[1].values()),
+    ):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))  # inputs never modified
 
 
@@ -657,12 +969,18 @@ def test_losses_unusual_layouts(kind):
     targets = rng.integers(0, 7, size=(T, B))
     mask = rng.random((T, B)) > 0.3
     pred, target = rng.standard_normal((T, B, 2)), rng.standard_normal((T, B, 2))
-    base = (losses.softmax_cross_entropy(logits, targets, mask), losses.mse(pred, target),
-            losses.log_softmax(logits))
+    base = (
+        losses.softmax_cross_entropy(logits, targets, mask),
+        losses.mse(pred, target),
+        losses.log_softmax(logits),
+    )
     odd = [_unusual(a, kind) for a in (logits, targets, mask, pred, target)]
     snap = copy.deepcopy(odd)
-    res = (losses.softmax_cross_entropy(odd[0], odd[1], odd[2]), losses.mse(odd[3], odd[4]),
-           losses.log_softmax(odd[0]))
+    res = (
+        losses.softmax_cross_entropy(odd[0], odd[1], odd[2]),
+        losses.mse(odd[3], odd[4]),
+        losses.log_softmax(odd[0]),
+    )
     # NumPy reductions may sum in another order for another layout: a few ulps.
     assert res[0][0] == pytest.approx(base[0][0], rel=1e-14)
     assert res[1][0] == pytest.approx(base[1][0], rel=1e-14)
@@ -673,7 +991,9 @@ def test_losses_unusual_layouts(kind):
 
 
 @pytest.mark.parametrize("engine", [crnn, ref], ids=["crnn", "reference"])
-@pytest.mark.parametrize("kind", ["noncontig", "fortran", "negstride", "byteswapped", "zero-size", "0-d"])
+@pytest.mark.parametrize(
+    "kind", ["noncontig", "fortran", "negstride", "byteswapped", "zero-size", "0-d"]
+)
 def test_clip_unusual_arrays_modified_in_place_correctly(engine, kind):
     rng = np.random.default_rng(6)
     base = rng.standard_normal((6, 5)) * 3

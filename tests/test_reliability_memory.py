@@ -10,6 +10,7 @@ clean errors.
   child process), the call raises MemoryError, frees what it had, and the
   next call works; repeated failures leak nothing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -35,9 +36,21 @@ ITERATIONS = 2000
 # Probes
 # --------------------------------------------------------------------------
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                 "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _libc():
@@ -129,12 +142,28 @@ def test_functional_calls_do_not_grow_memory(dtype, threads):
     probs = []
     for k, spec in enumerate(SPECS):
         variants = option_variants(spec)
-        probs += [make_problem(spec, (6, 5, 8, 40), dtype, seed=1, lengths="zeros",
-                               options=variants[k % len(variants)]),
-                  make_problem(spec, (4, 3, 3, 9), dtype, seed=2, states=False, bias=False,
-                               options=variants[(k + 1) % len(variants)]),
-                  make_problem(spec, (5, 33, 16, 64), dtype, seed=3,
-                               options=variants[(k + 2) % len(variants)])]
+        probs += [
+            make_problem(
+                spec,
+                (6, 5, 8, 40),
+                dtype,
+                seed=1,
+                lengths="zeros",
+                options=variants[k % len(variants)],
+            ),
+            make_problem(
+                spec,
+                (4, 3, 3, 9),
+                dtype,
+                seed=2,
+                states=False,
+                bias=False,
+                options=variants[(k + 1) % len(variants)],
+            ),
+            make_problem(
+                spec, (5, 33, 16, 64), dtype, seed=3, options=variants[(k + 2) % len(variants)]
+            ),
+        ]
     grads = [np.ones((300, 7), dtype), np.ones(20_000, dtype)]
     bad = probs[0].replace(weights=dict(probs[0].weights, weight_hh=np.zeros((3, 3), dtype)))
 
@@ -157,8 +186,10 @@ def test_layers_losses_optimizers_do_not_grow_memory():
     rnn = crnn.RNN(6, 32, num_layers=2, bidirectional=True, dropout=0.2, seed=0)
     head = crnn.Linear(64, 5, seed=1)
     cell = crnn.RNNCell(6, 16, seed=2)
-    params = {**{f"rnn.{k}": v for k, v in rnn.params.items()},
-              **{f"head.{k}": v for k, v in head.params.items()}}
+    params = {
+        **{f"rnn.{k}": v for k, v in rnn.params.items()},
+        **{f"head.{k}": v for k, v in head.params.items()},
+    }
     opt = optim.Adam(params, lr=1e-3, clip_grad_norm=1.0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 4, 6)).astype(np.float32)
@@ -172,8 +203,10 @@ def test_layers_losses_optimizers_do_not_grow_memory():
         logits = head(out)
         loss, dlogits = losses.softmax_cross_entropy(logits, targets, mask=out[..., 0] != 0)
         rnn.backward(head.backward(dlogits))
-        grads = {**{f"rnn.{k}": v for k, v in rnn.grads.items()},
-                 **{f"head.{k}": v for k, v in head.grads.items()}}
+        grads = {
+            **{f"rnn.{k}": v for k, v in rnn.grads.items()},
+            **{f"head.{k}": v for k, v in head.grads.items()},
+        }
         opt.step(grads)
         h = cell(x[0])
         cell.backward(h)
@@ -266,18 +299,25 @@ print("again equal", bool(np.array_equal(out, out_ok) and np.array_equal(h, h_ok
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc are Linux")
-@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer reserves more address space than the limit allows")
+@pytest.mark.skipif(
+    "asan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer reserves more address space than the limit allows",
+)
 def test_kernel_allocation_failure_is_a_clean_memoryerror():
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", _NOMEM, here], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NOMEM, here], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr  # no crash
     lines = proc.stdout.strip().splitlines()
     outcomes = eval(lines[-3])  # noqa: S307 - our own child's repr of a list of str
-    assert "forward:MemoryError:crnn: not enough memory for the kernel's workspace" in outcomes, outcomes
-    assert "backward:MemoryError:crnn: not enough memory for the kernel's workspace" in outcomes, outcomes
+    assert "forward:MemoryError:crnn: not enough memory for the kernel's workspace" in outcomes, (
+        outcomes
+    )
+    assert "backward:MemoryError:crnn: not enough memory for the kernel's workspace" in outcomes, (
+        outcomes
+    )
     growth = lines[-2].split()[-1]
     if growth != "None":
         assert int(growth) <= HEAP_BOUND, f"20 failed calls leaked {growth} bytes"

@@ -20,6 +20,7 @@ The documented contract (README "Reliability"):
   clipping, a NaN total norm makes every parameter NaN and an infinite one
   zeroes the finite gradients first.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,7 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import optim
-from crnn import reference as ref
+from crnn import optim, reference as ref
 from helpers import assert_rel_close, make_rnn_problem
 from problems import cell_params, cell_variants, dtype_param, make_problem, run
 
@@ -43,8 +43,11 @@ LENGTHS = np.array([6, 0, 4, 6, 3])
 
 
 def _run(mod, p, dout, dstates):
-    return {k: v for k, v in run(mod, p, dout, dstates).items()
-            if v is not None and not k.startswith("cache.")}
+    return {
+        k: v
+        for k, v in run(mod, p, dout, dstates).items()
+        if v is not None and not k.startswith("cache.")
+    }
 
 
 def _assert_same_nonfinite(c, r, dtype, ctx):
@@ -65,8 +68,16 @@ def _assert_same_nonfinite(c, r, dtype, ctx):
 # Where to poison each kind of argument (clipped to its shape). x[2, 1] is in
 # a row of length 0 when lengths are given: never read, so nothing may come out
 # non-finite; dout[5, 0] is a valid step.
-POSITIONS = {"x": (2, 1, 3), "state": (4, 2), "weight": (1, 5), "bias": (2,), "dout": (3, 2, 1),
-             "dout2": (5, 0, 6), "dstate": (1, 4), "x2": (0, 3, 0)}
+POSITIONS = {
+    "x": (2, 1, 3),
+    "state": (4, 2),
+    "weight": (1, 5),
+    "bias": (2,),
+    "dout": (3, 2, 1),
+    "dout2": (5, 0, 6),
+    "dstate": (1, 4),
+    "x2": (0, 3, 0),
+}
 
 
 def _poison_cases(spec):
@@ -112,8 +123,14 @@ def _check_known_leak(c, r, pad, ctx):
 @dtype_param
 @pytest.mark.parametrize("spec, options", cell_variants())
 def test_nonfinite_propagates_like_the_reference(spec, options, dtype, lengths):
-    base = make_problem(spec, (T, B, I, H), dtype, seed=7,
-                        lengths=None if lengths is None else LENGTHS, options=options)
+    base = make_problem(
+        spec,
+        (T, B, I, H),
+        dtype,
+        seed=7,
+        lengths=None if lengths is None else LENGTHS,
+        options=options,
+    )
     for where, key, value in _poison_cases(spec):
         p = base.copy()
         dout, dstates = p.upstream("all", 1)
@@ -176,8 +193,9 @@ def test_nan_in_a_row_stays_in_that_row_backward(spec, options, dtype, engine):
 def test_padded_steps_are_never_read(spec, options, dtype, engine):
     """NaN, Inf or huge values in x and dout at padded steps: bitwise the
     zero-padded result."""
-    p = make_problem(spec, (T, B, I, H), dtype, seed=9, lengths=np.array([6, 0, 2, 5, 1]),
-                     options=options)
+    p = make_problem(
+        spec, (T, B, I, H), dtype, seed=9, lengths=np.array([6, 0, 2, 5, 1]), options=options
+    )
     dout, dstates = p.upstream("all", 3)
     pad = ~p.valid()
     clean_x, clean_d = p.x.copy(), dout.copy()
@@ -253,8 +271,12 @@ def test_huge_inputs_saturate_without_nan(spec, options, where, dtype):
     else:
         first = spec.weights[0].name
         first_bias = next(w.name for w in spec.weights if w.bias)
-        p = p.replace(weights=dict(p.weights, **{first: p.weights[first] * big,
-                                                 first_bias: p.weights[first_bias] * big}))
+        p = p.replace(
+            weights=dict(
+                p.weights,
+                **{first: p.weights[first] * big, first_bias: p.weights[first_bias] * big},
+            )
+        )
     dout, dstates = p.upstream("all", 5)
     r = _run(ref, p, dout, dstates)
     for isa in crnn.available_isas():
@@ -298,16 +320,30 @@ def test_layer_nan_rows_and_backends_agree(spec, dtype, bidirectional):
     results = {}
     extra = {"output_size": 3} if spec.uses_output_size else {}
     for backend in ("c", "numpy"):
-        layer = crnn.nn.recurrent_layer(spec, I, H, num_layers=2, bidirectional=bidirectional,
-                                        dtype=dtype, seed=1, backend=backend, **extra)
+        layer = crnn.nn.recurrent_layer(
+            spec,
+            I,
+            H,
+            num_layers=2,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            seed=1,
+            backend=backend,
+            **extra,
+        )
         x = np.random.default_rng(2).standard_normal((T, B, I)).astype(dtype)
         x[1, 3, 2] = np.nan
         out, s_n = layer(x, lengths=[6, 4, 6, 5, 2])
         parts = list(s_n) if isinstance(s_n, tuple) else [s_n]
         dx, d0 = layer.backward(np.ones_like(out), None)
         d0 = list(d0) if isinstance(d0, tuple) else [d0]
-        results[backend] = dict(out=out, dx=dx, **{f"s{i}": s for i, s in enumerate(parts)},
-                                **{f"d{i}": d for i, d in enumerate(d0)}, **layer.grads)
+        results[backend] = dict(
+            out=out,
+            dx=dx,
+            **{f"s{i}": s for i, s in enumerate(parts)},
+            **{f"d{i}": d for i, d in enumerate(d0)},
+            **layer.grads,
+        )
         others = [0, 1, 2, 4]
         assert np.isfinite(out[:, others]).all()
         for s in parts:
@@ -328,8 +364,9 @@ def test_recurrent_cell_propagates(spec, dtype):
     state = cell(x)
     parts = list(state) if isinstance(state, tuple) else [state]
     assert all(np.isfinite(s).all() for s in parts)  # tanh(+-inf) = +-1, sigmoid(+-inf) in {0, 1}
-    cell.backward(tuple(np.ones_like(s) for s in parts) if isinstance(state, tuple)
-                  else np.ones_like(state))
+    cell.backward(
+        tuple(np.ones_like(s) for s in parts) if isinstance(state, tuple) else np.ones_like(state)
+    )
     assert np.isnan(cell.grads["weight_ih"][:, 0]).all()  # 0 * inf
     assert np.isfinite(cell.grads["weight_hh"]).all()
 
@@ -451,12 +488,14 @@ def test_optimizer_norm_clipping_with_nonfinite_gradient(name, kw, backend):
     parameter NaN; an infinite one gives an inf norm, the finite gradients
     scaled to 0 (so their parameters keep finite values) and NaN where the
     gradient was infinite -- PyTorch's semantics, as the module documents."""
-    p, total = _opt_run(name, kw, [0.1, np.nan, -0.3, 0.2, 0.0, 0.05], clip_grad_norm=1.0,
-                        backend=backend)
+    p, total = _opt_run(
+        name, kw, [0.1, np.nan, -0.3, 0.2, 0.0, 0.05], clip_grad_norm=1.0, backend=backend
+    )
     assert math.isnan(total)
     assert np.isnan(p["w"]).all() and np.isnan(p["b"]).all()
-    p, total = _opt_run(name, kw, [0.1, np.inf, -0.3, 0.2, 0.0, 0.05], clip_grad_norm=1.0,
-                        backend=backend)
+    p, total = _opt_run(
+        name, kw, [0.1, np.inf, -0.3, 0.2, 0.0, 0.05], clip_grad_norm=1.0, backend=backend
+    )
     assert total == math.inf
     assert np.isnan(p["w"][0, 1])
     finite = np.ones((2, 3), bool)

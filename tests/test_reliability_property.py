@@ -11,22 +11,32 @@ clipping.
 Settings are fixed (max_examples, derandomize=True, deadline=None) so the
 run is fast and the same every time: no flaky failures, no database needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 
 import crnn  # noqa: E402
 from crnn import reference as ref  # noqa: E402
 from helpers import assert_rel_close, assert_results_close  # noqa: E402
 from problems import SPECS, bias_variants, make_problem, option_variants, run  # noqa: E402
 
-SETTINGS = dict(max_examples=100, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 DTYPES = st.sampled_from([np.float32, np.float64])
 ISAS = st.sampled_from(crnn.available_isas())
 
@@ -42,15 +52,26 @@ def cell_problems(draw):
     O = draw(st.integers(0, 6))  # noqa: E741 - used by cells with an output size
     kind = draw(st.sampled_from(["none", "random", "zeros", "full"]))
     int_type = draw(st.sampled_from([np.int64, np.int32, np.uint8]))
-    lengths = {"none": None, "zeros": [0] * B,
-               "random": draw(st.lists(st.integers(0, T), min_size=B, max_size=B)),
-               "full": np.full(B, T, dtype=int_type)}[kind]
-    p = make_problem(spec, (T, B, I, H, O), dtype, seed=draw(st.integers(0, 2**32 - 1)),
-                     states=draw(st.booleans()), bias=draw(st.sampled_from(bias_variants(spec))),
-                     lengths=lengths, options=options,
-                     scale=draw(st.sampled_from([0.1, 1.0, 5.0])))
-    up = p.upstream(draw(st.sampled_from(["all", "dout", "states", "none"])),
-                    seed=draw(st.integers(0, 1000)))
+    lengths = {
+        "none": None,
+        "zeros": [0] * B,
+        "random": draw(st.lists(st.integers(0, T), min_size=B, max_size=B)),
+        "full": np.full(B, T, dtype=int_type),
+    }[kind]
+    p = make_problem(
+        spec,
+        (T, B, I, H, O),
+        dtype,
+        seed=draw(st.integers(0, 2**32 - 1)),
+        states=draw(st.booleans()),
+        bias=draw(st.sampled_from(bias_variants(spec))),
+        lengths=lengths,
+        options=options,
+        scale=draw(st.sampled_from([0.1, 1.0, 5.0])),
+    )
+    up = p.upstream(
+        draw(st.sampled_from(["all", "dout", "states", "none"])), seed=draw(st.integers(0, 1000))
+    )
     return p, up
 
 
@@ -103,10 +124,17 @@ def layer_problems(draw):
     lengths = None
     if not unbatched and draw(st.booleans()):
         lengths = draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
-    cfg = dict(input_size=I, hidden_size=H, num_layers=L, bidirectional=bidirectional,
-               batch_first=batch_first, bias=draw(st.booleans()), dtype=dtype,
-               seed=draw(st.integers(0, 1000)),
-               **draw(st.sampled_from(option_variants(spec, "all"))))
+    cfg = dict(
+        input_size=I,
+        hidden_size=H,
+        num_layers=L,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=draw(st.booleans()),
+        dtype=dtype,
+        seed=draw(st.integers(0, 1000)),
+        **draw(st.sampled_from(option_variants(spec, "all"))),
+    )
     W = H
     if spec.uses_output_size:
         cfg["output_size"] = W = draw(st.integers(1, 5))
@@ -121,8 +149,10 @@ def layer_problems(draw):
     n = len(spec.states)
 
     def state():
-        parts = [rng.standard_normal(s_shape).astype(dtype) if draw(st.booleans()) else None
-                 for _ in range(n)]
+        parts = [
+            rng.standard_normal(s_shape).astype(dtype) if draw(st.booleans()) else None
+            for _ in range(n)
+        ]
         return parts[0] if n == 1 else tuple(parts)
 
     dout = rng.standard_normal(out_shape).astype(dtype)
@@ -152,12 +182,15 @@ def test_layer_c_matches_numpy_backend(problem, threads):
 
 
 @settings(**SETTINGS)
-@given(dtype=DTYPES,
-       sizes=st.lists(st.integers(0, 3000), min_size=0, max_size=6),
-       max_norm=st.sampled_from([0.0, 1e-3, 0.5, 10.0, 1e6]),
-       p=st.sampled_from([1.0, 2.0, 3.0, 0.5, float("inf"), "inf"]),
-       clip=st.sampled_from([0.0, 0.01, 1.0, 100.0]),
-       seed=st.integers(0, 2**32 - 1), threads=st.integers(1, 3))
+@given(
+    dtype=DTYPES,
+    sizes=st.lists(st.integers(0, 3000), min_size=0, max_size=6),
+    max_norm=st.sampled_from([0.0, 1e-3, 0.5, 10.0, 1e6]),
+    p=st.sampled_from([1.0, 2.0, 3.0, 0.5, float("inf"), "inf"]),
+    clip=st.sampled_from([0.0, 0.01, 1.0, 100.0]),
+    seed=st.integers(0, 2**32 - 1),
+    threads=st.integers(1, 3),
+)
 def test_clipping_matches_reference(dtype, sizes, max_norm, p, clip, seed, threads):
     rng = np.random.default_rng(seed)
     base = [(rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype) for n in sizes]

@@ -15,14 +15,14 @@ built here. What is tested instead:
   never a crash or a hang; of moderate size: the same numbers as the
   materialised array.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import crnn
-from crnn import _core
-from crnn import reference as ref
+from crnn import _core, reference as ref
 from helpers import assert_bitwise, assert_results_close
 from problems import SPECS, cell_params, make_problem, run
 
@@ -36,8 +36,11 @@ def _full(mod, args, nl="tanh", dout=None, dh_n=None):
 
 def _zero_size_weights(spec, I, H, O=0):  # noqa: E741
     sizes = spec.dims(I, H, O)
-    return {w.name: np.empty(spec.weight_shape(w, sizes), np.float32) for w in spec.weights
-            if not w.bias}
+    return {
+        w.name: np.empty(spec.weight_shape(w, sizes), np.float32)
+        for w in spec.weights
+        if not w.bias
+    }
 
 
 # --------------------------------------------------------------------------
@@ -51,8 +54,9 @@ def test_T_B_I_G_product_beyond_2_31(spec):
     T, B, I, H = 2, 1100, 1000, 1000 // spec.gates  # noqa: E741
     assert T * B * I * spec.gates * H > 2**31
     crnn.set_num_threads(2)
-    p = make_problem(spec, (T, B, I, H, 100), np.float32, seed=1,
-                     lengths=np.tile([2, 1, 0, 2], B // 4))
+    p = make_problem(
+        spec, (T, B, I, H, 100), np.float32, seed=1, lengths=np.tile([2, 1, 0, 2], B // 4)
+    )
     dout = np.ones((T, B, p.width), np.float32)
     assert_results_close(run(crnn, p, dout), run(ref, p, dout), np.float32)
 
@@ -83,9 +87,15 @@ KNOWN_ROWS_OF_NOTHING = {("jordan", "steps"), ("jordan", "rows")}
 def _rows_params():
     for spec in SPECS:
         for what in ("steps", "rows"):
-            marks = ([pytest.mark.xfail(strict=True, reason="known: walks or allocates per empty "
-                                                            "step / row")]
-                     if (spec.name, what) in KNOWN_ROWS_OF_NOTHING else [])
+            marks = (
+                [
+                    pytest.mark.xfail(
+                        strict=True, reason="known: walks or allocates per empty step / row"
+                    )
+                ]
+                if (spec.name, what) in KNOWN_ROWS_OF_NOTHING
+                else []
+            )
             yield pytest.param(spec, what, marks=marks, id=f"{spec.name}-{what}")
 
 
@@ -98,10 +108,15 @@ def test_rows_of_nothing_are_not_walked(spec, what):
     regression fails on the timeout instead of hanging the suite."""
     import subprocess
     import sys
+
     known = (spec.name, what) in KNOWN_ROWS_OF_NOTHING
     try:
-        proc = subprocess.run([sys.executable, "-c", _ROWS_OF_NOTHING, spec.name, what],
-                              capture_output=True, text=True, timeout=5 if known else 60)
+        proc = subprocess.run(
+            [sys.executable, "-c", _ROWS_OF_NOTHING, spec.name, what],
+            capture_output=True,
+            text=True,
+            timeout=5 if known else 60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{spec.name}: {what} of nothing still running after the timeout")
     assert proc.returncode == 0, proc.stderr
@@ -135,9 +150,9 @@ def test_many_small_arrays_in_clipping():
 # Absurd sizes refused before anything is allocated
 # --------------------------------------------------------------------------
 ABSURD = [
-    (2**30, 2**30, 0, 0),   # T*B = 2**60 rows
+    (2**30, 2**30, 0, 0),  # T*B = 2**60 rows
     (2**31, 2**29, 0, 0),
-    (1, 2**60, 0, 0),       # float32: 2**60 * 4 bytes is within NumPy's limit
+    (1, 2**60, 0, 0),  # float32: 2**60 * 4 bytes is within NumPy's limit
 ]
 
 
@@ -160,16 +175,35 @@ def test_absurd_sizes_rejected_by_the_c_entry_points(shape):
     x = np.empty((T, B, I), f32)
     w_ih, w_hh = np.empty((H, I), f32), np.empty((H, H), f32)
     out, h_n = np.empty((T, B, H), f32), np.empty((B, H), f32)
-    layer = (_core.CELL_INFO["rnn"]["code"], _core.DTYPES["float32"], _core.ACTIVATIONS["tanh"],
-             0, I, H, 0)
+    layer = (
+        _core.CELL_INFO["rnn"]["code"],
+        _core.DTYPES["float32"],
+        _core.ACTIVATIONS["tanh"],
+        0,
+        I,
+        H,
+        0,
+    )
     weights = (w_ih, w_hh, None, None, None, None)
     with pytest.raises(ValueError, match="rejected the sizes"):
         _core.forward(layer, weights, x, None, (None,), out, (h_n,), ())
     dx, dh0 = np.empty((T, B, I), f32), np.empty((B, H), f32)
     dw_ih, dw_hh = np.empty((H, I), f32), np.empty((H, H), f32)
     with pytest.raises(ValueError, match="rejected the sizes"):
-        _core.backward(layer, weights, x, None, (None,), out, (), None, (None,), dx, (dh0,),
-                       (dw_ih, dw_hh, None, None, None, None))
+        _core.backward(
+            layer,
+            weights,
+            x,
+            None,
+            (None,),
+            out,
+            (),
+            None,
+            (None,),
+            dx,
+            (dh0,),
+            (dw_ih, dw_hh, None, None, None, None),
+        )
 
 
 def test_numpy_refuses_shapes_beyond_its_own_limit():
@@ -188,14 +222,21 @@ HUGE = (2**20, 2**20, 64)  # 2**46 elements: 256 TiB if materialised
 @pytest.mark.parametrize("which", ["x", "weight_hh", "h0"])
 def test_huge_broadcast_inputs_fail_cleanly(engine, which):
     f32 = np.float32
-    args = dict(x=np.zeros((3, 2, 4), f32), h0=None, weight_ih=np.zeros((5, 4), f32),
-                weight_hh=np.zeros((5, 5), f32))
+    args = dict(
+        x=np.zeros((3, 2, 4), f32),
+        h0=None,
+        weight_ih=np.zeros((5, 4), f32),
+        weight_hh=np.zeros((5, 5), f32),
+    )
     if which == "x":
         args.update(x=np.broadcast_to(f32(1), HUGE), weight_ih=np.zeros((5, 64), f32))
     elif which == "weight_hh":
         H = 2**24
-        args.update(x=np.zeros((3, 2, 0), f32), weight_hh=np.broadcast_to(f32(0), (H, H)),
-                    weight_ih=np.empty((H, 0), f32))
+        args.update(
+            x=np.zeros((3, 2, 0), f32),
+            weight_hh=np.broadcast_to(f32(0), (H, H)),
+            weight_ih=np.empty((H, 0), f32),
+        )
     else:
         args["h0"] = np.broadcast_to(f32(0), (2, 5))
         args["x"] = np.broadcast_to(f32(1), (2**40, 2, 4))
@@ -230,18 +271,29 @@ def test_zero_stride_writeable_arrays_refused_by_clipping(engine, func):
 def test_moderate_broadcast_inputs_give_the_materialised_numbers(spec, dtype, engine):
     """Zero-stride (read-only) inputs of moderate size are copied: bitwise the
     same results as the materialised arrays, and the view is untouched."""
-    p = make_problem(spec, (9, 40, 6, 16), dtype, seed=4, bias=spec.weights[-1].bias and
-                     (spec.weights[-1].name,) or True)
+    p = make_problem(
+        spec,
+        (9, 40, 6, 16),
+        dtype,
+        seed=4,
+        bias=spec.weights[-1].bias and (spec.weights[-1].name,) or True,
+    )
     x_row = p.x[:1].copy()
-    views = p.replace(x=np.broadcast_to(x_row, p.x.shape),
-                      states=tuple(np.broadcast_to(s[0], s.shape) for s in p.states),
-                      weights={k: None if v is None else
-                               (np.broadcast_to(v[:, :1], v.shape)
-                                if v.ndim == 2 and k.endswith("hh") else v)
-                               for k, v in p.weights.items()})
-    dense = views.replace(x=np.array(views.x), states=tuple(np.array(s) for s in views.states),
-                          weights={k: None if v is None else np.array(v)
-                                   for k, v in views.weights.items()})
+    views = p.replace(
+        x=np.broadcast_to(x_row, p.x.shape),
+        states=tuple(np.broadcast_to(s[0], s.shape) for s in p.states),
+        weights={
+            k: None
+            if v is None
+            else (np.broadcast_to(v[:, :1], v.shape) if v.ndim == 2 and k.endswith("hh") else v)
+            for k, v in p.weights.items()
+        },
+    )
+    dense = views.replace(
+        x=np.array(views.x),
+        states=tuple(np.array(s) for s in views.states),
+        weights={k: None if v is None else np.array(v) for k, v in views.weights.items()},
+    )
     dout = np.broadcast_to(np.ones(p.width, dtype), (9, 40, p.width))
     assert_bitwise(run(ENGINES[engine], views, dout), run(ENGINES[engine], dense, np.array(dout)))
     np.testing.assert_array_equal(views.x[5], x_row[0])

@@ -10,6 +10,7 @@
 - an attention model with embeddings learns to reverse sequences;
 - bad arguments.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -42,6 +43,7 @@ def _source(model, rng, T, B):
 # Gradients
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("attention", ATTENTION)
@@ -49,9 +51,19 @@ def _source(model, rng, T, B):
 def test_gradcheck(backend, cell, attention, embedding_dim):
     rng = np.random.default_rng(hash((cell, str(attention), embedding_dim)) % 2**32)
     S, V, H, Ts, Tt, B = 3, 4, 3, 4, 3, 3
-    m = Seq2Seq(S, V, H, num_layers=2 if attention is None else 1, dtype=F64, seed=5,
-                backend=backend, cell=cell, attention=attention, embedding_dim=embedding_dim,
-                attention_size=2 if attention == "additive" else None)
+    m = Seq2Seq(
+        S,
+        V,
+        H,
+        num_layers=2 if attention is None else 1,
+        dtype=F64,
+        seed=5,
+        backend=backend,
+        cell=cell,
+        attention=attention,
+        embedding_dim=embedding_dim,
+        attention_size=2 if attention == "additive" else None,
+    )
     src = _source(m, rng, Ts, B)
     src_lengths = np.array([4, 2, 3])
     tgt = rng.integers(0, V - 1, size=(Tt, B))
@@ -88,21 +100,32 @@ def test_engines_agree_on_gradients(cell, attention):
     src = rng.integers(0, 6, size=(7, 4))
     tgt = rng.integers(0, 5, size=(5, 4))
     for backend in BACKENDS:
-        m = Seq2Seq(6, 5, 8, dtype=F64, seed=1, backend=backend, cell=cell, attention=attention,
-                    embedding_dim=4)
+        m = Seq2Seq(
+            6,
+            5,
+            8,
+            dtype=F64,
+            seed=1,
+            backend=backend,
+            cell=cell,
+            attention=attention,
+            embedding_dim=4,
+        )
         y = m(src, m.decoder_inputs(tgt, 4), src_lengths=[7, 3, 1, 5])
         _, d = softmax_cross_entropy(y, tgt)
         m.backward(d)
         grads[backend], logits[backend] = m.grads, y
     np.testing.assert_allclose(logits["c"], logits["numpy"], rtol=1e-12, atol=1e-13)
     for k in grads["c"]:
-        np.testing.assert_allclose(grads["c"][k], grads["numpy"][k], rtol=1e-10, atol=1e-13,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            grads["c"][k], grads["numpy"][k], rtol=1e-10, atol=1e-13, err_msg=k
+        )
 
 
 # --------------------------------------------------------------------------
 # Beam search
 # --------------------------------------------------------------------------
+
 
 def _lp(n, alpha):
     return ((5.0 + n) / 6.0) ** alpha
@@ -113,7 +136,7 @@ class _Scorer:
 
     def __init__(self, model, src, b, length, start_id):
         self.model, self.start = model, start_id
-        self.src = src[:, b:b + 1]
+        self.src = src[:, b : b + 1]
         self.length = [length]
 
     def next_logp(self, prefix):
@@ -181,15 +204,25 @@ def _naive_beam(scorer, V, K, max_len, end_id, alpha):
 
 
 def _model(cell, attention, embedding_dim, seed=0, V=4, scale=1.5, backend="c"):
-    m = Seq2Seq(5, V, 6, dtype=F64, seed=seed, cell=cell, attention=attention,
-                embedding_dim=embedding_dim, backend=backend)
+    m = Seq2Seq(
+        5,
+        V,
+        6,
+        dtype=F64,
+        seed=seed,
+        cell=cell,
+        attention=attention,
+        embedding_dim=embedding_dim,
+        backend=backend,
+    )
     m.head.params["weight"] *= scale  # sharper distributions: the choices matter
     return m
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("attention,embedding_dim", [(None, None), ("dot", 3), ("general", None),
-                                                     ("additive", 3)])
+@pytest.mark.parametrize(
+    "attention,embedding_dim", [(None, None), ("dot", 3), ("general", None), ("additive", 3)]
+)
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_beam_search_is_exhaustive_when_wide(cell, attention, embedding_dim, alpha):
     V, end_id, start_id, max_len = 4, 0, 3, 3
@@ -197,8 +230,9 @@ def test_beam_search_is_exhaustive_when_wide(cell, attention, embedding_dim, alp
     rng = np.random.default_rng(2)
     src = _source(m, rng, 4, 3)
     lengths = np.array([4, 1, 3])
-    res = m.beam_search(src, 64, max_len, end_id, start_id, length_penalty=alpha,
-                        src_lengths=lengths)
+    res = m.beam_search(
+        src, 64, max_len, end_id, start_id, length_penalty=alpha, src_lengths=lengths
+    )
     assert isinstance(res, BeamSearchResult)
     for b in range(3):
         assert end_id not in res.sequences[b].tolist()
@@ -242,7 +276,7 @@ def test_beam_width_one_is_greedy(cell, attention):
     n_finished = 0
     for b in range(8):
         g = greedy[:, b].tolist()
-        want = g[:g.index(end_id)] if end_id in g else g
+        want = g[: g.index(end_id)] if end_id in g else g
         assert res.sequences[b].tolist() == want
         assert res.finished[b] == (end_id in g)
         n_finished += end_id in g
@@ -298,9 +332,13 @@ def test_beam_search_attention_and_lengths():
     _, alpha = m.greedy_decode(src, 1, 4, src_lengths=lengths, return_attention=True)
     for b in range(3):
         if len(res.sequences[b]):
-            np.testing.assert_allclose(res.attention[b][0], alpha[0, b, :lengths[b]], rtol=1e-12)
-    assert _model("rnn", None, None).beam_search(_source(_model("rnn", None, None), rng, 3, 2),
-                                                 2, 4, 0, 3).attention is None
+            np.testing.assert_allclose(res.attention[b][0], alpha[0, b, : lengths[b]], rtol=1e-12)
+    assert (
+        _model("rnn", None, None)
+        .beam_search(_source(_model("rnn", None, None), rng, 3, 2), 2, 4, 0, 3)
+        .attention
+        is None
+    )
     # max_len 0: the empty hypothesis, score 0.
     res = m.beam_search(src, 2, 0, 0, 4, src_lengths=lengths)
     assert all(len(s) == 0 for s in res.sequences) and not res.finished.any()
@@ -318,6 +356,7 @@ def test_wider_beams_score_at_least_as_well_when_exhaustive():
 # Greedy and sampling
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attention", [None, "dot"])
 def test_sample(attention):
     m = _model("lstm", attention, 3, seed=2, V=6)
@@ -326,8 +365,9 @@ def test_sample(attention):
     np.testing.assert_array_equal(m.sample(src, 7, 5, [5, 1, 3, 2], temperature=0), greedy)
     np.testing.assert_array_equal(m.sample(src, 7, 5, [5, 1, 3, 2], top_k=1, rng=0), greedy)
     a = m.sample(src, 7, 5, [5, 1, 3, 2], temperature=1.5, top_k=3, rng=1)
-    np.testing.assert_array_equal(a, m.sample(src, 7, 5, [5, 1, 3, 2], temperature=1.5, top_k=3,
-                                              rng=np.random.default_rng(1)))
+    np.testing.assert_array_equal(
+        a, m.sample(src, 7, 5, [5, 1, 3, 2], temperature=1.5, top_k=3, rng=np.random.default_rng(1))
+    )
     assert a.shape == (7, 4) and a.dtype == np.int64 and not np.array_equal(a, greedy)
     assert m.training  # the mode is restored
 
@@ -338,8 +378,9 @@ def test_embeddings_change_the_inputs_not_the_meaning():
     rng = np.random.default_rng(0)
     V, S = 5, 4
     one = Seq2Seq(S, V, 6, dtype=F64, seed=1, cell="gru", attention="general")
-    emb = Seq2Seq(S, V, 6, dtype=F64, seed=1, cell="gru", attention="general",
-                  embedding_dim=max(S, V))
+    emb = Seq2Seq(
+        S, V, 6, dtype=F64, seed=1, cell="gru", attention="general", embedding_dim=max(S, V)
+    )
     for name, value in one.params.items():
         target = emb.params[name]
         target[...] = 0
@@ -353,12 +394,14 @@ def test_embeddings_change_the_inputs_not_the_meaning():
     np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-13)
     np.testing.assert_array_equal(
         one.greedy_decode(crnn.models.one_hot(src_ids, S, F64), 6, 4, [5, 2, 3]),
-        emb.greedy_decode(src_ids, 6, 4, [5, 2, 3]))
+        emb.greedy_decode(src_ids, 6, 4, [5, 2, 3]),
+    )
 
 
 # --------------------------------------------------------------------------
 # Learning
 # --------------------------------------------------------------------------
+
 
 def test_attention_model_with_embeddings_learns_to_reverse():
     rng = np.random.default_rng(0)
@@ -384,6 +427,7 @@ def test_attention_model_with_embeddings_learns_to_reverse():
 # Arguments
 # --------------------------------------------------------------------------
 
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="attention must be None or one of"):
         Seq2Seq(3, 4, 5, attention="luong")
@@ -393,7 +437,9 @@ def test_bad_arguments():
         Seq2Seq(3, 4, 5, embedding_dim=0)
     m = Seq2Seq(3, 4, 5, embedding_dim=2, attention="dot", seed=0)
     src = np.array([[0, 1], [2, 2]])
-    with pytest.raises(TypeError, match="src must be an array of integer token ids, got dtype float64"):
+    with pytest.raises(
+        TypeError, match="src must be an array of integer token ids, got dtype float64"
+    ):
         m(src.astype(float), m.decoder_inputs(src, 3))
     with pytest.raises(ValueError, match=r"src must lie in \[0, num_embeddings\) = \[0, 3\)"):
         m(src + 1, m.decoder_inputs(src, 3))
@@ -401,7 +447,9 @@ def test_bad_arguments():
         m(src[0], m.decoder_inputs(src, 3))
     with pytest.raises(ValueError, match=r"tgt_in must lie in \[0, num_embeddings\) = \[0, 4\)"):
         m(src, src + 3)
-    with pytest.raises(ValueError, match=r"start_id must be a target id in \[0, tgt_size\) = \[0, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"start_id must be a target id in \[0, tgt_size\) = \[0, 4\)"
+    ):
         m.greedy_decode(src, 3, 4)
     with pytest.raises(ValueError, match="beam_width must be >= 1"):
         m.beam_search(src, 0, 3, 0, 3)
@@ -412,6 +460,5 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="temperature must be a number >= 0"):
         m.sample(src, 3, 3, temperature=-0.5)
     with pytest.raises(ValueError, match="return_attention needs a model with attention"):
-        Seq2Seq(3, 4, 5).greedy_decode(np.zeros((2, 1, 3), np.float32), 2, 0,
-                                       return_attention=True)
+        Seq2Seq(3, 4, 5).greedy_decode(np.zeros((2, 1, 3), np.float32), 2, 0, return_attention=True)
     assert m.training

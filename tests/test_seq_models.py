@@ -11,6 +11,7 @@
   what they computed then;
 - bad token inputs.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,6 +39,7 @@ def _check(f, params, grads):
 # Gradients
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("embedding_dim", [None, 3])
@@ -45,9 +47,18 @@ def _check(f, params, grads):
 def test_gradcheck_classifier(backend, cell, embedding_dim, bidirectional):
     rng = np.random.default_rng(1)
     T, B, V, H, C = 5, 4, 6, 3, 3
-    m = SequenceClassifier(V, H, C, num_layers=1 if bidirectional else 2,
-                           bidirectional=bidirectional, dtype=F64, seed=2, backend=backend,
-                           cell=cell, embedding_dim=embedding_dim)
+    m = SequenceClassifier(
+        V,
+        H,
+        C,
+        num_layers=1 if bidirectional else 2,
+        bidirectional=bidirectional,
+        dtype=F64,
+        seed=2,
+        backend=backend,
+        cell=cell,
+        embedding_dim=embedding_dim,
+    )
     lengths = np.array([5, 2, 0, 3])
     x = rng.integers(0, V, size=(T, B)) if embedding_dim else rng.standard_normal((T, B, V))
     y = np.array([0, 2, 1, 1])
@@ -74,8 +85,17 @@ def test_gradcheck_classifier(backend, cell, embedding_dim, bidirectional):
 def test_gradcheck_tagger(backend, cell, embedding_dim):
     rng = np.random.default_rng(2)
     T, B, V, H, O = 4, 3, 5, 3, 2
-    m = SequenceTagger(V, H, O, bidirectional=True, dtype=F64, seed=3, backend=backend,
-                       cell=cell, embedding_dim=embedding_dim)
+    m = SequenceTagger(
+        V,
+        H,
+        O,
+        bidirectional=True,
+        dtype=F64,
+        seed=3,
+        backend=backend,
+        cell=cell,
+        embedding_dim=embedding_dim,
+    )
     x = rng.integers(0, V, size=(T, B)) if embedding_dim else rng.standard_normal((T, B, V))
     lengths = np.array([4, 1, 3])
     mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
@@ -98,8 +118,16 @@ def test_gradcheck_tagger(backend, cell, embedding_dim):
 @pytest.mark.parametrize("embedding_dim", [None, 3])
 def test_gradcheck_char_models(backend, cell, embedding_dim):
     rng = np.random.default_rng(3)
-    m = CharModel("abcd", 4, num_layers=2, dtype=F64, seed=4, backend=backend, cell=cell,
-                  embedding_dim=embedding_dim)
+    m = CharModel(
+        "abcd",
+        4,
+        num_layers=2,
+        dtype=F64,
+        seed=4,
+        backend=backend,
+        cell=cell,
+        embedding_dim=embedding_dim,
+    )
     V = m.vocab_size
     ids = rng.integers(0, V, size=(6, 2))
     x, y = ids[:-1], ids[1:]
@@ -123,11 +151,17 @@ def test_gradcheck_char_models(backend, cell, embedding_dim):
 def test_identity_embedding_is_the_one_hot_model():
     rng = np.random.default_rng(0)
     V, H = 5, 4
-    pairs = [(SequenceTagger(V, H, 3, dtype=F64, seed=1, cell="lstm"),
-              SequenceTagger(V, H, 3, dtype=F64, seed=1, cell="lstm", embedding_dim=V)),
-             (SequenceClassifier(V, H, 3, dtype=F64, seed=1, cell="gru"),
-              SequenceClassifier(V, H, 3, dtype=F64, seed=1, cell="gru", embedding_dim=V)),
-             (CharRNN(V, H, dtype=F64, seed=1), CharRNN(V, H, dtype=F64, seed=1, embedding_dim=V))]
+    pairs = [
+        (
+            SequenceTagger(V, H, 3, dtype=F64, seed=1, cell="lstm"),
+            SequenceTagger(V, H, 3, dtype=F64, seed=1, cell="lstm", embedding_dim=V),
+        ),
+        (
+            SequenceClassifier(V, H, 3, dtype=F64, seed=1, cell="gru"),
+            SequenceClassifier(V, H, 3, dtype=F64, seed=1, cell="gru", embedding_dim=V),
+        ),
+        (CharRNN(V, H, dtype=F64, seed=1), CharRNN(V, H, dtype=F64, seed=1, embedding_dim=V)),
+    ]
     ids = rng.integers(0, V, size=(6, 3))
     for one, emb in pairs:
         for name, value in one.params.items():
@@ -137,8 +171,10 @@ def test_identity_embedding_is_the_one_hot_model():
         y1, y2 = (y1[0], y2[0]) if isinstance(y1, tuple) else (y1, y2)
         np.testing.assert_allclose(y1, y2, rtol=1e-13, atol=1e-15)
     # Generation reads the ids the same way.
-    np.testing.assert_array_equal(pairs[2][0].generate([1, 2], 8, temperature=0),
-                                  pairs[2][1].generate([1, 2], 8, temperature=0))
+    np.testing.assert_array_equal(
+        pairs[2][0].generate([1, 2], 8, temperature=0),
+        pairs[2][1].generate([1, 2], 8, temperature=0),
+    )
 
 
 def test_tbptt_trains_a_word_model_with_an_embedding():
@@ -156,11 +192,17 @@ def test_tbptt_trains_a_word_model_with_an_embedding():
 
 def test_bad_token_inputs():
     m = SequenceTagger(5, 3, 2, embedding_dim=2, seed=0)
-    with pytest.raises(TypeError, match="x must be an array of integer token ids, got dtype float32"):
+    with pytest.raises(
+        TypeError, match="x must be an array of integer token ids, got dtype float32"
+    ):
         m(np.zeros((3, 2, 5), np.float32))
-    with pytest.raises(ValueError, match=r"x must lie in \[0, num_embeddings\) = \[0, 5\), got values in \[0, 5\]"):
+    with pytest.raises(
+        ValueError, match=r"x must lie in \[0, num_embeddings\) = \[0, 5\), got values in \[0, 5\]"
+    ):
         m(np.array([[0, 5]]))
-    with pytest.raises(ValueError, match=r"x must be token ids of shape \(T, B\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be token ids of shape \(T, B\), got shape \(3,\)"
+    ):
         m(np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="embedding_dim must be >= 1"):
         SequenceClassifier(5, 3, 2, embedding_dim=0)
@@ -178,22 +220,33 @@ def test_bad_token_inputs():
 # Files
 # --------------------------------------------------------------------------
 
+
 def _models(cell, embedding_dim, attention):
     kw = dict(dtype=F64, seed=3, cell=cell, embedding_dim=embedding_dim)
-    models = [SequenceClassifier(6, 4, 3, bidirectional=True, **kw),
-              SequenceTagger(6, 4, 2, num_layers=2, **kw),
-              CharRNN(6, 4, **kw),
-              CharModel("abcde", 4, **kw)]
-    models.append(Seq2Seq(6, 5, 4, attention=attention, backend="numpy",
-                          attention_size=3 if attention == "additive" else None, **kw))
+    models = [
+        SequenceClassifier(6, 4, 3, bidirectional=True, **kw),
+        SequenceTagger(6, 4, 2, num_layers=2, **kw),
+        CharRNN(6, 4, **kw),
+        CharModel("abcde", 4, **kw),
+    ]
+    models.append(
+        Seq2Seq(
+            6,
+            5,
+            4,
+            attention=attention,
+            backend="numpy",
+            attention_size=3 if attention == "additive" else None,
+            **kw,
+        )
+    )
     return models
 
 
 def _run(m, rng):
     T, B = 4, 2
     if isinstance(m, Seq2Seq):
-        src = (rng.integers(0, 6, size=(T, B)) if m.embedding_dim
-               else rng.standard_normal((T, B, 6)))
+        src = rng.integers(0, 6, size=(T, B)) if m.embedding_dim else rng.standard_normal((T, B, 6))
         return m(src, m.decoder_inputs(rng.integers(0, 5, size=(3, B)), 4), [4, 2])
     if isinstance(m, CharRNN):
         return m(rng.integers(0, m.vocab_size, size=(T, B)))[0]
@@ -203,8 +256,10 @@ def _run(m, rng):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("embedding_dim,attention", [(None, None), (3, None), (None, "dot"),
-                                                     (3, "general"), (2, "additive")])
+@pytest.mark.parametrize(
+    "embedding_dim,attention",
+    [(None, None), (3, None), (None, "dot"), (3, "general"), (2, "additive")],
+)
 def test_save_load_keeps_cell_embedding_and_attention(tmp_path, cell, embedding_dim, attention):
     for i, m in enumerate(_models(cell, embedding_dim, attention)):
         path = tmp_path / f"m{i}.npz"
@@ -221,8 +276,12 @@ def test_save_load_keeps_cell_embedding_and_attention(tmp_path, cell, embedding_
             assert back.attention == attention and back.embedding_dim == embedding_dim
         for name in m.params:
             np.testing.assert_array_equal(back.params[name], m.params[name])
-        np.testing.assert_allclose(_run(back, np.random.default_rng(i)),
-                                   _run(m, np.random.default_rng(i)), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            _run(back, np.random.default_rng(i)),
+            _run(m, np.random.default_rng(i)),
+            rtol=1e-12,
+            atol=1e-14,
+        )
 
 
 def test_default_configs_have_no_new_keys():
@@ -233,8 +292,17 @@ def test_default_configs_have_no_new_keys():
         assert not {"embedding_dim", "attention", "attention_size"} & set(cfg)
 
 
-@pytest.mark.parametrize("name", ["classifier_lstm", "tagger_gru", "charrnn_rnn", "charmodel_lstm",
-                                  "seq2seq_rnn", "seq2seq_lstm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "classifier_lstm",
+        "tagger_gru",
+        "charrnn_rnn",
+        "charmodel_lstm",
+        "seq2seq_rnn",
+        "seq2seq_lstm",
+    ],
+)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_files_saved_before_embeddings_and_attention_still_load(name, backend):
     m = crnn.load(os.path.join(LEGACY, f"{name}.npz"), backend=backend)
@@ -246,8 +314,9 @@ def test_files_saved_before_embeddings_and_attention_still_load(name, backend):
     elif isinstance(m, Seq2Seq):
         assert m.attention is None and m.embedding_dim is None
         got = m(x, exp[f"{name}.tgt_in"], src_lengths=[4, 2])
-        np.testing.assert_array_equal(m.greedy_decode(x, 3, 4, src_lengths=[4, 2]),
-                                      exp[f"{name}.greedy"])
+        np.testing.assert_array_equal(
+            m.greedy_decode(x, 3, 4, src_lengths=[4, 2]), exp[f"{name}.greedy"]
+        )
     else:
         got = m(x, lengths=[4, 3])
         got = got[0] if isinstance(got, tuple) else got

@@ -5,6 +5,7 @@ module computes the same outputs); foreign, corrupted and tampered files
 raise ValueError naming the problem; no entry is ever pickled; user Module
 subclasses are saved once registered.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,19 +16,53 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import Linear, Module, RNN, RNNCell
+from crnn import RNN, Linear, Module, RNNCell
 from crnn.serialization import CONFIG_KEY, FORMAT, FORMAT_VERSION, register_module
 
 CONFIGS = [
     ("RNN", dict(input_size=3, hidden_size=4)),
-    ("RNN", dict(input_size=3, hidden_size=4, num_layers=3, nonlinearity="relu", bias=False,
-                 batch_first=True, dropout=0.3, bidirectional=True, dtype=np.float64, seed=5,
-                 backend="numpy", init="orthogonal")),
-    ("RNN", dict(input_size=2, hidden_size=5, num_layers=2, nonlinearity="sigmoid",
-                 bidirectional=True, init="glorot")),
+    (
+        "RNN",
+        dict(
+            input_size=3,
+            hidden_size=4,
+            num_layers=3,
+            nonlinearity="relu",
+            bias=False,
+            batch_first=True,
+            dropout=0.3,
+            bidirectional=True,
+            dtype=np.float64,
+            seed=5,
+            backend="numpy",
+            init="orthogonal",
+        ),
+    ),
+    (
+        "RNN",
+        dict(
+            input_size=2,
+            hidden_size=5,
+            num_layers=2,
+            nonlinearity="sigmoid",
+            bidirectional=True,
+            init="glorot",
+        ),
+    ),
     ("RNNCell", dict(input_size=3, hidden_size=4)),
-    ("RNNCell", dict(input_size=3, hidden_size=4, bias=False, nonlinearity="relu", dtype=np.float64,
-                     seed=2, backend="numpy", init="orthogonal")),
+    (
+        "RNNCell",
+        dict(
+            input_size=3,
+            hidden_size=4,
+            bias=False,
+            nonlinearity="relu",
+            dtype=np.float64,
+            seed=2,
+            backend="numpy",
+            init="orthogonal",
+        ),
+    ),
     ("Linear", dict(in_features=4, out_features=2)),
     ("Linear", dict(in_features=4, out_features=2, bias=False, dtype=np.float64, init="glorot")),
 ]
@@ -71,7 +106,10 @@ def _entries(path):
 # Round trips
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}{i}" for i, (n, _) in enumerate(CONFIGS)])
+
+@pytest.mark.parametrize(
+    "name,kwargs", CONFIGS, ids=[f"{n}{i}" for i, (n, _) in enumerate(CONFIGS)]
+)
 def test_round_trip(tmp_path, name, kwargs):
     model = CLASSES[name](**kwargs)
     for v in model.params.values():  # not the init: weights are really loaded
@@ -141,16 +179,20 @@ def test_backend_override_and_dropout_stream(tmp_path):
 # Bad files
 # --------------------------------------------------------------------------
 
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         crnn.load(tmp_path / "nope.npz")
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "cannot read it as an npz archive"),
-    (b"hello, this is not numpy" * 10, "cannot read it as an npz archive"),
-    (b"PK\x03\x04" + b"\x00" * 60, "cannot read"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "cannot read it as an npz archive"),
+        (b"hello, this is not numpy" * 10, "cannot read it as an npz archive"),
+        (b"PK\x03\x04" + b"\x00" * 60, "cannot read"),
+    ],
+)
 def test_garbage_files(tmp_path, content, match):
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
@@ -172,7 +214,7 @@ def test_corrupted_entry(saved, tmp_path):
     _, path = saved
     data = bytearray(path.read_bytes())
     start = data.index(b"weight_hh_l0.npy")
-    data[start + 200:start + 240] = b"\xff" * 40  # inside that entry's data: CRC fails
+    data[start + 200 : start + 240] = b"\xff" * 40  # inside that entry's data: CRC fails
     bad = tmp_path / "bad.npz"
     bad.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="not a valid crnn model file"):
@@ -219,19 +261,36 @@ def _tamper_header(path, tmp_path, edit):
     return bad
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda h: "{not json", "not valid JSON"),
-    (lambda h: [1, 2], "does not declare format"),
-    (lambda h: {**h, "format": "keras"}, "does not declare format"),
-    (lambda h: {**h, "version": 99}, "unsupported format version 99"),
-    (lambda h: {**h, "class": "Transformer"},
-     r"holds a Transformer, a class that is not registered.*RNN.*register_module\(Transformer\)"),
-    (lambda h: {**h, "config": [3, 4]}, "'config' must be a JSON object"),
-    (lambda h: {**h, "config": {**h["config"], "hidden_size": 0}}, "does not build a RNN .*hidden_size"),
-    (lambda h: {**h, "config": {**h["config"], "colour": "red"}}, "does not build a RNN .*colour"),
-    (lambda h: {**h, "config": {**h["config"], "num_layers": 3}}, "missing keys: .*weight_ih_l2"),
-    (lambda h: {**h, "config": {**h["config"], "hidden_size": 5}}, "shape mismatches: weight_ih_l0"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda h: "{not json", "not valid JSON"),
+        (lambda h: [1, 2], "does not declare format"),
+        (lambda h: {**h, "format": "keras"}, "does not declare format"),
+        (lambda h: {**h, "version": 99}, "unsupported format version 99"),
+        (
+            lambda h: {**h, "class": "Transformer"},
+            r"holds a Transformer, a class that is not registered.*RNN.*register_module\(Transformer\)",
+        ),
+        (lambda h: {**h, "config": [3, 4]}, "'config' must be a JSON object"),
+        (
+            lambda h: {**h, "config": {**h["config"], "hidden_size": 0}},
+            "does not build a RNN .*hidden_size",
+        ),
+        (
+            lambda h: {**h, "config": {**h["config"], "colour": "red"}},
+            "does not build a RNN .*colour",
+        ),
+        (
+            lambda h: {**h, "config": {**h["config"], "num_layers": 3}},
+            "missing keys: .*weight_ih_l2",
+        ),
+        (
+            lambda h: {**h, "config": {**h["config"], "hidden_size": 5}},
+            "shape mismatches: weight_ih_l0",
+        ),
+    ],
+)
 def test_tampered_config(saved, tmp_path, edit, match):
     _, path = saved
     with pytest.raises(ValueError, match=match):
@@ -259,23 +318,39 @@ def test_weights_missing_extra_or_misshapen(saved, tmp_path):
     with pytest.raises(ValueError) as exc:
         crnn.load(bad)
     msg = str(exc.value)
-    assert "bias_hh_l1_reverse" in msg and "stray" in msg and "weight_hh_l0: expected shape (4, 4)" in msg
+    assert (
+        "bias_hh_l1_reverse" in msg
+        and "stray" in msg
+        and "weight_hh_l0: expected shape (4, 4)" in msg
+    )
 
 
 # --------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------
 
+
 class TinyClassifier(Module):
     """A model built from layers: RNN -> Linear on the last step."""
 
     def __init__(self, input_size, hidden_size, classes, dtype="float32", seed=None, backend="c"):
         super().__init__(backend=backend)
-        self._cfg = dict(input_size=input_size, hidden_size=hidden_size, classes=classes,
-                         dtype=np.dtype(dtype).name, seed=seed, backend=backend)
+        self._cfg = dict(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            classes=classes,
+            dtype=np.dtype(dtype).name,
+            seed=seed,
+            backend=backend,
+        )
         self.rnn = RNN(input_size, hidden_size, dtype=dtype, seed=seed, backend=backend)
-        self.head = Linear(hidden_size, classes, dtype=dtype,
-                           seed=None if seed is None else seed + 1, backend=backend)
+        self.head = Linear(
+            hidden_size,
+            classes,
+            dtype=dtype,
+            seed=None if seed is None else seed + 1,
+            backend=backend,
+        )
 
     def config(self):
         return dict(self._cfg, backend=self.backend)

@@ -7,6 +7,7 @@ not by timing). Several Python threads calling crnn at once get exactly the
 numbers of serial calls. The thread-count setting round trips and is global;
 build_info describes the build.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,15 @@ import pytest
 
 import crnn
 from helpers import assert_bitwise, make_rnn_problem
-from problems import SPECS, cell_params, make_problem, option_variants, run
-from problems import backward as cell_backward
-from problems import forward as cell_forward
+from problems import (
+    SPECS,
+    backward as cell_backward,
+    cell_params,
+    forward as cell_forward,
+    make_problem,
+    option_variants,
+    run,
+)
 
 N_WORKERS = 4
 N_CALLS = 20
@@ -84,8 +91,9 @@ def test_forward_and_backward_release_the_gil(spec):
     dout, dstates = p.upstream("all")
     assert progress_during(lambda: cell_forward(crnn, p)) > 0, "forward held the GIL"
     _, _, cache = cell_forward(crnn, p)
-    assert progress_during(lambda: cell_backward(crnn, spec, cache, dout, dstates)) > 0, \
+    assert progress_during(lambda: cell_backward(crnn, spec, cache, dout, dstates)) > 0, (
         "backward held the GIL"
+    )
 
 
 @pytest.mark.parametrize("func", ["clip_grad_norm", "clip_grad_value"])
@@ -98,6 +106,7 @@ def test_clipping_releases_the_gil(func):
 def test_progress_during_sees_a_call_that_holds_the_gil():
     """The probe itself: a pure-Python call (which holds the GIL) shows no
     progress, a call that sleeps (which releases it) does."""
+
     def busy():
         total = 0
         for i in range(300_000):
@@ -117,8 +126,14 @@ def _job(seed, dtype):
     spec = SPECS[seed % len(SPECS)]
     variants = option_variants(spec)
     T, B, I, H = 9 + seed % 3, 16 + seed, 12, 24 + 3 * seed
-    p = make_problem(spec, (T, B, I, H), dtype, seed=seed, lengths="zeros",
-                     options=variants[seed % len(variants)])
+    p = make_problem(
+        spec,
+        (T, B, I, H),
+        dtype,
+        seed=seed,
+        lengths="zeros",
+        options=variants[seed % len(variants)],
+    )
     return p, p.upstream("all", seed + 50)
 
 
@@ -150,8 +165,10 @@ def test_concurrent_calls_match_serial(dtype, omp_threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_concurrent_clip_matches_serial(dtype):
     rng = np.random.default_rng(0)
-    bases = [[rng.standard_normal(50_000 + k).astype(dtype), rng.standard_normal(77).astype(dtype)]
-             for k in range(N_WORKERS)]
+    bases = [
+        [rng.standard_normal(50_000 + k).astype(dtype), rng.standard_normal(77).astype(dtype)]
+        for k in range(N_WORKERS)
+    ]
 
     def clip(k):
         arrays = [a.copy() for a in bases[k]]

@@ -6,6 +6,7 @@ id "c_engine"), and `crnn.Linear` against `torch.nn.Linear`.
 The cells (functional API, layers, one-step cells) are held to PyTorch in
 test_cells_torch.py, which iterates the cell registry.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -41,8 +42,9 @@ NORM_TYPES = [1.0, 2.0, 3.5, math.inf]
 
 def _grad_arrays(dtype, seed=20):
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal(shape) * (i + 1)).astype(dtype)
-            for i, shape in enumerate(GRAD_SHAPES)]
+    return [
+        (rng.standard_normal(shape) * (i + 1)).astype(dtype) for i, shape in enumerate(GRAD_SHAPES)
+    ]
 
 
 def _torch_params(arrays):
@@ -57,8 +59,9 @@ def _torch_params(arrays):
 def _torch_clip_grad_norm(arrays, max_norm, norm_type, error_if_nonfinite=False):
     """(total norm, clipped copies of arrays) from torch.nn.utils.clip_grad_norm_."""
     params = _torch_params(arrays)
-    total = torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type,
-                                           error_if_nonfinite=error_if_nonfinite)
+    total = torch.nn.utils.clip_grad_norm_(
+        params, max_norm, norm_type=norm_type, error_if_nonfinite=error_if_nonfinite
+    )
     return float(total), [p.grad.numpy() for p in params]
 
 
@@ -206,8 +209,11 @@ def test_linear_parity(backend, shape, bias):
     (yt * torch.from_numpy(dy)).sum().backward()
     y = lin(x)
     dx = lin.backward(dy)
-    theirs = {"y": yt.detach().numpy(), "dx": xt.grad.numpy(),
-              **{"grad." + k: p.grad.numpy() for k, p in t_lin.named_parameters()}}
+    theirs = {
+        "y": yt.detach().numpy(),
+        "dx": xt.grad.numpy(),
+        **{"grad." + k: p.grad.numpy() for k, p in t_lin.named_parameters()},
+    }
     mine = {"y": y, "dx": dx, **{"grad." + k: g for k, g in lin.grads.items()}}
     assert mine.keys() == theirs.keys()
     for k in theirs:

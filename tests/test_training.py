@@ -1,4 +1,5 @@
 """Training helpers: gradcheck, last_valid and truncated BPTT (crnn.training)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,7 @@ BACKENDS = ["c", "numpy"]
 # --------------------------------------------------------------------------
 # gradcheck
 # --------------------------------------------------------------------------
+
 
 def _quadratic(seed=0):
     rng = np.random.default_rng(seed)
@@ -86,6 +88,7 @@ def test_gradcheck_rejects_non_float64_and_bad_inputs():
 # last_valid
 # --------------------------------------------------------------------------
 
+
 def test_last_valid_gathers_each_rows_last_step():
     rng = np.random.default_rng(0)
     out = rng.standard_normal((5, 4, 3))
@@ -129,15 +132,19 @@ def test_last_valid_validates_lengths():
 # TBPTT
 # --------------------------------------------------------------------------
 
+
 def _stream(T=12, B=3, I=2, O=2, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((T, B, I)).astype(dtype),
-            rng.standard_normal((T, B, O)).astype(dtype))
+    return (
+        rng.standard_normal((T, B, I)).astype(dtype),
+        rng.standard_normal((T, B, O)).astype(dtype),
+    )
 
 
 def _tagger(backend, num_layers=2, dtype=np.float64, seed=1):
-    return crnn.models.SequenceTagger(2, 4, 2, num_layers=num_layers, dtype=dtype, seed=seed,
-                                      backend=backend)
+    return crnn.models.SequenceTagger(
+        2, 4, 2, num_layers=num_layers, dtype=dtype, seed=seed, backend=backend
+    )
 
 
 class _Recorder:
@@ -253,7 +260,7 @@ def test_tbptt_stride_starts_each_window_from_the_true_state(stride):
     starts = list(range(0, 14, stride))
     assert len(losses) == len(starts)
     for s, pred in zip(starts, rec.preds):
-        np.testing.assert_allclose(pred, full[s:s + 5], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(pred, full[s : s + 5], rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(tb.state, h_n, rtol=1e-12, atol=1e-13)
 
 
@@ -269,8 +276,9 @@ def test_tbptt_bare_rnn_batch_first_and_mask():
     full, h_n = rnn(x)
     np.testing.assert_allclose(np.concatenate(rec.preds, axis=1), full, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(tb.state, h_n, rtol=1e-12, atol=1e-13)
-    assert losses[0] == pytest.approx(crnn.losses.mse(full[:, :4], y[:, :4],
-                                                      mask=mask[:, :4])[0], rel=1e-12)
+    assert losses[0] == pytest.approx(
+        crnn.losses.mse(full[:, :4], y[:, :4], mask=mask[:, :4])[0], rel=1e-12
+    )
 
 
 def test_tbptt_updates_weights_once_per_window():
@@ -313,11 +321,13 @@ def test_tbptt_validation():
 # TBPTT with every cell: carried states of any form, row resets, learning
 # --------------------------------------------------------------------------
 
+
 def _cell_layer(spec, backend="c", seed=0, dtype=np.float64):
     """The cell's two-layer layer (crnn.RNN, LSTM, GRU, or a Recurrent)."""
     extra = {"output_size": 4} if spec.uses_output_size else {}
-    return crnn.nn.recurrent_layer(spec, 3, 12, num_layers=2, dtype=dtype, seed=seed,
-                                   backend=backend, **extra)
+    return crnn.nn.recurrent_layer(
+        spec, 3, 12, num_layers=2, dtype=dtype, seed=seed, backend=backend, **extra
+    )
 
 
 def _parts(state):

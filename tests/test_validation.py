@@ -4,6 +4,7 @@
 and both APIs, is test_cells_validation.py; of the layers, losses,
 optimizers and files, test_reliability_inputs.py.)
 """
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 on the adding problem a tanh RNN stays at the baseline while an LSTM and a GRU
 learn, and the RNN's gradient ||dL/dh_t|| dies out through time while the
 LSTM's and GRU's do not. Fixed seeds and small settings (a few seconds)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -68,17 +69,19 @@ def test_grad_norms_match_the_layer_backward(vg, cell):
     norms = vg.grad_norms_through_time(model, x, y)
     layer = model.rnn
     for t in (0, 5):
-        _, state = layer(x[:t + 1])  # the state after step t: h_t (and c_t)
-        out, _ = layer(x[t + 1:], state)
+        _, state = layer(x[: t + 1])  # the state after step t: h_t (and c_t)
+        out, _ = layer(x[t + 1 :], state)
         _, dy = crnn.losses.mse(model.head(out[-1]), y)
         dout = np.zeros_like(out)
         dout[-1] = model.head.backward(dy)
         _, d0 = layer.backward(dout)
         dh = d0[0] if cell == "lstm" else d0
-        np.testing.assert_allclose(norms[t], np.linalg.norm(dh[0].astype(np.float64), axis=1).mean(),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            norms[t], np.linalg.norm(dh[0].astype(np.float64), axis=1).mean(), rtol=1e-4
+        )
     out, _ = layer(x)
     _, dy = crnn.losses.mse(model.head(out[-1]), y)
     dlast = model.head.backward(dy)
-    np.testing.assert_allclose(norms[-1], np.linalg.norm(dlast.astype(np.float64), axis=1).mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        norms[-1], np.linalg.norm(dlast.astype(np.float64), axis=1).mean(), rtol=1e-5
+    )

@@ -3,24 +3,61 @@
 The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 (`crnn.reference`) share one API and one numerical contract.
 """
-from . import reference
-from ._runtime import (available_isas, build_info, get_num_threads, limit_blas_threads, set_isa,
-                       set_num_threads)
-from . import cells
-from .cells import (GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads, RNNCache,
-                    RNNGrads)
+
+from . import cells, data, init, losses, models, nn, optim, reference, training
+from ._runtime import (
+    available_isas,
+    build_info,
+    get_num_threads,
+    limit_blas_threads,
+    set_isa,
+    set_num_threads,
+)
 from ._version import __version__
-from .functional import (attention_backward, attention_forward, backward, clip_grad_norm,
-                         clip_grad_value, embedding_backward, embedding_forward, forward,
-                         gru_backward, gru_forward, jordan_backward, jordan_forward,
-                         lstm_backward, lstm_forward, rnn_backward, rnn_forward)
-from . import init, nn
-from . import losses, optim
+from .cells import (
+    GRUCache,
+    GRUGrads,
+    JordanCache,
+    JordanGrads,
+    LSTMCache,
+    LSTMGrads,
+    RNNCache,
+    RNNGrads,
+)
+from .functional import (
+    attention_backward,
+    attention_forward,
+    backward,
+    clip_grad_norm,
+    clip_grad_value,
+    embedding_backward,
+    embedding_forward,
+    forward,
+    gru_backward,
+    gru_forward,
+    jordan_backward,
+    jordan_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
 from .module import Module
-from .nn import (GRU, LSTM, RNN, Attention, Embedding, GRUCell, Jordan, Linear, LSTMCell,
-                 Recurrent, RecurrentCell, RNNCell)
+from .nn import (
+    GRU,
+    LSTM,
+    RNN,
+    Attention,
+    Embedding,
+    GRUCell,
+    Jordan,
+    Linear,
+    LSTMCell,
+    Recurrent,
+    RecurrentCell,
+    RNNCell,
+)
 from .serialization import load, save
-from . import data, models, training
 from .training import gradcheck
 
 __all__ = [

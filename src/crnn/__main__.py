@@ -1,4 +1,5 @@
 """``python -m crnn ...`` runs the ``crnn`` command (see `crnn.cli`)."""
+
 import sys
 
 from .cli import main

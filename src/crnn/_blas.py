@@ -26,6 +26,7 @@ Nothing here runs at import time; ``import crnn`` never touches BLAS.
 Elsewhere than Linux (no ``/proc/self/maps``) no library is found, and
 `crnn.limit_blas_threads` warns that threadpoolctl is needed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,14 +35,21 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ["BlasLibrary", "BlasLimit", "LimitedLibrary", "loaded_library_paths",
-           "find_blas_libraries", "limit_with_threadpoolctl", "limit_with_ctypes", "MAPS"]
+__all__ = [
+    "BlasLibrary",
+    "BlasLimit",
+    "LimitedLibrary",
+    "loaded_library_paths",
+    "find_blas_libraries",
+    "limit_with_threadpoolctl",
+    "limit_with_ctypes",
+    "MAPS",
+]
 
 #: The file listing the process's memory mappings (Linux).
 MAPS = "/proc/self/maps"
 
-_NAME_PREFIXES = ("libscipy_openblas", "libopenblas", "libmkl_rt", "libblis", "libblas",
-                  "libcblas")
+_NAME_PREFIXES = ("libscipy_openblas", "libopenblas", "libmkl_rt", "libblis", "libblas", "libcblas")
 
 _RTLD_NOLOAD = getattr(os, "RTLD_NOLOAD", 0)
 
@@ -69,7 +77,7 @@ class BlasLibrary:
     set_symbol: str
     _get: Callable[[], int]
     _set: Callable[[int], Any]
-    _default_one: bool = False   # BLIS: get() == -1 means "not threaded" (one thread)
+    _default_one: bool = False  # BLIS: get() == -1 means "not threaded" (one thread)
 
     @property
     def filename(self) -> str:
@@ -85,8 +93,10 @@ class BlasLibrary:
         self._set(int(n))
 
     def __repr__(self) -> str:
-        return (f"BlasLibrary({self.kind}, {self.filename}, {self.set_symbol}, "
-                f"{self.get_num_threads()} threads)")
+        return (
+            f"BlasLibrary({self.kind}, {self.filename}, {self.set_symbol}, "
+            f"{self.get_num_threads()} threads)"
+        )
 
 
 def loaded_library_paths(maps: str = MAPS) -> List[str]:
@@ -146,8 +156,10 @@ def _probe(path: str, lib: ctypes.CDLL) -> Tuple[Optional[BlasLibrary], Optional
                 continue
             parallel = _function(lib, f"{prefix}openblas_get_parallel{suffix}", ctypes.c_int, [])
             if parallel is not None and parallel() == 2:
-                return None, (f"{os.path.basename(path)} is an OpenBLAS with OpenMP threads; "
-                              f"its setter would change crnn's OpenMP threads too")
+                return None, (
+                    f"{os.path.basename(path)} is an OpenBLAS with OpenMP threads; "
+                    f"its setter would change crnn's OpenMP threads too"
+                )
             return BlasLibrary("OpenBLAS", path, get.__name__, set_.__name__, get, set_), None
     get = _function(lib, "MKL_Get_Max_Threads", ctypes.c_int, [])
     set_ = _function(lib, "MKL_Set_Num_Threads", None, [ctypes.c_int])
@@ -156,8 +168,9 @@ def _probe(path: str, lib: ctypes.CDLL) -> Tuple[Optional[BlasLibrary], Optional
     get = _function(lib, "bli_thread_get_num_threads", ctypes.c_int, [])
     set_ = _function(lib, "bli_thread_set_num_threads", None, [ctypes.c_int])
     if get is not None and set_ is not None:
-        return BlasLibrary("BLIS", path, get.__name__, set_.__name__, get, set_,
-                           _default_one=True), None
+        return BlasLibrary(
+            "BLIS", path, get.__name__, set_.__name__, get, set_, _default_one=True
+        ), None
     return None, f"{os.path.basename(path)} has no thread-count API crnn knows"
 
 
@@ -205,15 +218,17 @@ _KINDS = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "Fl
 class LimitedLibrary:
     """One BLAS library under a limit: which, through what, and its thread counts."""
 
-    kind: str      # "OpenBLAS", "MKL", "BLIS", ...
+    kind: str  # "OpenBLAS", "MKL", "BLIS", ...
     path: str
-    api: str       # "threadpoolctl", or the C function called (ctypes)
-    before: int    # threads when the block began
-    after: int     # threads inside the block
+    api: str  # "threadpoolctl", or the C function called (ctypes)
+    before: int  # threads when the block began
+    after: int  # threads inside the block
 
     def __str__(self) -> str:
-        return (f"{self.kind} ({os.path.basename(self.path)}) {self.before} -> {self.after} "
-                f"thread{'s' if self.after != 1 else ''} via {self.api}")
+        return (
+            f"{self.kind} ({os.path.basename(self.path)}) {self.before} -> {self.after} "
+            f"thread{'s' if self.after != 1 else ''} via {self.api}"
+        )
 
 
 class BlasLimit:
@@ -233,8 +248,9 @@ class BlasLimit:
         Why libraries with a BLAS name were left alone, if any.
     """
 
-    def __init__(self, n: int, via: Optional[str], libraries: List[LimitedLibrary],
-                 notes: List[str] = ()) -> None:
+    def __init__(
+        self, n: int, via: Optional[str], libraries: List[LimitedLibrary], notes: List[str] = ()
+    ) -> None:
         self.n = n
         self.via = via
         self.libraries = tuple(libraries)
@@ -250,10 +266,15 @@ class BlasLimit:
             return ""
         if self.libraries:
             return "; ".join(f"{lib} stayed above {self.n}" for lib in self.libraries)
-        where = ("in /proc/self/maps for OpenBLAS, MKL and BLIS" if os.path.exists(MAPS)
-                 else "only on Linux (in /proc/self/maps)")
+        where = (
+            "in /proc/self/maps for OpenBLAS, MKL and BLIS"
+            if os.path.exists(MAPS)
+            else "only on Linux (in /proc/self/maps)"
+        )
         found = f" ({'; '.join(self.notes)})" if self.notes else ""
-        return f"no BLAS library whose thread count crnn can set is loaded{found}; crnn looks {where}"
+        return (
+            f"no BLAS library whose thread count crnn can set is loaded{found}; crnn looks {where}"
+        )
 
     def __str__(self) -> str:
         if not self:
@@ -296,9 +317,10 @@ def limit_with_threadpoolctl(n: int) -> Optional[Tuple[BlasLimit, _Threadpoolctl
             return None
         before = [c.num_threads for c in controllers]
         limiter = blas.limit(limits=n)
-        libs = [LimitedLibrary(_kind(c.internal_api), c.filepath, "threadpoolctl", b,
-                               c.num_threads)
-                for c, b in zip(controllers, before)]
+        libs = [
+            LimitedLibrary(_kind(c.internal_api), c.filepath, "threadpoolctl", b, c.num_threads)
+            for c, b in zip(controllers, before)
+        ]
     except Exception:  # noqa: BLE001 - a speed-up must never break the caller's work
         return None
     limit = BlasLimit(n, "threadpoolctl", libs)
@@ -348,7 +370,9 @@ class _CtypesLimit:
             _saved.clear()
 
 
-def limit_with_ctypes(n: int, paths: Optional[List[str]] = None) -> Tuple[BlasLimit, Optional[_CtypesLimit]]:
+def limit_with_ctypes(
+    n: int, paths: Optional[List[str]] = None
+) -> Tuple[BlasLimit, Optional[_CtypesLimit]]:
     """Limit the BLAS libraries `find_blas_libraries` finds to at most `n` threads.
 
     Returns the report and the handle that undoes the limit (None when no
@@ -368,6 +392,9 @@ def limit_with_ctypes(n: int, paths: Optional[List[str]] = None) -> Tuple[BlasLi
             befores.append(lib.get_num_threads())
         _apply_locked()
         for lib, before in zip(libs, befores):
-            records.append(LimitedLibrary(lib.kind, lib.path, f"ctypes {lib.set_symbol}", before,
-                                          lib.get_num_threads()))
+            records.append(
+                LimitedLibrary(
+                    lib.kind, lib.path, f"ctypes {lib.set_symbol}", before, lib.get_num_threads()
+                )
+            )
     return BlasLimit(n, "ctypes", records, notes), _CtypesLimit(token)

@@ -11,6 +11,7 @@ Both expose the generic ``forward`` / ``backward`` (any cell of
 ``clip_grad_norm`` and ``clip_grad_value``, with identical signatures and
 semantics.
 """
+
 from __future__ import annotations
 
 from types import ModuleType

@@ -22,15 +22,22 @@ What runs where, and why:
   instead of storing the tensor. The projections ``W_q s_t`` and ``W_k h_j``
   stay GEMMs on BLAS.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ._validate_seq import (ATTENTION_WEIGHTS, AttentionCache, AttentionGrads, attention_args,
-                            attention_backward_args, embedding_backward_args,
-                            embedding_forward_args)
+from ._validate_seq import (
+    ATTENTION_WEIGHTS,
+    AttentionCache,
+    AttentionGrads,
+    attention_args,
+    attention_backward_args,
+    embedding_backward_args,
+    embedding_forward_args,
+)
 
 __all__ = ["embedding_forward", "embedding_backward", "attention_forward", "attention_backward"]
 
@@ -38,6 +45,7 @@ __all__ = ["embedding_forward", "embedding_backward", "attention_forward", "atte
 # --------------------------------------------------------------------------
 # Embedding
 # --------------------------------------------------------------------------
+
 
 def embedding_forward(ids: Any, weight: Any, padding_idx: Optional[int] = None) -> np.ndarray:
     """Look up the rows of `weight` for integer `ids` of any shape (C engine).
@@ -48,8 +56,9 @@ def embedding_forward(ids: Any, weight: Any, padding_idx: Optional[int] = None) 
     return np.take(w, ids, axis=0)
 
 
-def embedding_backward(ids: Any, dout: Any, num_embeddings: int,
-                       padding_idx: Optional[int] = None) -> np.ndarray:
+def embedding_backward(
+    ids: Any, dout: Any, num_embeddings: int, padding_idx: Optional[int] = None
+) -> np.ndarray:
     """The gradient of `embedding_forward` w.r.t. ``weight`` (C engine).
 
     Arguments, results and errors as in `crnn.reference.embedding_backward`;
@@ -69,8 +78,10 @@ def embedding_backward(ids: Any, dout: Any, num_embeddings: int,
 # Attention
 # --------------------------------------------------------------------------
 
-def _additive_scores(pq: np.ndarray, pk: np.ndarray, v: np.ndarray,
-                     lengths: Optional[np.ndarray]) -> np.ndarray:
+
+def _additive_scores(
+    pq: np.ndarray, pk: np.ndarray, v: np.ndarray, lengths: Optional[np.ndarray]
+) -> np.ndarray:
     """e[t, b, j] = v . tanh(pq[t, b] + pk[j, b]) for j < lengths[b], else -inf.
 
     pq (T, B, A), pk (S, B, A), v (A,); returns (T, B, S).
@@ -85,9 +96,9 @@ def _additive_scores(pq: np.ndarray, pk: np.ndarray, v: np.ndarray,
     return e
 
 
-def _additive_scores_backward(pq: np.ndarray, pk: np.ndarray, v: np.ndarray,
-                              lengths: Optional[np.ndarray],
-                              de: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _additive_scores_backward(
+    pq: np.ndarray, pk: np.ndarray, v: np.ndarray, lengths: Optional[np.ndarray], de: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients (dpq, dpk, dv) of `_additive_scores` from de (T, B, S)."""
     T, B, A = pq.shape
     S = pk.shape[0]
@@ -133,8 +144,9 @@ def _softmax_valid(e: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
     return e
 
 
-def attention_forward(score: str, query: Any, keys: Any, weights: Mapping[str, Any], *,
-                      lengths: Optional[Any] = None) -> Tuple[np.ndarray, np.ndarray, AttentionCache]:
+def attention_forward(
+    score: str, query: Any, keys: Any, weights: Mapping[str, Any], *, lengths: Optional[Any] = None
+) -> Tuple[np.ndarray, np.ndarray, AttentionCache]:
     """Global attention of every decoder step over the encoder outputs (C engine).
 
     Arguments, results, formulas and errors as in
@@ -163,10 +175,16 @@ def attention_forward(score: str, query: Any, keys: Any, weights: Mapping[str, A
     z = np.matmul(c, wc[:, :K].T)
     z += np.matmul(qb, wc[:, K:].T)
     out = np.tanh(z, out=z)
-    cache = AttentionCache(a.score, a.query, a.keys, w, a.lengths,
-                           np.ascontiguousarray(alpha.transpose(1, 0, 2)),
-                           np.ascontiguousarray(c.transpose(1, 0, 2)),
-                           np.ascontiguousarray(out.transpose(1, 0, 2)))
+    cache = AttentionCache(
+        a.score,
+        a.query,
+        a.keys,
+        w,
+        a.lengths,
+        np.ascontiguousarray(alpha.transpose(1, 0, 2)),
+        np.ascontiguousarray(c.transpose(1, 0, 2)),
+        np.ascontiguousarray(out.transpose(1, 0, 2)),
+    )
     return cache.out, cache.alpha, cache
 
 
@@ -186,8 +204,9 @@ def attention_backward(dout: Any, cache: AttentionCache) -> AttentionGrads:
     dz = dout * (1 - c.out * c.out)  # (T, B, Q), time-major
     dz2 = dz.reshape(-1, Q)
     wc = w["weight_c"]
-    dw["weight_c"] = np.concatenate([dz2.T @ c.context.reshape(-1, K),
-                                     dz2.T @ a.query.reshape(-1, Q)], axis=1)
+    dw["weight_c"] = np.concatenate(
+        [dz2.T @ c.context.reshape(-1, K), dz2.T @ a.query.reshape(-1, Q)], axis=1
+    )
     dctx = (dz @ wc[:, :K]).transpose(1, 0, 2)  # (B, T, K)
     ds = (dz @ wc[:, K:]).transpose(1, 0, 2)  # (B, T, Q)
 
@@ -213,12 +232,16 @@ def attention_backward(dout: Any, cache: AttentionCache) -> AttentionGrads:
         pq = a.query @ w["weight_q"].T  # (T, B, A)
         pk = kb.transpose(1, 0, 2) @ w["weight_k"].T  # (S, B, A)
         dpq, dpk, dw["v"] = _additive_scores_backward(
-            pq, pk, w["v"], a.lengths, np.ascontiguousarray(de.transpose(1, 0, 2)))
+            pq, pk, w["v"], a.lengths, np.ascontiguousarray(de.transpose(1, 0, 2))
+        )
         dw["weight_q"] = dpq.reshape(-1, A).T @ a.query.reshape(-1, Q)
         ds += (dpq @ w["weight_q"]).transpose(1, 0, 2)
         dw["weight_k"] = dpk.reshape(-1, A).T @ kb.transpose(1, 0, 2).reshape(-1, K)
         dh += (dpk @ w["weight_k"]).transpose(1, 0, 2)
 
     dweights = {n: dw[n] for n in ATTENTION_WEIGHTS[a.score]}
-    return AttentionGrads(np.ascontiguousarray(ds.transpose(1, 0, 2)),
-                          np.ascontiguousarray(dh.transpose(1, 0, 2)), dweights)
+    return AttentionGrads(
+        np.ascontiguousarray(ds.transpose(1, 0, 2)),
+        np.ascontiguousarray(dh.transpose(1, 0, 2)),
+        dweights,
+    )

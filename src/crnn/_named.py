@@ -6,6 +6,7 @@ positional signatures of PyTorch's functional style. `crnn.reference` and
 `crnn.functional` each call `entry_points` with their own engine, so the two
 APIs cannot drift apart.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -13,18 +14,28 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from . import cells
-from .cells import GRUCache, GRUGrads, JordanCache, JordanGrads, LSTMCache, LSTMGrads, RNNCache, RNNGrads
+from .cells import (
+    GRUCache,
+    GRUGrads,
+    JordanCache,
+    JordanGrads,
+    LSTMCache,
+    LSTMGrads,
+    RNNCache,
+    RNNGrads,
+)
 
 Forward = Callable[..., Tuple[np.ndarray, Tuple[np.ndarray, ...], Any]]
 Backward = Callable[[cells.CellSpec, Any, Any, Any], Any]
 
 
 def _stacked(weight_ih: Any, weight_hh: Any, bias_ih: Any, bias_hh: Any) -> Dict[str, Any]:
-    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih,
-            "bias_hh": bias_hh}
+    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih, "bias_hh": bias_hh}
 
 
-def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Callable[..., Any], ...]:
+def entry_points(
+    forward: Forward, backward: Backward, module: str
+) -> Tuple[Callable[..., Any], ...]:
     """(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward,
     gru_backward, jordan_forward, jordan_backward) over one engine.
 
@@ -83,10 +94,15 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         TypeError, ValueError
             On a wrong dtype, shape, nonlinearity or length.
         """
-        out, (h_n,), cache = forward("rnn", x, (h0,), _stacked(weight_ih, weight_hh, bias_ih, bias_hh),
-                                     lengths=lengths, nonlinearity=nonlinearity)
+        out, (h_n,), cache = forward(
+            "rnn",
+            x,
+            (h0,),
+            _stacked(weight_ih, weight_hh, bias_ih, bias_hh),
+            lengths=lengths,
+            nonlinearity=nonlinearity,
+        )
         return out, h_n, cache
-
 
     def rnn_backward(
         dout: Optional[np.ndarray],
@@ -122,7 +138,6 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         """
         return backward(cells.RNN, dout, (dh_n,), cache)
 
-
     def lstm_forward(
         x: Any,
         h0: Optional[Any],
@@ -143,14 +158,14 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
 
         Returns out (T, B, H), h_n (B, H), c_n (B, H) and an LSTMCache.
         """
-        out, (h_n, c_n), cache = forward("lstm", x, (h0, c0),
-                                         _stacked(weight_ih, weight_hh, bias_ih, bias_hh),
-                                         lengths=lengths)
+        out, (h_n, c_n), cache = forward(
+            "lstm", x, (h0, c0), _stacked(weight_ih, weight_hh, bias_ih, bias_hh), lengths=lengths
+        )
         return out, h_n, c_n, cache
 
-
-    def lstm_backward(dout: Optional[Any], dh_n: Optional[Any], dc_n: Optional[Any],
-                      cache: LSTMCache) -> LSTMGrads:
+    def lstm_backward(
+        dout: Optional[Any], dh_n: Optional[Any], dc_n: Optional[Any], cache: LSTMCache
+    ) -> LSTMGrads:
         """Backpropagation through time for `lstm_forward`.
 
         dout (T, B, H), dh_n and dc_n (B, H) may be None (zero); dout at padded
@@ -159,7 +174,6 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         bias).
         """
         return backward(cells.LSTM, dout, (dh_n, dc_n), cache)
-
 
     def gru_forward(
         x: Any,
@@ -180,10 +194,10 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
 
         Returns out (T, B, H), h_n (B, H) and a GRUCache.
         """
-        out, (h_n,), cache = forward("gru", x, (h0,), _stacked(weight_ih, weight_hh, bias_ih, bias_hh),
-                                     lengths=lengths)
+        out, (h_n,), cache = forward(
+            "gru", x, (h0,), _stacked(weight_ih, weight_hh, bias_ih, bias_hh), lengths=lengths
+        )
         return out, h_n, cache
-
 
     def gru_backward(dout: Optional[Any], dh_n: Optional[Any], cache: GRUCache) -> GRUGrads:
         """Backpropagation through time for `gru_forward`.
@@ -192,7 +206,6 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         the bias gradients differ in their n part (b_hn sits inside r * (.)).
         """
         return backward(cells.GRU, dout, (dh_n,), cache)
-
 
     def jordan_forward(
         x: Any,
@@ -221,15 +234,28 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         Returns out (T, B, O) (the outputs y_t), y_n (B, O) (the output after
         each row's last valid step) and a JordanCache for `jordan_backward`.
         """
-        weights = {"weight_ih": weight_ih, "weight_hy": weight_hy, "weight_ho": weight_ho,
-                   "bias_ih": bias_ih, "bias_hh": bias_hh, "bias_ho": bias_ho}
-        out, (y_n,), cache = forward("jordan", x, (y0,), weights, lengths=lengths,
-                                     nonlinearity=nonlinearity,
-                                     output_nonlinearity=output_nonlinearity)
+        weights = {
+            "weight_ih": weight_ih,
+            "weight_hy": weight_hy,
+            "weight_ho": weight_ho,
+            "bias_ih": bias_ih,
+            "bias_hh": bias_hh,
+            "bias_ho": bias_ho,
+        }
+        out, (y_n,), cache = forward(
+            "jordan",
+            x,
+            (y0,),
+            weights,
+            lengths=lengths,
+            nonlinearity=nonlinearity,
+            output_nonlinearity=output_nonlinearity,
+        )
         return out, y_n, cache
 
-
-    def jordan_backward(dout: Optional[Any], dy_n: Optional[Any], cache: JordanCache) -> JordanGrads:
+    def jordan_backward(
+        dout: Optional[Any], dy_n: Optional[Any], cache: JordanCache
+    ) -> JordanGrads:
         """BPTT for `jordan_forward`. dout, dy_n may be None.
 
         Returns JordanGrads(dx, dy0, dweight_ih, dweight_hy, dweight_ho,
@@ -238,9 +264,16 @@ def entry_points(forward: Forward, backward: Backward, module: str) -> Tuple[Cal
         """
         return backward(cells.JORDAN, dout, (dy_n,), cache)
 
-
-    functions = (rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward,
-                 gru_backward, jordan_forward, jordan_backward)
+    functions = (
+        rnn_forward,
+        rnn_backward,
+        lstm_forward,
+        lstm_backward,
+        gru_forward,
+        gru_backward,
+        jordan_forward,
+        jordan_backward,
+    )
     for fn in functions:
         fn.__module__ = module
         fn.__qualname__ = fn.__name__

@@ -31,15 +31,22 @@ Decoder states ``s_t = query[t, b]`` (Q features), encoder outputs
 Luong et al. (2015) "dot", "general" and the attentional hidden state
 ``out_t``; Bahdanau et al. (2015) the "additive" (concat) score.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ._validate_seq import (ATTENTION_WEIGHTS, AttentionCache, AttentionGrads, attention_args,
-                            attention_backward_args, embedding_backward_args,
-                            embedding_forward_args)
+from ._validate_seq import (
+    ATTENTION_WEIGHTS,
+    AttentionCache,
+    AttentionGrads,
+    attention_args,
+    attention_backward_args,
+    embedding_backward_args,
+    embedding_forward_args,
+)
 
 __all__ = ["embedding_forward", "embedding_backward", "attention_forward", "attention_backward"]
 
@@ -47,6 +54,7 @@ __all__ = ["embedding_forward", "embedding_backward", "attention_forward", "atte
 # --------------------------------------------------------------------------
 # Embedding
 # --------------------------------------------------------------------------
+
 
 def embedding_forward(ids: Any, weight: Any, padding_idx: Optional[int] = None) -> np.ndarray:
     """Look up the rows of `weight` for integer `ids` of any shape.
@@ -74,8 +82,9 @@ def embedding_forward(ids: Any, weight: Any, padding_idx: Optional[int] = None) 
     return w[ids]
 
 
-def embedding_backward(ids: Any, dout: Any, num_embeddings: int,
-                       padding_idx: Optional[int] = None) -> np.ndarray:
+def embedding_backward(
+    ids: Any, dout: Any, num_embeddings: int, padding_idx: Optional[int] = None
+) -> np.ndarray:
     """The gradient of `embedding_forward` with respect to ``weight``.
 
     ``dweight[v] = sum over positions i with ids[i] == v of dout[i]``,
@@ -109,6 +118,7 @@ def embedding_backward(ids: Any, dout: Any, num_embeddings: int,
 # --------------------------------------------------------------------------
 # Attention
 # --------------------------------------------------------------------------
+
 
 def _batch_major(a: np.ndarray) -> np.ndarray:
     """(T, B, F) -> (B, T, F), a view."""
@@ -164,8 +174,9 @@ def _masked_softmax(e: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return p / np.where(z > 0, z, 1)
 
 
-def attention_forward(score: str, query: Any, keys: Any, weights: Mapping[str, Any], *,
-                      lengths: Optional[Any] = None) -> Tuple[np.ndarray, np.ndarray, AttentionCache]:
+def attention_forward(
+    score: str, query: Any, keys: Any, weights: Mapping[str, Any], *, lengths: Optional[Any] = None
+) -> Tuple[np.ndarray, np.ndarray, AttentionCache]:
     """Global attention of every decoder step over the encoder outputs.
 
     With ``s_t = query[t, b]``, ``h_j = keys[j, b]``::
@@ -212,8 +223,9 @@ def attention_forward(score: str, query: Any, keys: Any, weights: Mapping[str, A
     alpha = _masked_softmax(e, _valid_steps(a.lengths, a.B, a.S))
     c = alpha @ h  # (B, T, K)
     out = np.tanh(np.concatenate([c, s], axis=2) @ w["weight_c"].T)  # (B, T, Q)
-    cache = AttentionCache(a.score, a.query, a.keys, w, a.lengths, _time_major(alpha),
-                           _time_major(c), _time_major(out))
+    cache = AttentionCache(
+        a.score, a.query, a.keys, w, a.lengths, _time_major(alpha), _time_major(c), _time_major(out)
+    )
     return cache.out, cache.alpha, cache
 
 

@@ -1,4 +1,5 @@
 """Threads, instruction sets and build facts of the C engine; NumPy's BLAS threads."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,7 +54,9 @@ def set_isa(name: str) -> None:
     if not isinstance(name, str) or name not in ("auto",) + _ISA_ORDER:
         raise ValueError(f"name must be 'auto' or one of {_ISA_ORDER}, got {name!r}")
     if not _core.set_isa(name):
-        raise ValueError(f"instruction set {name!r} is not available here; available: {available_isas()}")
+        raise ValueError(
+            f"instruction set {name!r} is not available here; available: {available_isas()}"
+        )
 
 
 def build_info() -> Dict[str, Any]:
@@ -128,7 +131,10 @@ def limit_blas_threads(n: int = 1) -> Iterator["BlasLimit"]:
             f"crnn.limit_blas_threads could not limit NumPy's BLAS threads: {limit.reason}. "
             "Training may run at half speed. Install threadpoolctl (pip install threadpoolctl, or "
             "pip install 'crnn[threads]'), or set OPENBLAS_NUM_THREADS=1 (MKL_NUM_THREADS=1 "
-            "for MKL) before starting Python.", RuntimeWarning, stacklevel=3)
+            "for MKL) before starting Python.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     try:
         yield limit
     finally:

@@ -7,6 +7,7 @@ order, checked shapes. Errors name the argument and what was expected, and are
 raised before any C code runs. Inputs are never modified: a conversion makes a
 new array, and an array that is already in the right form is used as is.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,10 @@ def as_array(name: str, value: Any) -> np.ndarray:
     the values under the mask.
     """
     if isinstance(value, np.ma.MaskedArray):
-        raise TypeError(f"{name} is a numpy.ma.MaskedArray; crnn ignores masks, so pass "
-                        f"{name}.filled(0) (or use lengths) instead")
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray; crnn ignores masks, so pass "
+            f"{name}.filled(0) (or use lengths) instead"
+        )
     if isinstance(value, np.ndarray):
         return value
     try:
@@ -81,12 +84,21 @@ def as_float_array(name: str, value: Any, dtype: np.dtype, shape: tuple) -> np.n
     Entries of `shape` that are None accept any size. Returns `value` itself
     when it already has that form (no copy).
     """
-    if (type(value) is np.ndarray and value.shape == shape and value.dtype == dtype
-            and value.flags.c_contiguous):
+    if (
+        type(value) is np.ndarray
+        and value.shape == shape
+        and value.dtype == dtype
+        and value.flags.c_contiguous
+    ):
         return value  # the common case, checked fast
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, arr.shape)):
-        expected = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        expected = (
+            "("
+            + ", ".join("?" if s is None else str(s) for s in shape)
+            + ("," if len(shape) == 1 else "")
+            + ")"
+        )
         raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
     if type(arr) is np.ndarray and arr.dtype == dtype and arr.flags.c_contiguous:
         return arr
@@ -109,9 +121,13 @@ def check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
     if arr.shape != (B,):
-        raise ValueError(f"lengths must have shape ({B},) (one length per batch row), got {arr.shape}")
+        raise ValueError(
+            f"lengths must have shape ({B},) (one length per batch row), got {arr.shape}"
+        )
     if B and (arr.min() < 0 or arr.max() > T):
-        raise ValueError(f"lengths must lie in [0, T] = [0, {T}], got values in [{arr.min()}, {arr.max()}]")
+        raise ValueError(
+            f"lengths must lie in [0, T] = [0, {T}], got values in [{arr.min()}, {arr.max()}]"
+        )
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
@@ -131,7 +147,8 @@ def check_sizes(T: int, B: int, I: int, H: int) -> None:  # noqa: E741
     if rows > MAX_ELEMENTS or rows * max(I, H) > MAX_ELEMENTS or H * max(I, H) > MAX_ELEMENTS:
         raise ValueError(
             f"x of shape {(T, B, I)} with hidden size {H} is too large: T*B = {rows} rows, "
-            f"T*B*max(I, H) and H*max(I, H) must each be at most 2**59 elements")
+            f"T*B*max(I, H) and H*max(I, H) must each be at most 2**59 elements"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -177,7 +194,13 @@ def _shape_text(spec: CellSpec, weight: Weight) -> str:
         if symbol == "G":
             return "hidden_size" if spec.gates == 1 else f"{spec.gates} * hidden_size"
         return _SIZE_NAMES[symbol]
-    return "(" + ", ".join(one(s) for s in weight.shape) + ("," if len(weight.shape) == 1 else "") + ")"
+
+    return (
+        "("
+        + ", ".join(one(s) for s in weight.shape)
+        + ("," if len(weight.shape) == 1 else "")
+        + ")"
+    )
 
 
 def _bind_sizes(spec: CellSpec, weights: Dict[str, Any]) -> Dict[str, int]:
@@ -193,10 +216,13 @@ def _bind_sizes(spec: CellSpec, weights: Dict[str, Any]) -> Dict[str, int]:
         value = weights[w.name]
         shape = value.shape if type(value) is np.ndarray else as_array(w.name, value).shape
         if len(shape) != len(w.shape) or (
-                "G" in w.shape and "H" not in bound and shape[w.shape.index("G")] % spec.gates):
+            "G" in w.shape and "H" not in bound and shape[w.shape.index("G")] % spec.gates
+        ):
             article = "an" if spec.title[0] in "AEFHILMNORSX" else "a"
-            raise ValueError(f"{w.name} of {article} {spec.title} must have shape "
-                             f"{_shape_text(spec, w)}, got {shape}")
+            raise ValueError(
+                f"{w.name} of {article} {spec.title} must have shape "
+                f"{_shape_text(spec, w)}, got {shape}"
+            )
         for symbol, n in zip(w.shape, shape):
             key = "H" if symbol == "G" else symbol
             if key not in bound:
@@ -208,7 +234,9 @@ def _check_options(spec: CellSpec, options: Mapping[str, Any]) -> Dict[str, str]
     unknown = [k for k in options if k not in spec.option_names]
     if unknown:
         takes = ", ".join(spec.option_names) or "none"
-        raise TypeError(f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})")
+        raise TypeError(
+            f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})"
+        )
     checked = {}
     for o in spec.options:
         value = options.get(o.name, o.default)
@@ -220,12 +248,16 @@ def _check_options(spec: CellSpec, options: Mapping[str, Any]) -> Dict[str, str]
 
 def _check_weights(spec: CellSpec, weights: Any) -> Dict[str, Any]:
     if not isinstance(weights, Mapping):
-        raise TypeError(f"weights must be a mapping of {spec.weight_names} to arrays, "
-                        f"got {type(weights).__name__}")
+        raise TypeError(
+            f"weights must be a mapping of {spec.weight_names} to arrays, "
+            f"got {type(weights).__name__}"
+        )
     unknown = [k for k in weights if k not in spec.weight_names]
     if unknown:
-        raise ValueError(f"the {spec.title} cell has no weight {unknown[0]!r} (its weights: "
-                         f"{', '.join(spec.weight_names)})")
+        raise ValueError(
+            f"the {spec.title} cell has no weight {unknown[0]!r} (its weights: "
+            f"{', '.join(spec.weight_names)})"
+        )
     return {w.name: weights.get(w.name) for w in spec.weights}
 
 
@@ -235,13 +267,16 @@ def _check_states(spec: CellSpec, states: Any, what: str) -> Tuple[Any, ...]:
         return (None,) * n
     if isinstance(states, np.ndarray) or not isinstance(states, (tuple, list)) or len(states) != n:
         names = ", ".join(f"{s}{what}" for s in spec.states)
-        raise TypeError(f"the {spec.title} cell's states must be a sequence of {n} arrays or None "
-                        f"({names}), got {type(states).__name__}")
+        raise TypeError(
+            f"the {spec.title} cell's states must be a sequence of {n} arrays or None "
+            f"({names}), got {type(states).__name__}"
+        )
     return tuple(states)
 
 
-def forward_args(spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any,
-                 options: Mapping[str, Any]) -> ForwardArgs:
+def forward_args(
+    spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any, options: Mapping[str, Any]
+) -> ForwardArgs:
     """Check and normalise the arguments of `spec`'s forward.
 
     One floating dtype for every array, C-contiguous native copies only where
@@ -252,28 +287,39 @@ def forward_args(spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any
     weights = _check_weights(spec, weights)
     dtype = _common_float_dtype(
         [("x", x), *zip(spec.initial_states, states), *weights.items()],
-        required=("x",) + spec.required_weights)
+        required=("x",) + spec.required_weights,
+    )
     checked_options = _check_options(spec, options)
     sizes = _bind_sizes(spec, weights)
     x_shape = x.shape if type(x) is np.ndarray else as_array("x", x).shape
     if len(x_shape) == 3:
-        check_sizes(x_shape[0], x_shape[1], max(sizes["I"], sizes["O"]),
-                    max(sizes["G"], sizes["O"]))
-    x_arr = as_float_array("x", x, dtype, (*x_shape[:2], sizes["I"]) if len(x_shape) == 3
-                           else (None, None, sizes["I"]))
+        check_sizes(
+            x_shape[0], x_shape[1], max(sizes["I"], sizes["O"]), max(sizes["G"], sizes["O"])
+        )
+    x_arr = as_float_array(
+        "x", x, dtype, (*x_shape[:2], sizes["I"]) if len(x_shape) == 3 else (None, None, sizes["I"])
+    )
     T, B = x_arr.shape[:2]
     width = spec.width(sizes)
     return ForwardArgs(
         spec=spec,
         x=x_arr,
-        states=tuple(None if s is None else as_float_array(name, s, dtype, (B, width))
-                     for name, s in zip(spec.initial_states, states)),
-        weights={w.name: None if weights[w.name] is None
-                 else as_float_array(w.name, weights[w.name], dtype, spec.weight_shape(w, sizes))
-                 for w in spec.weights},
+        states=tuple(
+            None if s is None else as_float_array(name, s, dtype, (B, width))
+            for name, s in zip(spec.initial_states, states)
+        ),
+        weights={
+            w.name: None
+            if weights[w.name] is None
+            else as_float_array(w.name, weights[w.name], dtype, spec.weight_shape(w, sizes))
+            for w in spec.weights
+        },
         lengths=check_lengths(lengths, T, B),
         options=checked_options,
-        T=T, B=B, sizes=sizes, dtype=dtype,
+        T=T,
+        B=B,
+        sizes=sizes,
+        dtype=dtype,
     )
 
 
@@ -283,8 +329,9 @@ def make_cache(a: ForwardArgs, out: np.ndarray, saved: Sequence[np.ndarray]) -> 
     A cache's fields come in the order x, initial states, weights, lengths,
     options, out, saved arrays (crnn.cells).
     """
-    return a.spec.cache_type(a.x, *a.states, *a.weights.values(), a.lengths,
-                             *a.options.values(), out, *saved)
+    return a.spec.cache_type(
+        a.x, *a.states, *a.weights.values(), a.lengths, *a.options.values(), out, *saved
+    )
 
 
 def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> BackwardArgs:
@@ -295,30 +342,43 @@ def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Backwa
     inconsistent shapes.
     """
     if not isinstance(cache, spec.cache_type):
-        raise TypeError(f"cache must be the {spec.cache_type.__name__} returned by "
-                        f"{spec.name}_forward, got {type(cache).__name__}")
+        raise TypeError(
+            f"cache must be the {spec.cache_type.__name__} returned by "
+            f"{spec.name}_forward, got {type(cache).__name__}"
+        )
     dstates = _check_states(spec, dstates, "_n")
-    a = forward_args(spec, cache.x, tuple(getattr(cache, f"{s}0") for s in spec.states),
-                     {w: getattr(cache, w) for w in spec.weight_names}, cache.lengths,
-                     {o: getattr(cache, o) for o in spec.option_names})
+    a = forward_args(
+        spec,
+        cache.x,
+        tuple(getattr(cache, f"{s}0") for s in spec.states),
+        {w: getattr(cache, w) for w in spec.weight_names},
+        cache.lengths,
+        {o: getattr(cache, o) for o in spec.option_names},
+    )
     saved_names = [f"cache.{name}" for name, _ in spec.saved]
     dstate_names = [f"d{s}_n" for s in spec.states]
-    _common_float_dtype([("cache.x", cache.x), ("cache.out", cache.out)]
-                        + [(n, getattr(cache, n[6:])) for n in saved_names]
-                        + [("dout", dout)] + list(zip(dstate_names, dstates)))
+    _common_float_dtype(
+        [("cache.x", cache.x), ("cache.out", cache.out)]
+        + [(n, getattr(cache, n[6:])) for n in saved_names]
+        + [("dout", dout)]
+        + list(zip(dstate_names, dstates))
+    )
     width = a.width
     seq = (a.T, a.B, width)
     out = as_float_array("cache.out", cache.out, a.dtype, seq)
-    saved = tuple(as_float_array(f"cache.{name}", getattr(cache, name), a.dtype,
-                                 (a.T, a.B, a.sizes[symbol]))
-                  for name, symbol in spec.saved)
+    saved = tuple(
+        as_float_array(f"cache.{name}", getattr(cache, name), a.dtype, (a.T, a.B, a.sizes[symbol]))
+        for name, symbol in spec.saved
+    )
     return BackwardArgs(
         forward=a,
         out=out,
         saved=saved,
         dout=None if dout is None else as_float_array("dout", dout, a.dtype, seq),
-        dstates=tuple(None if d is None else as_float_array(name, d, a.dtype, (a.B, width))
-                      for name, d in zip(dstate_names, dstates)),
+        dstates=tuple(
+            None if d is None else as_float_array(name, d, a.dtype, (a.B, width))
+            for name, d in zip(dstate_names, dstates)
+        ),
         cache=make_cache(a, out, saved),
     )
 
@@ -334,17 +394,23 @@ def clip_targets(arrays: Any) -> List[np.ndarray]:
     elif isinstance(arrays, Mapping):
         items = list(arrays.values())
     elif isinstance(arrays, (str, bytes)) or not hasattr(arrays, "__iter__"):
-        raise TypeError(f"arrays must be an ndarray, an iterable of ndarrays or a mapping of them, got {type(arrays).__name__}")
+        raise TypeError(
+            f"arrays must be an ndarray, an iterable of ndarrays or a mapping of them, got {type(arrays).__name__}"
+        )
     else:
         items = list(arrays)
     for i, arr in enumerate(items):
         if not isinstance(arr, np.ndarray):
-            raise TypeError(f"arrays[{i}] must be a numpy.ndarray (clipping is in place), got {type(arr).__name__}")
+            raise TypeError(
+                f"arrays[{i}] must be a numpy.ndarray (clipping is in place), got {type(arr).__name__}"
+            )
         if not arr.flags.writeable:
             raise ValueError(f"arrays[{i}] is read-only; clipping modifies arrays in place")
         if arr.size > 1 and any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
-            raise ValueError(f"arrays[{i}] has a zero stride (one element stored for many, e.g. "
-                             "from as_strided); clipping in place needs every element stored once")
+            raise ValueError(
+                f"arrays[{i}] has a zero stride (one element stored for many, e.g. "
+                "from as_strided); clipping in place needs every element stored once"
+            )
     if items:
         _common_float_dtype([(f"arrays[{i}]", a) for i, a in enumerate(items)])
     return items

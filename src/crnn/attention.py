@@ -9,6 +9,7 @@ the encoder outputs, masking padded source steps. The computation is
 tensor in C with OpenMP, products on BLAS) or
 `crnn.reference.attention_forward` (NumPy), chosen by ``backend``.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -81,31 +82,50 @@ class Attention(Module):
     forward's cache is kept per object).
     """
 
-    def __init__(self, score: str, query_size: int, key_size: int,
-                 attention_size: Optional[int] = None, *, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c") -> None:
+    def __init__(
+        self,
+        score: str,
+        query_size: int,
+        key_size: int,
+        attention_size: Optional[int] = None,
+        *,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+    ) -> None:
         super().__init__(backend=backend)
         self.score = check_score(score)
         self.query_size = check_count("query_size", query_size, 1)
         self.key_size = check_count("key_size", key_size, 1)
         if self.score == "dot" and self.key_size != self.query_size:
-            raise ValueError(f"the 'dot' score needs query_size == key_size, got {query_size} "
-                             f"and {key_size}; use 'general' or 'additive'")
+            raise ValueError(
+                f"the 'dot' score needs query_size == key_size, got {query_size} "
+                f"and {key_size}; use 'general' or 'additive'"
+            )
         if self.score == "additive":
             self.attention_size: Optional[int] = (
-                self.query_size if attention_size is None
-                else check_count("attention_size", attention_size, 1))
+                self.query_size
+                if attention_size is None
+                else check_count("attention_size", attention_size, 1)
+            )
         elif attention_size is not None:
-            raise ValueError(f"attention_size applies to the 'additive' score only, got "
-                             f"attention_size={attention_size!r} with score={score!r}")
+            raise ValueError(
+                f"attention_size applies to the 'additive' score only, got "
+                f"attention_size={attention_size!r} with score={score!r}"
+            )
         else:
             self.attention_size = None
         self.dtype = float_dtype(dtype)
         self.seed = _check_seed(seed)
         rng = np.random.default_rng(self.seed)
         Q, K, A = self.query_size, self.key_size, self.attention_size or 0
-        shapes = {"weight_a": ((Q, K), K), "weight_q": ((A, Q), Q), "weight_k": ((A, K), K),
-                  "v": ((A,), A), "weight_c": ((Q, K + Q), K + Q)}
+        shapes = {
+            "weight_a": ((Q, K), K),
+            "weight_q": ((A, Q), Q),
+            "weight_k": ((A, K), K),
+            "v": ((A,), A),
+            "weight_c": ((Q, K + Q), K + Q),
+        }
         for name in ATTENTION_WEIGHTS[self.score]:
             shape, fan_in = shapes[name]
             self.register_parameter(name, _init.pytorch_default(shape, fan_in, rng, self.dtype))
@@ -117,9 +137,15 @@ class Attention(Module):
         return self._cache
 
     def config(self) -> Dict[str, Any]:
-        return dict(score=self.score, query_size=self.query_size, key_size=self.key_size,
-                    attention_size=self.attention_size, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend)
+        return dict(
+            score=self.score,
+            query_size=self.query_size,
+            key_size=self.key_size,
+            attention_size=self.attention_size,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+        )
 
     @classmethod
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
@@ -129,7 +155,8 @@ class Attention(Module):
             a = q
         score = cfg.get("score")
         if score not in ATTENTION_WEIGHTS or not all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (q, k, a)):
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (q, k, a)
+        ):
             return None
         n = q * (k + q)
         if score == "general":
@@ -163,21 +190,27 @@ class Attention(Module):
         query = input_array("query", query, self.dtype)
         keys = input_array("keys", keys, self.dtype)
         if query.ndim != 3 or query.shape[2] != self.query_size:
-            raise ValueError(f"query must be time-major (T, B, query_size) with query_size = "
-                             f"{self.query_size}, got shape {query.shape}")
+            raise ValueError(
+                f"query must be time-major (T, B, query_size) with query_size = "
+                f"{self.query_size}, got shape {query.shape}"
+            )
         if keys.ndim != 3 or keys.shape[2] != self.key_size or keys.shape[1] != query.shape[1]:
-            raise ValueError(f"keys must be time-major (S, B, key_size) with key_size = "
-                             f"{self.key_size} and the query's B = {query.shape[1]}, got shape "
-                             f"{keys.shape}")
-        out, alpha, cache = self.engine.attention_forward(self.score, query, keys, self._weights(),
-                                                          lengths=lengths)
+            raise ValueError(
+                f"keys must be time-major (S, B, key_size) with key_size = "
+                f"{self.key_size} and the query's B = {query.shape[1]}, got shape "
+                f"{keys.shape}"
+            )
+        out, alpha, cache = self.engine.attention_forward(
+            self.score, query, keys, self._weights(), lengths=lengths
+        )
         self._cache = cache
         # The cache refers to out and alpha: hand out copies so that changing
         # them cannot corrupt the backward.
         return out.copy(), alpha.copy()
 
-    def backward(self, dout: Any, *,
-                 cache: Optional[AttentionCache] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, dout: Any, *, cache: Optional[AttentionCache] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -198,10 +231,15 @@ class Attention(Module):
         c = self._cache if cache is None else cache
         if c is None:
             raise RuntimeError("backward() called before forward(): there is no cache to use")
-        if (not isinstance(c, AttentionCache) or c.score != self.score
-                or any(c.weights.get(n) is None or c.weights[n].shape != p.shape
-                       for n, p in self._weights().items())
-                or c.query.dtype != self.dtype):
+        if (
+            not isinstance(c, AttentionCache)
+            or c.score != self.score
+            or any(
+                c.weights.get(n) is None or c.weights[n].shape != p.shape
+                for n, p in self._weights().items()
+            )
+            or c.query.dtype != self.dtype
+        ):
             raise ValueError("cache does not come from this Attention's forward")
         dout = input_array("dout", dout, self.dtype)
         if dout.shape != c.out.shape:

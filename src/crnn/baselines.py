@@ -20,6 +20,7 @@ models are scored: from every origin of a held-out tail, with only the
 history before that origin, `steps` values ahead; `mae` and `mase` turn
 that into errors.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,18 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["last_value", "seasonal_naive", "drift", "BASELINES", "detect_season",
-           "autocorrelation", "rolling_origin", "mae", "mase", "naive_scale"]
+__all__ = [
+    "last_value",
+    "seasonal_naive",
+    "drift",
+    "BASELINES",
+    "detect_season",
+    "autocorrelation",
+    "rolling_origin",
+    "mae",
+    "mase",
+    "naive_scale",
+]
 
 
 def _history(y: Any, name: str = "history") -> np.ndarray:
@@ -67,8 +78,9 @@ def seasonal_naive(history: Any, steps: int, season: int) -> np.ndarray:
         raise ValueError(f"season must be an integer >= 1, got {season!r}")
     m = int(season)
     if y.size < m:
-        raise ValueError(f"seasonal naive needs a history of at least one season ({m} values), "
-                         f"got {y.size}")
+        raise ValueError(
+            f"seasonal naive needs a history of at least one season ({m} values), got {y.size}"
+        )
     return y[y.size - m + np.arange(_steps(steps)) % m]
 
 
@@ -91,6 +103,7 @@ BASELINES: Dict[str, Callable[..., np.ndarray]] = {
 # The season
 # --------------------------------------------------------------------------
 
+
 def autocorrelation(x: Any, max_lag: int) -> np.ndarray:
     """Sample autocorrelation r[0..max_lag] of `x` (r[0] = 1; 0 for a constant series)."""
     v = _history(x, "x")
@@ -105,8 +118,9 @@ def autocorrelation(x: Any, max_lag: int) -> np.ndarray:
     return r
 
 
-def detect_season(y: Any, max_lag: Optional[int] = None,
-                  min_correlation: Optional[float] = None) -> Tuple[Optional[int], float]:
+def detect_season(
+    y: Any, max_lag: Optional[int] = None, min_correlation: Optional[float] = None
+) -> Tuple[Optional[int], float]:
     """The seasonal period of a series, from its autocorrelation.
 
     A straight line fitted by least squares is subtracted (so that a trend
@@ -152,9 +166,14 @@ def detect_season(y: Any, max_lag: Optional[int] = None,
     detrended = v - np.polyval(np.polyfit(t, v, 1), t)
     r = autocorrelation(detrended, max_lag + 1)
     rd = autocorrelation(np.diff(v), max_lag + 1)
-    candidates = [k for k in range(2, max_lag + 1)
-                  if r[k] > r[k - 1] and r[k] >= r[k + 1] and r[k] >= min_correlation
-                  and rd[k] > 1.0 / math.sqrt(n)]
+    candidates = [
+        k
+        for k in range(2, max_lag + 1)
+        if r[k] > r[k - 1]
+        and r[k] >= r[k + 1]
+        and r[k] >= min_correlation
+        and rd[k] > 1.0 / math.sqrt(n)
+    ]
     if not candidates:
         return None, 0.0
     best = max(candidates, key=lambda k: r[k])
@@ -168,8 +187,10 @@ def detect_season(y: Any, max_lag: Optional[int] = None,
 # Scoring
 # --------------------------------------------------------------------------
 
-def rolling_origin(forecast: Callable[[np.ndarray, int], np.ndarray], series: Any, start: int,
-                   steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def rolling_origin(
+    forecast: Callable[[np.ndarray, int], np.ndarray], series: Any, start: int, steps: int
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forecasts from every origin of a held-out tail, and the truth.
 
     For each origin ``o`` in ``start, start + 1, ..., N - steps``,
@@ -202,13 +223,16 @@ def rolling_origin(forecast: Callable[[np.ndarray, int], np.ndarray], series: An
     N = arr.shape[0]
     steps = _steps(steps)
     if not 1 <= start <= N - steps:
-        raise ValueError(f"the held-out tail (from position {start} of {N}) must hold at least "
-                         f"steps={steps} values")
+        raise ValueError(
+            f"the held-out tail (from position {start} of {N}) must hold at least "
+            f"steps={steps} values"
+        )
     origins = np.arange(start, N - steps + 1)
     target = arr if arr.ndim == 1 else arr[:, 0]
-    preds = np.stack([np.asarray(forecast(arr[:o], steps), dtype=np.float64).reshape(steps)
-                      for o in origins])
-    truth = np.stack([target[o:o + steps] for o in origins])
+    preds = np.stack(
+        [np.asarray(forecast(arr[:o], steps), dtype=np.float64).reshape(steps) for o in origins]
+    )
+    truth = np.stack([target[o : o + steps] for o in origins])
     return origins, preds, truth
 
 

@@ -14,6 +14,7 @@ functions in `crnn.reference`; see docs/ARCHITECTURE.md.
 
 This module imports nothing from crnn, so every floor may import it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,10 +23,23 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple, Type, Union
 import numpy as np
 
 __all__ = [
-    "CellSpec", "Weight", "Option", "REGISTRY", "get", "names", "of_cache",
-    "NONLINEARITIES", "OUTPUT_NONLINEARITIES",
-    "RNNCache", "RNNGrads", "LSTMCache", "LSTMGrads", "GRUCache", "GRUGrads",
-    "JordanCache", "JordanGrads",
+    "CellSpec",
+    "Weight",
+    "Option",
+    "REGISTRY",
+    "get",
+    "names",
+    "of_cache",
+    "NONLINEARITIES",
+    "OUTPUT_NONLINEARITIES",
+    "RNNCache",
+    "RNNGrads",
+    "LSTMCache",
+    "LSTMGrads",
+    "GRUCache",
+    "GRUGrads",
+    "JordanCache",
+    "JordanGrads",
 ]
 
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -152,6 +166,7 @@ class CellSpec:
 # the forward's outputs, in the order: x, initial states, weights, lengths,
 # options, out, saved arrays. Gradients: dx, initial states', weights'.
 # --------------------------------------------------------------------------
+
 
 class RNNCache(NamedTuple):
     """What `rnn_backward` needs from `rnn_forward` (references, not copies).
@@ -281,30 +296,53 @@ _STACKED_WEIGHTS = (
 _NONLINEARITY = Option("nonlinearity", NONLINEARITIES, "tanh", "activation")
 
 RNN = CellSpec(
-    name="rnn", title="RNN", gates=1, states=("h",), weights=_STACKED_WEIGHTS,
+    name="rnn",
+    title="RNN",
+    gates=1,
+    states=("h",),
+    weights=_STACKED_WEIGHTS,
     options=(_NONLINEARITY,),
-    cache_type=RNNCache, grads_type=RNNGrads,
-    torch_module="RNN", onnx_gate_order=(0,),
+    cache_type=RNNCache,
+    grads_type=RNNGrads,
+    torch_module="RNN",
+    onnx_gate_order=(0,),
 )
 
 LSTM = CellSpec(
-    name="lstm", title="LSTM", gates=4, states=("h", "c"), weights=_STACKED_WEIGHTS,
+    name="lstm",
+    title="LSTM",
+    gates=4,
+    states=("h", "c"),
+    weights=_STACKED_WEIGHTS,
     saved=(("gates", "G"), ("cells", "H")),
-    cache_type=LSTMCache, grads_type=LSTMGrads,
+    cache_type=LSTMCache,
+    grads_type=LSTMGrads,
     # ONNX's LSTM stacks [i o f c], PyTorch's (and crnn's) [i f g o].
-    torch_module="LSTM", onnx_gate_order=(0, 3, 1, 2),
+    torch_module="LSTM",
+    onnx_gate_order=(0, 3, 1, 2),
 )
 
 GRU = CellSpec(
-    name="gru", title="GRU", gates=3, states=("h",), weights=_STACKED_WEIGHTS,
-    saved=(("gates", "G"), ("hn", "H")), separate_bias_grads=True,
-    cache_type=GRUCache, grads_type=GRUGrads,
+    name="gru",
+    title="GRU",
+    gates=3,
+    states=("h",),
+    weights=_STACKED_WEIGHTS,
+    saved=(("gates", "G"), ("hn", "H")),
+    separate_bias_grads=True,
+    cache_type=GRUCache,
+    grads_type=GRUGrads,
     # ONNX's GRU stacks [z r h], PyTorch's [r z n] (linear_before_reset=1).
-    torch_module="GRU", onnx_gate_order=(1, 0, 2),
+    torch_module="GRU",
+    onnx_gate_order=(1, 0, 2),
 )
 
 JORDAN = CellSpec(
-    name="jordan", title="Jordan", gates=1, states=("y",), state_size="O",
+    name="jordan",
+    title="Jordan",
+    gates=1,
+    states=("y",),
+    state_size="O",
     weights=(
         Weight("weight_ih", ("H", "I"), "w_ih"),
         Weight("weight_hy", ("H", "O"), "w_hh"),
@@ -313,11 +351,13 @@ JORDAN = CellSpec(
         Weight("bias_hh", ("H",), "b_hh", bias=True),
         Weight("bias_ho", ("O",), "b_ho", bias=True),
     ),
-    options=(_NONLINEARITY,
-             Option("output_nonlinearity", OUTPUT_NONLINEARITIES, "identity",
-                    "output_activation")),
+    options=(
+        _NONLINEARITY,
+        Option("output_nonlinearity", OUTPUT_NONLINEARITIES, "identity", "output_activation"),
+    ),
     saved=(("hidden", "H"),),
-    cache_type=JordanCache, grads_type=JordanGrads,
+    cache_type=JordanCache,
+    grads_type=JordanGrads,
 )
 
 REGISTRY: Dict[str, CellSpec] = {spec.name: spec for spec in (RNN, LSTM, GRU, JORDAN)}
@@ -344,6 +384,8 @@ def of_cache(cache: Any) -> CellSpec:
     for spec in REGISTRY.values():
         if isinstance(cache, spec.cache_type):
             return spec
-    raise TypeError(f"cache must be the cache returned by a forward call (one of "
-                    f"{', '.join(s.cache_type.__name__ for s in REGISTRY.values())}), "
-                    f"got {type(cache).__name__}")
+    raise TypeError(
+        f"cache must be the cache returned by a forward call (one of "
+        f"{', '.join(s.cache_type.__name__ for s in REGISTRY.values())}), "
+        f"got {type(cache).__name__}"
+    )

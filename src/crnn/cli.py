@@ -15,6 +15,7 @@ turns failures into exit statuses:
 
 Run it as ``crnn ...`` (the console script) or ``python -m crnn ...``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crnn",
         description="C-accelerated recurrent neural networks for NumPy: train, sample, "
-                    "forecast, classify, tag, translate and benchmark from the command line.",
+        "forecast, classify, tag, translate and benchmark from the command line.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

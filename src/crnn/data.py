@@ -34,6 +34,7 @@ Example
 >>> x.shape, lengths.tolist()
 ((5, 2), [2, 5])
 """
+
 from __future__ import annotations
 
 import collections
@@ -166,7 +167,11 @@ class _Vocab:
 
     def token(self, i: int) -> str:
         """The token of id `i`."""
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < len(self.itos):
+        if (
+            isinstance(i, bool)
+            or not isinstance(i, numbers.Integral)
+            or not 0 <= i < len(self.itos)
+        ):
             raise ValueError(f"id must be an integer in [0, {len(self.itos)}), got {i!r}")
         return self.itos[int(i)]
 
@@ -287,8 +292,13 @@ class WordVocab(_Vocab):
         follows the same setting.
     """
 
-    def __init__(self, words: Iterable[str], unk: str = "<unk>", specials: Sequence[str] = (),
-                 lower: bool = True) -> None:
+    def __init__(
+        self,
+        words: Iterable[str],
+        unk: str = "<unk>",
+        specials: Sequence[str] = (),
+        lower: bool = True,
+    ) -> None:
         if isinstance(specials, str):
             raise TypeError("specials must be a sequence of strings, not a single string")
         self.specials = list(specials)
@@ -296,9 +306,15 @@ class WordVocab(_Vocab):
         super().__init__(self.specials + list(words), unk)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[Union[str, Sequence[str]]], min_count: int = 1,
-                   max_size: Optional[int] = None, unk: str = "<unk>",
-                   specials: Sequence[str] = (), lower: bool = True) -> "WordVocab":
+    def from_texts(
+        cls,
+        texts: Iterable[Union[str, Sequence[str]]],
+        min_count: int = 1,
+        max_size: Optional[int] = None,
+        unk: str = "<unk>",
+        specials: Sequence[str] = (),
+        lower: bool = True,
+    ) -> "WordVocab":
         """Build a vocabulary from documents.
 
         Parameters
@@ -317,16 +333,19 @@ class WordVocab(_Vocab):
             Words ordered by decreasing count, then alphabetically.
         """
         if isinstance(texts, str):
-            raise TypeError("texts must be an iterable of documents, not a single string "
-                            "(wrap it in a list)")
+            raise TypeError(
+                "texts must be an iterable of documents, not a single string (wrap it in a list)"
+            )
         if max_size is not None and (not isinstance(max_size, numbers.Integral) or max_size < 0):
             raise ValueError(f"max_size must be a non-negative integer or None, got {max_size!r}")
         counts: collections.Counter = collections.Counter()
         for doc in texts:
             counts.update(_tokens(doc, lower))
         reserved = {unk, *specials}
-        words = sorted((w for w, n in counts.items() if n >= min_count and w not in reserved),
-                       key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, n in counts.items() if n >= min_count and w not in reserved),
+            key=lambda w: (-counts[w], w),
+        )
         if max_size is not None:
             words = words[:max_size]
         return cls(words, unk=unk, specials=specials, lower=lower)
@@ -353,16 +372,25 @@ class WordVocab(_Vocab):
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable description; `from_dict` rebuilds the vocabulary."""
         n = 1 + len(self.specials)
-        return {"type": "word", "words": self.itos[n:], "unk": self.unk,
-                "specials": self.specials, "lower": self.lower}
+        return {
+            "type": "word",
+            "words": self.itos[n:],
+            "unk": self.unk,
+            "specials": self.specials,
+            "lower": self.lower,
+        }
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "WordVocab":
-        return cls(d["words"], unk=d.get("unk", "<unk>"), specials=d.get("specials", ()),
-                   lower=d.get("lower", True))
+        return cls(
+            d["words"],
+            unk=d.get("unk", "<unk>"),
+            specials=d.get("specials", ()),
+            lower=d.get("lower", True),
+        )
 
     def __repr__(self) -> str:
-        head = self.itos[1 + len(self.specials):][:8]
+        head = self.itos[1 + len(self.specials) :][:8]
         return f"WordVocab({len(self)} ids: {self.unk!r}, specials {self.specials!r}, words {head!r}...)"
 
 
@@ -378,8 +406,13 @@ def _tokens(doc: Union[str, Sequence[str]], lower: bool) -> List[str]:
     return toks
 
 
-def bag_of_words(docs: Iterable[Union[str, Sequence[str]]], vocab: WordVocab, mode: str = "count",
-                 dtype: Any = np.float32, include_unk: bool = True) -> np.ndarray:
+def bag_of_words(
+    docs: Iterable[Union[str, Sequence[str]]],
+    vocab: WordVocab,
+    mode: str = "count",
+    dtype: Any = np.float32,
+    include_unk: bool = True,
+) -> np.ndarray:
     """Bag-of-words feature vectors, one row per document.
 
     Parameters
@@ -401,7 +434,9 @@ def bag_of_words(docs: Iterable[Union[str, Sequence[str]]], vocab: WordVocab, mo
     if not isinstance(vocab, WordVocab):
         raise TypeError(f"vocab must be a WordVocab, got {type(vocab).__name__}")
     if isinstance(docs, str):
-        raise TypeError("docs must be an iterable of documents, not a single string (wrap it in a list)")
+        raise TypeError(
+            "docs must be an iterable of documents, not a single string (wrap it in a list)"
+        )
     if mode not in ("count", "binary", "freq"):
         raise ValueError(f"mode must be 'count', 'binary' or 'freq', got {mode!r}")
     dt = np.dtype(dtype)
@@ -422,8 +457,9 @@ def bag_of_words(docs: Iterable[Union[str, Sequence[str]]], vocab: WordVocab, mo
     return out
 
 
-def pad_batch(sequences: Sequence[Any], pad_value: Any = 0, dtype: Any = None,
-              max_len: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def pad_batch(
+    sequences: Sequence[Any], pad_value: Any = 0, dtype: Any = None, max_len: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Stack variable-length sequences into one time-major padded array.
 
     Parameters
@@ -454,11 +490,15 @@ def pad_batch(sequences: Sequence[Any], pad_value: Any = 0, dtype: Any = None,
     arrs = [np.asarray(s) for s in sequences]
     ndims = {a.ndim for a in arrs}
     if not ndims <= {1, 2} or len(ndims) != 1:
-        raise ValueError(f"every sequence must be 1-D (L,) or every one 2-D (L, F); got ndims {sorted(ndims)}")
+        raise ValueError(
+            f"every sequence must be 1-D (L,) or every one 2-D (L, F); got ndims {sorted(ndims)}"
+        )
     feat = arrs[0].shape[1:]
     for i, a in enumerate(arrs):
         if a.shape[1:] != feat:
-            raise ValueError(f"sequence {i} has shape {a.shape}; expected (L, {feat[0]}) like sequence 0")
+            raise ValueError(
+                f"sequence {i} has shape {a.shape}; expected (L, {feat[0]}) like sequence 0"
+            )
     if max_len is not None:
         if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral) or max_len < 0:
             raise ValueError(f"max_len must be a non-negative integer or None, got {max_len!r}")
@@ -492,9 +532,16 @@ class Batch(NamedTuple):
     indices: np.ndarray
 
 
-def batches(sequences: Sequence[Any], targets: Any = None, batch_size: int = 32,
-            shuffle: bool = False, seed: Optional[Union[int, np.random.Generator]] = None,
-            drop_last: bool = False, pad_value: Any = 0, dtype: Any = None) -> Iterator[Batch]:
+def batches(
+    sequences: Sequence[Any],
+    targets: Any = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: Optional[Union[int, np.random.Generator]] = None,
+    drop_last: bool = False,
+    pad_value: Any = 0,
+    dtype: Any = None,
+) -> Iterator[Batch]:
     """Iterate over mini-batches of padded sequences.
 
     Parameters
@@ -518,20 +565,26 @@ def batches(sequences: Sequence[Any], targets: Any = None, batch_size: int = 32,
     Batch
         ``(x, lengths, y, indices)``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     n = len(sequences)
     y_all = None
     if targets is not None:
         y_all = np.asarray(targets)
         if y_all.ndim == 0 or y_all.shape[0] != n:
-            raise ValueError(f"targets must have {n} entries (one per sequence), got shape {y_all.shape}")
+            raise ValueError(
+                f"targets must have {n} entries (one per sequence), got shape {y_all.shape}"
+            )
     order = np.arange(n, dtype=np.int64)
     if shuffle:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         order = rng.permutation(n).astype(np.int64)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         if drop_last and idx.size < batch_size:
             break
         x, lengths = pad_batch([sequences[i] for i in idx], pad_value=pad_value, dtype=dtype)
@@ -559,7 +612,11 @@ def streams(ids: Any, batch_size: int) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim not in (1, 2):
         raise ValueError(f"ids must be 1-D (N,) or 2-D (N, F), got shape {arr.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if batch_size > arr.shape[0]:
         raise ValueError(f"batch_size ({batch_size}) exceeds the sequence length ({arr.shape[0]})")

@@ -7,10 +7,11 @@ scatter-add into ``grads["weight"]`` (in C with OpenMP on the ``"c"``
 backend: `crnn.functional.embedding_backward`; `crnn.reference`'s with
 ``np.add.at`` on ``"numpy"``).
 """
+
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -75,9 +76,16 @@ class Embedding(Module):
     ids are kept for ``backward``).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int,
-                 padding_idx: Optional[int] = None, *, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c") -> None:
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: Optional[int] = None,
+        *,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+    ) -> None:
         super().__init__(backend=backend)
         self.num_embeddings = check_count("num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_count("embedding_dim", embedding_dim, 0)
@@ -97,9 +105,14 @@ class Embedding(Module):
         return self._cache
 
     def config(self) -> Dict[str, Any]:
-        return dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
-                    padding_idx=self.padding_idx, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend)
+        return dict(
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            padding_idx=self.padding_idx,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+        )
 
     def forward(self, ids: Any) -> np.ndarray:
         """Look up the vectors of `ids`.
@@ -142,10 +155,12 @@ class Embedding(Module):
         dout = input_array("dout", dout, self.dtype)
         expected = ids.shape + (self.embedding_dim,)
         if dout.shape != expected:
-            raise ValueError(f"dout must have shape ids.shape + (embedding_dim,) = {expected}, "
-                             f"got {dout.shape}")
-        self.grads["weight"] += self.engine.embedding_backward(ids, dout, self.num_embeddings,
-                                                               self.padding_idx)
+            raise ValueError(
+                f"dout must have shape ids.shape + (embedding_dim,) = {expected}, got {dout.shape}"
+            )
+        self.grads["weight"] += self.engine.embedding_backward(
+            ids, dout, self.num_embeddings, self.padding_idx
+        )
 
     @classmethod
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:

@@ -35,6 +35,7 @@ covariates of every step it forecasts (``exog=``).
 See `crnn.baselines` for the forecasts a model must beat, and
 ``crnn forecast`` for the command built on this class.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,28 +65,34 @@ def _child_seeds(seed: Optional[int], n: int) -> List[Optional[int]]:
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n)]
 
 
-def _recurrent(cell: Any, nonlinearity: str, input_size: int, hidden_size: int,
-               num_layers: int, **kwargs: Any) -> Recurrent:
+def _recurrent(
+    cell: Any, nonlinearity: str, input_size: int, hidden_size: int, num_layers: int, **kwargs: Any
+) -> Recurrent:
     spec = cells.get(cell)
     if spec.uses_output_size:
         usable = tuple(n for n, s in cells.REGISTRY.items() if not s.uses_output_size)
-        raise ValueError(f"cell must be a cell without an output size, one of {usable}; "
-                         f"got {spec.name!r}")
+        raise ValueError(
+            f"cell must be a cell without an output size, one of {usable}; got {spec.name!r}"
+        )
     if "nonlinearity" in spec.option_names:
         kwargs["nonlinearity"] = nonlinearity
     elif nonlinearity != "tanh":
-        raise ValueError(f"nonlinearity applies to cell='rnn' only (the {spec.title} cell's "
-                         f"activations are fixed), got nonlinearity={nonlinearity!r}")
+        raise ValueError(
+            f"nonlinearity applies to cell='rnn' only (the {spec.title} cell's "
+            f"activations are fixed), got nonlinearity={nonlinearity!r}"
+        )
     return recurrent_layer(spec, input_size, hidden_size, num_layers=num_layers, **kwargs)
 
 
-def _number(name: str, value: Any, low: float, high: float = math.inf,
-            low_open: bool = False) -> float:
+def _number(
+    name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or (low_open and value == low) or value > high:
-        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], got {value!r}"
+        )
     return float(value)
 
 
@@ -141,12 +148,24 @@ class Forecaster(Module):
     >>> model.predict(12)                                  # the next 12 values  # doctest: +SKIP
     """
 
-    def __init__(self, window: int = 12, horizon: int = 1, strategy: str = "direct",
-                 hidden_size: int = 32, num_layers: int = 1, cell: str = "rnn", n_exog: int = 0,
-                 log: bool = False, nonlinearity: str = "tanh", dropout: float = 0.0,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 scaler: Optional[Dict[str, Any]] = None,
-                 history: Optional[List[Any]] = None) -> None:
+    def __init__(
+        self,
+        window: int = 12,
+        horizon: int = 1,
+        strategy: str = "direct",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        cell: str = "rnn",
+        n_exog: int = 0,
+        log: bool = False,
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        scaler: Optional[Dict[str, Any]] = None,
+        history: Optional[List[Any]] = None,
+    ) -> None:
         super().__init__(backend=backend)
         self.window = check_int("window", window, 1)
         self.horizon = check_int("horizon", horizon, 1)
@@ -160,10 +179,20 @@ class Forecaster(Module):
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 2)
-        self.rnn = _recurrent(cell, nonlinearity, 1 + self.n_exog, hidden_size, num_layers,
-                              dropout=dropout, dtype=self.dtype, seed=s[0], backend=backend)
-        self.head = Linear(self.rnn.hidden_size, self.n_outputs, dtype=self.dtype, seed=s[1],
-                           backend=backend)
+        self.rnn = _recurrent(
+            cell,
+            nonlinearity,
+            1 + self.n_exog,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            dtype=self.dtype,
+            seed=s[0],
+            backend=backend,
+        )
+        self.head = Linear(
+            self.rnn.hidden_size, self.n_outputs, dtype=self.dtype, seed=s[1], backend=backend
+        )
         self.scaler: Optional[Dict[str, Any]] = None
         self.history_: Optional[np.ndarray] = None
         if (scaler is None) != (history is None):
@@ -187,13 +216,23 @@ class Forecaster(Module):
 
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(window=self.window, horizon=self.horizon, strategy=self.strategy,
-                    hidden_size=r.hidden_size, num_layers=r.num_layers, cell=r.spec.name,
-                    n_exog=self.n_exog, log=self.log,
-                    nonlinearity=r.options.get("nonlinearity", "tanh"), dropout=r.dropout,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend,
-                    scaler=None if self.scaler is None else dict(self.scaler),
-                    history=None if self.history_ is None else self.history_.tolist())
+        return dict(
+            window=self.window,
+            horizon=self.horizon,
+            strategy=self.strategy,
+            hidden_size=r.hidden_size,
+            num_layers=r.num_layers,
+            cell=r.spec.name,
+            n_exog=self.n_exog,
+            log=self.log,
+            nonlinearity=r.options.get("nonlinearity", "tanh"),
+            dropout=r.dropout,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            scaler=None if self.scaler is None else dict(self.scaler),
+            history=None if self.history_ is None else self.history_.tolist(),
+        )
 
     def _set_state(self, scaler: Dict[str, Any], history: Any) -> None:
         if not isinstance(scaler, dict):
@@ -203,8 +242,9 @@ class Forecaster(Module):
             em = [float(v) for v in scaler.get("exog_mean", [])]
             es = [float(v) for v in scaler.get("exog_std", [])]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"scaler must hold numbers 'mean', 'std', 'exog_mean', "
-                             f"'exog_std' ({exc})") from None
+            raise ValueError(
+                f"scaler must hold numbers 'mean', 'std', 'exog_mean', 'exog_std' ({exc})"
+            ) from None
         if len(em) != self.n_exog or len(es) != self.n_exog:
             raise ValueError(f"scaler must hold {self.n_exog} exogenous means and deviations")
         if not (np.isfinite([mean, std, *em, *es]).all() and std > 0 and all(v > 0 for v in es)):
@@ -213,8 +253,10 @@ class Forecaster(Module):
         if hist.ndim == 1:
             hist = hist[:, None]
         if hist.shape != (self.window, 1 + self.n_exog) or not np.all(np.isfinite(hist)):
-            raise ValueError(f"history must hold the last {self.window} rows of "
-                             f"{1 + self.n_exog} finite values, got shape {hist.shape}")
+            raise ValueError(
+                f"history must hold the last {self.window} rows of "
+                f"{1 + self.n_exog} finite values, got shape {hist.shape}"
+            )
         if self.log and np.any(hist[:, 0] <= 0):
             raise ValueError("history must be > 0 with log=True")
         self.scaler = dict(mean=mean, std=std, exog_mean=em, exog_std=es)
@@ -266,8 +308,10 @@ class Forecaster(Module):
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != 1 + self.n_exog:
             want = "a 1-D series" if self.n_exog == 0 else f"an array (T, {1 + self.n_exog})"
-            raise ValueError(f"{name} must be {want} (the forecast column, then n_exog="
-                             f"{self.n_exog} covariates), got shape {np.shape(series)}")
+            raise ValueError(
+                f"{name} must be {want} (the forecast column, then n_exog="
+                f"{self.n_exog} covariates), got shape {np.shape(series)}"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must hold finite numbers only")
         if self.log and np.any(arr[:, 0] <= 0):
@@ -279,9 +323,12 @@ class Forecaster(Module):
         sd = float(v.std())
         ex = rows[:, 1:]
         esd = ex.std(axis=0) if ex.shape[0] else np.ones(self.n_exog)
-        return dict(mean=float(v.mean()), std=sd if sd > 0 else 1.0,
-                    exog_mean=[float(m) for m in ex.mean(axis=0)] if ex.shape[0] else [0.0] * self.n_exog,
-                    exog_std=[float(s) if s > 0 else 1.0 for s in esd])
+        return dict(
+            mean=float(v.mean()),
+            std=sd if sd > 0 else 1.0,
+            exog_mean=[float(m) for m in ex.mean(axis=0)] if ex.shape[0] else [0.0] * self.n_exog,
+            exog_std=[float(s) if s > 0 else 1.0 for s in esd],
+        )
 
     def _scale(self, rows: np.ndarray, scaler: Dict[str, Any]) -> np.ndarray:
         """Raw rows (..., 1 + n_exog) -> scaled rows."""
@@ -305,12 +352,12 @@ class Forecaster(Module):
         """All training windows of scaled rows z (T, F): x (W, n, F), y (n, n_outputs)."""
         W, K = self.window, self.n_outputs
         ends = np.arange(W - 1, z.shape[0] - K)
-        idx = ends[:, None] + np.arange(-W + 1, 1)                   # (n, W)
+        idx = ends[:, None] + np.arange(-W + 1, 1)  # (n, W)
         last = z[ends, 0]
         x = np.empty((ends.size, W, 1 + self.n_exog))
         x[:, :, 0] = z[idx, 0] - last[:, None]
         if self.n_exog:
-            x[:, :, 1:] = z[idx + 1, 1:]                             # covariates of the next step
+            x[:, :, 1:] = z[idx + 1, 1:]  # covariates of the next step
         y = z[ends[:, None] + np.arange(1, K + 1), 0] - last[:, None]
         return x.transpose(1, 0, 2).astype(self.dtype), y.astype(self.dtype)
 
@@ -320,11 +367,20 @@ class Forecaster(Module):
 
     # -- training ------------------------------------------------------------
 
-    def fit(self, series: Any, *, epochs: int = 300, seconds: Optional[float] = None,
-            lr: float = 3e-3, batch_size: int = 32, validation: float = 0.15,
-            patience: Optional[int] = None, refit: bool = True, seed: int = 0,
-            on_epoch: Optional[Callable[[int, float, Optional[float]], None]] = None
-            ) -> "Forecaster":
+    def fit(
+        self,
+        series: Any,
+        *,
+        epochs: int = 300,
+        seconds: Optional[float] = None,
+        lr: float = 3e-3,
+        batch_size: int = 32,
+        validation: float = 0.15,
+        patience: Optional[int] = None,
+        refit: bool = True,
+        seed: int = 0,
+        on_epoch: Optional[Callable[[int, float, Optional[float]], None]] = None,
+    ) -> "Forecaster":
         """Train on a series (raw values); returns self.
 
         1. The most recent `validation` share of the training windows is set
@@ -384,43 +440,89 @@ class Forecaster(Module):
         n_train = n_all - n_val
         need = self.window + self.n_outputs + (1 if validation > 0 else 0)
         if n_train < 1:
-            raise ValueError(f"series too short: {rows.shape[0]} values, but a window of "
-                             f"{self.window} and {self.n_outputs} output step(s)"
-                             f"{' with a validation window' if validation > 0 else ''} need at "
-                             f"least {need}")
+            raise ValueError(
+                f"series too short: {rows.shape[0]} values, but a window of "
+                f"{self.window} and {self.n_outputs} output step(s)"
+                f"{' with a validation window' if validation > 0 else ''} need at "
+                f"least {need}"
+            )
         init = {k: v.copy() for k, v in self.params.items()}
         t0 = time.perf_counter()
 
         # 1-2: train with the validation tail aside.
-        scaler = self._fit_scaler(rows[:self.window + n_train + self.n_outputs - 1])
+        scaler = self._fit_scaler(rows[: self.window + n_train + self.n_outputs - 1])
         x, y = self._windows(self._scale(rows, scaler))
         best_epoch, best_val, done, train_loss, stopped = self._train(
-            x[:, :n_train], y[:n_train], x[:, n_train:], y[n_train:], epochs, lr, batch_size,
-            seed, seconds, patience, on_epoch, t0, keep_best=n_val > 0 and not refit)
-        info = dict(epochs=done, best_epoch=best_epoch, val_loss=best_val, train_loss=train_loss,
-                    n_windows=n_all, n_train=n_train, n_val=n_val, stopped_by_time=stopped,
-                    refit=False)
+            x[:, :n_train],
+            y[:n_train],
+            x[:, n_train:],
+            y[n_train:],
+            epochs,
+            lr,
+            batch_size,
+            seed,
+            seconds,
+            patience,
+            on_epoch,
+            t0,
+            keep_best=n_val > 0 and not refit,
+        )
+        info = dict(
+            epochs=done,
+            best_epoch=best_epoch,
+            val_loss=best_val,
+            train_loss=train_loss,
+            n_windows=n_all,
+            n_train=n_train,
+            n_val=n_val,
+            stopped_by_time=stopped,
+            refit=False,
+        )
         # 3: refit on everything for the best number of epochs.
         if n_val > 0 and refit:
             for k, v in init.items():
                 self.params[k][...] = v
             scaler = self._fit_scaler(rows)
             x, y = self._windows(self._scale(rows, scaler))
-            _, _, _, train_loss, _ = self._train(x, y, x[:, :0], y[:0], best_epoch, lr,
-                                                 batch_size, seed, None, None, None, t0,
-                                                 keep_best=False)
+            _, _, _, train_loss, _ = self._train(
+                x,
+                y,
+                x[:, :0],
+                y[:0],
+                best_epoch,
+                lr,
+                batch_size,
+                seed,
+                None,
+                None,
+                None,
+                t0,
+                keep_best=False,
+            )
             info.update(refit=True, train_loss=train_loss)
         info["seconds"] = time.perf_counter() - t0
         self.scaler = scaler
-        self.history_ = rows[-self.window:].copy()
+        self.history_ = rows[-self.window :].copy()
         self.fit_info_ = info
         self.eval()
         return self
 
-    def _train(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, epochs: int,
-               lr: float, batch_size: int, seed: int, seconds: Optional[float],
-               patience: Optional[int], on_epoch: Any, t0: float,
-               keep_best: bool) -> Tuple[int, Optional[float], int, float, bool]:
+    def _train(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        xv: np.ndarray,
+        yv: np.ndarray,
+        epochs: int,
+        lr: float,
+        batch_size: int,
+        seed: int,
+        seconds: Optional[float],
+        patience: Optional[int],
+        on_epoch: Any,
+        t0: float,
+        keep_best: bool,
+    ) -> Tuple[int, Optional[float], int, float, bool]:
         """Epochs of Adam; returns (best epoch, its validation loss, epochs run, last train loss,
         stopped by time). With `keep_best` the best epoch's weights are restored."""
         opt = Adam(self.params, lr=lr, clip_grad_norm=1.0)
@@ -434,7 +536,7 @@ class Forecaster(Module):
             perm = rng.permutation(n)
             total = 0.0
             for i in range(0, n, batch_size):
-                b = perm[i:i + batch_size]
+                b = perm[i : i + batch_size]
                 self.zero_grad()
                 loss, dpred = mse(self.forward(x[:, b]), y[b])
                 self.backward(dpred)
@@ -468,8 +570,9 @@ class Forecaster(Module):
 
     # -- forecasting ---------------------------------------------------------
 
-    def _forecast(self, hist: np.ndarray, future_exog: Optional[np.ndarray],
-                  steps: int) -> np.ndarray:
+    def _forecast(
+        self, hist: np.ndarray, future_exog: Optional[np.ndarray], steps: int
+    ) -> np.ndarray:
         """Forecasts for B histories at once: hist (B, W, F) raw rows, future_exog (B, steps, E)
         raw covariates or None; returns (B, steps) raw values."""
         assert self.scaler is not None
@@ -488,16 +591,16 @@ class Forecaster(Module):
         self.eval()
         try:
             for c in range(n_calls):
-                e = W - 1 + c * K                       # the window's last position
+                e = W - 1 + c * K  # the window's last position
                 x = np.empty((W, B, 1 + E))
-                x[:, :, 0] = (z[:, e - W + 1:e + 1] - z[:, e:e + 1]).T
+                x[:, :, 0] = (z[:, e - W + 1 : e + 1] - z[:, e : e + 1]).T
                 if E:
-                    x[:, :, 1:] = ze[:, e - W + 2:e + 2].transpose(1, 0, 2)
+                    x[:, :, 1:] = ze[:, e - W + 2 : e + 2].transpose(1, 0, 2)
                 dz = self.forward(x.astype(self.dtype)).astype(np.float64)
-                z[:, e + 1:e + 1 + K] = z[:, e:e + 1] + dz
+                z[:, e + 1 : e + 1 + K] = z[:, e : e + 1] + dz
         finally:
             self.train(was_training)
-        return self._unscale(z[:, W:W + steps])
+        return self._unscale(z[:, W : W + steps])
 
     def _future_exog(self, exog: Any, steps: int, batch: int = 1) -> Optional[np.ndarray]:
         if self.n_exog == 0:
@@ -505,20 +608,25 @@ class Forecaster(Module):
                 raise ValueError("exog given, but the model has no exogenous columns (n_exog=0)")
             return None
         if exog is None:
-            raise ValueError(f"exog is needed: the covariates of the {steps} forecast steps, "
-                             f"shape ({steps}, {self.n_exog})")
+            raise ValueError(
+                f"exog is needed: the covariates of the {steps} forecast steps, "
+                f"shape ({steps}, {self.n_exog})"
+            )
         ex = np.asarray(exog, dtype=np.float64)
         if ex.ndim == 1 and self.n_exog == 1:
             ex = ex[:, None]
         if ex.ndim != 2 or ex.shape[1] != self.n_exog or ex.shape[0] < steps:
-            raise ValueError(f"exog must have shape ({steps}, {self.n_exog}) (the covariates of "
-                             f"each forecast step), got {np.shape(exog)}")
+            raise ValueError(
+                f"exog must have shape ({steps}, {self.n_exog}) (the covariates of "
+                f"each forecast step), got {np.shape(exog)}"
+            )
         if not np.all(np.isfinite(ex)):
             raise ValueError("exog must hold finite numbers only")
         return np.broadcast_to(ex[:steps], (batch, steps, self.n_exog))
 
-    def predict(self, steps: Optional[int] = None, *, exog: Any = None,
-                history: Any = None) -> np.ndarray:
+    def predict(
+        self, steps: Optional[int] = None, *, exog: Any = None, history: Any = None
+    ) -> np.ndarray:
         """Forecast the `steps` values after the end of the series.
 
         Parameters
@@ -548,13 +656,15 @@ class Forecaster(Module):
         else:
             hist = self._rows(history, "history")
             if hist.shape[0] < self.window:
-                raise ValueError(f"history must hold at least window={self.window} rows, got "
-                                 f"{hist.shape[0]}")
-            hist = hist[-self.window:]
+                raise ValueError(
+                    f"history must hold at least window={self.window} rows, got {hist.shape[0]}"
+                )
+            hist = hist[-self.window :]
         return self._forecast(hist[None], self._future_exog(exog, steps), steps)[0]
 
-    def backtest(self, series: Any, start: int, steps: Optional[int] = None
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def backtest(
+        self, series: Any, start: int, steps: Optional[int] = None
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forecasts from every origin of a held-out tail (`crnn.baselines.rolling_origin`).
 
         From each origin ``o = start, ..., T - steps`` the model forecasts
@@ -574,20 +684,23 @@ class Forecaster(Module):
         start = check_int("start", start, self.window)
         T = rows.shape[0]
         if start > T - steps:
-            raise ValueError(f"the held-out tail (from position {start} of {T}) must hold at "
-                             f"least steps={steps} values")
+            raise ValueError(
+                f"the held-out tail (from position {start} of {T}) must hold at "
+                f"least steps={steps} values"
+            )
         origins = np.arange(start, T - steps + 1)
-        hist = np.stack([rows[o - self.window:o] for o in origins])
+        hist = np.stack([rows[o - self.window : o] for o in origins])
         fut = None
         if self.n_exog:
-            fut = np.stack([rows[o:o + steps, 1:] for o in origins])
+            fut = np.stack([rows[o : o + steps, 1:] for o in origins])
         preds = self._forecast(hist, fut, steps)
-        truth = np.stack([rows[o:o + steps, 0] for o in origins])
+        truth = np.stack([rows[o : o + steps, 0] for o in origins])
         return origins, preds, truth
 
 
-def baseline_backtests(series: Any, start: int, steps: int,
-                       season: Optional[int]) -> Dict[str, np.ndarray]:
+def baseline_backtests(
+    series: Any, start: int, steps: int, season: Optional[int]
+) -> Dict[str, np.ndarray]:
     """Rolling-origin forecasts of each baseline of `crnn.baselines`, the same origins as
     `Forecaster.backtest` (the seasonal naive only with a season)."""
     y = np.asarray(series, dtype=np.float64)

@@ -7,6 +7,7 @@ cells' named entry points. Every check happens in `crnn._validate` before
 any C code runs; `crnn._core` only passes pointers to the C driver and
 releases the GIL.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,12 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 
 from . import _core, cells
-from ._functional_seq import (attention_backward, attention_forward, embedding_backward,
-                              embedding_forward)
+from ._functional_seq import (  # re-exported: the sequence layers' C engine
+    attention_backward as attention_backward,
+    attention_forward as attention_forward,
+    embedding_backward as embedding_backward,
+    embedding_forward as embedding_forward,
+)
 from ._named import entry_points
 from ._validate import (
     BackwardArgs,
@@ -81,8 +86,16 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     return spec.grads_type(dx, *dstates0, *dweights.values())
 
 
-(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
- jordan_forward, jordan_backward) = entry_points(forward, _backward, __name__)
+(
+    rnn_forward,
+    rnn_backward,
+    lstm_forward,
+    lstm_backward,
+    gru_forward,
+    gru_backward,
+    jordan_forward,
+    jordan_backward,
+) = entry_points(forward, _backward, __name__)
 
 
 # The C interface's view of each registry cell: its code, and the spec's
@@ -102,9 +115,11 @@ class _CLayout(NamedTuple):
 def _c_layout(spec: CellSpec) -> _CLayout:
     weights = {w.role: w.name for w in spec.weights}
     options = {o.role: o.name for o in spec.options}
-    return _CLayout(_core.CELL_INFO[spec.name]["code"],
-                    tuple(weights.get(r) for r in _WEIGHT_ROLES),
-                    tuple(options.get(r) for r in _OPTION_ROLES))
+    return _CLayout(
+        _core.CELL_INFO[spec.name]["code"],
+        tuple(weights.get(r) for r in _WEIGHT_ROLES),
+        tuple(options.get(r) for r in _OPTION_ROLES),
+    )
 
 
 _C_LAYOUT = {name: _c_layout(spec) for name, spec in cells.REGISTRY.items()}
@@ -120,27 +135,49 @@ def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
     return layer, tuple(None if name is None else w[name] for name in layout.weight_slots)
 
 
-def _c_forward(a: ForwardArgs, out: np.ndarray, states_n: Tuple[np.ndarray, ...],
-               saved: Tuple[np.ndarray, ...]) -> None:
+def _c_forward(
+    a: ForwardArgs, out: np.ndarray, states_n: Tuple[np.ndarray, ...], saved: Tuple[np.ndarray, ...]
+) -> None:
     layer, weights = _c_layer_and_weights(a)
     _core.forward(layer, weights, a.x, a.lengths, a.states, out, states_n, saved)
 
 
-def _c_backward(b: BackwardArgs, dx: np.ndarray, dstates0: Tuple[np.ndarray, ...],
-                dw: Dict[str, Optional[np.ndarray]]) -> None:
+def _c_backward(
+    b: BackwardArgs,
+    dx: np.ndarray,
+    dstates0: Tuple[np.ndarray, ...],
+    dw: Dict[str, Optional[np.ndarray]],
+) -> None:
     a = b.forward
     layer, weights = _c_layer_and_weights(a)
-    dweights = tuple(None if name is None else dw[name]
-                     for name in _C_LAYOUT[a.spec.name].weight_slots)
-    _core.backward(layer, weights, a.x, a.lengths, a.states, b.out, b.saved, b.dout,
-                   b.dstates, dx, dstates0, dweights)
+    dweights = tuple(
+        None if name is None else dw[name] for name in _C_LAYOUT[a.spec.name].weight_slots
+    )
+    _core.backward(
+        layer,
+        weights,
+        a.x,
+        a.lengths,
+        a.states,
+        b.out,
+        b.saved,
+        b.dout,
+        b.dstates,
+        dx,
+        dstates0,
+        dweights,
+    )
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:
     """Arrays the kernels can write: each one itself when it is C-contiguous
     and native, else a contiguous native copy (written back afterwards)."""
-    return [a if a.flags.c_contiguous and a.dtype.isnative else np.ascontiguousarray(a, a.dtype.newbyteorder("="))
-            for a in arrays]
+    return [
+        a
+        if a.flags.c_contiguous and a.dtype.isnative
+        else np.ascontiguousarray(a, a.dtype.newbyteorder("="))
+        for a in arrays
+    ]
 
 
 def _write_back(originals: List[np.ndarray], views: List[np.ndarray]) -> None:
@@ -149,8 +186,12 @@ def _write_back(originals: List[np.ndarray], views: List[np.ndarray]) -> None:
             original[...] = view
 
 
-def clip_grad_norm(arrays: Arrays, max_norm: float, norm_type: Union[float, str] = 2.0,
-                   error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm(
+    arrays: Arrays,
+    max_norm: float,
+    norm_type: Union[float, str] = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
     """Scale arrays in place so their total norm is at most max_norm.
 
     PyTorch's clip_grad_norm_ semantics: the norm is taken over all arrays as

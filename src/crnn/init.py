@@ -13,6 +13,7 @@ Arrays are drawn in float64 and cast to the requested dtype, so a float32
 and a float64 layer built with the same seed hold the same values (up to
 rounding).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,10 @@ def check_init(init: Any) -> str:
 
 def _check_rng(rng: Any) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
     return rng
 
 
@@ -59,8 +62,9 @@ def uniform_(arr: np.ndarray, bound: float, rng: np.random.Generator) -> np.ndar
     return arr
 
 
-def pytorch_default(shape: Sequence[int], hidden_size: int, rng: np.random.Generator,
-                    dtype: Any = np.float32) -> np.ndarray:
+def pytorch_default(
+    shape: Sequence[int], hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32
+) -> np.ndarray:
     """A new array of U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) draws.
 
     PyTorch's default for every parameter of ``nn.RNN`` / ``nn.RNNCell``;
@@ -83,8 +87,9 @@ def pytorch_default(shape: Sequence[int], hidden_size: int, rng: np.random.Gener
     return uniform_(np.empty(tuple(shape), dtype=dtype), bound, rng)
 
 
-def orthogonal(shape: Sequence[int], rng: np.random.Generator, gain: float = 1.0,
-               dtype: Any = np.float32) -> np.ndarray:
+def orthogonal(
+    shape: Sequence[int], rng: np.random.Generator, gain: float = 1.0, dtype: Any = np.float32
+) -> np.ndarray:
     """A new (semi-)orthogonal matrix, as ``torch.nn.init.orthogonal_``.
 
     The QR decomposition of a standard-normal matrix, with the signs of R's
@@ -117,8 +122,9 @@ def orthogonal(shape: Sequence[int], rng: np.random.Generator, gain: float = 1.0
     return (gain * q).reshape(shape).astype(dtype)
 
 
-def glorot_uniform(shape: Sequence[int], rng: np.random.Generator,
-                   dtype: Any = np.float32) -> np.ndarray:
+def glorot_uniform(
+    shape: Sequence[int], rng: np.random.Generator, dtype: Any = np.float32
+) -> np.ndarray:
     """A new array of Glorot (Xavier) uniform draws, as ``torch.nn.init.xavier_uniform_``.
 
     U(-a, a) with ``a = sqrt(6 / (fan_in + fan_out))``, ``fan_in =

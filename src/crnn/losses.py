@@ -28,6 +28,7 @@ losses as an array (0 at masked-out positions); its gradient is that of the
 Non-finite values in positions that count propagate: a NaN or infinite
 logit or prediction gives a NaN or infinite loss and gradient.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -49,6 +50,7 @@ REDUCTIONS = ("mean", "sum", "none")
 # --------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------
+
 
 def _float_input(name: str, value: Any) -> np.ndarray:
     """`value` as a native float32/float64 array (the same array if it is one)."""
@@ -83,19 +85,24 @@ def _check_mask(mask: Any, shape: Tuple[int, ...], shape_name: str) -> Optional[
         pass
     elif arr.dtype.kind in "iuf":
         if arr.size and not np.all((arr == 0) | (arr == 1)):
-            raise ValueError("mask must be boolean or contain only 0 and 1 (it selects positions; "
-                             "it is not a weight)")
+            raise ValueError(
+                "mask must be boolean or contain only 0 and 1 (it selects positions; "
+                "it is not a weight)"
+            )
         arr = arr != 0
     else:
         raise TypeError(f"mask must be a boolean or 0/1 array, got dtype {arr.dtype}")
     try:
         return np.broadcast_to(arr, shape)
     except ValueError:
-        raise ValueError(f"mask of shape {arr.shape} cannot be broadcast to {shape_name} "
-                         f"{shape}") from None
+        raise ValueError(
+            f"mask of shape {arr.shape} cannot be broadcast to {shape_name} {shape}"
+        ) from None
 
 
-def _reduce(loss: np.ndarray, grad: np.ndarray, count: int, reduction: str) -> Tuple[Loss, np.ndarray]:
+def _reduce(
+    loss: np.ndarray, grad: np.ndarray, count: int, reduction: str
+) -> Tuple[Loss, np.ndarray]:
     """Apply the reduction to per-position losses and their (unscaled) gradient."""
     if reduction == "none":
         return loss, grad
@@ -112,6 +119,7 @@ def _reduce(loss: np.ndarray, grad: np.ndarray, count: int, reduction: str) -> T
 # --------------------------------------------------------------------------
 # softmax / log_softmax
 # --------------------------------------------------------------------------
+
 
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Softmax along `axis`, computed stably (the maximum is subtracted first).
@@ -173,6 +181,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
 # Cross-entropy
 # --------------------------------------------------------------------------
 
+
 def softmax_cross_entropy(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -232,14 +241,18 @@ def softmax_cross_entropy(
     """
     x = _float_input("logits", logits)
     if x.ndim == 0:
-        raise ValueError("logits must have shape (..., C) with at least one dimension, got a scalar")
+        raise ValueError(
+            "logits must have shape (..., C) with at least one dimension, got a scalar"
+        )
     C = x.shape[-1]
     if C == 0:
         raise ValueError(f"logits must have at least one class (last axis), got shape {x.shape}")
     pos_shape = x.shape[:-1]
 
     if targets is None or isinstance(targets, (str, bytes)):
-        raise TypeError(f"targets must be an integer array of class indices, got {type(targets).__name__}")
+        raise TypeError(
+            f"targets must be an integer array of class indices, got {type(targets).__name__}"
+        )
     t = as_array("targets", targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}")
@@ -249,7 +262,9 @@ def softmax_cross_entropy(
     m = _check_mask(mask, pos_shape, "logits.shape[:-1]")
     if ignore_index is not None:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"ignore_index must be an integer or None, got {type(ignore_index).__name__}")
+            raise TypeError(
+                f"ignore_index must be an integer or None, got {type(ignore_index).__name__}"
+            )
         ignore_index = int(ignore_index)
     s = _real_number("label_smoothing", label_smoothing)
     if not 0.0 <= s <= 1.0:
@@ -266,21 +281,22 @@ def softmax_cross_entropy(
         lo, hi = t_valid.min(), t_valid.max()
         if lo < 0 or hi >= C:
             bad = lo if lo < 0 else hi
-            raise ValueError(f"targets must lie in [0, C) = [0, {C}) at every position that counts, "
-                             f"got {bad}")
+            raise ValueError(
+                f"targets must lie in [0, C) = [0, {C}) at every position that counts, got {bad}"
+            )
     count = int(t_valid.size)
     rows = np.arange(N)
     t_safe = np.where(valid, t_flat, 0).astype(np.intp, copy=False)
 
     x2 = x.reshape(N, C)
     with np.errstate(invalid="ignore", over="ignore"):
-        shifted = x2 - x2.max(axis=1, keepdims=True)          # new array, <= 0
+        shifted = x2 - x2.max(axis=1, keepdims=True)  # new array, <= 0
         e = np.exp(shifted)
         sum_e = e.sum(axis=1, keepdims=True)
-        lse = np.log(sum_e)[:, 0]                              # log sum exp(shifted)
-        loss = lse - shifted[rows, t_safe]                     # -log p[t]
+        lse = np.log(sum_e)[:, 0]  # log sum exp(shifted)
+        loss = lse - shifted[rows, t_safe]  # -log p[t]
         grad = e
-        grad /= sum_e                                          # p
+        grad /= sum_e  # p
         grad[rows, t_safe] -= 1.0 - s
         if s != 0.0:
             # sum_c -log p[c] = C * lse - sum_c shifted[c]
@@ -299,6 +315,7 @@ def softmax_cross_entropy(
 # --------------------------------------------------------------------------
 # Mean squared error
 # --------------------------------------------------------------------------
+
 
 def mse(
     pred: ArrayLike,
@@ -348,7 +365,7 @@ def mse(
     reduction = _check_reduction(reduction)
     m = _check_mask(mask, p.shape, "pred's shape")
 
-    diff = p.copy()                               # new array, also for 0-d inputs
+    diff = p.copy()  # new array, also for 0-d inputs
     diff -= y
     loss = diff * diff
     grad = diff

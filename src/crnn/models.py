@@ -36,6 +36,7 @@ Models that read tokens (`SequenceClassifier`, `SequenceTagger`, `CharRNN`,
 one-hot (or feature-vector) inputs; an int makes the inputs integer token
 ids, mapped by a `crnn.Embedding` child to that many learned features.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,13 +55,23 @@ from .nn import Attention, Embedding, Linear, Recurrent, map_state, recurrent_la
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
-__all__ = ["one_hot", "MLPRegressor", "SequenceClassifier", "SequenceTagger", "CharRNN",
-           "CharModel", "Seq2Seq", "BeamSearchResult", "Forecaster"]
+__all__ = [
+    "one_hot",
+    "MLPRegressor",
+    "SequenceClassifier",
+    "SequenceTagger",
+    "CharRNN",
+    "CharModel",
+    "Seq2Seq",
+    "BeamSearchResult",
+    "Forecaster",
+]
 
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
+
 
 def _child_seeds(seed: Optional[int], n: int) -> List[Optional[int]]:
     """n independent seeds derived from `seed` (all None when seed is None)."""
@@ -71,21 +82,26 @@ def _child_seeds(seed: Optional[int], n: int) -> List[Optional[int]]:
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n)]
 
 
-def _recurrent(cell: Any, nonlinearity: str, input_size: int, hidden_size: int,
-               num_layers: int, **kwargs: Any) -> Recurrent:
+def _recurrent(
+    cell: Any, nonlinearity: str, input_size: int, hidden_size: int, num_layers: int, **kwargs: Any
+) -> Recurrent:
     """The recurrent layer of a model: `cell`'s layer (crnn.RNN, LSTM, GRU, or a
     Recurrent of another stacked cell); `nonlinearity` is the RNN cell's option,
     and the other cells have none."""
     spec = cells.get(cell)
     if spec.uses_output_size:
-        raise ValueError(f"cell must be a cell without an output size, one of "
-                         f"{tuple(n for n, s in cells.REGISTRY.items() if not s.uses_output_size)}; "
-                         f"got {spec.name!r}")
+        raise ValueError(
+            f"cell must be a cell without an output size, one of "
+            f"{tuple(n for n, s in cells.REGISTRY.items() if not s.uses_output_size)}; "
+            f"got {spec.name!r}"
+        )
     if "nonlinearity" in spec.option_names:
         kwargs["nonlinearity"] = nonlinearity
     elif nonlinearity != "tanh":
-        raise ValueError(f"nonlinearity applies to cell='rnn' only (the {spec.title} cell's "
-                         f"activations are fixed), got nonlinearity={nonlinearity!r}")
+        raise ValueError(
+            f"nonlinearity applies to cell='rnn' only (the {spec.title} cell's "
+            f"activations are fixed), got nonlinearity={nonlinearity!r}"
+        )
     return recurrent_layer(spec, input_size, hidden_size, num_layers=num_layers, **kwargs)
 
 
@@ -100,15 +116,18 @@ def _activation(name: str):
     if name == "relu":
         return (lambda a: np.maximum(a, 0)), (lambda y: (y > 0).astype(y.dtype))
     if name == "sigmoid":
+
         def sig(a):
             z = np.exp(-np.abs(a))
             return np.where(a >= 0, 1 / (1 + z), z / (1 + z)).astype(a.dtype)
+
         return sig, lambda y: y * (1 - y)
     raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {name!r}")
 
 
-def _sample(logits: np.ndarray, temperature: float, top_k: Optional[int],
-            rng: np.random.Generator) -> np.ndarray:
+def _sample(
+    logits: np.ndarray, temperature: float, top_k: Optional[int], rng: np.random.Generator
+) -> np.ndarray:
     """One id per row of (B, V) logits: argmax for temperature 0, else a draw
     from softmax(logits / temperature), restricted to the top_k largest."""
     if temperature == 0:
@@ -130,8 +149,14 @@ def _check_3d(name: str, x: np.ndarray, features: int) -> None:
         raise ValueError(f"{name} must be time-major (T, B, {features}), got shape {x.shape}")
 
 
-def _embedding(model: Module, attr: str, vocab_name: str, vocab_size: Any, embedding_dim: Any,
-               seed: Optional[int]) -> int:
+def _embedding(
+    model: Module,
+    attr: str,
+    vocab_name: str,
+    vocab_size: Any,
+    embedding_dim: Any,
+    seed: Optional[int],
+) -> int:
     """Give `model` an `Embedding` child `attr` (or ``attr = None`` without
     embedding_dim); returns the input size of the layer it feeds."""
     if embedding_dim is None:
@@ -172,6 +197,7 @@ def _evaluating(model: Module) -> Iterator[None]:
 # One-to-one
 # --------------------------------------------------------------------------
 
+
 @register_module
 class MLPRegressor(Module):
     """One-to-one: ``y = head(f(hidden(x)))``, no time axis at all.
@@ -197,23 +223,40 @@ class MLPRegressor(Module):
         ``head.bias``.
     """
 
-    def __init__(self, in_features: int, hidden_features: int, out_features: int,
-                 nonlinearity: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None,
-                 backend: str = "c") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        out_features: int,
+        nonlinearity: str = "tanh",
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+    ) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         self.nonlinearity = nonlinearity
         self._f, self._df = _activation(nonlinearity)
         s = _child_seeds(seed, 2)
-        self.hidden = Linear(in_features, hidden_features, dtype=self.dtype, seed=s[0], backend=backend)
-        self.head = Linear(hidden_features, out_features, dtype=self.dtype, seed=s[1], backend=backend)
+        self.hidden = Linear(
+            in_features, hidden_features, dtype=self.dtype, seed=s[0], backend=backend
+        )
+        self.head = Linear(
+            hidden_features, out_features, dtype=self.dtype, seed=s[1], backend=backend
+        )
         self._cache: Optional[np.ndarray] = None
 
     def config(self) -> Dict[str, Any]:
-        return dict(in_features=self.hidden.in_features, hidden_features=self.hidden.out_features,
-                    out_features=self.head.out_features, nonlinearity=self.nonlinearity,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend)
+        return dict(
+            in_features=self.hidden.in_features,
+            hidden_features=self.hidden.out_features,
+            out_features=self.head.out_features,
+            nonlinearity=self.nonlinearity,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         """Predict.
@@ -250,6 +293,7 @@ class MLPRegressor(Module):
 # --------------------------------------------------------------------------
 # Many-to-one
 # --------------------------------------------------------------------------
+
 
 @register_module
 class SequenceClassifier(Module):
@@ -291,20 +335,42 @@ class SequenceClassifier(Module):
         From ``D * hidden_size`` features to ``num_classes`` logits.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_classes: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        cell: str = "rnn",
+        embedding_dim: Optional[int] = None,
+    ) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
         rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
-        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
-                              dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
-                              seed=s[0], backend=backend)
+        self.rnn = _recurrent(
+            cell,
+            nonlinearity,
+            rnn_input,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            dtype=self.dtype,
+            seed=s[0],
+            backend=backend,
+        )
         D = self.rnn.num_directions
-        self.head = Linear(D * hidden_size, num_classes, dtype=self.dtype, seed=s[1], backend=backend)
+        self.head = Linear(
+            D * hidden_size, num_classes, dtype=self.dtype, seed=s[1], backend=backend
+        )
         self._cache: Optional[Tuple[int, Any]] = None
 
     @property
@@ -314,11 +380,19 @@ class SequenceClassifier(Module):
 
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(input_size=self.input_size, hidden_size=r.hidden_size,
-                    num_classes=self.head.out_features, num_layers=r.num_layers,
-                    bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r),
-                    **_embedding_config(self.embed))
+        return dict(
+            input_size=self.input_size,
+            hidden_size=r.hidden_size,
+            num_classes=self.head.out_features,
+            num_layers=r.num_layers,
+            bidirectional=r.bidirectional,
+            dropout=r.dropout,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            **_cell_config(r),
+            **_embedding_config(self.embed),
+        )
 
     def _features(self, x: Any) -> np.ndarray:
         """The recurrent layer's input: x itself, or the embedding of its ids."""
@@ -399,6 +473,7 @@ class SequenceClassifier(Module):
 # Many-to-many
 # --------------------------------------------------------------------------
 
+
 @register_module
 class SequenceTagger(Module):
     """Many-to-many: recurrent layer -> Linear at every step (one output per input step).
@@ -436,20 +511,45 @@ class SequenceTagger(Module):
         From ``D * hidden_size`` to ``output_size``, applied at every step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        cell: str = "rnn",
+        embedding_dim: Optional[int] = None,
+    ) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
         rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
-        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
-                              dropout=dropout, bidirectional=bidirectional, dtype=self.dtype,
-                              seed=s[0], backend=backend)
-        self.head = Linear(self.rnn.num_directions * hidden_size, output_size, dtype=self.dtype,
-                           seed=s[1], backend=backend)
+        self.rnn = _recurrent(
+            cell,
+            nonlinearity,
+            rnn_input,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            dtype=self.dtype,
+            seed=s[0],
+            backend=backend,
+        )
+        self.head = Linear(
+            self.rnn.num_directions * hidden_size,
+            output_size,
+            dtype=self.dtype,
+            seed=s[1],
+            backend=backend,
+        )
 
     input_size = SequenceClassifier.input_size
     _features = SequenceClassifier._features
@@ -457,11 +557,19 @@ class SequenceTagger(Module):
 
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(input_size=self.input_size, hidden_size=r.hidden_size,
-                    output_size=self.head.out_features, num_layers=r.num_layers,
-                    bidirectional=r.bidirectional, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r),
-                    **_embedding_config(self.embed))
+        return dict(
+            input_size=self.input_size,
+            hidden_size=r.hidden_size,
+            output_size=self.head.out_features,
+            num_layers=r.num_layers,
+            bidirectional=r.bidirectional,
+            dropout=r.dropout,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            **_cell_config(r),
+            **_embedding_config(self.embed),
+        )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Outputs at every step, and the final state.
@@ -547,26 +655,53 @@ class CharRNN(Module):
         ``hidden_size`` -> ``vocab_size`` logits.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn",
-                 embedding_dim: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        cell: str = "rnn",
+        embedding_dim: Optional[int] = None,
+    ) -> None:
         super().__init__(backend=backend)
         self.vocab_size = check_int("vocab_size", vocab_size, 1)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
         rnn_input = _embedding(self, "embed", "vocab_size", self.vocab_size, embedding_dim, s[2])
-        self.rnn = _recurrent(cell, nonlinearity, rnn_input, hidden_size, num_layers,
-                              dropout=dropout, dtype=self.dtype, seed=s[0], backend=backend)
-        self.head = Linear(hidden_size, self.vocab_size, dtype=self.dtype, seed=s[1], backend=backend)
+        self.rnn = _recurrent(
+            cell,
+            nonlinearity,
+            rnn_input,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            dtype=self.dtype,
+            seed=s[0],
+            backend=backend,
+        )
+        self.head = Linear(
+            hidden_size, self.vocab_size, dtype=self.dtype, seed=s[1], backend=backend
+        )
 
     def config(self) -> Dict[str, Any]:
         r = self.rnn
-        return dict(vocab_size=self.vocab_size, hidden_size=r.hidden_size,
-                    num_layers=r.num_layers, dropout=r.dropout, dtype=self.dtype.name,
-                    seed=self.seed, backend=self.backend, **_cell_config(r),
-                    **_embedding_config(self.embed))
+        return dict(
+            vocab_size=self.vocab_size,
+            hidden_size=r.hidden_size,
+            num_layers=r.num_layers,
+            dropout=r.dropout,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            **_cell_config(r),
+            **_embedding_config(self.embed),
+        )
 
     def _inputs(self, ids: Any) -> np.ndarray:
         if self.embed is not None:
@@ -580,7 +715,9 @@ class CharRNN(Module):
         _check_3d("ids", x, self.vocab_size)
         return x
 
-    def forward(self, ids: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+    def forward(
+        self, ids: Any, h0: Any = None, lengths: Any = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Next-character logits at every step, and the final state.
 
         Parameters
@@ -619,10 +756,15 @@ class CharRNN(Module):
         self.embed.backward(dx)
         return None, dh0
 
-    def generate(self, prime_ids: Any, n: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None,
-                 rng: Optional[Union[int, np.random.Generator]] = None,
-                 h0: Any = None) -> np.ndarray:
+    def generate(
+        self,
+        prime_ids: Any,
+        n: int,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        rng: Optional[Union[int, np.random.Generator]] = None,
+        h0: Any = None,
+    ) -> np.ndarray:
         """Sample `n` characters after a prime, feeding each one back in.
 
         The prime is read in one forward pass; then, step by step, the next
@@ -655,10 +797,16 @@ class CharRNN(Module):
         """
         ids = np.asarray(prime_ids)
         if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2) or ids.shape[0] < 1:
-            raise ValueError(f"prime_ids must be integers of shape (P,) or (P, B) with P >= 1, "
-                             f"got {ids.dtype} {ids.shape}")
+            raise ValueError(
+                f"prime_ids must be integers of shape (P,) or (P, B) with P >= 1, "
+                f"got {ids.dtype} {ids.shape}"
+            )
         n = check_int("n", n, 0)
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or temperature < 0:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, numbers.Real)
+            or temperature < 0
+        ):
             raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
         if top_k is not None:
             top_k = check_int("top_k", top_k, 1)
@@ -702,16 +850,35 @@ class CharModel(CharRNN):
     vocab : crnn.data.CharVocab
     """
 
-    def __init__(self, chars: str, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", unk: str = "\ufffd",
-                 cell: str = "rnn", embedding_dim: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        chars: str,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        unk: str = "\ufffd",
+        cell: str = "rnn",
+        embedding_dim: Optional[int] = None,
+    ) -> None:
         if not isinstance(chars, str) or not chars:
             raise ValueError("chars must be a non-empty string")
         self.vocab = CharVocab(chars, unk=unk)
-        super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell,
-                         embedding_dim=embedding_dim)
+        super().__init__(
+            len(self.vocab),
+            hidden_size,
+            num_layers,
+            nonlinearity=nonlinearity,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+            cell=cell,
+            embedding_dim=embedding_dim,
+        )
         # The unknown character is never a target (the vocabulary comes from
         # the text), so training drives its logit down anyway; start it low
         # so that even an untrained model never writes it.
@@ -733,8 +900,14 @@ class CharModel(CharRNN):
     def decode(self, ids: Any) -> str:
         return self.vocab.decode(np.asarray(ids, dtype=np.int64))
 
-    def sample(self, prime: str, n: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               rng: Optional[Union[int, np.random.Generator]] = None) -> str:
+    def sample(
+        self,
+        prime: str,
+        n: int,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        rng: Optional[Union[int, np.random.Generator]] = None,
+    ) -> str:
         """`n` characters sampled after `prime` (the prime itself not included).
 
         An empty prime starts at a new line (or, if the model never saw a
@@ -749,6 +922,7 @@ class CharModel(CharRNN):
 # --------------------------------------------------------------------------
 # Encoder-decoder
 # --------------------------------------------------------------------------
+
 
 class BeamSearchResult(NamedTuple):
     """What `Seq2Seq.beam_search` returns: the best hypothesis of each batch row.
@@ -854,32 +1028,53 @@ class Seq2Seq(Module):
         ``hidden_size`` -> ``tgt_size`` logits at every decoder step.
     """
 
-    def __init__(self, src_size: int, tgt_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", cell: str = "rnn",
-                 attention: Optional[str] = None, embedding_dim: Optional[int] = None,
-                 attention_size: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        src_size: int,
+        tgt_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        cell: str = "rnn",
+        attention: Optional[str] = None,
+        embedding_dim: Optional[int] = None,
+        attention_size: Optional[int] = None,
+    ) -> None:
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
         if attention is not None and (not isinstance(attention, str) or attention not in SCORES):
             raise ValueError(f"attention must be None or one of {SCORES}, got {attention!r}")
         if attention != "additive" and attention_size is not None:
-            raise ValueError(f"attention_size applies to attention='additive' only, got "
-                             f"attention_size={attention_size!r} with attention={attention!r}")
+            raise ValueError(
+                f"attention_size applies to attention='additive' only, got "
+                f"attention_size={attention_size!r} with attention={attention!r}"
+            )
         s = _child_seeds(seed, 6)  # the first three as before embeddings and attention
         kw = dict(dropout=dropout, dtype=self.dtype, backend=backend)
         enc_in = _embedding(self, "src_embed", "src_size", src_size, embedding_dim, s[3])
-        self.encoder = _recurrent(cell, nonlinearity, enc_in, hidden_size, num_layers,
-                                  seed=s[0], **kw)
+        self.encoder = _recurrent(
+            cell, nonlinearity, enc_in, hidden_size, num_layers, seed=s[0], **kw
+        )
         dec_in = _embedding(self, "tgt_embed", "tgt_size", tgt_size, embedding_dim, s[4])
-        self.decoder = _recurrent(cell, nonlinearity, dec_in, hidden_size, num_layers,
-                                  seed=s[1], **kw)
+        self.decoder = _recurrent(
+            cell, nonlinearity, dec_in, hidden_size, num_layers, seed=s[1], **kw
+        )
         H = self.encoder.hidden_size
-        self.attn = None if attention is None else Attention(
-            attention, H, H, attention_size, dtype=self.dtype, seed=s[5], backend=backend)
-        self.head = Linear(H, check_int("tgt_size", tgt_size, 1), dtype=self.dtype, seed=s[2],
-                           backend=backend)
+        self.attn = (
+            None
+            if attention is None
+            else Attention(
+                attention, H, H, attention_size, dtype=self.dtype, seed=s[5], backend=backend
+            )
+        )
+        self.head = Linear(
+            H, check_int("tgt_size", tgt_size, 1), dtype=self.dtype, seed=s[2], backend=backend
+        )
 
     @property
     def src_size(self) -> int:
@@ -899,9 +1094,17 @@ class Seq2Seq(Module):
 
     def config(self) -> Dict[str, Any]:
         e = self.encoder
-        cfg = dict(src_size=self.src_size, tgt_size=self.tgt_size, hidden_size=e.hidden_size,
-                   num_layers=e.num_layers, dropout=e.dropout, dtype=self.dtype.name,
-                   seed=self.seed, backend=self.backend, **_cell_config(e))
+        cfg = dict(
+            src_size=self.src_size,
+            tgt_size=self.tgt_size,
+            hidden_size=e.hidden_size,
+            num_layers=e.num_layers,
+            dropout=e.dropout,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            **_cell_config(e),
+        )
         # New keys only when used, so that such files read as they always did.
         if self.attn is not None:
             cfg["attention"] = self.attn.score
@@ -915,8 +1118,9 @@ class Seq2Seq(Module):
     def _check_token(self, name: str, value: Any) -> int:
         value = check_int(name, value, 0)
         if value >= self.tgt_size:
-            raise ValueError(f"{name} must be a target id in [0, tgt_size) = [0, {self.tgt_size}), "
-                             f"got {value}")
+            raise ValueError(
+                f"{name} must be a target id in [0, tgt_size) = [0, {self.tgt_size}), got {value}"
+            )
         return value
 
     def _source(self, src: Any) -> np.ndarray:
@@ -959,7 +1163,9 @@ class Seq2Seq(Module):
         """
         ids = np.asarray(tgt_ids)
         if ids.dtype.kind not in "iu" or ids.ndim != 2:
-            raise ValueError(f"tgt_ids must be integers of shape (T, B), got {ids.dtype} {ids.shape}")
+            raise ValueError(
+                f"tgt_ids must be integers of shape (T, B), got {ids.dtype} {ids.shape}"
+            )
         start = np.full((1, ids.shape[1]), check_int("start_id", start_id, 0), dtype=np.int64)
         shifted = np.concatenate([start, ids[:-1].astype(np.int64)], axis=0)[: ids.shape[0]]
         if self.tgt_embed is not None:
@@ -968,8 +1174,9 @@ class Seq2Seq(Module):
 
     # -- training -------------------------------------------------------------
 
-    def forward(self, src: Any, tgt_in: Any, src_lengths: Any = None,
-                tgt_lengths: Any = None) -> np.ndarray:
+    def forward(
+        self, src: Any, tgt_in: Any, src_lengths: Any = None, tgt_lengths: Any = None
+    ) -> np.ndarray:
         """Decoder logits under teacher forcing.
 
         Parameters
@@ -1026,8 +1233,9 @@ class Seq2Seq(Module):
         memory, h = self.encoder(self._source(src), None, src_lengths)
         return memory, h, check_lengths(src_lengths, memory.shape[0], memory.shape[1])
 
-    def _step(self, prev: np.ndarray, h: Any, memory: np.ndarray,
-              lengths: Optional[np.ndarray]) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
+    def _step(
+        self, prev: np.ndarray, h: Any, memory: np.ndarray, lengths: Optional[np.ndarray]
+    ) -> Tuple[np.ndarray, Any, Optional[np.ndarray]]:
         """One decoder step from the previous ids (N,): (logits (N, V), state,
         attention weights (N, S) or None)."""
         out, h = self.decoder(self._tokens(prev[None, :]), h)
@@ -1037,8 +1245,15 @@ class Seq2Seq(Module):
             alpha = alpha[0]
         return self.head(out[0]), h, alpha
 
-    def greedy_decode(self, src: Any, n_steps: int, start_id: int, src_lengths: Any = None, *,
-                      return_attention: bool = False) -> Any:
+    def greedy_decode(
+        self,
+        src: Any,
+        n_steps: int,
+        start_id: int,
+        src_lengths: Any = None,
+        *,
+        return_attention: bool = False,
+    ) -> Any:
         """Decode without teacher forcing: each step reads the previous argmax.
 
         Runs in evaluation mode and restores the previous mode; it
@@ -1063,9 +1278,17 @@ class Seq2Seq(Module):
         """
         return self._decode(src, n_steps, start_id, src_lengths, return_attention, None)
 
-    def sample(self, src: Any, n_steps: int, start_id: int, src_lengths: Any = None, *,
-               temperature: float = 1.0, top_k: Optional[int] = None,
-               rng: Optional[Union[int, np.random.Generator]] = None) -> np.ndarray:
+    def sample(
+        self,
+        src: Any,
+        n_steps: int,
+        start_id: int,
+        src_lengths: Any = None,
+        *,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        rng: Optional[Union[int, np.random.Generator]] = None,
+    ) -> np.ndarray:
         """Decode by sampling each next token from the model's distribution.
 
         Like `greedy_decode`, but step t's id is drawn from
@@ -1084,16 +1307,33 @@ class Seq2Seq(Module):
         -------
         ndarray of int64, shape (n_steps, B)
         """
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or temperature < 0:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, numbers.Real)
+            or temperature < 0
+        ):
             raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
         if top_k is not None:
             top_k = check_int("top_k", top_k, 1)
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return self._decode(src, n_steps, start_id, src_lengths, False,
-                            lambda logits: _sample(logits, float(temperature), top_k, gen))
+        return self._decode(
+            src,
+            n_steps,
+            start_id,
+            src_lengths,
+            False,
+            lambda logits: _sample(logits, float(temperature), top_k, gen),
+        )
 
-    def _decode(self, src: Any, n_steps: Any, start_id: Any, src_lengths: Any,
-                return_attention: bool, pick: Any) -> Any:
+    def _decode(
+        self,
+        src: Any,
+        n_steps: Any,
+        start_id: Any,
+        src_lengths: Any,
+        return_attention: bool,
+        pick: Any,
+    ) -> Any:
         n_steps = check_int("n_steps", n_steps, 0)
         start_id = self._check_token("start_id", start_id)
         if return_attention and self.attn is None:
@@ -1106,15 +1346,24 @@ class Seq2Seq(Module):
             alphas = np.zeros((n_steps, B, S), dtype=self.dtype) if return_attention else None
             for t in range(n_steps):
                 logits, h, alpha = self._step(prev, h, memory, lengths)
-                prev = (np.argmax(logits, axis=-1) if pick is None else pick(logits)).astype(np.int64)
+                prev = (np.argmax(logits, axis=-1) if pick is None else pick(logits)).astype(
+                    np.int64
+                )
                 out[t] = prev
                 if alphas is not None:
                     alphas[t] = alpha
         return (out, alphas) if return_attention else out
 
-    def beam_search(self, src: Any, beam_width: int, max_len: int, end_id: Optional[int],
-                    start_id: int, length_penalty: float = 0.6,
-                    src_lengths: Any = None) -> BeamSearchResult:
+    def beam_search(
+        self,
+        src: Any,
+        beam_width: int,
+        max_len: int,
+        end_id: Optional[int],
+        start_id: int,
+        length_penalty: float = 0.6,
+        src_lengths: Any = None,
+    ) -> BeamSearchResult:
         """The most likely output of each source, by beam search.
 
         Each row keeps `beam_width` hypotheses. At every step each live
@@ -1166,8 +1415,11 @@ class Seq2Seq(Module):
         if end_id is not None:
             end_id = self._check_token("end_id", end_id)
         start_id = self._check_token("start_id", start_id)
-        if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
-                or not length_penalty >= 0):
+        if (
+            isinstance(length_penalty, bool)
+            or not isinstance(length_penalty, numbers.Real)
+            or not length_penalty >= 0
+        ):
             raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
         alpha_lp = float(length_penalty)
 
@@ -1186,7 +1438,9 @@ class Seq2Seq(Module):
             logp[:, 0] = 0.0  # one live hypothesis per row at first
             tokens = np.zeros((B, K, 0), dtype=np.int64)
             attn = np.zeros((B, K, 0, S)) if self.attn is not None else None
-            best: List[Optional[Tuple[float, float, np.ndarray, Optional[np.ndarray], bool]]] = [None] * B
+            best: List[Optional[Tuple[float, float, np.ndarray, Optional[np.ndarray], bool]]] = [
+                None
+            ] * B
             prev = np.full(B * K, start_id, dtype=np.int64)
             done = np.zeros(B, dtype=bool)
             steps = 0
@@ -1199,8 +1453,10 @@ class Seq2Seq(Module):
                 order = np.argsort(-cand, axis=1, kind="stable")[:, :K]  # ties: lower index
                 top = np.take_along_axis(cand, order, axis=1)
                 origin, tok = order // V, order % V
-                tokens = np.concatenate([np.take_along_axis(tokens, origin[:, :, None], axis=1),
-                                         tok[:, :, None]], axis=2)
+                tokens = np.concatenate(
+                    [np.take_along_axis(tokens, origin[:, :, None], axis=1), tok[:, :, None]],
+                    axis=2,
+                )
                 if attn is not None:
                     a_prev = np.take_along_axis(attn, origin[:, :, None, None], axis=1)
                     a_new = alpha.reshape(B, K, 1, S)[np.arange(B)[:, None], origin]
@@ -1209,13 +1465,19 @@ class Seq2Seq(Module):
                 for b, k in zip(*np.nonzero(ended)):
                     score = top[b, k] / lp(t + 1)
                     if not done[b] and (best[b] is None or score > best[b][0]):
-                        best[b] = (score, top[b, k], tokens[b, k, :-1],
-                                   None if attn is None else attn[b, k, :-1], True)
+                        best[b] = (
+                            score,
+                            top[b, k],
+                            tokens[b, k, :-1],
+                            None if attn is None else attn[b, k, :-1],
+                            True,
+                        )
                 logp = np.where(ended | done[:, None], -np.inf, top)
                 for b in np.nonzero(~done)[0]:
                     live = logp[b][np.isfinite(logp[b])]
-                    if live.size == 0 or (best[b] is not None
-                                          and best[b][0] >= live.max() / lp(max_len)):
+                    if live.size == 0 or (
+                        best[b] is not None and best[b][0] >= live.max() / lp(max_len)
+                    ):
                         done[b] = True
                 logp[done] = -np.inf
                 select = (np.arange(B)[:, None] * K + origin).reshape(-1)
@@ -1226,8 +1488,13 @@ class Seq2Seq(Module):
                     for k in np.nonzero(np.isfinite(logp[b]))[0]:
                         score = logp[b, k] / lp(max_len)
                         if best[b] is None or score > best[b][0]:
-                            best[b] = (score, logp[b, k], tokens[b, k],
-                                       None if attn is None else attn[b, k], False)
+                            best[b] = (
+                                score,
+                                logp[b, k],
+                                tokens[b, k],
+                                None if attn is None else attn[b, k],
+                                False,
+                            )
         sequences, attention = [], [] if attn is not None else None
         for b in range(B):
             score, total, seq, a, fin = best[b]

@@ -11,6 +11,7 @@ a model may share its children's arrays (see `Module.add_module`).
 Modules are not thread-safe: a layer keeps the cache of its last forward
 call for ``backward``, so use one object per thread.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -37,6 +38,7 @@ class LoadResult(NamedTuple):
 # --------------------------------------------------------------------------
 # Small argument checks shared by the layers
 # --------------------------------------------------------------------------
+
 
 def float_dtype(dtype: Any) -> np.dtype:
     """`dtype` as np.dtype('float32') or np.dtype('float64'), else TypeError."""
@@ -87,13 +89,15 @@ def _as_numpy(name: str, value: Any) -> np.ndarray:
     except Exception:  # noqa: BLE001 - e.g. a torch tensor that requires grad
         if hasattr(value, "detach"):
             return np.asarray(value.detach().cpu())
-        raise TypeError(f"state_dict[{name!r}] cannot be converted to a NumPy array "
-                        f"({type(value).__name__})") from None
+        raise TypeError(
+            f"state_dict[{name!r}] cannot be converted to a NumPy array ({type(value).__name__})"
+        ) from None
 
 
 # --------------------------------------------------------------------------
 # Module
 # --------------------------------------------------------------------------
+
 
 class Module:
     """Base class of crnn layers and models.
@@ -144,7 +148,9 @@ class Module:
         ``grads`` as ``"name.<key>"``, sharing the child's arrays.
         """
         if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"a child module name must be a non-empty string without '.', got {name!r}")
+            raise ValueError(
+                f"a child module name must be a non-empty string without '.', got {name!r}"
+            )
         if not isinstance(module, Module):
             raise TypeError(f"module must be a crnn Module, got {type(module).__name__}")
         old = self._modules.get(name)
@@ -164,7 +170,9 @@ class Module:
     def register_parameter(self, name: str, value: np.ndarray) -> np.ndarray:
         """Add parameter `name` (the array itself) and a zero gradient for it."""
         if not isinstance(name, str) or not name or name.startswith("__"):
-            raise ValueError(f"a parameter name must be a non-empty string not starting with '__', got {name!r}")
+            raise ValueError(
+                f"a parameter name must be a non-empty string not starting with '__', got {name!r}"
+            )
         if not isinstance(value, np.ndarray):
             raise TypeError(f"parameter {name!r} must be an ndarray, got {type(value).__name__}")
         self.params[name] = value
@@ -249,7 +257,9 @@ class Module:
             If `state_dict` is not a mapping or a value is not numeric.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
+            raise TypeError(
+                f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}"
+            )
         missing = [k for k in self.params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in self.params]
         mismatched = []
@@ -267,12 +277,16 @@ class Module:
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(repr(k) if not isinstance(k, str) else k
-                                                            for k in unexpected))
+            problems.append(
+                "unexpected keys: "
+                + ", ".join(repr(k) if not isinstance(k, str) else k for k in unexpected)
+            )
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
         if problems:
-            raise ValueError(f"cannot load state_dict into {type(self).__name__}: " + " | ".join(problems))
+            raise ValueError(
+                f"cannot load state_dict into {type(self).__name__}: " + " | ".join(problems)
+            )
         for name, arr in values.items():
             self.params[name][...] = arr
         return LoadResult([str(k) for k in missing], [str(k) for k in unexpected])

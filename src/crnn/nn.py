@@ -28,6 +28,7 @@ Conventions shared by the layers:
 - Layers are not thread-safe (the cache is per object): use one object per
   thread.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,16 +38,30 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from . import cells
-from . import init as _init
+from . import cells, init as _init
 from ._validate import check_lengths
-from .cells import CellSpec
 from .attention import Attention
+from .cells import CellSpec
 from .embedding import Embedding
 from .module import Module, check_int, float_dtype, input_array
 
-__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "RecurrentCell", "RNNCell", "LSTMCell",
-           "GRUCell", "Linear", "Embedding", "Attention", "recurrent_layer", "map_state", "State"]
+__all__ = [
+    "Recurrent",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "Jordan",
+    "RecurrentCell",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "Linear",
+    "Embedding",
+    "Attention",
+    "recurrent_layer",
+    "map_state",
+    "State",
+]
 
 State = Union[np.ndarray, Tuple[np.ndarray, ...]]
 _T = TypeVar("_T")
@@ -55,6 +70,7 @@ _T = TypeVar("_T")
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
+
 
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
@@ -82,7 +98,9 @@ def _check_options(spec: CellSpec, options: Dict[str, Any]) -> Dict[str, str]:
     unknown = [k for k in options if k not in spec.option_names]
     if unknown:
         takes = ", ".join(spec.option_names) or "none"
-        raise TypeError(f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})")
+        raise TypeError(
+            f"the {spec.title} cell has no option {unknown[0]!r} (its options: {takes})"
+        )
     checked = {}
     for o in spec.options:
         value = options.get(o.name, o.default)
@@ -98,8 +116,14 @@ def _rngs(seed: Optional[int]) -> Tuple[np.random.Generator, np.random.Generator
     return np.random.default_rng(seq), np.random.default_rng(seq.spawn(1)[0])
 
 
-def cell_parameters(spec: CellSpec, init: str, rng: np.random.Generator, sizes: Dict[str, int],
-                    bias: bool, dtype: np.dtype) -> List[Tuple[str, np.ndarray]]:
+def cell_parameters(
+    spec: CellSpec,
+    init: str,
+    rng: np.random.Generator,
+    sizes: Dict[str, int],
+    bias: bool,
+    dtype: np.dtype,
+) -> List[Tuple[str, np.ndarray]]:
     """A fresh set of `spec`'s weights, in the spec's order.
 
     ``"pytorch"``: every parameter U(-1/sqrt(H), 1/sqrt(H)), as torch.nn
@@ -121,8 +145,9 @@ def cell_parameters(spec: CellSpec, init: str, rng: np.random.Generator, sizes: 
             value = np.zeros(shape, dtype)
         elif w.role == "w_hh" and init == "orthogonal":
             rows = shape[0] // spec.gates
-            blocks = [_init.orthogonal((rows,) + shape[1:], rng, dtype=dtype)
-                      for _ in range(spec.gates)]
+            blocks = [
+                _init.orthogonal((rows,) + shape[1:], rng, dtype=dtype) for _ in range(spec.gates)
+            ]
             value = np.concatenate(blocks, axis=0)
         elif w.role == "w_ih" and init == "orthogonal":
             value = _init.pytorch_default(shape, H, rng, dtype)
@@ -145,8 +170,10 @@ def _state_list(spec: CellSpec, value: Any, name: str) -> List[Any]:
         return [None] * n
     if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)) or len(value) != n:
         kind = {2: "pair", 3: "triple"}.get(n, f"{n}-tuple")
-        raise TypeError(f"{name} must be None or a {kind} ({', '.join(spec.states)}) of arrays, "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be None or a {kind} ({', '.join(spec.states)}) of arrays, "
+            f"got {type(value).__name__}"
+        )
     return list(value)
 
 
@@ -198,9 +225,11 @@ def _time_major(x: np.ndarray, batch_first: bool) -> np.ndarray:
 def _with_parameters(text: str) -> Callable[[_T], _T]:
     """Class decorator: fills the ``{parameters}`` field of the docstring, so
     the layers share one parameter section and ``help()`` shows it."""
+
     def decorate(cls: _T) -> _T:
         cls.__doc__ = (cls.__doc__ or "").replace("{parameters}", text.strip("\n"))
         return cls
+
     return decorate
 
 
@@ -238,6 +267,7 @@ _STACKED_PARAMETERS = """
 # Stacked recurrent layers: Recurrent (any cell), RNN, LSTM, GRU
 # --------------------------------------------------------------------------
 
+
 class RNNState(NamedTuple):
     """The cache `Recurrent.forward` keeps for ``backward`` (opaque to users)."""
 
@@ -262,44 +292,56 @@ _LAYER_CLASSES: Dict[str, type] = {}
 class Recurrent(Module):
     """A multi-layer recurrent layer of any registered cell (`crnn.cells`).
 
-    Per layer and direction the cell runs over the sequence; the output of
-    one layer (directions concatenated) feeds the next. `RNN`, `LSTM` and
-    `GRU` are this class with their cell fixed and torch.nn's signatures.
+        Per layer and direction the cell runs over the sequence; the output of
+        one layer (directions concatenated) feeds the next. `RNN`, `LSTM` and
+        `GRU` are this class with their cell fixed and torch.nn's signatures.
 
-    Parameters
-    ----------
-    cell : str or crnn.cells.CellSpec
-        The cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"jordan"`` or any other
-        registered name.
-{parameters}
-    output_size : int or None
-        O, for a cell that has one (the Jordan network); None otherwise.
-    **options : str
-        The cell's options, e.g. ``nonlinearity="relu"`` for ``"rnn"``.
+        Parameters
+        ----------
+        cell : str or crnn.cells.CellSpec
+            The cell: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"jordan"`` or any other
+            registered name.
+    {parameters}
+        output_size : int or None
+            O, for a cell that has one (the Jordan network); None otherwise.
+        **options : str
+            The cell's options, e.g. ``nonlinearity="relu"`` for ``"rnn"``.
 
-    Attributes
-    ----------
-    params, grads : dict[str, ndarray]
-        The cell's weights per layer and direction, named as PyTorch does:
-        ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
-        ``bias_hh_l{k}``, and with suffix ``_reverse`` for the second
-        direction; shapes as the cell's spec says (weight_ih (G, I or D*W)
-        for G = gates * H).
+        Attributes
+        ----------
+        params, grads : dict[str, ndarray]
+            The cell's weights per layer and direction, named as PyTorch does:
+            ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+            ``bias_hh_l{k}``, and with suffix ``_reverse`` for the second
+            direction; shapes as the cell's spec says (weight_ih (G, I or D*W)
+            for G = gates * H).
 
-    Notes
-    -----
-    ``out, state_n = layer(x, state0=None, lengths=None)`` and
-    ``dx, dstate0 = layer.backward(dout, dstate_n=None)``, a state being an
-    array, or a tuple for a cell with several states (see the module's
-    conventions). Not thread-safe (the last forward's cache is kept per
-    object).
+        Notes
+        -----
+        ``out, state_n = layer(x, state0=None, lengths=None)`` and
+        ``dx, dstate0 = layer.backward(dout, dstate_n=None)``, a state being an
+        array, or a tuple for a cell with several states (see the module's
+        conventions). Not thread-safe (the last forward's cache is kept per
+        object).
     """
 
-    def __init__(self, cell: Any, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch",
-                 output_size: Optional[int] = None, **options: str) -> None:
+    def __init__(
+        self,
+        cell: Any,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+        output_size: Optional[int] = None,
+        **options: str,
+    ) -> None:
         super().__init__(backend=backend)
         self.spec = cells.get(cell)
         self.options = _check_options(self.spec, options)
@@ -323,8 +365,11 @@ class Recurrent(Module):
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
         self.dropout = float(dropout)
         if self.dropout > 0 and self.num_layers == 1:
-            warnings.warn("dropout acts between layers, so it has no effect with num_layers=1",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                "dropout acts between layers, so it has no effect with num_layers=1",
+                UserWarning,
+                stacklevel=3,
+            )
         self.dtype = float_dtype(dtype)
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
@@ -339,8 +384,9 @@ class Recurrent(Module):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 sizes = self.spec.dims(in_size, self.hidden_size, self.output_size or 0)
                 group = {}
-                for short, value in cell_parameters(self.spec, self.init, init_rng, sizes,
-                                                    self.bias, self.dtype):
+                for short, value in cell_parameters(
+                    self.spec, self.init, init_rng, sizes, self.bias, self.dtype
+                ):
                     self.register_parameter(short + suffix, value)
                     group[short] = short + suffix
                 names.append(group)
@@ -373,14 +419,22 @@ class Recurrent(Module):
         cfg: Dict[str, Any] = {}
         if type(self) is Recurrent:
             cfg["cell"] = self.spec.name
-        cfg.update(input_size=self.input_size, hidden_size=self.hidden_size,
-                   num_layers=self.num_layers)
+        cfg.update(
+            input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers
+        )
         cfg.update(self.options)
         if self.output_size is not None:
             cfg["output_size"] = self.output_size
-        cfg.update(bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
-                   bidirectional=self.bidirectional, dtype=self.dtype.name, seed=self.seed,
-                   backend=self.backend, init=self.init)
+        cfg.update(
+            bias=self.bias,
+            batch_first=self.batch_first,
+            dropout=self.dropout,
+            bidirectional=self.bidirectional,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            init=self.init,
+        )
         return cfg
 
     @classmethod
@@ -391,8 +445,15 @@ class Recurrent(Module):
             spec = cells.get(cfg.get("cell", getattr(cls, "cell_name", None)))
         except ValueError:
             return None
-        values = [cfg.get(k, d) for k, d in (("input_size", None), ("hidden_size", None),
-                                             ("num_layers", 1), ("output_size", 0))]
+        values = [
+            cfg.get(k, d)
+            for k, d in (
+                ("input_size", None),
+                ("hidden_size", None),
+                ("num_layers", 1),
+                ("output_size", 0),
+            )
+        ]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             return None
         I, H, L, O = values
@@ -402,15 +463,23 @@ class Recurrent(Module):
 
         def per_direction(in_size: int) -> int:
             sizes = spec.dims(in_size, H, O)
-            return sum(math.prod(spec.weight_shape(w, sizes)) for w in spec.weights
-                       if bias or not w.bias)
+            return sum(
+                math.prod(spec.weight_shape(w, sizes)) for w in spec.weights if bias or not w.bias
+            )
 
         # Exact Python integers: a forged file's huge sizes must not wrap.
         return D * (per_direction(I) + (L - 1) * per_direction(D * width)) if L else 0
 
     def _key(self) -> Tuple[Any, ...]:
-        return (self.spec.name, self.input_size, self.hidden_size, self.output_size,
-                self.num_layers, self.num_directions, self.bias)
+        return (
+            self.spec.name,
+            self.input_size,
+            self.hidden_size,
+            self.output_size,
+            self.num_layers,
+            self.num_directions,
+            self.bias,
+        )
 
     def _weights(self, layer: int, direction: int) -> Dict[str, Optional[np.ndarray]]:
         names = self._names[layer][direction]
@@ -424,8 +493,11 @@ class Recurrent(Module):
 
     def _state_shape_text(self, unbatched: bool) -> str:
         size = "output_size" if self.spec.state_size == "O" else "hidden_size"
-        return (f"(num_layers * num_directions, {size})" if unbatched
-                else f"(num_layers * num_directions, B, {size})")
+        return (
+            f"(num_layers * num_directions, {size})"
+            if unbatched
+            else f"(num_layers * num_directions, B, {size})"
+        )
 
     # -- forward and backward -------------------------------------------------
 
@@ -459,8 +531,9 @@ class Recurrent(Module):
         out, finals = self._forward_states(x, _state_list(self.spec, state, "state"), lengths)
         return out, _state_value(self.spec, finals)
 
-    def backward(self, dout: Any, dstate: Any = None, *,
-                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, State]:
+    def backward(
+        self, dout: Any, dstate: Any = None, *, cache: Optional[RNNState] = None
+    ) -> Tuple[np.ndarray, State]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -488,8 +561,9 @@ class Recurrent(Module):
         dx, d0 = self._backward_states(dout, _state_list(self.spec, dstate, "dstate"), cache)
         return dx, _state_value(self.spec, d0)
 
-    def _forward_states(self, x: Any, states: List[Any],
-                        lengths: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
+    def _forward_states(
+        self, x: Any, states: List[Any], lengths: Any
+    ) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Run the stack; `states` holds one initial array (or None) per state.
 
         Returns (out, [state_n, ...]) as seen by the caller.
@@ -498,14 +572,20 @@ class Recurrent(Module):
         W, L, D = self.width, self.num_layers, self.num_directions
         x = input_array("x", x, dt)
         if x.ndim not in (2, 3):
-            raise ValueError(f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
-                             f"or unbatched (T, input_size), got {x.shape}")
+            raise ValueError(
+                f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
+                f"or unbatched (T, input_size), got {x.shape}"
+            )
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"x must have input_size = {self.input_size} features on its last axis, "
+                f"got shape {x.shape}"
+            )
         unbatched = x.ndim == 2
         if unbatched and lengths is not None:
-            raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+            raise ValueError(
+                "lengths applies to batched input only; slice an unbatched sequence instead"
+            )
         xt = _time_major(x, self.batch_first)
         T, B = xt.shape[0], xt.shape[1]
         state_shape = (L * D, W) if unbatched else (L * D, B, W)
@@ -529,9 +609,14 @@ class Recurrent(Module):
             for direction in range(D):
                 src = inp if direction == 0 else _reverse(inp, idx)
                 k = layer * D + direction
-                o, finals, cache = eng.forward(spec, src, [None if s is None else s[k] for s in s0],
-                                               self._weights(layer, direction), lengths=lens,
-                                               **self.options)
+                o, finals, cache = eng.forward(
+                    spec,
+                    src,
+                    [None if s is None else s[k] for s in s0],
+                    self._weights(layer, direction),
+                    lengths=lens,
+                    **self.options,
+                )
                 outs.append(o if direction == 0 else _reverse(o, idx))
                 for dst, v in zip(s_n, finals):
                     dst[k] = v
@@ -554,12 +639,25 @@ class Recurrent(Module):
         if unbatched:
             out = out[:, 0, :]
             s_n = [s[:, 0, :] for s in s_n]
-        self._cache = RNNState(caches, masks, idx, unbatched, self.batch_first, T, B, out.shape,
-                               x.shape, state_shape, dt, self._key())
+        self._cache = RNNState(
+            caches,
+            masks,
+            idx,
+            unbatched,
+            self.batch_first,
+            T,
+            B,
+            out.shape,
+            x.shape,
+            state_shape,
+            dt,
+            self._key(),
+        )
         return out, s_n
 
-    def _backward_states(self, dout: Any, dstates: List[Any],
-                         cache: Optional[RNNState]) -> Tuple[np.ndarray, List[np.ndarray]]:
+    def _backward_states(
+        self, dout: Any, dstates: List[Any], cache: Optional[RNNState]
+    ) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Backpropagate; `dstates` holds one gradient (or None) per final state.
 
         Returns (dx, [dstate0, ...]) as seen by the caller.
@@ -593,18 +691,19 @@ class Recurrent(Module):
             for direction in range(D):
                 g_out = None
                 if d is not None:
-                    g_out = d[:, :, direction * W:(direction + 1) * W]
+                    g_out = d[:, :, direction * W : (direction + 1) * W]
                     if direction == 1:
                         g_out = _reverse(g_out, idx)
                 k = layer * D + direction
-                grads = eng.backward(g_out, [None if g is None else g[k] for g in ds],
-                                     c.caches[layer][direction])
+                grads = eng.backward(
+                    g_out, [None if g is None else g[k] for g in ds], c.caches[layer][direction]
+                )
                 dx_dir = grads[0] if direction == 0 else _reverse(grads[0], idx)
                 dinp = dx_dir if dinp is None else dinp + dx_dir
-                for dst, v in zip(d0, grads[1:1 + n_states]):
+                for dst, v in zip(d0, grads[1 : 1 + n_states]):
                     dst[k] = v
                 names = self._names[layer][direction]
-                for w, grad in zip(spec.weight_names, grads[1 + n_states:]):
+                for w, grad in zip(spec.weight_names, grads[1 + n_states :]):
                     if w in names:
                         self.grads[names[w]] += grad
             if layer > 0 and c.masks[layer - 1] is not None:
@@ -632,37 +731,61 @@ def recurrent_layer(cell: Any, input_size: int, hidden_size: int, **kwargs: Any)
 class RNN(Recurrent, cell="rnn"):
     """A multi-layer Elman RNN with ``torch.nn.RNN``'s semantics.
 
-    ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` per layer and
-    direction, the output of one layer (directions concatenated) feeding the
-    next.
+        ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` per layer and
+        direction, the output of one layer (directions concatenated) feeding the
+        next.
 
-    Parameters
-    ----------
-{parameters}
-    nonlinearity : {"tanh", "relu", "sigmoid"}
-        The activation f (PyTorch's nn.RNN has tanh and relu).
+        Parameters
+        ----------
+    {parameters}
+        nonlinearity : {"tanh", "relu", "sigmoid"}
+            The activation f (PyTorch's nn.RNN has tanh and relu).
 
-    Attributes
-    ----------
-    params, grads : dict[str, ndarray]
-        ``weight_ih_l{k}`` (H, I or D*H), ``weight_hh_l{k}`` (H, H),
-        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (H,), and the same with suffix
-        ``_reverse`` for the second direction: PyTorch's names, shapes and
-        order.
+        Attributes
+        ----------
+        params, grads : dict[str, ndarray]
+            ``weight_ih_l{k}`` (H, I or D*H), ``weight_hh_l{k}`` (H, H),
+            ``bias_ih_l{k}``, ``bias_hh_l{k}`` (H,), and the same with suffix
+            ``_reverse`` for the second direction: PyTorch's names, shapes and
+            order.
 
-    Notes
-    -----
-    ``out, h_n = rnn(x, h0=None, lengths=None)``;
-    ``dx, dh0 = rnn.backward(dout, dh_n=None)``. Not thread-safe (the last
-    forward's cache is kept per object).
+        Notes
+        -----
+        ``out, h_n = rnn(x, h0=None, lengths=None)``;
+        ``dx, dh0 = rnn.backward(dout, dh_n=None)``. Not thread-safe (the last
+        forward's cache is kept per object).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, backend, init, nonlinearity=nonlinearity)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
+        super().__init__(
+            "rnn",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
+            backend,
+            init,
+            nonlinearity=nonlinearity,
+        )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run the RNN over a batch (or one sequence).
@@ -692,8 +815,9 @@ class RNN(Recurrent, cell="rnn"):
         out, (h_n,) = self._forward_states(x, [h0], lengths)
         return out, h_n
 
-    def backward(self, dout: Any, dh_n: Any = None, *,
-                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, dout: Any, dh_n: Any = None, *, cache: Optional[RNNState] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -725,38 +849,61 @@ class RNN(Recurrent, cell="rnn"):
 class LSTM(Recurrent, cell="lstm"):
     """A multi-layer LSTM with ``torch.nn.LSTM``'s semantics (no projection).
 
-    Per layer and direction, with PyTorch's gate order [i f g o]::
+        Per layer and direction, with PyTorch's gate order [i f g o]::
 
-        i, f, o = sigmoid(.), g = tanh(.)   of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
-        c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+            i, f, o = sigmoid(.), g = tanh(.)   of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
+            c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
 
-    Parameters
-    ----------
-{parameters}
+        Parameters
+        ----------
+    {parameters}
 
-    Attributes
-    ----------
-    params, grads : dict[str, ndarray]
-        ``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H),
-        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), and ``..._reverse``:
-        PyTorch's names, shapes and order.
+        Attributes
+        ----------
+        params, grads : dict[str, ndarray]
+            ``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H),
+            ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), and ``..._reverse``:
+            PyTorch's names, shapes and order.
 
-    Notes
-    -----
-    The state is the pair (h, c): ``out, (h_n, c_n) = lstm(x, (h0, c0))``
-    and ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n))``.
-    Not thread-safe (the last forward's cache is kept per object).
+        Notes
+        -----
+        The state is the pair (h, c): ``out, (h_n, c_n) = lstm(x, (h0, c0))``
+        and ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n))``.
+        Not thread-safe (the last forward's cache is kept per object).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, backend, init)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
+            backend,
+            init,
+        )
 
-    def forward(self, x: Any, hx: Any = None,
-                lengths: Any = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+    def forward(
+        self, x: Any, hx: Any = None, lengths: Any = None
+    ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """Run the LSTM over a batch (or one sequence).
 
         Parameters
@@ -780,8 +927,9 @@ class LSTM(Recurrent, cell="lstm"):
         out, (h_n, c_n) = self._forward_states(x, _state_list(self.spec, hx, "hx"), lengths)
         return out, (h_n, c_n)
 
-    def backward(self, dout: Any, dhx: Any = None, *,
-                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+    def backward(
+        self, dout: Any, dhx: Any = None, *, cache: Optional[RNNState] = None
+    ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -809,44 +957,67 @@ class LSTM(Recurrent, cell="lstm"):
 class GRU(Recurrent, cell="gru"):
     """A multi-layer GRU with ``torch.nn.GRU``'s semantics.
 
-    Per layer and direction, with PyTorch's gate order [r z n]::
+        Per layer and direction, with PyTorch's gate order [r z n]::
 
-        r, z = sigmoid(x_t W_i{r,z}^T + b_i{r,z} + h_{t-1} W_h{r,z}^T + b_h{r,z})
-        n = tanh(x_t W_in^T + b_in + r * (h_{t-1} W_hn^T + b_hn))
-        h_t = (1 - z) * n + z * h_{t-1}
+            r, z = sigmoid(x_t W_i{r,z}^T + b_i{r,z} + h_{t-1} W_h{r,z}^T + b_h{r,z})
+            n = tanh(x_t W_in^T + b_in + r * (h_{t-1} W_hn^T + b_hn))
+            h_t = (1 - z) * n + z * h_{t-1}
 
-    Parameters
-    ----------
-{parameters}
+        Parameters
+        ----------
+    {parameters}
 
-    Attributes
-    ----------
-    params, grads : dict[str, ndarray]
-        ``weight_ih_l{k}`` (3H, I or D*H), ``weight_hh_l{k}`` (3H, H),
-        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (3H,), and ``..._reverse``:
-        PyTorch's names, shapes and order.
+        Attributes
+        ----------
+        params, grads : dict[str, ndarray]
+            ``weight_ih_l{k}`` (3H, I or D*H), ``weight_hh_l{k}`` (3H, H),
+            ``bias_ih_l{k}``, ``bias_hh_l{k}`` (3H,), and ``..._reverse``:
+            PyTorch's names, shapes and order.
 
-    Notes
-    -----
-    ``out, h_n = gru(x, h0=None, lengths=None)``;
-    ``dx, dh0 = gru.backward(dout, dh_n=None)``, as `RNN`'s.
-    Not thread-safe (the last forward's cache is kept per object).
+        Notes
+        -----
+        ``out, h_n = gru(x, h0=None, lengths=None)``;
+        ``dx, dh0 = gru.backward(dout, dh_n=None)``, as `RNN`'s.
+        Not thread-safe (the last forward's cache is kept per object).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, backend, init)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
+        super().__init__(
+            "gru",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype,
+            seed,
+            backend,
+            init,
+        )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Run the GRU: arguments and results as in `RNN.forward`."""
         out, (h_n,) = self._forward_states(x, [h0], lengths)
         return out, h_n
 
-    def backward(self, dout: Any, dh_n: Any = None, *,
-                 cache: Optional[RNNState] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, dout: Any, dh_n: Any = None, *, cache: Optional[RNNState] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Backpropagate: arguments and results as in `RNN.backward`."""
         dx, (dh0,) = self._backward_states(dout, [dh_n], cache)
         return dx, dh0
@@ -855,6 +1026,7 @@ class GRU(Recurrent, cell="gru"):
 # --------------------------------------------------------------------------
 # Jordan network
 # --------------------------------------------------------------------------
+
 
 class JordanState(NamedTuple):
     """The cache `Jordan.forward` keeps for `Jordan.backward` (opaque to users)."""
@@ -917,16 +1089,27 @@ class Jordan(Module):
 
     spec = cells.JORDAN
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int,
-                 nonlinearity: str = "tanh", output_nonlinearity: str = "identity",
-                 bias: bool = True, batch_first: bool = False, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", init: str = "pytorch") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        nonlinearity: str = "tanh",
+        output_nonlinearity: str = "identity",
+        bias: bool = True,
+        batch_first: bool = False,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
         super().__init__(backend=backend)
         self.input_size = check_int("input_size", input_size, 0)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.output_size = check_int("output_size", output_size, 1)
-        self.options = _check_options(self.spec, dict(nonlinearity=nonlinearity,
-                                                      output_nonlinearity=output_nonlinearity))
+        self.options = _check_options(
+            self.spec, dict(nonlinearity=nonlinearity, output_nonlinearity=output_nonlinearity)
+        )
         self.nonlinearity = self.options["nonlinearity"]
         self.output_nonlinearity = self.options["output_nonlinearity"]
         self.bias = _check_bool("bias", bias)
@@ -935,8 +1118,9 @@ class Jordan(Module):
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
         sizes = self.spec.dims(self.input_size, self.hidden_size, self.output_size)
-        for name, value in cell_parameters(self.spec, self.init, np.random.default_rng(self.seed),
-                                           sizes, self.bias, self.dtype):
+        for name, value in cell_parameters(
+            self.spec, self.init, np.random.default_rng(self.seed), sizes, self.bias, self.dtype
+        ):
             self.register_parameter(name, value)
         self._cache: Optional[JordanState] = None
 
@@ -946,11 +1130,19 @@ class Jordan(Module):
         return self._cache
 
     def config(self) -> Dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    output_size=self.output_size, nonlinearity=self.nonlinearity,
-                    output_nonlinearity=self.output_nonlinearity, bias=self.bias,
-                    batch_first=self.batch_first, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend, init=self.init)
+        return dict(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            output_size=self.output_size,
+            nonlinearity=self.nonlinearity,
+            output_nonlinearity=self.output_nonlinearity,
+            bias=self.bias,
+            batch_first=self.batch_first,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            init=self.init,
+        )
 
     @classmethod
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
@@ -983,12 +1175,16 @@ class Jordan(Module):
         dt, O = self.dtype, self.output_size
         x = input_array("x", x, dt)
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have shape (T, B, input_size), (B, T, input_size) with "
-                             f"batch_first, or unbatched (T, input_size), with input_size = "
-                             f"{self.input_size}; got {x.shape}")
+            raise ValueError(
+                f"x must have shape (T, B, input_size), (B, T, input_size) with "
+                f"batch_first, or unbatched (T, input_size), with input_size = "
+                f"{self.input_size}; got {x.shape}"
+            )
         unbatched = x.ndim == 2
         if unbatched and lengths is not None:
-            raise ValueError("lengths applies to batched input only; slice an unbatched sequence instead")
+            raise ValueError(
+                "lengths applies to batched input only; slice an unbatched sequence instead"
+            )
         xt = _time_major(x, self.batch_first)
         B = xt.shape[1]
         y_shape = (O,) if unbatched else (B, O)
@@ -997,20 +1193,23 @@ class Jordan(Module):
             _check_shape("y0", y0, y_shape, "(output_size,)" if unbatched else "(B, output_size)")
             y0 = y0[None, :] if unbatched else y0
         weights = {w: self.params.get(w) for w in self.spec.weight_names}
-        out, (y_n,), cache = self.engine.forward(self.spec, xt, (y0,), weights, lengths=lengths,
-                                                 **self.options)
+        out, (y_n,), cache = self.engine.forward(
+            self.spec, xt, (y0,), weights, lengths=lengths, **self.options
+        )
         if unbatched:
             out, y_n = out[:, 0, :].copy(), y_n[0]
         elif self.batch_first:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         else:
             out = out.copy()
-        self._cache = JordanState(cache, unbatched, self.batch_first, out.shape, y_shape, dt,
-                                  self._key())
+        self._cache = JordanState(
+            cache, unbatched, self.batch_first, out.shape, y_shape, dt, self._key()
+        )
         return out, y_n
 
-    def backward(self, dout: Any, dy_n: Any = None, *,
-                 cache: Optional[JordanState] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, dout: Any, dy_n: Any = None, *, cache: Optional[JordanState] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last forward call (or `cache`).
 
         Returns ``dx`` (shaped like x) and ``dy0`` (shaped like y0, also when
@@ -1046,6 +1245,7 @@ class Jordan(Module):
 # One step: RecurrentCell (any cell), RNNCell, LSTMCell, GRUCell
 # --------------------------------------------------------------------------
 
+
 class RecurrentCell(Module):
     """One step of any registered cell, with torch.nn's ``*Cell`` semantics.
 
@@ -1080,14 +1280,25 @@ class RecurrentCell(Module):
     pass it back: ``cell.backward(dstate, cache=saved)``.
     """
 
-    def __init__(self, cell: Any, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 init: str = "pytorch", **options: str) -> None:
+    def __init__(
+        self,
+        cell: Any,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+        **options: str,
+    ) -> None:
         super().__init__(backend=backend)
         self.spec = cells.get(cell)
         if self.spec.uses_output_size:
-            raise ValueError(f"the {self.spec.title} cell has an output size: use crnn.nn.Jordan "
-                             "or crnn.nn.Recurrent for it")
+            raise ValueError(
+                f"the {self.spec.title} cell has an output size: use crnn.nn.Jordan "
+                "or crnn.nn.Recurrent for it"
+            )
         self.options = _check_options(self.spec, options)
         for name, value in self.options.items():
             setattr(self, name, value)
@@ -1098,8 +1309,9 @@ class RecurrentCell(Module):
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
         sizes = self.spec.dims(self.input_size, self.hidden_size)
-        for name, value in cell_parameters(self.spec, self.init, np.random.default_rng(self.seed),
-                                           sizes, self.bias, self.dtype):
+        for name, value in cell_parameters(
+            self.spec, self.init, np.random.default_rng(self.seed), sizes, self.bias, self.dtype
+        ):
             self.register_parameter(name, value)
         self._cache: Optional[Tuple[Any, bool]] = None
 
@@ -1119,8 +1331,9 @@ class RecurrentCell(Module):
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
         """The number of parameters ``cls(**cfg)`` would allocate, or None."""
         cell = cfg.get("cell", getattr(cls, "cell_name", None))
-        return Recurrent.parameter_count({**cfg, "cell": cell, "num_layers": 1,
-                                          "bidirectional": False})
+        return Recurrent.parameter_count(
+            {**cfg, "cell": cell, "num_layers": 1, "bidirectional": False}
+        )
 
     def _state_text(self, unbatched: bool) -> str:
         return "(hidden_size,)" if unbatched else "(B, hidden_size)"
@@ -1144,8 +1357,10 @@ class RecurrentCell(Module):
         dt, spec = self.dtype, self.spec
         x = input_array("x", x, dt)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have shape (B, input_size) or (input_size,) with "
-                             f"input_size = {self.input_size}, got {x.shape}")
+            raise ValueError(
+                f"x must have shape (B, input_size) or (input_size,) with "
+                f"input_size = {self.input_size}, got {x.shape}"
+            )
         unbatched = x.ndim == 1
         x2 = x[None, :] if unbatched else x
         shape = (self.hidden_size,) if unbatched else (x2.shape[0], self.hidden_size)
@@ -1185,8 +1400,13 @@ class RecurrentCell(Module):
         c = self._cache if cache is None else cache
         if c is None:
             raise RuntimeError("backward() called before forward(): there is no cache to use")
-        if (not isinstance(c, tuple) or len(c) != 2 or not isinstance(c[0], spec.cache_type)
-                or c[0].weight_ih.shape != self.params["weight_ih"].shape or c[0].x.dtype != self.dtype):
+        if (
+            not isinstance(c, tuple)
+            or len(c) != 2
+            or not isinstance(c[0], spec.cache_type)
+            or c[0].weight_ih.shape != self.params["weight_ih"].shape
+            or c[0].x.dtype != self.dtype
+        ):
             raise ValueError(f"cache does not come from this {type(self).__name__}'s forward")
         fc, unbatched = c
         shape = (self.hidden_size,) if unbatched else (fc.x.shape[1], self.hidden_size)
@@ -1200,11 +1420,11 @@ class RecurrentCell(Module):
             ds.append(g)
         grads = self.engine.backward(None, ds, fc)
         n = len(spec.states)
-        for w, grad in zip(spec.weight_names, grads[1 + n:]):
+        for w, grad in zip(spec.weight_names, grads[1 + n :]):
             if grad is not None:
                 self.grads[w] += grad
         dx = grads[0][0]
-        d0 = [d[0] if unbatched else d for d in grads[1:1 + n]]
+        d0 = [d[0] if unbatched else d for d in grads[1 : 1 + n]]
         return (dx[0] if unbatched else dx), _state_value(spec, d0)
 
 
@@ -1241,11 +1461,28 @@ class RNNCell(RecurrentCell):
 
     cell_name = "rnn"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", dtype: Any = np.float32, seed: Optional[int] = None,
-                 backend: str = "c", init: str = "pytorch") -> None:
-        super().__init__("rnn", input_size, hidden_size, bias, dtype, seed, backend, init,
-                         nonlinearity=nonlinearity)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
+        super().__init__(
+            "rnn",
+            input_size,
+            hidden_size,
+            bias,
+            dtype,
+            seed,
+            backend,
+            init,
+            nonlinearity=nonlinearity,
+        )
 
     def forward(self, x: Any, h: Any = None) -> np.ndarray:
         """One step: x (B, I) or (I,), h (B, H) or (H,) or None; returns h'."""
@@ -1285,9 +1522,16 @@ class LSTMCell(RecurrentCell):
 
     cell_name = "lstm"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 init: str = "pytorch") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
         super().__init__("lstm", input_size, hidden_size, bias, dtype, seed, backend, init)
 
 
@@ -1320,15 +1564,23 @@ class GRUCell(RecurrentCell):
 
     cell_name = "gru"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 init: str = "pytorch") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
         super().__init__("gru", input_size, hidden_size, bias, dtype, seed, backend, init)
 
 
 # --------------------------------------------------------------------------
 # Linear
 # --------------------------------------------------------------------------
+
 
 class Linear(Module):
     """``y = x W^T + b`` over any leading axes, with ``torch.nn.Linear``'s semantics.
@@ -1353,9 +1605,16 @@ class Linear(Module):
         ``weight`` (out_features, in_features) and ``bias`` (out_features,).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype: Any = np.float32, seed: Optional[int] = None, backend: str = "c",
-                 init: str = "pytorch") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        init: str = "pytorch",
+    ) -> None:
         super().__init__(backend=backend)
         self.in_features = check_int("in_features", in_features, 0)
         self.out_features = check_int("out_features", out_features, 0)
@@ -1369,8 +1628,11 @@ class Linear(Module):
             weight = _init.pytorch_default(shape, self.in_features, rng, self.dtype)
             b = _init.pytorch_default((self.out_features,), self.in_features, rng, self.dtype)
         else:
-            weight = (_init.orthogonal(shape, rng, dtype=self.dtype) if self.init == "orthogonal"
-                      else _init.glorot_uniform(shape, rng, self.dtype))
+            weight = (
+                _init.orthogonal(shape, rng, dtype=self.dtype)
+                if self.init == "orthogonal"
+                else _init.glorot_uniform(shape, rng, self.dtype)
+            )
             b = np.zeros(self.out_features, dtype=self.dtype)
         self.register_parameter("weight", weight)
         if self.bias:
@@ -1383,8 +1645,15 @@ class Linear(Module):
         return self._cache
 
     def config(self) -> Dict[str, Any]:
-        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,
-                    dtype=self.dtype.name, seed=self.seed, backend=self.backend, init=self.init)
+        return dict(
+            in_features=self.in_features,
+            out_features=self.out_features,
+            bias=self.bias,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+            init=self.init,
+        )
 
     def forward(self, x: Any) -> np.ndarray:
         """``x W^T + b``.
@@ -1399,8 +1668,10 @@ class Linear(Module):
         """
         x = input_array("x", x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"x must have shape (..., in_features) with in_features = "
-                             f"{self.in_features}, got {x.shape}")
+            raise ValueError(
+                f"x must have shape (..., in_features) with in_features = "
+                f"{self.in_features}, got {x.shape}"
+            )
         y = x @ self.params["weight"].T
         if self.bias:
             y += self.params["bias"]
@@ -1424,10 +1695,16 @@ class Linear(Module):
         x = self._cache if cache is None else cache
         if x is None:
             raise RuntimeError("backward() called before forward(): there is no cache to use")
-        if (not isinstance(x, np.ndarray) or x.dtype.newbyteorder("=") != self.dtype or x.ndim < 1
-                or x.shape[-1] != self.in_features):
-            raise ValueError("cache does not come from this Linear's forward (it is the input x: "
-                             f"a {self.dtype} array of shape (..., {self.in_features}))")
+        if (
+            not isinstance(x, np.ndarray)
+            or x.dtype.newbyteorder("=") != self.dtype
+            or x.ndim < 1
+            or x.shape[-1] != self.in_features
+        ):
+            raise ValueError(
+                "cache does not come from this Linear's forward (it is the input x: "
+                f"a {self.dtype} array of shape (..., {self.in_features}))"
+            )
         dy = input_array("dy", dy, self.dtype)
         _check_shape("dy", dy, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         n = int(np.prod(x.shape[:-1]))

@@ -38,6 +38,7 @@ the infinite ones into NaN. Value clipping maps +-Inf to +-clip_grad_value
 and keeps NaN. Check the returned norm, or the loss, if that
 matters.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -46,8 +47,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import functional as _functional
-from . import reference as _reference
+from . import functional as _functional, reference as _reference
 from ._validate import _float_dtype_of, _real_number, check_norm_type
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "RMSProp", "Adam", "AdamW"]
@@ -60,6 +60,7 @@ State = Dict[str, Optional[np.ndarray]]
 # --------------------------------------------------------------------------
 # Hyper-parameter checks (errors name the argument)
 # --------------------------------------------------------------------------
+
 
 def _nonneg(name: str, value: Any) -> float:
     v = _real_number(name, value)
@@ -95,6 +96,7 @@ def _lerp_(a: np.ndarray, end: np.ndarray, weight: float) -> None:
 # --------------------------------------------------------------------------
 # Base class
 # --------------------------------------------------------------------------
+
 
 class Optimizer:
     """Base class: parameter bookkeeping, gradient checks, clipping, state.
@@ -139,7 +141,9 @@ class Optimizer:
         backend: str = "c",
     ) -> None:
         if not isinstance(params, Mapping):
-            raise TypeError(f"params must be a mapping of name -> ndarray, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a mapping of name -> ndarray, got {type(params).__name__}"
+            )
         if len(params) == 0:
             raise ValueError("params is empty: the optimizer has nothing to update")
         specs: Dict[Any, Tuple[Tuple[int, ...], np.dtype]] = {}
@@ -148,20 +152,28 @@ class Optimizer:
             specs[name] = (p.shape, np.dtype(p.dtype.newbyteorder("=")))
         arrays = list(params.items())
         for i, (name_a, a) in enumerate(arrays):
-            for name_b, b in arrays[i + 1:]:
+            for name_b, b in arrays[i + 1 :]:
                 if np.may_share_memory(a, b):
-                    raise ValueError(f"params {name_a!r} and {name_b!r} share memory; each parameter "
-                                     "must be its own array (it would be updated twice)")
-        self.clip_grad_norm = None if clip_grad_norm is None else _nonneg("clip_grad_norm", clip_grad_norm)
-        self.clip_grad_value = None if clip_grad_value is None else _nonneg("clip_grad_value", clip_grad_value)
+                    raise ValueError(
+                        f"params {name_a!r} and {name_b!r} share memory; each parameter "
+                        "must be its own array (it would be updated twice)"
+                    )
+        self.clip_grad_norm = (
+            None if clip_grad_norm is None else _nonneg("clip_grad_norm", clip_grad_norm)
+        )
+        self.clip_grad_value = (
+            None if clip_grad_value is None else _nonneg("clip_grad_value", clip_grad_value)
+        )
         self.norm_type = check_norm_type(norm_type)
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {tuple(BACKENDS)}, got {backend!r}")
         if self.clip_grad_norm is not None or self.clip_grad_value is not None:
             dtypes = {dt for _, dt in specs.values()}
             if len(dtypes) > 1:
-                raise TypeError("gradient clipping needs all parameters to share one dtype, got "
-                                f"{sorted(str(d) for d in dtypes)}")
+                raise TypeError(
+                    "gradient clipping needs all parameters to share one dtype, got "
+                    f"{sorted(str(d) for d in dtypes)}"
+                )
         self.backend = backend
         self._engine = BACKENDS[backend]
         self._params = params
@@ -182,8 +194,10 @@ class Optimizer:
     @staticmethod
     def _check_param(name: Any, p: Any) -> None:
         if not isinstance(p, np.ndarray):
-            raise TypeError(f"params[{name!r}] must be a numpy.ndarray (it is updated in place), "
-                            f"got {type(p).__name__}")
+            raise TypeError(
+                f"params[{name!r}] must be a numpy.ndarray (it is updated in place), "
+                f"got {type(p).__name__}"
+            )
         _float_dtype_of(f"params[{name!r}]", p)
         if not p.flags.writeable:
             raise ValueError(f"params[{name!r}] is read-only; the optimizer updates it in place")
@@ -214,7 +228,9 @@ class Optimizer:
         The optimizer then behaves as if newly constructed; `lr` is kept.
         """
         self.num_steps = 0
-        self._state = {name: self._init_state(shape, dtype) for name, (shape, dtype) in self._specs.items()}
+        self._state = {
+            name: self._init_state(shape, dtype) for name, (shape, dtype) in self._specs.items()
+        }
 
     def state_dict(self) -> Dict[str, Any]:
         """A snapshot of the optimizer's state (copies, safe to keep or pickle).
@@ -229,8 +245,10 @@ class Optimizer:
             "optimizer": type(self).__name__,
             "num_steps": self.num_steps,
             "lr": self.lr,
-            "state": {name: {k: None if v is None else v.copy() for k, v in st.items()}
-                      for name, st in self._state.items()},
+            "state": {
+                name: {k: None if v is None else v.copy() for k, v in st.items()}
+                for name, st in self._state.items()
+            },
         }
 
     def load_state_dict(self, state_dict: Mapping) -> None:
@@ -246,24 +264,32 @@ class Optimizer:
             if key not in state_dict:
                 raise ValueError(f"state_dict has no {key!r} entry")
         if state_dict["optimizer"] != type(self).__name__:
-            raise ValueError(f"state_dict is from a {state_dict['optimizer']!r} optimizer, "
-                             f"not {type(self).__name__!r}")
+            raise ValueError(
+                f"state_dict is from a {state_dict['optimizer']!r} optimizer, "
+                f"not {type(self).__name__!r}"
+            )
         steps = state_dict["num_steps"]
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"state_dict['num_steps'] must be an integer >= 0, got {steps!r}")
         lr = _nonneg("state_dict['lr']", state_dict["lr"])
         states = state_dict["state"]
         if not isinstance(states, Mapping) or set(states) != set(self._specs):
-            got = sorted(map(repr, states)) if isinstance(states, Mapping) else type(states).__name__
-            raise ValueError(f"state_dict['state'] must have one entry per parameter "
-                             f"{sorted(map(repr, self._specs))}, got {got}")
+            got = (
+                sorted(map(repr, states)) if isinstance(states, Mapping) else type(states).__name__
+            )
+            raise ValueError(
+                f"state_dict['state'] must have one entry per parameter "
+                f"{sorted(map(repr, self._specs))}, got {got}"
+            )
         new: Dict[Any, State] = {}
         for name, (shape, dtype) in self._specs.items():
             st = states[name]
             template = self._init_state(shape, dtype)
             if not isinstance(st, Mapping) or set(st) != set(template):
-                raise ValueError(f"state_dict['state'][{name!r}] must have the buffers "
-                                 f"{sorted(template)}, got {st!r:.200}")
+                raise ValueError(
+                    f"state_dict['state'][{name!r}] must have the buffers "
+                    f"{sorted(template)}, got {st!r:.200}"
+                )
             new[name] = {}
             for k in template:
                 v = st[k]
@@ -276,9 +302,13 @@ class Optimizer:
                 if not isinstance(v, np.ndarray):
                     raise TypeError(f"{where} must be an ndarray or None, got {type(v).__name__}")
                 if v.shape != shape:
-                    raise ValueError(f"{where} must have the parameter's shape {shape}, got {v.shape}")
+                    raise ValueError(
+                        f"{where} must have the parameter's shape {shape}, got {v.shape}"
+                    )
                 if _float_dtype_of(where, v) != dtype:
-                    raise TypeError(f"{where} must have the parameter's dtype {dtype}, got {v.dtype}")
+                    raise TypeError(
+                        f"{where} must have the parameter's dtype {dtype}, got {v.dtype}"
+                    )
                 new[name][k] = np.array(v, dtype=dtype, order="C", copy=True)
         self._state = new
         self.num_steps = int(steps)
@@ -289,7 +319,9 @@ class Optimizer:
     def _checked(self, grads: Any) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """(params, grads) as lists in parameter order, after every check."""
         if not isinstance(grads, Mapping):
-            raise TypeError(f"grads must be a mapping of name -> ndarray, got {type(grads).__name__}")
+            raise TypeError(
+                f"grads must be a mapping of name -> ndarray, got {type(grads).__name__}"
+            )
         extra = [k for k in grads if k not in self._specs]
         if extra:
             raise ValueError(f"grads has entries for unknown parameters {sorted(map(repr, extra))}")
@@ -302,21 +334,29 @@ class Optimizer:
             p = self._params[name]
             self._check_param(name, p)
             if p.shape != shape or _float_dtype_of(f"params[{name!r}]", p) != dtype:
-                raise ValueError(f"params[{name!r}] changed from shape {shape}, dtype {dtype} to "
-                                 f"shape {p.shape}, dtype {p.dtype}; make a new optimizer")
+                raise ValueError(
+                    f"params[{name!r}] changed from shape {shape}, dtype {dtype} to "
+                    f"shape {p.shape}, dtype {p.dtype}; make a new optimizer"
+                )
             if name not in grads:
                 raise KeyError(f"grads has no entry for parameter {name!r}")
             g = grads[name]
             where = f"grads[{name!r}]"
             gdtype = _float_dtype_of(where, g)
             if gdtype != dtype:
-                raise TypeError(f"{where} has dtype {gdtype} but params[{name!r}] has dtype {dtype}")
+                raise TypeError(
+                    f"{where} has dtype {gdtype} but params[{name!r}] has dtype {dtype}"
+                )
             if clipping and not isinstance(g, np.ndarray):
-                raise TypeError(f"{where} must be a numpy.ndarray when clipping (it is clipped in "
-                                f"place), got {type(g).__name__}")
+                raise TypeError(
+                    f"{where} must be a numpy.ndarray when clipping (it is clipped in "
+                    f"place), got {type(g).__name__}"
+                )
             g = np.asarray(g)
             if g.shape != shape:
-                raise ValueError(f"{where} must have the shape of params[{name!r}] {shape}, got {g.shape}")
+                raise ValueError(
+                    f"{where} must have the shape of params[{name!r}] {shape}, got {g.shape}"
+                )
             if clipping and not g.flags.writeable:
                 raise ValueError(f"{where} is read-only; clipping modifies the gradients in place")
             ps.append(p)
@@ -369,13 +409,16 @@ class Optimizer:
             extra += f", clip_grad_norm={self.clip_grad_norm}, norm_type={self.norm_type}"
         if self.clip_grad_value is not None:
             extra += f", clip_grad_value={self.clip_grad_value}"
-        return (f"{type(self).__name__}({len(self._specs)} params, {self._hyper_repr()}{extra}, "
-                f"backend={self.backend!r})")
+        return (
+            f"{type(self).__name__}({len(self._specs)} params, {self._hyper_repr()}{extra}, "
+            f"backend={self.backend!r})"
+        )
 
 
 # --------------------------------------------------------------------------
 # The optimizers
 # --------------------------------------------------------------------------
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum (torch.optim.SGD).
@@ -402,10 +445,20 @@ class SGD(Optimizer):
         see `Optimizer`.
     """
 
-    def __init__(self, params: Mapping, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, *,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 norm_type: Any = 2.0, backend: str = "c") -> None:
+    def __init__(
+        self,
+        params: Mapping,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        *,
+        clip_grad_norm: Optional[float] = None,
+        clip_grad_value: Optional[float] = None,
+        norm_type: Any = 2.0,
+        backend: str = "c",
+    ) -> None:
         lr = _nonneg("lr", lr)
         self.momentum = _nonneg("momentum", momentum)
         self.dampening = _unit("dampening", dampening)
@@ -413,8 +466,14 @@ class SGD(Optimizer):
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening == 0")
-        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
-                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
+        self._init_base(
+            params,
+            lr,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            norm_type=norm_type,
+            backend=backend,
+        )
 
     def _init_state(self, shape, dtype) -> State:
         # Like PyTorch, the buffer starts as the first (decayed) gradient.
@@ -434,8 +493,10 @@ class SGD(Optimizer):
         p += -self.lr * g
 
     def _hyper_repr(self):
-        return (f"lr={self.lr}, momentum={self.momentum}, dampening={self.dampening}, "
-                f"nesterov={self.nesterov}, weight_decay={self.weight_decay}")
+        return (
+            f"lr={self.lr}, momentum={self.momentum}, dampening={self.dampening}, "
+            f"nesterov={self.nesterov}, weight_decay={self.weight_decay}"
+        )
 
 
 class Adagrad(Optimizer):
@@ -461,18 +522,35 @@ class Adagrad(Optimizer):
         see `Optimizer`.
     """
 
-    def __init__(self, params: Mapping, lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 norm_type: Any = 2.0, backend: str = "c") -> None:
+    def __init__(
+        self,
+        params: Mapping,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        clip_grad_norm: Optional[float] = None,
+        clip_grad_value: Optional[float] = None,
+        norm_type: Any = 2.0,
+        backend: str = "c",
+    ) -> None:
         lr = _nonneg("lr", lr)
         self.lr_decay = _nonneg("lr_decay", lr_decay)
         self.weight_decay = _nonneg("weight_decay", weight_decay)
-        self.initial_accumulator_value = _nonneg("initial_accumulator_value", initial_accumulator_value)
+        self.initial_accumulator_value = _nonneg(
+            "initial_accumulator_value", initial_accumulator_value
+        )
         self.eps = _nonneg("eps", eps)
-        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
-                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
+        self._init_base(
+            params,
+            lr,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            norm_type=norm_type,
+            backend=backend,
+        )
 
     def _init_state(self, shape, dtype) -> State:
         return {"sum": np.full(shape, self.initial_accumulator_value, dtype=dtype)}
@@ -488,8 +566,10 @@ class Adagrad(Optimizer):
         p += -clr * g / std
 
     def _hyper_repr(self):
-        return (f"lr={self.lr}, lr_decay={self.lr_decay}, weight_decay={self.weight_decay}, "
-                f"initial_accumulator_value={self.initial_accumulator_value}, eps={self.eps}")
+        return (
+            f"lr={self.lr}, lr_decay={self.lr_decay}, weight_decay={self.weight_decay}, "
+            f"initial_accumulator_value={self.initial_accumulator_value}, eps={self.eps}"
+        )
 
 
 class RMSprop(Optimizer):
@@ -520,18 +600,35 @@ class RMSprop(Optimizer):
         see `Optimizer`.
     """
 
-    def __init__(self, params: Mapping, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 norm_type: Any = 2.0, backend: str = "c") -> None:
+    def __init__(
+        self,
+        params: Mapping,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        clip_grad_norm: Optional[float] = None,
+        clip_grad_value: Optional[float] = None,
+        norm_type: Any = 2.0,
+        backend: str = "c",
+    ) -> None:
         lr = _nonneg("lr", lr)
         self.alpha = _unit("alpha", alpha)
         self.eps = _nonneg("eps", eps)
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         self.momentum = _nonneg("momentum", momentum)
         self.centered = _flag("centered", centered)
-        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
-                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
+        self._init_base(
+            params,
+            lr,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            norm_type=norm_type,
+            backend=backend,
+        )
 
     def _init_state(self, shape, dtype) -> State:
         st: State = {"square_avg": np.zeros(shape, dtype)}
@@ -565,8 +662,10 @@ class RMSprop(Optimizer):
             p += -self.lr * g / avg
 
     def _hyper_repr(self):
-        return (f"lr={self.lr}, alpha={self.alpha}, eps={self.eps}, weight_decay={self.weight_decay}, "
-                f"momentum={self.momentum}, centered={self.centered}")
+        return (
+            f"lr={self.lr}, alpha={self.alpha}, eps={self.eps}, weight_decay={self.weight_decay}, "
+            f"momentum={self.momentum}, centered={self.centered}"
+        )
 
 
 RMSProp = RMSprop
@@ -606,17 +705,33 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params: Mapping, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 norm_type: Any = 2.0, backend: str = "c") -> None:
+    def __init__(
+        self,
+        params: Mapping,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        clip_grad_norm: Optional[float] = None,
+        clip_grad_value: Optional[float] = None,
+        norm_type: Any = 2.0,
+        backend: str = "c",
+    ) -> None:
         lr = _nonneg("lr", lr)
         self.betas = _betas(betas)
         self.eps = _nonneg("eps", eps)
         self.weight_decay = _nonneg("weight_decay", weight_decay)
         self.amsgrad = _flag("amsgrad", amsgrad)
-        self._init_base(params, lr, clip_grad_norm=clip_grad_norm,
-                        clip_grad_value=clip_grad_value, norm_type=norm_type, backend=backend)
+        self._init_base(
+            params,
+            lr,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            norm_type=norm_type,
+            backend=backend,
+        )
 
     def _init_state(self, shape, dtype) -> State:
         st: State = {"exp_avg": np.zeros(shape, dtype), "exp_avg_sq": np.zeros(shape, dtype)}
@@ -636,8 +751,8 @@ class Adam(Optimizer):
         v *= beta2
         v += (1.0 - beta2) * g * g
         t = self.num_steps
-        step_size = self.lr / (1.0 - beta1 ** t)
-        bias_correction2_sqrt = (1.0 - beta2 ** t) ** 0.5
+        step_size = self.lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
         if self.amsgrad:
             vmax = st["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
@@ -649,8 +764,10 @@ class Adam(Optimizer):
         p += -step_size * m / denom
 
     def _hyper_repr(self):
-        return (f"lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
-                f"amsgrad={self.amsgrad}")
+        return (
+            f"lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
+            f"amsgrad={self.amsgrad}"
+        )
 
 
 class AdamW(Adam):
@@ -675,10 +792,29 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params: Mapping, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 clip_grad_norm: Optional[float] = None, clip_grad_value: Optional[float] = None,
-                 norm_type: Any = 2.0, backend: str = "c") -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
-                         norm_type=norm_type, backend=backend)
+    def __init__(
+        self,
+        params: Mapping,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        clip_grad_norm: Optional[float] = None,
+        clip_grad_value: Optional[float] = None,
+        norm_type: Any = 2.0,
+        backend: str = "c",
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            norm_type=norm_type,
+            backend=backend,
+        )

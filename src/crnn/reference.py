@@ -28,6 +28,7 @@ norms of `clip_grad_norm`, which are accumulated in float64 like the C engine.
 Inputs are checked and normalised by `crnn._validate`, shared with the C
 engine, so both engines accept and reject exactly the same arguments.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,6 +37,13 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import cells
+from ._named import entry_points
+from ._reference_seq import (
+    attention_backward,
+    attention_forward,
+    embedding_backward,
+    embedding_forward,
+)
 from ._validate import (
     BackwardArgs,
     ForwardArgs,
@@ -47,18 +55,28 @@ from ._validate import (
     forward_args,
     make_cache,
 )
-from ._named import entry_points
-from ._reference_seq import (attention_backward, attention_forward, embedding_backward,
-                             embedding_forward)
 from .cells import CellSpec
 
 __all__ = [
-    "forward", "backward",
-    "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
-    "gru_forward", "gru_backward", "jordan_forward", "jordan_backward",
-    "clip_grad_norm", "clip_grad_value",
-    "embedding_forward", "embedding_backward", "attention_forward", "attention_backward",
-    "ACTIVATIONS", "activation_grad", "KERNELS",
+    "forward",
+    "backward",
+    "rnn_forward",
+    "rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "jordan_forward",
+    "jordan_backward",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "embedding_forward",
+    "embedding_backward",
+    "attention_forward",
+    "attention_backward",
+    "ACTIVATIONS",
+    "activation_grad",
+    "KERNELS",
 ]
 
 
@@ -66,6 +84,7 @@ __all__ = [
 # Activations and their derivatives, the latter written in terms of the
 # activation's output y = f(a): that is what the backward pass has stored.
 # --------------------------------------------------------------------------
+
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
     # 1 / (1 + exp(-a)), evaluated so that exp never overflows for large |a|.
@@ -82,7 +101,10 @@ def _identity(a: np.ndarray) -> np.ndarray:
 
 
 ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "tanh": np.tanh, "relu": _relu, "sigmoid": _sigmoid, "identity": _identity,
+    "tanh": np.tanh,
+    "relu": _relu,
+    "sigmoid": _sigmoid,
+    "identity": _identity,
 }
 
 _ACTIVATION_GRADS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -102,6 +124,7 @@ def activation_grad(name: str, y: np.ndarray) -> np.ndarray:
 # Helpers of the kernels
 # --------------------------------------------------------------------------
 
+
 def _zeros_or_copy(state: Optional[np.ndarray], B: int, width: int, dtype) -> np.ndarray:
     return np.zeros((B, width), dtype) if state is None else state.copy()
 
@@ -115,14 +138,22 @@ def _plus_bias(a: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
     return a if bias is None else a + bias
 
 
-def _grads(b: BackwardArgs, dx: np.ndarray, dstates0: Sequence[np.ndarray],
-           dweights: Mapping[str, np.ndarray]) -> Any:
+def _grads(
+    b: BackwardArgs,
+    dx: np.ndarray,
+    dstates0: Sequence[np.ndarray],
+    dweights: Mapping[str, np.ndarray],
+) -> Any:
     """The spec's gradient tuple; a bias the forward did not have gets None."""
     a = b.forward
     fields: Dict[str, Any] = {"dx": dx}
     fields.update({f"d{s}0": d for s, d in zip(a.spec.states, dstates0)})
-    fields.update({f"d{name}": None if a.weights[name] is None else dweights[name].copy()
-                   for name in a.spec.weight_names})
+    fields.update(
+        {
+            f"d{name}": None if a.weights[name] is None else dweights[name].copy()
+            for name in a.spec.weight_names
+        }
+    )
     return a.spec.grads_type(**fields)
 
 
@@ -131,6 +162,7 @@ def _grads(b: BackwardArgs, dx: np.ndarray, dstates0: Sequence[np.ndarray],
 # arguments (crnn._validate.ForwardArgs / BackwardArgs). A forward returns
 # (out, final states, saved arrays); a backward the cell's gradient tuple.
 # --------------------------------------------------------------------------
+
 
 def _rnn_forward(a: ForwardArgs):
     """h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)."""
@@ -153,8 +185,10 @@ def _rnn_backward(b: BackwardArgs):
     H, I = a.sizes["H"], a.sizes["I"]
     h_init = np.zeros((a.B, H), a.dtype) if a.states[0] is None else a.states[0]
     dx = np.zeros((a.T, a.B, I), a.dtype)
-    dw = {name: np.zeros((H, I) if name == "weight_ih" else (H, H), a.dtype)
-          for name in ("weight_ih", "weight_hh")}
+    dw = {
+        name: np.zeros((H, I) if name == "weight_ih" else (H, H), a.dtype)
+        for name in ("weight_ih", "weight_hh")
+    }
     dbias = np.zeros(H, a.dtype)
     # dh: gradient of the loss w.r.t. the state carried out of step t.
     dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
@@ -193,10 +227,11 @@ def _lstm_forward(a: ForwardArgs):
     for t in range(a.T):
         valid = _valid_rows(a.lengths, t, a.B)
         x_t = np.where(valid, a.x[t], 0)  # padding is never read
-        pre = _plus_bias(_plus_bias(x_t @ w["weight_ih"].T + h @ w["weight_hh"].T, w["bias_ih"]),
-                         w["bias_hh"])
-        i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H:2 * H])
-        g, o = np.tanh(pre[:, 2 * H:3 * H]), _sigmoid(pre[:, 3 * H:])
+        pre = _plus_bias(
+            _plus_bias(x_t @ w["weight_ih"].T + h @ w["weight_hh"].T, w["bias_ih"]), w["bias_hh"]
+        )
+        i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H : 2 * H])
+        g, o = np.tanh(pre[:, 2 * H : 3 * H]), _sigmoid(pre[:, 3 * H :])
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
         gates[t] = np.where(valid, np.concatenate([i, f, g, o], axis=1), 0)
@@ -225,11 +260,16 @@ def _lstm_backward(b: BackwardArgs):
         c_prev = cells_[t - 1] if t > 0 else c0
         h_prev = b.out[t - 1] if t > 0 else h0
         dh_t = dh if b.dout is None else dh + np.where(valid, b.dout[t], 0)
-        dc_t = dc + dh_t * o * (1 - tanh_c ** 2)
-        d_gates = np.concatenate([dc_t * g * i * (1 - i),
-                                  dc_t * c_prev * f * (1 - f),
-                                  dc_t * i * (1 - g ** 2),
-                                  dh_t * tanh_c * o * (1 - o)], axis=1)
+        dc_t = dc + dh_t * o * (1 - tanh_c**2)
+        d_gates = np.concatenate(
+            [
+                dc_t * g * i * (1 - i),
+                dc_t * c_prev * f * (1 - f),
+                dc_t * i * (1 - g**2),
+                dh_t * tanh_c * o * (1 - o),
+            ],
+            axis=1,
+        )
         d_gates = np.where(valid, d_gates, 0)
         dw_ih += d_gates.T @ np.where(valid, a.x[t], 0)
         dw_hh += d_gates.T @ h_prev
@@ -237,8 +277,9 @@ def _lstm_backward(b: BackwardArgs):
         dx[t] = d_gates @ w["weight_ih"]
         dh = np.where(valid, d_gates @ w["weight_hh"], dh)
         dc = np.where(valid, dc_t * f, dc)
-    return _grads(b, dx, (dh, dc), {"weight_ih": dw_ih, "weight_hh": dw_hh,
-                                    "bias_ih": db, "bias_hh": db})
+    return _grads(
+        b, dx, (dh, dc), {"weight_ih": dw_ih, "weight_hh": dw_hh, "bias_ih": db, "bias_hh": db}
+    )
 
 
 def _gru_forward(a: ForwardArgs):
@@ -254,9 +295,9 @@ def _gru_forward(a: ForwardArgs):
         gi = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T, w["bias_ih"])
         gh = _plus_bias(h @ w["weight_hh"].T, w["bias_hh"])
         r = _sigmoid(gi[:, :H] + gh[:, :H])
-        z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-        hn = gh[:, 2 * H:]
-        n = np.tanh(gi[:, 2 * H:] + r * hn)
+        z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+        hn = gh[:, 2 * H :]
+        n = np.tanh(gi[:, 2 * H :] + r * hn)
         h_new = (1 - z) * n + z * h
         gates[t] = np.where(valid, np.concatenate([r, z, n], axis=1), 0)
         hn_seq[t] = np.where(valid, hn, 0)
@@ -280,7 +321,7 @@ def _gru_backward(b: BackwardArgs):
         r, z, n = np.split(gates[t], 3, axis=1)
         h_prev = b.out[t - 1] if t > 0 else h0
         dh_t = dh if b.dout is None else dh + np.where(valid, b.dout[t], 0)
-        da_n = dh_t * (1 - z) * (1 - n ** 2)
+        da_n = dh_t * (1 - z) * (1 - n**2)
         da_r = da_n * hn[t] * r * (1 - r)
         da_z = dh_t * (h_prev - n) * z * (1 - z)
         d_in = np.where(valid, np.concatenate([da_r, da_z, da_n], axis=1), 0)
@@ -291,8 +332,9 @@ def _gru_backward(b: BackwardArgs):
         dw_hh += d_rec.T @ h_prev
         db_hh += d_rec.sum(axis=0)
         dh = np.where(valid, dh_t * z + d_rec @ w["weight_hh"], dh)
-    return _grads(b, dx, (dh,), {"weight_ih": dw_ih, "weight_hh": dw_hh,
-                                 "bias_ih": db_ih, "bias_hh": db_hh})
+    return _grads(
+        b, dx, (dh,), {"weight_ih": dw_ih, "weight_hh": dw_hh, "bias_ih": db_ih, "bias_hh": db_hh}
+    )
 
 
 def _jordan_forward(a: ForwardArgs):
@@ -306,8 +348,9 @@ def _jordan_forward(a: ForwardArgs):
     out = np.zeros((a.T, a.B, O), a.dtype)
     for t in range(a.T):
         valid = _valid_rows(a.lengths, t, a.B)
-        pre = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T + y @ w["weight_hy"].T,
-                         w["bias_ih"])
+        pre = _plus_bias(
+            np.where(valid, a.x[t], 0) @ w["weight_ih"].T + y @ w["weight_hy"].T, w["bias_ih"]
+        )
         h = f(_plus_bias(pre, w["bias_hh"]))
         y_new = g(_plus_bias(h @ w["weight_ho"].T, w["bias_ho"]))
         hidden[t] = np.where(valid, h, 0)
@@ -353,6 +396,7 @@ KERNELS: Dict[str, Tuple[Callable[[ForwardArgs], Any], Callable[[BackwardArgs], 
 # --------------------------------------------------------------------------
 # Public API: any cell, then each cell's named entry points
 # --------------------------------------------------------------------------
+
 
 def forward(
     cell: Any,
@@ -431,13 +475,22 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
 
 # The cells' named entry points, the same functions over the C engine in
 # crnn.functional: identical signatures and semantics by construction.
-(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward,
- jordan_forward, jordan_backward) = entry_points(forward, _backward, __name__)
+(
+    rnn_forward,
+    rnn_backward,
+    lstm_forward,
+    lstm_backward,
+    gru_forward,
+    gru_backward,
+    jordan_forward,
+    jordan_backward,
+) = entry_points(forward, _backward, __name__)
 
 
 # --------------------------------------------------------------------------
 # Gradient clipping
 # --------------------------------------------------------------------------
+
 
 def _total_norm(arrays, norm_type: float) -> float:
     """The norm of all arrays as if concatenated, accumulated in float64."""

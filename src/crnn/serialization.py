@@ -13,6 +13,7 @@ a registry holding the layers (`RNN`, `LSTM`, `GRU`, `Jordan`, `RNNCell`, `Linea
 `Embedding`, `Attention`, ...), to which other Module subclasses (models, other
 layers) are added with `register_module`.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,22 @@ import numpy as np
 from ._engine import check_backend
 from ._version import __version__
 from .module import Module
-from .nn import (GRU, LSTM, RNN, Attention, Embedding, GRUCell, Jordan, Linear, LSTMCell,
-                 Recurrent, RecurrentCell, RNNCell)
+from .nn import (
+    GRU,
+    LSTM,
+    RNN,
+    Attention,
+    Embedding,
+    GRUCell,
+    Jordan,
+    Linear,
+    LSTMCell,
+    Recurrent,
+    RecurrentCell,
+    RNNCell,
+)
 
-__all__ = ["save", "load", "register_module", "UnregisteredClassError", "FORMAT",
-           "FORMAT_VERSION"]
+__all__ = ["save", "load", "register_module", "UnregisteredClassError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "crnn-module"
 FORMAT_VERSION = 1
@@ -69,8 +81,20 @@ def register_module(cls: Type[Module], name: Optional[str] = None) -> Type[Modul
     return cls
 
 
-for _cls in (Recurrent, RNN, LSTM, GRU, Jordan, RecurrentCell, RNNCell, LSTMCell, GRUCell,
-             Linear, Embedding, Attention):
+for _cls in (
+    Recurrent,
+    RNN,
+    LSTM,
+    GRU,
+    Jordan,
+    RecurrentCell,
+    RNNCell,
+    LSTMCell,
+    GRUCell,
+    Linear,
+    Embedding,
+    Attention,
+):
     register_module(_cls)
 
 
@@ -78,8 +102,10 @@ def _registered_name(model: Module) -> str:
     for key, cls in _REGISTRY.items():
         if type(model) is cls:
             return key
-    raise TypeError(f"{type(model).__name__} is not registered for saving; call "
-                    f"crnn.serialization.register_module({type(model).__name__}) first")
+    raise TypeError(
+        f"{type(model).__name__} is not registered for saving; call "
+        f"crnn.serialization.register_module({type(model).__name__}) first"
+    )
 
 
 def _check_path(path: Any, mode: str) -> None:
@@ -88,8 +114,10 @@ def _check_path(path: Any, mode: str) -> None:
         return
     method = "write" if mode == "w" else "read"
     if not hasattr(path, method):
-        raise TypeError(f"path must be a str, an os.PathLike or a binary file object with "
-                        f".{method}(), got {type(path).__name__}")
+        raise TypeError(
+            f"path must be a str, an os.PathLike or a binary file object with "
+            f".{method}(), got {type(path).__name__}"
+        )
 
 
 def save(model: Module, path: Union[PathLike, Any]) -> None:
@@ -114,9 +142,16 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
     name = _registered_name(model)
     cfg = model.config()
     try:
-        header = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "class": name,
-                             "module": type(model).__module__, "config": cfg,
-                             "crnn_version": __version__})
+        header = json.dumps(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "class": name,
+                "module": type(model).__module__,
+                "config": cfg,
+                "crnn_version": __version__,
+            }
+        )
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}.config() is not JSON-serialisable: {exc}") from None
     arrays = {CONFIG_KEY: np.array(header)}
@@ -139,6 +174,7 @@ _SLACK = 1 << 20
 def _implied_size(cls: Type[Module], cfg: Dict[str, Any]) -> Optional[int]:
     """The parameter count `cls(**cfg)` would allocate, for the built-in layers
     with integer sizes; None when unknown (the constructor checks the rest)."""
+
     def size(key, default=None):
         v = cfg.get(key, default)
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
@@ -165,16 +201,26 @@ class UnregisteredClassError(ValueError):
 def _unregistered(path: Any, name: str, module: Any) -> str:
     where = ""
     if module == "__main__":
-        where = (" It was defined in the script that saved it: define it in this program too, "
-                 "and register it.")
-    elif isinstance(module, str) and module and module.isascii() and all(
-            part.isidentifier() for part in module.split(".")):
-        where = (f" It was saved from module {module!r}: `import {module}` registers it if "
-                 f"that module decorates the class with @register_module.")
-    return (f"{path!s} holds a {name}, a class that is not registered for loading in this "
-            f"process (registered: {', '.join(sorted(_REGISTRY))}).{where} Otherwise call "
-            f"crnn.serialization.register_module({name}) before crnn.load. (The file itself is "
-            f"fine.)")
+        where = (
+            " It was defined in the script that saved it: define it in this program too, "
+            "and register it."
+        )
+    elif (
+        isinstance(module, str)
+        and module
+        and module.isascii()
+        and all(part.isidentifier() for part in module.split("."))
+    ):
+        where = (
+            f" It was saved from module {module!r}: `import {module}` registers it if "
+            f"that module decorates the class with @register_module."
+        )
+    return (
+        f"{path!s} holds a {name}, a class that is not registered for loading in this "
+        f"process (registered: {', '.join(sorted(_REGISTRY))}).{where} Otherwise call "
+        f"crnn.serialization.register_module({name}) before crnn.load. (The file itself is "
+        f"fine.)"
+    )
 
 
 def _fail(path: Any, what: str) -> ValueError:
@@ -235,8 +281,11 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
             if not isinstance(header, dict) or header.get("format") != FORMAT:
                 raise _fail(path, f"{CONFIG_KEY!r} does not declare format {FORMAT!r}")
             if header.get("version") != FORMAT_VERSION:
-                raise _fail(path, f"unsupported format version {header.get('version')!r} "
-                                  f"(this crnn reads version {FORMAT_VERSION})")
+                raise _fail(
+                    path,
+                    f"unsupported format version {header.get('version')!r} "
+                    f"(this crnn reads version {FORMAT_VERSION})",
+                )
             name = header.get("class")
             if not isinstance(name, str) or not name:
                 raise _fail(path, f"'class' must be a class name, got {name!r}")
@@ -257,8 +306,9 @@ def load(path: Union[PathLike, Any], backend: Optional[str] = None) -> Module:
     if implied is not None and implied > 4 * held + _SLACK:
         # A corrupted or forged size would otherwise allocate (and initialise)
         # far more memory than the file could ever fill.
-        raise _fail(path, f"its config implies {implied} parameters but the file holds only "
-                          f"{held} values")
+        raise _fail(
+            path, f"its config implies {implied} parameters but the file holds only {held} values"
+        )
     try:
         model = _REGISTRY[name](**cfg)
     except (TypeError, ValueError) as exc:

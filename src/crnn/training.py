@@ -20,6 +20,7 @@ last_valid, last_valid_backward
     Gather each row's output at its last valid step (many-to-one) and the
     matching scatter of the gradient.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,6 +35,7 @@ __all__ = ["TBPTT", "GradcheckReport", "gradcheck", "last_valid", "last_valid_ba
 # --------------------------------------------------------------------------
 # Many-to-one: gather each row's last valid output.
 # --------------------------------------------------------------------------
+
 
 def _row_lengths(lengths: Optional[Any], T: int, B: int) -> np.ndarray:
     if lengths is None:
@@ -116,6 +118,7 @@ def last_valid_backward(d: np.ndarray, lengths: Optional[Any], T: int) -> np.nda
 # Gradient checking by central differences.
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class GradcheckReport:
     """The result of `gradcheck`.
@@ -152,12 +155,16 @@ class GradcheckReport:
         return self.ok
 
     def __str__(self) -> str:
-        lines = [f"gradcheck {'passed' if self.ok else 'FAILED'} "
-                 f"(eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g})"]
+        lines = [
+            f"gradcheck {'passed' if self.ok else 'FAILED'} "
+            f"(eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g})"
+        ]
         for name in self.n_checked:
-            lines.append(f"  {name}: {self.n_checked[name]} entries, "
-                         f"max abs err {self.max_abs_error[name]:.3e}, "
-                         f"max rel err {self.max_rel_error[name]:.3e}")
+            lines.append(
+                f"  {name}: {self.n_checked[name]} entries, "
+                f"max abs err {self.max_abs_error[name]:.3e}, "
+                f"max rel err {self.max_rel_error[name]:.3e}"
+            )
         for name, idx, a, n in self.failures[:20]:
             lines.append(f"  mismatch {name}{list(idx)}: analytic {a:.10g} numeric {n:.10g}")
         return "\n".join(lines)
@@ -227,16 +234,20 @@ def gradcheck(
     analytic: Dict[str, np.ndarray] = {}
     for name, p in params.items():
         if not isinstance(p, np.ndarray) or p.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 parameters; {name!r} is "
-                            f"{getattr(p, 'dtype', type(p).__name__)}")
+            raise TypeError(
+                f"gradcheck needs float64 parameters; {name!r} is "
+                f"{getattr(p, 'dtype', type(p).__name__)}"
+            )
         if not p.flags.writeable:
             raise ValueError(f"parameter {name!r} is read-only")
         if name not in grads:
             raise KeyError(f"no gradient for parameter {name!r}")
         g = grads[name]
         if not isinstance(g, np.ndarray) or g.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 gradients; grads[{name!r}] is "
-                            f"{getattr(g, 'dtype', type(g).__name__)}")
+            raise TypeError(
+                f"gradcheck needs float64 gradients; grads[{name!r}] is "
+                f"{getattr(g, 'dtype', type(g).__name__)}"
+            )
         if g.shape != p.shape:
             raise ValueError(f"grads[{name!r}] has shape {g.shape}, parameter has {p.shape}")
         analytic[name] = np.array(g, dtype=np.float64, copy=True)
@@ -381,8 +392,9 @@ class TBPTT:
     >>> tb.reset(rows=[3])      # row 3 starts a new sequence         # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, loss_fn: LossFn, optimizer: Any, k: int,
-                 stride: Optional[int] = None) -> None:
+    def __init__(
+        self, model: Any, loss_fn: LossFn, optimizer: Any, k: int, stride: Optional[int] = None
+    ) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
         if stride is None:
@@ -390,8 +402,10 @@ class TBPTT:
         if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
             raise ValueError(f"stride must be an int >= 1 or None, got {stride!r}")
         if _is_bidirectional(model):
-            raise ValueError("TBPTT needs a unidirectional model: the reverse direction of a "
-                             "bidirectional RNN cannot carry state forward through a stream")
+            raise ValueError(
+                "TBPTT needs a unidirectional model: the reverse direction of a "
+                "bidirectional RNN cannot carry state forward through a stream"
+            )
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -423,14 +437,21 @@ class TBPTT:
 
     # -- training ---------------------------------------------------------
 
-    def _loss(self, pred: np.ndarray, target: np.ndarray,
-              mask: Optional[np.ndarray]) -> Tuple[float, np.ndarray]:
+    def _loss(
+        self, pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]
+    ) -> Tuple[float, np.ndarray]:
         if mask is None:
             return self.loss_fn(pred, target)
         return self.loss_fn(pred, target, mask=mask)
 
-    def step(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None,
-             *, update: bool = True) -> float:
+    def step(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        mask: Optional[np.ndarray] = None,
+        *,
+        update: bool = True,
+    ) -> float:
         """Train on one window, starting from the carried state.
 
         Runs ``model.zero_grad()``, the forward pass from `state`, the loss,
@@ -474,8 +495,14 @@ class TBPTT:
         _, h_n = self.model(x, h0)
         return _copy_state(h_n)
 
-    def run(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None,
-            *, update: bool = True) -> List[float]:
+    def run(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        mask: Optional[np.ndarray] = None,
+        *,
+        update: bool = True,
+    ) -> List[float]:
         """Train over a whole (long) sequence, window by window.
 
         Parameters
@@ -525,8 +552,14 @@ class TBPTT:
                 # `stride` steps, not after this window. Run those steps
                 # forward first (same weights as the window, no gradient).
                 next_state = self._advance(window(x, start, nxt), _copy_state(self.state))
-            losses.append(self.step(window(x, start, stop), window(y, start, stop),
-                                    window(mask, start, stop), update=update))
+            losses.append(
+                self.step(
+                    window(x, start, stop),
+                    window(y, start, stop),
+                    window(mask, start, stop),
+                    update=update,
+                )
+            )
             if next_state is not None:
                 self.state = next_state
             start = nxt

@@ -6,6 +6,7 @@ them with the current crnn and checks the loaded models compute what the old
 ones did. Each ``<name>.npz`` is a plain `crnn.save` file; ``expected.npz``
 holds, per model, the inputs and the outputs the saving crnn computed.
 """
+
 import os
 
 import numpy as np
@@ -22,8 +23,9 @@ def main() -> None:
     f64 = np.float64
     expected = {}
     models = {
-        "classifier_lstm": SequenceClassifier(3, 4, 2, bidirectional=True, dtype=f64, seed=1,
-                                              cell="lstm"),
+        "classifier_lstm": SequenceClassifier(
+            3, 4, 2, bidirectional=True, dtype=f64, seed=1, cell="lstm"
+        ),
         "tagger_gru": SequenceTagger(3, 4, 2, num_layers=2, dtype=f64, seed=2, cell="gru"),
         "charrnn_rnn": CharRNN(5, 4, dtype=f64, seed=3),
         "charmodel_lstm": CharModel("abcd", 4, dtype=f64, seed=4, cell="lstm"),

@@ -17,6 +17,7 @@ This is the self-contained report of the installed package; the repository's
 ``bench/`` folder holds the full pytest-benchmark suite (with the % of the
 machine's FMA peak, oneDNN and thread scaling).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,9 +74,14 @@ def _problem(shape: Shape, dtype: np.dtype, seed: int = 0):
     def u(*s):
         return rng.uniform(-k, k, size=s).astype(dtype)
 
-    args = dict(x=rng.standard_normal((T, B, I)).astype(dtype),
-                h0=(0.5 * rng.standard_normal((B, H))).astype(dtype),
-                weight_ih=u(H, I), weight_hh=u(H, H), bias_ih=u(H), bias_hh=u(H))
+    args = dict(
+        x=rng.standard_normal((T, B, I)).astype(dtype),
+        h0=(0.5 * rng.standard_normal((B, H))).astype(dtype),
+        weight_ih=u(H, I),
+        weight_hh=u(H, H),
+        bias_ih=u(H),
+        bias_hh=u(H),
+    )
     dout = rng.standard_normal((T, B, H)).astype(dtype)
     dh_n = rng.standard_normal((B, H)).astype(dtype)
     return args, dout, dh_n
@@ -122,8 +128,9 @@ def _torch_calls(args: Dict[str, np.ndarray], dout, dh_n):
     return {"fwd": fwd, "fwdbwd": fwdbwd}
 
 
-def _measure(f: Callable[[], Any], min_repeat: int, max_repeat: int, budget: float,
-             slow: float = 5.0) -> List[float]:
+def _measure(
+    f: Callable[[], Any], min_repeat: int, max_repeat: int, budget: float, slow: float = 5.0
+) -> List[float]:
     """Times of repeated calls of f after one untimed warm-up call (which
     also pays one-time costs, such as PyTorch starting its autograd
     threads): at least `min_repeat`, at most `max_repeat`, stopping once
@@ -184,8 +191,9 @@ def load_average() -> Optional[float]:
         return None
 
 
-def busy_machine(before: Optional[float], after: Optional[float], cores: int,
-                 threads: int) -> Optional[str]:
+def busy_machine(
+    before: Optional[float], after: Optional[float], cores: int, threads: int
+) -> Optional[str]:
     """A warning when other processes kept at least half the cores busy, else None.
 
     `before` is the load average before the run; `after` the one after it,
@@ -196,19 +204,29 @@ def busy_machine(before: Optional[float], after: Optional[float], cores: int,
     limit = 0.5 * max(1, cores)
     other_after = None if after is None else max(0.0, after - threads)
     if (before is not None and before > limit) or (other_after is not None and other_after > limit):
-        seen = ", ".join(f"{v:.1f} {when}" for v, when in ((before, "before"), (after, "after"))
-                         if v is not None)
-        return (f"the machine is busy: load average {seen} the run, on {cores} cores (the run "
-                f"itself uses {threads} thread{'s' if threads != 1 else ''}). Other processes "
-                f"take cores from every implementation unevenly, and the ratios then move by 2x "
-                f"or more: run again on an idle machine")
+        seen = ", ".join(
+            f"{v:.1f} {when}" for v, when in ((before, "before"), (after, "after")) if v is not None
+        )
+        return (
+            f"the machine is busy: load average {seen} the run, on {cores} cores (the run "
+            f"itself uses {threads} thread{'s' if threads != 1 else ''}). Other processes "
+            f"take cores from every implementation unevenly, and the ratios then move by 2x "
+            f"or more: run again on an idle machine"
+        )
     return None
 
 
-def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.float32,
-        threads: Optional[int] = None, min_repeat: int = 3, max_repeat: int = 50,
-        budget: float = 1.0, reference_max_flops: float = math.inf,
-        progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+def run(
+    shapes: Sequence[Shape],
+    impls: Sequence[str] = IMPLS,
+    dtype: Any = np.float32,
+    threads: Optional[int] = None,
+    min_repeat: int = 3,
+    max_repeat: int = 50,
+    budget: float = 1.0,
+    reference_max_flops: float = math.inf,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Dict[str, Any]:
     """Time every implementation on every shape; return the results as a dict.
 
     Parameters
@@ -248,9 +266,14 @@ def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.f
         n_threads = _runtime.get_num_threads()
     info = _runtime.build_info()
     machine = {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "crnn": __version__, "crnn_isa": info["isa"],
-        "crnn_openmp": info["openmp"], "crnn_compiler": info["compiler"],
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "crnn": __version__,
+        "crnn_isa": info["isa"],
+        "crnn_openmp": info["openmp"],
+        "crnn_compiler": info["compiler"],
         "torch": None if torch_mod is None else torch_mod.__version__,
     }
     results: List[Dict[str, Any]] = []
@@ -266,8 +289,12 @@ def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.f
             for mode in MODES:
                 fl = flops(shape, mode)
                 for impl in impls:
-                    rec: Dict[str, Any] = {"shape": list(shape), "mode": mode, "impl": impl,
-                                           "flops": fl}
+                    rec: Dict[str, Any] = {
+                        "shape": list(shape),
+                        "mode": mode,
+                        "impl": impl,
+                        "flops": fl,
+                    }
                     if impl == "reference" and fl > reference_max_flops:
                         rec["skipped"] = f"more than {reference_max_flops:g} FLOP per call"
                         results.append(rec)
@@ -280,16 +307,27 @@ def run(shapes: Sequence[Shape], impls: Sequence[str] = IMPLS, dtype: Any = np.f
                     results.append(rec)
             del calls, args, dout, dh_n
     machine["load_after"] = load_average()
-    machine["busy"] = busy_machine(machine["load_before"], machine["load_after"],
-                                   os.cpu_count() or 1, n_threads)
-    return {"machine": machine,
-            "settings": {"dtype": dt.name, "threads": n_threads, "nonlinearity": "tanh",
-                         "min_repeat": min_repeat, "max_repeat": max_repeat, "budget_s": budget,
-                         "impls": impls},
-            "results": results}
+    machine["busy"] = busy_machine(
+        machine["load_before"], machine["load_after"], os.cpu_count() or 1, n_threads
+    )
+    return {
+        "machine": machine,
+        "settings": {
+            "dtype": dt.name,
+            "threads": n_threads,
+            "nonlinearity": "tanh",
+            "min_repeat": min_repeat,
+            "max_repeat": max_repeat,
+            "budget_s": budget,
+            "impls": impls,
+        },
+        "results": results,
+    }
 
 
-def _lookup(results: List[Dict[str, Any]]) -> Dict[Tuple[Tuple[int, ...], str, str], Dict[str, Any]]:
+def _lookup(
+    results: List[Dict[str, Any]],
+) -> Dict[Tuple[Tuple[int, ...], str, str], Dict[str, Any]]:
     return {(tuple(r["shape"]), r["mode"], r["impl"]): r for r in results}
 
 
@@ -356,8 +394,10 @@ def format_report(report: Dict[str, Any]) -> str:
     for impl, rs in ratios.items():
         if rs:
             gm = math.exp(sum(math.log(r) for r in rs) / len(rs))
-            lines.append(f"crnn vs {impl}: {gm:.1f}x faster (geometric mean over {len(rs)} cases; "
-                         f"from {min(rs):.1f}x to {max(rs):.1f}x)")
+            lines.append(
+                f"crnn vs {impl}: {gm:.1f}x faster (geometric mean over {len(rs)} cases; "
+                f"from {min(rs):.1f}x to {max(rs):.1f}x)"
+            )
     skipped = [r for r in report["results"] if "skipped" in r]
     if skipped:
         lines.append(f"({len(skipped)} reference case(s) skipped: {skipped[0]['skipped']})")
@@ -372,7 +412,9 @@ def _parse_shape(text: str) -> Shape:
     try:
         vals = tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a shape is T,B,I,H (four integers), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"a shape is T,B,I,H (four integers), got {text!r}"
+        ) from None
     if len(vals) != 4 or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"a shape is T,B,I,H (four integers >= 1), got {text!r}")
     return vals  # type: ignore[return-value]
@@ -409,9 +451,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K  timing " + msg)
             sys.stderr.flush()
 
-    report = run(shapes, impls, dtype=np.dtype(args.dtype), threads=args.threads,
-                 min_repeat=min_repeat, max_repeat=max_repeat, budget=budget,
-                 progress=progress)
+    report = run(
+        shapes,
+        impls,
+        dtype=np.dtype(args.dtype),
+        threads=args.threads,
+        min_repeat=min_repeat,
+        max_repeat=max_repeat,
+        budget=budget,
+        progress=progress,
+    )
     if tty:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
@@ -447,27 +496,55 @@ pytest-benchmark suite (% of the FMA peak, oneDNN, thread scaling)."""
 def register(subparsers: Any) -> None:
     """Add ``bench`` to the ``crnn`` parser."""
     p = subparsers.add_parser(
-        "bench", help="time crnn against the NumPy reference and PyTorch on this machine",
+        "bench",
+        help="time crnn against the NumPy reference and PyTorch on this machine",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_DESCRIPTION,
         epilog="examples:  crnn bench --quick     crnn bench --json bench.json     "
-               "crnn bench --shapes 100,64,128,256")
-    p.add_argument("--quick", action="store_true",
-                   help=f"only {len(QUICK_SHAPES)} small shapes "
-                        f"({'; '.join(','.join(map(str, s)) for s in QUICK_SHAPES)}), few repeats: "
-                        f"seconds (the default times the {len(SHAPES)} shapes of the performance "
-                        f"issue, from small-device inference to large training)")
-    p.add_argument("--shapes", type=_parse_shape, nargs="+", metavar="T,B,I,H",
-                   help="time these shapes instead (four integers >= 1 each)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="the floating-point type (default float32)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="threads for every implementation (default: crnn's default, "
-                        f"here {_runtime.get_num_threads()})")
-    p.add_argument("--budget", type=positive_float, default=1.0, metavar="S",
-                   help="seconds of repeated calls per case (default 1)")
+        "crnn bench --shapes 100,64,128,256",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"only {len(QUICK_SHAPES)} small shapes "
+        f"({'; '.join(','.join(map(str, s)) for s in QUICK_SHAPES)}), few repeats: "
+        f"seconds (the default times the {len(SHAPES)} shapes of the performance "
+        f"issue, from small-device inference to large training)",
+    )
+    p.add_argument(
+        "--shapes",
+        type=_parse_shape,
+        nargs="+",
+        metavar="T,B,I,H",
+        help="time these shapes instead (four integers >= 1 each)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="the floating-point type (default float32)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="threads for every implementation (default: crnn's default, "
+        f"here {_runtime.get_num_threads()})",
+    )
+    p.add_argument(
+        "--budget",
+        type=positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds of repeated calls per case (default 1)",
+    )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-reference", action="store_true", help="leave the NumPy reference out")
-    p.add_argument("--json", metavar="OUT", default=None,
-                   help="save every measurement (and the machine's load) as JSON")
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        default=None,
+        help="save every measurement (and the machine's load) as JSON",
+    )
     p.set_defaults(func=cmd_bench)

@@ -49,6 +49,7 @@ for crnn). A ``--tsv`` file holds one example per line, ``text<TAB>label``
 ``text<TAB>label`` is a header). Labels may be any strings: the classes are
 the distinct labels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,14 +75,24 @@ from .common import (
     read_text,
 )
 
-__all__ = ["register", "classify", "ClassifyResult", "Settings", "choose_settings", "load_tsv",
-           "split_indices", "fold_indices", "handler"]
+__all__ = [
+    "register",
+    "classify",
+    "ClassifyResult",
+    "Settings",
+    "choose_settings",
+    "load_tsv",
+    "split_indices",
+    "fold_indices",
+    "handler",
+]
 
 #: Texts (besides the test part) up to which `classify` cross-validates.
 SMALL_DATA = 400
 
-DEFAULTS = dict(word_dropout=0.2, test_fraction=0.25, max_vocab=5000, max_len=50, seed=0,
-                seconds=60.0)
+DEFAULTS = dict(
+    word_dropout=0.2, test_fraction=0.25, max_vocab=5000, max_len=50, seed=0, seconds=60.0
+)
 
 
 class DataError(ValueError):
@@ -97,7 +108,7 @@ class Settings:
     lr: float
     batch_size: int
     epochs: int
-    folds: int          # k-fold cross-validation when >= 2, else a validation split
+    folds: int  # k-fold cross-validation when >= 2, else a validation split
     val_fraction: float
     restarts: int
     word_dropout: float
@@ -116,11 +127,19 @@ class Settings:
         return self.restarts * self.epochs
 
 
-def choose_settings(n_texts: int, *, cell: Optional[str] = None, hidden: Optional[int] = None,
-                    lr: Optional[float] = None, batch_size: Optional[int] = None,
-                    epochs: Optional[int] = None, folds: Optional[int] = None,
-                    val_fraction: Optional[float] = None, restarts: Optional[int] = None,
-                    word_dropout: float = 0.2) -> Settings:
+def choose_settings(
+    n_texts: int,
+    *,
+    cell: Optional[str] = None,
+    hidden: Optional[int] = None,
+    lr: Optional[float] = None,
+    batch_size: Optional[int] = None,
+    epochs: Optional[int] = None,
+    folds: Optional[int] = None,
+    val_fraction: Optional[float] = None,
+    restarts: Optional[int] = None,
+    word_dropout: float = 0.2,
+) -> Settings:
     """The training settings for `n_texts` texts (besides the test part).
 
     Anything given is kept; the rest depends on the data size:
@@ -146,13 +165,15 @@ def choose_settings(n_texts: int, *, cell: Optional[str] = None, hidden: Optiona
         cell=cells.get(cell).name if cell is not None else "gru",
         hidden=hidden if hidden is not None else (32 if small else 64),
         lr=lr if lr is not None else (1e-2 if small else 3e-3),
-        batch_size=batch_size if batch_size is not None else (
-            (8 if n_texts <= 100 else 16) if small else 32),
+        batch_size=batch_size
+        if batch_size is not None
+        else ((8 if n_texts <= 100 else 16) if small else 32),
         epochs=epochs if epochs is not None else (40 if small else 30),
         folds=int(folds),
         val_fraction=val_fraction if val_fraction is not None else 0.15,
         restarts=restarts if restarts is not None else 3,
-        word_dropout=word_dropout)
+        word_dropout=word_dropout,
+    )
 
 
 @dataclass
@@ -186,17 +207,28 @@ class ClassifyResult:
     max_len: int = 50
 
     def summary(self) -> Dict[str, Any]:
-        return dict(accuracy=self.accuracy, baseline_accuracy=self.baseline_accuracy,
-                    val_accuracy=self.val_accuracy, train_accuracy=self.train_accuracy,
-                    classes=list(self.classes), n_train=self.n_train, n_val=self.n_val,
-                    n_test=self.n_test, vocab_size=self.vocab_size, epochs=self.epochs,
-                    best_epoch=self.best_epoch, restart=self.restart,
-                    stopped_early=self.stopped_early, seconds=round(self.seconds, 3),
-                    selection=self.settings.selection, settings=asdict(self.settings))
+        return dict(
+            accuracy=self.accuracy,
+            baseline_accuracy=self.baseline_accuracy,
+            val_accuracy=self.val_accuracy,
+            train_accuracy=self.train_accuracy,
+            classes=list(self.classes),
+            n_train=self.n_train,
+            n_val=self.n_val,
+            n_test=self.n_test,
+            vocab_size=self.vocab_size,
+            epochs=self.epochs,
+            best_epoch=self.best_epoch,
+            restart=self.restart,
+            stopped_early=self.stopped_early,
+            seconds=round(self.seconds, 3),
+            selection=self.settings.selection,
+            settings=asdict(self.settings),
+        )
 
     def predict(self, texts: Sequence[str]) -> List[str]:
         """The predicted class of each text (with the kept model)."""
-        ids = [self.vocab.encode(t)[:self.max_len] for t in texts]
+        ids = [self.vocab.encode(t)[: self.max_len] for t in texts]
         pred = _predict(self.model, ids, len(self.vocab))
         return [self.classes[i] for i in pred]
 
@@ -205,8 +237,10 @@ class ClassifyResult:
 # Splitting
 # --------------------------------------------------------------------------
 
-def split_indices(labels: np.ndarray, groups: Optional[np.ndarray], fraction: float,
-                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+
+def split_indices(
+    labels: np.ndarray, groups: Optional[np.ndarray], fraction: float, rng: np.random.Generator
+) -> Tuple[np.ndarray, np.ndarray]:
     """(keep, held_out) index arrays, sorted; about `fraction` held out.
 
     With groups that hold more than one item, whole groups are held out;
@@ -235,8 +269,9 @@ def split_indices(labels: np.ndarray, groups: Optional[np.ndarray], fraction: fl
     return keep, out
 
 
-def fold_indices(labels: np.ndarray, groups: Optional[np.ndarray], k: int,
-                 rng: np.random.Generator) -> List[np.ndarray]:
+def fold_indices(
+    labels: np.ndarray, groups: Optional[np.ndarray], k: int, rng: np.random.Generator
+) -> List[np.ndarray]:
     """k disjoint folds (sorted index arrays) covering every item.
 
     With groups that hold more than one item, whole groups go to one fold
@@ -261,26 +296,40 @@ def fold_indices(labels: np.ndarray, groups: Optional[np.ndarray], k: int,
 # Training
 # --------------------------------------------------------------------------
 
-def _predict(model: SequenceClassifier, seqs: Sequence[np.ndarray], V: int,
-             batch: int = 256) -> np.ndarray:
+
+def _predict(
+    model: SequenceClassifier, seqs: Sequence[np.ndarray], V: int, batch: int = 256
+) -> np.ndarray:
     model.eval()
     out = []
     for i in range(0, len(seqs), batch):
-        part = [s if s.size else np.zeros(1, np.int64) for s in seqs[i:i + batch]]
+        part = [s if s.size else np.zeros(1, np.int64) for s in seqs[i : i + batch]]
         x, lengths = pad_batch(part, dtype=np.int64)
         out.append(model.predict(one_hot(x, V), lengths=lengths))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Sequence[int]] = None,
-             *, cell: Optional[str] = None, hidden: Optional[int] = None,
-             epochs: Optional[int] = None, lr: Optional[float] = None,
-             batch_size: Optional[int] = None, folds: Optional[int] = None,
-             restarts: Optional[int] = None, word_dropout: float = 0.2,
-             test_fraction: float = 0.25, val_fraction: Optional[float] = None,
-             max_vocab: int = 5000, max_len: int = 50, seed: int = 0,
-             seconds: Optional[float] = 60.0,
-             on_epoch: Optional[Callable[[int, int, float], None]] = None) -> ClassifyResult:
+def classify(
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    groups: Optional[Sequence[int]] = None,
+    *,
+    cell: Optional[str] = None,
+    hidden: Optional[int] = None,
+    epochs: Optional[int] = None,
+    lr: Optional[float] = None,
+    batch_size: Optional[int] = None,
+    folds: Optional[int] = None,
+    restarts: Optional[int] = None,
+    word_dropout: float = 0.2,
+    test_fraction: float = 0.25,
+    val_fraction: Optional[float] = None,
+    max_vocab: int = 5000,
+    max_len: int = 50,
+    seed: int = 0,
+    seconds: Optional[float] = 60.0,
+    on_epoch: Optional[Callable[[int, int, float], None]] = None,
+) -> ClassifyResult:
     """Train a many-to-one RNN text classifier and score it on held-out texts.
 
     Parameters
@@ -330,22 +379,36 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
     g = None if groups is None else np.asarray(groups, dtype=np.int64)
     rng = np.random.default_rng(seed)
     rest, test = split_indices(y, g, test_fraction, rng)
-    st = choose_settings(rest.size, cell=cell, hidden=hidden, lr=lr, batch_size=batch_size,
-                         epochs=epochs, folds=folds, val_fraction=val_fraction,
-                         restarts=restarts, word_dropout=word_dropout)
+    st = choose_settings(
+        rest.size,
+        cell=cell,
+        hidden=hidden,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        folds=folds,
+        val_fraction=val_fraction,
+        restarts=restarts,
+        word_dropout=word_dropout,
+    )
     if st.folds >= 2:
-        fold_parts = [rest[f] for f in fold_indices(y[rest], None if g is None else g[rest],
-                                                    st.folds, rng)]
+        fold_parts = [
+            rest[f] for f in fold_indices(y[rest], None if g is None else g[rest], st.folds, rng)
+        ]
         if min(f.size for f in fold_parts) == 0:
-            raise DataError(f"too few examples ({len(texts)}) for {st.folds}-fold "
-                            f"cross-validation; give at least 10")
+            raise DataError(
+                f"too few examples ({len(texts)}) for {st.folds}-fold "
+                f"cross-validation; give at least 10"
+            )
         train, val = rest, np.zeros(0, dtype=np.int64)
     else:
         tr, va = split_indices(y[rest], None if g is None else g[rest], st.val_fraction, rng)
         train, val = rest[tr], rest[va]
     if test.size == 0 or train.size == 0 or (st.folds < 2 and val.size == 0):
-        raise DataError(f"too few examples ({len(texts)}) to hold out test and validation "
-                        f"sentences; give at least 10")
+        raise DataError(
+            f"too few examples ({len(texts)}) to hold out test and validation "
+            f"sentences; give at least 10"
+        )
     if np.unique(y[train]).size < 2:
         raise DataError("the training part holds a single class; give more examples of each")
 
@@ -367,8 +430,9 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
 
         def __init__(self, r: int, rows: np.ndarray, check: np.ndarray) -> None:
             self.r, self.rows, self.check = r, rows, check
-            self.m = SequenceClassifier(V, st.hidden, C, dtype=np.float32, seed=int(seeds[r]),
-                                        cell=st.cell)
+            self.m = SequenceClassifier(
+                V, st.hidden, C, dtype=np.float32, seed=int(seeds[r]), cell=st.cell
+            )
             self.opt = Adam(self.m.params, lr=st.lr, clip_grad_norm=5.0)
             self.rng = np.random.default_rng(int(seeds[r]) + 1)
             self.epochs = 0
@@ -384,7 +448,7 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
             order = self.rng.permutation(rows.size)
             total = 0.0
             for i in range(0, rows.size, st.batch_size):
-                batch = rows[order[i:i + st.batch_size]]
+                batch = rows[order[i : i + st.batch_size]]
                 part = [seqs[j] if seqs[j].size else np.zeros(1, np.int64) for j in batch]
                 x, lengths = pad_batch(part, dtype=np.int64)
                 if st.word_dropout > 0:
@@ -445,8 +509,11 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
                 # Ties go to the earlier epoch and restart (fewer steps, less memorised).
                 if kept is None or acc > kept[0]:
                     kept = (acc, r, net.epochs, {k: v.copy() for k, v in net.m.params.items()})
-                if (seconds is not None and time.perf_counter() - t_r > seconds / n_runs
-                        and net.epochs < st.epochs):
+                if (
+                    seconds is not None
+                    and time.perf_counter() - t_r > seconds / n_runs
+                    and net.epochs < st.epochs
+                ):
                     stopped_early = True
                     break
             done_epochs = net.epochs
@@ -459,12 +526,28 @@ def classify(texts: Sequence[str], labels: Sequence[Any], groups: Optional[Seque
     pred = _predict(final, [seqs[j] for j in test], V)
     train_acc = float(np.mean(_predict(final, [seqs[j] for j in train], V) == y[train]))
     return ClassifyResult(
-        classes=classes, n_train=int(train.size), n_val=n_val, n_test=int(test.size),
-        vocab_size=V, accuracy=float(np.mean(pred == y[test])), baseline_accuracy=baseline,
-        val_accuracy=val_acc, train_accuracy=train_acc, epochs=done_epochs,
-        best_epoch=best_epoch, restart=best_r, seconds=time.perf_counter() - t0,
-        stopped_early=stopped_early, settings=st, test_index=test, test_pred=pred,
-        test_true=y[test], model=final, vocab=vocab, max_len=max_len)
+        classes=classes,
+        n_train=int(train.size),
+        n_val=n_val,
+        n_test=int(test.size),
+        vocab_size=V,
+        accuracy=float(np.mean(pred == y[test])),
+        baseline_accuracy=baseline,
+        val_accuracy=val_acc,
+        train_accuracy=train_acc,
+        epochs=done_epochs,
+        best_epoch=best_epoch,
+        restart=best_r,
+        seconds=time.perf_counter() - t0,
+        stopped_early=stopped_early,
+        settings=st,
+        test_index=test,
+        test_pred=pred,
+        test_true=y[test],
+        model=final,
+        vocab=vocab,
+        max_len=max_len,
+    )
 
 
 def _is_int(s: str) -> bool:
@@ -478,6 +561,7 @@ def _is_int(s: str) -> bool:
 # --------------------------------------------------------------------------
 # TSV input
 # --------------------------------------------------------------------------
+
 
 def load_tsv(path: str, encoding: str = "utf-8") -> Tuple[List[str], List[str]]:
     """Read ``text<TAB>label`` lines; a CLIError says what is wrong (with the line)."""
@@ -507,6 +591,7 @@ def load_tsv(path: str, encoding: str = "utf-8") -> Tuple[List[str], List[str]]:
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
+
 
 def _probability(s: str) -> float:
     try:
@@ -543,46 +628,103 @@ def register(subparsers: Any) -> None:
             "    GRU cell, 32 hidden units, learning rate 0.01,\n"
             "    batches of 8 (16 above 100 texts), at most 40 epochs.\n"
             "  more: a 15% validation split picks the best epoch of 3 restarts; GRU, 64\n"
-            "    hidden units, learning rate 0.003, batches of 32, at most 30 epochs."),
+            "    hidden units, learning rate 0.003, batches of 32, at most 30 epochs."
+        ),
         epilog="examples:  crnn classify     crnn classify --tsv reviews.tsv --predict "
-               "\"great food\"",
+        '"great food"',
     )
-    p.add_argument("--tsv", metavar="FILE",
-                   help="labelled data, one text<TAB>label per line (default: built-in "
-                        "sentiment sentences)")
-    p.add_argument("--encoding", default="utf-8",
-                   help="text encoding of the TSV file (default utf-8)")
-    p.add_argument("--cell", choices=_usable_cells(), default=None,
-                   help="the recurrent cell (default gru)")
-    p.add_argument("--hidden", type=positive_int, default=None, metavar="H",
-                   help="hidden units (default: 32 on small data, else 64)")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help="most passes over the training texts, per network (default: 40 on small "
-                        "data, else 30)")
-    p.add_argument("--lr", type=positive_float, default=None,
-                   help="Adam learning rate (default: 0.01 on small data, else 0.003)")
-    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
-                   help="texts per training step (default: 8 up to 100 texts, 16 up to "
-                        f"{SMALL_DATA}, else 32)")
-    p.add_argument("--folds", type=_folds, default=None, metavar="K",
-                   help="choose the number of epochs by K-fold cross-validation (K >= 2), or 0 "
-                        "for a validation split (default: 5 on small data, else 0)")
-    p.add_argument("--restarts", type=positive_int, default=None,
-                   help="with a validation split: networks trained from different seeds, the "
-                        "best on validation kept (default: 3)")
-    p.add_argument("--word-dropout", type=_probability, default=d["word_dropout"], metavar="P",
-                   help=f"chance of hiding each word during training (default {d['word_dropout']})")
-    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
-                   help=f"share of the texts held out for testing (default {d['test_fraction']})")
-    p.add_argument("--seconds", type=positive_float, default=d["seconds"],
-                   help=f"time budget for all the training (default {d['seconds']:g})")
-    p.add_argument("--seed", type=int, default=d["seed"],
-                   help="random seed of the split, the networks and the shuffling (default 0)")
-    p.add_argument("--predict", action="append", metavar="TEXT", default=[],
-                   help="also classify this text with the trained model (repeatable)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (accuracy, baseline_accuracy, settings, ...) "
-                        "instead of text")
+    p.add_argument(
+        "--tsv",
+        metavar="FILE",
+        help="labelled data, one text<TAB>label per line (default: built-in sentiment sentences)",
+    )
+    p.add_argument(
+        "--encoding", default="utf-8", help="text encoding of the TSV file (default utf-8)"
+    )
+    p.add_argument(
+        "--cell", choices=_usable_cells(), default=None, help="the recurrent cell (default gru)"
+    )
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=None,
+        metavar="H",
+        help="hidden units (default: 32 on small data, else 64)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="most passes over the training texts, per network (default: 40 on small "
+        "data, else 30)",
+    )
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="Adam learning rate (default: 0.01 on small data, else 0.003)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        metavar="B",
+        help="texts per training step (default: 8 up to 100 texts, 16 up to "
+        f"{SMALL_DATA}, else 32)",
+    )
+    p.add_argument(
+        "--folds",
+        type=_folds,
+        default=None,
+        metavar="K",
+        help="choose the number of epochs by K-fold cross-validation (K >= 2), or 0 "
+        "for a validation split (default: 5 on small data, else 0)",
+    )
+    p.add_argument(
+        "--restarts",
+        type=positive_int,
+        default=None,
+        help="with a validation split: networks trained from different seeds, the "
+        "best on validation kept (default: 3)",
+    )
+    p.add_argument(
+        "--word-dropout",
+        type=_probability,
+        default=d["word_dropout"],
+        metavar="P",
+        help=f"chance of hiding each word during training (default {d['word_dropout']})",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=d["test_fraction"],
+        metavar="F",
+        help=f"share of the texts held out for testing (default {d['test_fraction']})",
+    )
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=d["seconds"],
+        help=f"time budget for all the training (default {d['seconds']:g})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d["seed"],
+        help="random seed of the split, the networks and the shuffling (default 0)",
+    )
+    p.add_argument(
+        "--predict",
+        action="append",
+        metavar="TEXT",
+        default=[],
+        help="also classify this text with the trained model (repeatable)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (accuracy, baseline_accuracy, settings, ...) instead of text",
+    )
     p.set_defaults(func=handler)
 
 
@@ -608,22 +750,42 @@ def handler(args: argparse.Namespace) -> int:
         names = {0: "negative", 1: "positive"}
         texts, labels, groups = data.texts, [names[int(v)] for v in data.labels], data.groups
         name = "built-in sentiment sentences"
-    options = dict(cell=args.cell, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
-                   batch_size=args.batch_size, folds=args.folds, restarts=args.restarts)
+    options = dict(
+        cell=args.cell,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        folds=args.folds,
+        restarts=args.restarts,
+    )
     # The settings follow the number of texts left once the test part is out.
     n_rest = len(texts) - int(round(len(texts) * args.test_fraction))
     planned = choose_settings(max(n_rest, 0), word_dropout=args.word_dropout, **options)
     try:
         with Progress(planned.total_epochs, desc="training", unit="epochs") as bar:
+
             def on_epoch(run: int, epoch: int, loss: float) -> None:
-                what = (f"fold {run + 1}/{planned.folds}" if planned.folds >= 2 and run < planned.folds
-                        else "final" if planned.folds >= 2 else
-                        f"restart {run + 1}/{planned.restarts}")
+                what = (
+                    f"fold {run + 1}/{planned.folds}"
+                    if planned.folds >= 2 and run < planned.folds
+                    else "final"
+                    if planned.folds >= 2
+                    else f"restart {run + 1}/{planned.restarts}"
+                )
                 bar.update(1, status=f"{what} loss {loss:.3f}")
 
-            result = classify(texts, labels, groups, word_dropout=args.word_dropout,
-                              test_fraction=args.test_fraction, seed=args.seed,
-                              seconds=args.seconds, on_epoch=on_epoch, **options)
+            result = classify(
+                texts,
+                labels,
+                groups,
+                word_dropout=args.word_dropout,
+                test_fraction=args.test_fraction,
+                seed=args.seed,
+                seconds=args.seconds,
+                on_epoch=on_epoch,
+                **options,
+            )
     except DataError as e:
         raise CLIError(f"{name}: {e}") from None
 
@@ -638,18 +800,26 @@ def handler(args: argparse.Namespace) -> int:
     st = result.settings
     cut = " (stopped by --seconds)" if result.stopped_early else ""
     if st.folds >= 2:
-        split = (f"split: {result.n_train} texts to train on ({st.folds} folds), {result.n_test} "
-                 f"test; vocabulary {result.vocab_size} words (from the training texts)")
-        chose = (f"training: {st.folds} folds x {result.epochs} epochs{cut}: {result.best_epoch} "
-                 f"epochs kept (mean held-out fold accuracy {result.val_accuracy:.1%}, within one "
-                 f"standard error of the best); then one network on all {result.n_train} texts "
-                 f"for {result.best_epoch} epochs; {result.seconds:.1f} s")
+        split = (
+            f"split: {result.n_train} texts to train on ({st.folds} folds), {result.n_test} "
+            f"test; vocabulary {result.vocab_size} words (from the training texts)"
+        )
+        chose = (
+            f"training: {st.folds} folds x {result.epochs} epochs{cut}: {result.best_epoch} "
+            f"epochs kept (mean held-out fold accuracy {result.val_accuracy:.1%}, within one "
+            f"standard error of the best); then one network on all {result.n_train} texts "
+            f"for {result.best_epoch} epochs; {result.seconds:.1f} s"
+        )
     else:
-        split = (f"split: {result.n_train} train, {result.n_val} validation, {result.n_test} test; "
-                 f"vocabulary {result.vocab_size} words (from the training texts)")
-        chose = (f"training: {st.restarts} restart(s) x {result.epochs} epochs in "
-                 f"{result.seconds:.1f} s{cut}; kept restart {result.restart + 1}, epoch "
-                 f"{result.best_epoch} (validation accuracy {result.val_accuracy:.1%})")
+        split = (
+            f"split: {result.n_train} train, {result.n_val} validation, {result.n_test} test; "
+            f"vocabulary {result.vocab_size} words (from the training texts)"
+        )
+        chose = (
+            f"training: {st.restarts} restart(s) x {result.epochs} epochs in "
+            f"{result.seconds:.1f} s{cut}; kept restart {result.restart + 1}, epoch "
+            f"{result.best_epoch} (validation accuracy {result.val_accuracy:.1%})"
+        )
     lines = [
         f"data: {name} ({len(texts)} texts, classes {', '.join(result.classes)})",
         split,

@@ -28,6 +28,7 @@ add_threads_option, apply_threads
 check_output_path, print_json
     The checks before writing a model file; ``--json`` output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,6 +103,7 @@ def one_blas_thread(handler: Handler) -> Handler:
     threadpoolctl crnn sets the BLAS library's thread count itself, and
     where it cannot (see `crnn.limit_blas_threads`) it warns.
     """
+
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         with _runtime.limit_blas_threads(1):
@@ -113,6 +115,7 @@ def one_blas_thread(handler: Handler) -> Handler:
 # --------------------------------------------------------------------------
 # argparse value types
 # --------------------------------------------------------------------------
+
 
 def _number(kind: type, text: str) -> Any:
     try:
@@ -162,7 +165,9 @@ def fraction(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        ) from None
     if not 0.0 < v < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return v
@@ -171,6 +176,7 @@ def fraction(text: str) -> float:
 # --------------------------------------------------------------------------
 # The recurrent cell and the embedding
 # --------------------------------------------------------------------------
+
 
 def usable_cells() -> Tuple[str, ...]:
     """The cells of the registry (`crnn.cells`) the ready-made models can use.
@@ -197,13 +203,16 @@ def cell_name(text: str) -> str:
     if name in cells.REGISTRY:
         raise argparse.ArgumentTypeError(
             f"the {cells.REGISTRY[name].title} cell cannot be used here (its state is an output "
-            f"of its own size, not the hidden state); choose one of: {choices}")
+            f"of its own size, not the hidden state); choose one of: {choices}"
+        )
     raise argparse.ArgumentTypeError(
-        f"unknown cell {text!r}; the registered cells (crnn.cells) are: {choices}")
+        f"unknown cell {text!r}; the registered cells (crnn.cells) are: {choices}"
+    )
 
 
-def add_cell_option(p: argparse.ArgumentParser, default: Optional[str] = "rnn",
-                    default_text: Optional[str] = None) -> None:
+def add_cell_option(
+    p: argparse.ArgumentParser, default: Optional[str] = "rnn", default_text: Optional[str] = None
+) -> None:
     """Add ``--cell NAME`` to a command (the recurrent cell of its model).
 
     `default` None leaves the choice to the command (``default_text`` then
@@ -211,22 +220,38 @@ def add_cell_option(p: argparse.ArgumentParser, default: Optional[str] = "rnn",
     """
     usable = usable_cells()
     shown = default_text if default_text is not None else str(default)
-    p.add_argument("--cell", type=cell_name, default=default, metavar="NAME",
-                   help=f"the recurrent cell: {', '.join(usable)} (default {shown}; the cells "
-                        f"of crnn.cells)")
+    p.add_argument(
+        "--cell",
+        type=cell_name,
+        default=default,
+        metavar="NAME",
+        help=f"the recurrent cell: {', '.join(usable)} (default {shown}; the cells of crnn.cells)",
+    )
 
 
-def add_embedding_option(p: argparse.ArgumentParser, default: Optional[int],
-                         what: str = "word") -> None:
+def add_embedding_option(
+    p: argparse.ArgumentParser, default: Optional[int], what: str = "word"
+) -> None:
     """Add ``--embedding-dim N`` (a learned vector per token instead of a one-hot vector)."""
     shown = "none: one-hot vectors" if default is None else str(default)
-    p.add_argument("--embedding-dim", type=nonnegative_int, default=default, metavar="N",
-                   help=f"size of the learned {what} vectors (crnn.Embedding); 0 reads one-hot "
-                        f"vectors instead (default {shown})")
+    p.add_argument(
+        "--embedding-dim",
+        type=nonnegative_int,
+        default=default,
+        metavar="N",
+        help=f"size of the learned {what} vectors (crnn.Embedding); 0 reads one-hot "
+        f"vectors instead (default {shown})",
+    )
 
 
-def embedding_layer(num_embeddings: int, embedding_dim: int, *, dtype: Any = np.float32,
-                    seed: Optional[int] = None, backend: str = "c") -> Any:
+def embedding_layer(
+    num_embeddings: int,
+    embedding_dim: int,
+    *,
+    dtype: Any = np.float32,
+    seed: Optional[int] = None,
+    backend: str = "c",
+) -> Any:
     """A `crnn.Embedding` (token ids -> learned vectors; the backward
     accumulates into ``grads["weight"]``) for an application's own model."""
     from ..embedding import Embedding
@@ -236,9 +261,14 @@ def embedding_layer(num_embeddings: int, embedding_dim: int, *, dtype: Any = np.
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
     """Add ``--threads N`` (the C engine's threads; see `apply_threads`)."""
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="threads of the C engine (default: OpenMP's default, "
-                        "OMP_NUM_THREADS or the number of cores)")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="threads of the C engine (default: OpenMP's default, "
+        "OMP_NUM_THREADS or the number of cores)",
+    )
 
 
 def apply_threads(args: argparse.Namespace) -> None:
@@ -251,6 +281,7 @@ def apply_threads(args: argparse.Namespace) -> None:
 # Output
 # --------------------------------------------------------------------------
 
+
 def check_output_path(path: str, what: str = "--out") -> None:
     """A CLIError unless `path` can be a new file: not a directory, in a folder that exists."""
     if os.path.isdir(path):
@@ -262,6 +293,7 @@ def check_output_path(path: str, what: str = "--out") -> None:
 
 def print_json(obj: Any, file: Optional[IO[str]] = None) -> None:
     """Print `obj` as one line of JSON (NumPy scalars and arrays converted)."""
+
     def default(o: Any) -> Any:
         if hasattr(o, "tolist"):
             return o.tolist()
@@ -273,6 +305,7 @@ def print_json(obj: Any, file: Optional[IO[str]] = None) -> None:
 # --------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------
+
 
 def format_rate(per_second: float) -> str:
     """1234567.0 -> '1.23M', 45678 -> '45.7k', 12.3 -> '12.3'."""
@@ -299,6 +332,7 @@ def format_seconds(seconds: float) -> str:
 # --------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------
+
 
 class Timer:
     """Elapsed wall-clock time since construction (or `restart`).
@@ -341,6 +375,7 @@ def timer() -> Iterator[Timer]:
 # --------------------------------------------------------------------------
 # Progress bar
 # --------------------------------------------------------------------------
+
 
 def _progress_mode(file: IO[str]) -> str:
     mode = os.environ.get("CRNN_PROGRESS", "").strip().lower()
@@ -389,8 +424,14 @@ class Progress:
     stdout) above the bar without garbling it.
     """
 
-    def __init__(self, total: float, desc: str = "", unit: str = "it",
-                 file: Optional[IO[str]] = None, mode: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        total: float,
+        desc: str = "",
+        unit: str = "it",
+        file: Optional[IO[str]] = None,
+        mode: Optional[str] = None,
+    ) -> None:
         self.total = float(total)
         self.desc = desc
         self.unit = unit
@@ -410,10 +451,20 @@ class Progress:
             if unit == "s":
                 fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s{postfix}"
             else:
-                fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + unit +
-                       " [{elapsed}<{remaining}{postfix}]")
-            self._bar = tqdm(total=self.total, desc=desc, file=self.file, bar_format=fmt,
-                             dynamic_ncols=True, mininterval=0.2, leave=True)
+                fmt = (
+                    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                    + unit
+                    + " [{elapsed}<{remaining}{postfix}]"
+                )
+            self._bar = tqdm(
+                total=self.total,
+                desc=desc,
+                file=self.file,
+                bar_format=fmt,
+                dynamic_ncols=True,
+                mininterval=0.2,
+                leave=True,
+            )
 
     # -- updates -------------------------------------------------------------
 
@@ -507,6 +558,7 @@ class Progress:
 # Text input
 # --------------------------------------------------------------------------
 
+
 def read_text(path: str, encoding: str = "utf-8", what: str = "text file") -> str:
     """The contents of a text file, or a CLIError saying what is wrong.
 
@@ -536,9 +588,11 @@ def read_text(path: str, encoding: str = "utf-8", what: str = "text file") -> st
     except LookupError:
         raise CLIError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
-        bad = raw[exc.start:exc.start + 1]
-        raise CLIError(f"{path}: cannot decode it as {encoding} (byte 0x{bad.hex()} at offset "
-                       f"{exc.start}); is it a {what}? (see --encoding)") from None
+        bad = raw[exc.start : exc.start + 1]
+        raise CLIError(
+            f"{path}: cannot decode it as {encoding} (byte 0x{bad.hex()} at offset "
+            f"{exc.start}); is it a {what}? (see --encoding)"
+        ) from None
     if "\x00" in text:
         raise CLIError(f"{path}: looks like a binary file (it holds NUL bytes), not a {what}")
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -34,6 +34,7 @@ picks the column (default: the last one); every row must hold a finite
 number there. A file whose first row is all numbers has no header: its
 columns are then named 1, 2, ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,11 +62,28 @@ from .common import (
     read_text,
 )
 
-__all__ = ["register", "forecast", "ForecastResult", "SeriesTooShort", "load_csv_column",
-           "plot_forecast", "handler", "plan"]
+__all__ = [
+    "register",
+    "forecast",
+    "ForecastResult",
+    "SeriesTooShort",
+    "load_csv_column",
+    "plot_forecast",
+    "handler",
+    "plan",
+]
 
-DEFAULTS = dict(hidden=32, epochs=300, seconds=30.0, lr=3e-3, batch_size=32, test_fraction=0.2,
-                seed=0, strategy="direct", cell="rnn")
+DEFAULTS = dict(
+    hidden=32,
+    epochs=300,
+    seconds=30.0,
+    lr=3e-3,
+    batch_size=32,
+    test_fraction=0.2,
+    seed=0,
+    strategy="direct",
+    cell="rnn",
+)
 
 #: What each baseline is, for the report.
 BASELINE_NOTES = {
@@ -97,9 +115,15 @@ class Plan:
         return self.n_values - self.n_test
 
 
-def plan(series: Any, window: Optional[int] = None, horizon: Optional[int] = None,
-         ahead: int = 0, season: Union[int, str, None] = "auto",
-         test_fraction: float = 0.2, strategy: str = "direct") -> Plan:
+def plan(
+    series: Any,
+    window: Optional[int] = None,
+    horizon: Optional[int] = None,
+    ahead: int = 0,
+    season: Union[int, str, None] = "auto",
+    test_fraction: float = 0.2,
+    strategy: str = "direct",
+) -> Plan:
     """Work out the season, window, horizon, scored steps and held-out size.
 
     Defaults: the season is found in the values before the held-out tail;
@@ -133,7 +157,7 @@ def plan(series: Any, window: Optional[int] = None, horizon: Optional[int] = Non
     # stays unseen); n_test may still grow below, which only shortens it.
     detected, corr, m = False, 0.0, None
     if season == "auto":
-        m, corr = baselines.detect_season(y[:N - n_test]) if N - n_test >= 8 else (None, 0.0)
+        m, corr = baselines.detect_season(y[: N - n_test]) if N - n_test >= 8 else (None, 0.0)
         detected = m is not None
     elif season is not None and season != 0:
         if isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 2:
@@ -148,17 +172,27 @@ def plan(series: Any, window: Optional[int] = None, horizon: Optional[int] = Non
     n_test = max(n_test, steps)
     split = N - n_test
     outputs = H if strategy == "direct" else 1
-    need = W + outputs + 1   # two windows: one to train on, one for early stopping
+    need = W + outputs + 1  # two windows: one to train on, one for early stopping
     if split < need:
         raise SeriesTooShort(
             f"series too short: {N} values, but a window of {W} and {outputs} forecast step(s) "
             f"at once need at least {need} training values, and the last {n_test} are held out "
-            f"for scoring (use a smaller --window, --horizon or --ahead, or a longer series)")
+            f"for scoring (use a smaller --window, --horizon or --ahead, or a longer series)"
+        )
     if m is not None and split < m + 1:
-        raise SeriesTooShort(f"series too short for a season of {m}: the training part holds "
-                             f"only {split} values")
-    return Plan(n_values=N, season=m, season_correlation=corr, season_detected=detected,
-                window=W, horizon=H, steps=steps, n_test=n_test)
+        raise SeriesTooShort(
+            f"series too short for a season of {m}: the training part holds only {split} values"
+        )
+    return Plan(
+        n_values=N,
+        season=m,
+        season_correlation=corr,
+        season_detected=detected,
+        window=W,
+        horizon=H,
+        steps=steps,
+        n_test=n_test,
+    )
 
 
 @dataclass
@@ -209,27 +243,45 @@ class ForecastResult:
         """JSON-ready numbers (forecasts as lists)."""
         p = self.plan
         out = dict(
-            n_values=p.n_values, window=p.window, horizon=p.horizon, steps=p.steps,
-            n_test=p.n_test, n_train=p.split, test_start=p.split, n_origins=int(self.origins.size),
-            season=p.season, season_detected=p.season_detected, strategy=self.strategy,
-            cell=self.cell, log=self.log,
-            mae=self.mae, mase=self.mase, rnn_mae=self.mae,
+            n_values=p.n_values,
+            window=p.window,
+            horizon=p.horizon,
+            steps=p.steps,
+            n_test=p.n_test,
+            n_train=p.split,
+            test_start=p.split,
+            n_origins=int(self.origins.size),
+            season=p.season,
+            season_detected=p.season_detected,
+            strategy=self.strategy,
+            cell=self.cell,
+            log=self.log,
+            mae=self.mae,
+            mase=self.mase,
+            rnn_mae=self.mae,
             naive_mae=self.baseline_mae["last value"],
-            baselines={k: dict(mae=self.baseline_mae[k], mase=self.baseline_mase[k])
-                       for k in self.baseline_mae},
-            best_baseline=self.best_baseline, beats_best_baseline=bool(self.beats_best_baseline),
-            ratio_to_best_baseline=self.ratio, mase_season=self.mase_season,
-            epochs=self.fit_info["epochs"], best_epoch=self.fit_info["best_epoch"],
+            baselines={
+                k: dict(mae=self.baseline_mae[k], mase=self.baseline_mase[k])
+                for k in self.baseline_mae
+            },
+            best_baseline=self.best_baseline,
+            beats_best_baseline=bool(self.beats_best_baseline),
+            ratio_to_best_baseline=self.ratio,
+            mase_season=self.mase_season,
+            epochs=self.fit_info["epochs"],
+            best_epoch=self.fit_info["best_epoch"],
             stopped_early=bool(self.fit_info["stopped_by_time"]),
-            train_loss=self.fit_info["train_loss"], seconds=round(self.seconds, 3),
+            train_loss=self.fit_info["train_loss"],
+            seconds=round(self.seconds, 3),
             forecast=[float(v) for v in self.predictions[0]],
             truth=[float(v) for v in self.truth[0]],
         )
         if self.future is not None:
             out["ahead"] = int(self.future.size)
             out["future"] = [float(v) for v in self.future]
-            out["baseline_future"] = {k: [float(v) for v in f]
-                                      for k, f in self.baseline_future.items()}
+            out["baseline_future"] = {
+                k: [float(v) for v in f] for k, f in self.baseline_future.items()
+            }
         return out
 
 
@@ -242,12 +294,25 @@ def _check_series(series: Any) -> np.ndarray:
     return y
 
 
-def forecast(series: Any, window: Optional[int] = None, horizon: Optional[int] = None, *,
-             ahead: int = 0, strategy: str = "direct", cell: str = "rnn", hidden: int = 32,
-             season: Union[int, str, None] = "auto", epochs: int = 300,
-             seconds: Optional[float] = 30.0, lr: float = 3e-3, batch_size: int = 32,
-             test_fraction: float = 0.2, log: bool = False, seed: int = 0,
-             on_epoch: Optional[Callable[[int, float], None]] = None) -> ForecastResult:
+def forecast(
+    series: Any,
+    window: Optional[int] = None,
+    horizon: Optional[int] = None,
+    *,
+    ahead: int = 0,
+    strategy: str = "direct",
+    cell: str = "rnn",
+    hidden: int = 32,
+    season: Union[int, str, None] = "auto",
+    epochs: int = 300,
+    seconds: Optional[float] = 30.0,
+    lr: float = 3e-3,
+    batch_size: int = 32,
+    test_fraction: float = 0.2,
+    log: bool = False,
+    seed: int = 0,
+    on_epoch: Optional[Callable[[int, float], None]] = None,
+) -> ForecastResult:
     """Train a Forecaster on a series, score it against the baselines, and forecast.
 
     Parameters
@@ -304,17 +369,31 @@ def forecast(series: Any, window: Optional[int] = None, horizon: Optional[int] =
     budget = None if seconds is None else (seconds / 2 if ahead else seconds)
 
     def fitted(values: np.ndarray) -> Forecaster:
-        m = Forecaster(window=p.window, horizon=p.horizon, strategy=strategy, hidden_size=hidden,
-                       cell=cell, log=log, seed=seed)
+        m = Forecaster(
+            window=p.window,
+            horizon=p.horizon,
+            strategy=strategy,
+            hidden_size=hidden,
+            cell=cell,
+            log=log,
+            seed=seed,
+        )
         cb = None if on_epoch is None else (lambda e, tl, vl: on_epoch(e, tl))
-        return m.fit(values, epochs=epochs, seconds=budget, lr=lr, batch_size=batch_size,
-                     seed=seed, on_epoch=cb)
+        return m.fit(
+            values,
+            epochs=epochs,
+            seconds=budget,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            on_epoch=cb,
+        )
 
-    eval_model = fitted(y[:p.split])
+    eval_model = fitted(y[: p.split])
     origins, preds, truth = eval_model.backtest(y, p.split, p.steps)
     base = baseline_backtests(y, p.split, p.steps, p.season)
     m_season = p.season or 1
-    train = y[:p.split]
+    train = y[: p.split]
     b_mae = {k: baselines.mae(v, truth) for k, v in base.items()}
     b_mase = {k: baselines.mase(v, truth, train, m_season) for k, v in base.items()}
     best = min(b_mae, key=lambda k: b_mae[k])
@@ -322,20 +401,35 @@ def forecast(series: Any, window: Optional[int] = None, horizon: Optional[int] =
     if ahead:
         model = fitted(y)
         future = model.predict(ahead)
-        b_future = {k: f(y, ahead, p.season) for k, f in baselines.BASELINES.items()
-                    if k in base}
+        b_future = {k: f(y, ahead, p.season) for k, f in baselines.BASELINES.items() if k in base}
     return ForecastResult(
-        plan=p, strategy=strategy, cell=cells.get(cell).name, log=bool(log),
-        mae=baselines.mae(preds, truth), mase=baselines.mase(preds, truth, train, m_season),
-        baseline_mae=b_mae, baseline_mase=b_mase, best_baseline=best, mase_season=m_season,
-        fit_info=dict(eval_model.fit_info_), seconds=time.perf_counter() - t0, origins=origins,
-        predictions=preds, truth=truth, baseline_predictions=base, eval_model=eval_model,
-        model=model, future=future, baseline_future=b_future)
+        plan=p,
+        strategy=strategy,
+        cell=cells.get(cell).name,
+        log=bool(log),
+        mae=baselines.mae(preds, truth),
+        mase=baselines.mase(preds, truth, train, m_season),
+        baseline_mae=b_mae,
+        baseline_mase=b_mase,
+        best_baseline=best,
+        mase_season=m_season,
+        fit_info=dict(eval_model.fit_info_),
+        seconds=time.perf_counter() - t0,
+        origins=origins,
+        predictions=preds,
+        truth=truth,
+        baseline_predictions=base,
+        eval_model=eval_model,
+        model=model,
+        future=future,
+        baseline_future=b_future,
+    )
 
 
 # --------------------------------------------------------------------------
 # CSV input
 # --------------------------------------------------------------------------
+
 
 def _is_number(s: str) -> bool:
     try:
@@ -345,8 +439,9 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def load_csv_column(path: str, column: Optional[str] = None,
-                    encoding: str = "utf-8") -> Tuple[np.ndarray, str]:
+def load_csv_column(
+    path: str, column: Optional[str] = None, encoding: str = "utf-8"
+) -> Tuple[np.ndarray, str]:
     """Read one numeric column of a CSV file.
 
     Parameters
@@ -408,11 +503,14 @@ def load_csv_column(path: str, column: Optional[str] = None,
         try:
             values[i] = float(cell)
         except ValueError:
-            raise CLIError(f"{path}, line {line}: column {name!r} is not numeric "
-                           f"(found {cell[:40]!r})") from None
+            raise CLIError(
+                f"{path}, line {line}: column {name!r} is not numeric (found {cell[:40]!r})"
+            ) from None
         if not math.isfinite(values[i]):
-            raise CLIError(f"{path}, line {line}: column {name!r} holds {cell!r}; "
-                           f"values must be finite numbers")
+            raise CLIError(
+                f"{path}, line {line}: column {name!r} holds {cell!r}; "
+                f"values must be finite numbers"
+            )
     return values, name
 
 
@@ -420,15 +518,19 @@ def load_csv_column(path: str, column: Optional[str] = None,
 # Plot
 # --------------------------------------------------------------------------
 
+
 def _pyplot():
     """matplotlib.pyplot on the file-only Agg backend, or a CLIError."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CLIError("--plot needs matplotlib, which is not installed: "
-                       "pip install 'crnn[plot]' (or pip install matplotlib)") from None
+        raise CLIError(
+            "--plot needs matplotlib, which is not installed: "
+            "pip install 'crnn[plot]' (or pip install matplotlib)"
+        ) from None
     return plt
 
 
@@ -445,18 +547,36 @@ def plot_forecast(series: np.ndarray, result: ForecastResult, path: str, title: 
         ax.axvspan(split - 0.5, N - 0.5, color="0.92", lw=0, label="held out")
         o = int(result.origins[0])
         xs = np.arange(o - 1, o + steps)
-        ax.plot(xs, np.r_[y[o - 1], result.predictions[0]], color="tab:red", lw=1.4, ls="--",
-                label=f"RNN from the first held-out origin (MAE {result.mae:.4g})")
-        ax.plot(xs, np.r_[y[o - 1], result.baseline_predictions[best][0]], color="tab:blue",
-                lw=1.0, ls=":", label=f"{best} (MAE {result.baseline_mae[best]:.4g})")
+        ax.plot(
+            xs,
+            np.r_[y[o - 1], result.predictions[0]],
+            color="tab:red",
+            lw=1.4,
+            ls="--",
+            label=f"RNN from the first held-out origin (MAE {result.mae:.4g})",
+        )
+        ax.plot(
+            xs,
+            np.r_[y[o - 1], result.baseline_predictions[best][0]],
+            color="tab:blue",
+            lw=1.0,
+            ls=":",
+            label=f"{best} (MAE {result.baseline_mae[best]:.4g})",
+        )
         if result.future is not None:
             k = result.future.size
             xf = np.arange(N - 1, N + k)
-            ax.plot(xf, np.r_[y[-1], result.future], color="tab:red", lw=2.0,
-                    label=f"RNN forecast, next {k}")
+            ax.plot(
+                xf,
+                np.r_[y[-1], result.future],
+                color="tab:red",
+                lw=2.0,
+                label=f"RNN forecast, next {k}",
+            )
             if best in result.baseline_future:
-                ax.plot(xf, np.r_[y[-1], result.baseline_future[best]], color="tab:blue",
-                        lw=1.0, ls=":")
+                ax.plot(
+                    xf, np.r_[y[-1], result.baseline_future[best]], color="tab:blue", lw=1.0, ls=":"
+                )
         ax.set_xlabel("time step")
         ax.set_ylabel("value")
         ax.set_title(title)
@@ -474,6 +594,7 @@ def plot_forecast(series: np.ndarray, result: ForecastResult, path: str, title: 
 # Command line
 # --------------------------------------------------------------------------
 
+
 def _season_arg(text: str) -> Union[int, str, None]:
     t = text.strip().lower()
     if t == "auto":
@@ -483,10 +604,13 @@ def _season_arg(text: str) -> Union[int, str, None]:
     try:
         v = int(t)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, 'auto' or 'none', "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 2, 'auto' or 'none', got {text!r}"
+        ) from None
     if v < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, 'auto' or 'none', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 2, 'auto' or 'none', got {text!r}"
+        )
     return v
 
 
@@ -514,66 +638,138 @@ def register(subparsers: Any) -> None:
             "a model trained on all of it.\n"
             "\n"
             "Without --csv the series is the built-in monthly international airline\n"
-            "passengers, 1949-1960 (Box & Jenkins, series G; R's AirPassengers)."),
+            "passengers, 1949-1960 (Box & Jenkins, series G; R's AirPassengers)."
+        ),
         epilog="examples:\n"
-               "  crnn forecast --ahead 12 --log\n"
-               "  crnn forecast --csv sales.csv --column units --ahead 8 --plot sales.png\n"
-               "  crnn forecast --ahead 12 --out airline.npz   (then crnn.load('airline.npz')"
-               ".predict(12))",
+        "  crnn forecast --ahead 12 --log\n"
+        "  crnn forecast --csv sales.csv --column units --ahead 8 --plot sales.png\n"
+        "  crnn forecast --ahead 12 --out airline.npz   (then crnn.load('airline.npz')"
+        ".predict(12))",
     )
-    p.add_argument("--csv", metavar="FILE",
-                   help="a CSV file with a header row, oldest row first (default: the built-in "
-                        "airline series)")
-    p.add_argument("--column", metavar="NAME",
-                   help="the CSV column to forecast (default: the last column)")
-    p.add_argument("--encoding", default="utf-8",
-                   help="text encoding of the CSV file (default utf-8)")
-    p.add_argument("--ahead", type=positive_int, default=0, metavar="N",
-                   help="forecast the N values after the end of the series and print them "
-                        "(default: score only)")
-    p.add_argument("--window", type=positive_int, default=None, metavar="W",
-                   help="past values the RNN reads (default 12, or the season when longer)")
-    p.add_argument("--horizon", type=positive_int, default=None, metavar="H",
-                   help="steps the RNN forecasts at once (default: the season when there is "
-                        "one, else --ahead, else 1); the held-out tail is scored on --ahead "
-                        "steps when given, else on H")
-    p.add_argument("--strategy", choices=STRATEGIES, default=d["strategy"],
-                   help="direct: one output per horizon step (blocks of H chained beyond it); "
-                        "recursive: one step, fed back as the next input (default "
-                        f"{d['strategy']})")
-    p.add_argument("--season", type=_season_arg, default="auto", metavar="M",
-                   help="the seasonal period (for the seasonal-naive baseline, the MASE and the "
-                        "defaults above): an integer >= 2, 'auto' (the default: found in the "
-                        "autocorrelation of the training part) or 'none'")
-    p.add_argument("--cell", choices=_usable_cells(), default=d["cell"],
-                   help=f"the recurrent cell (default {d['cell']})")
-    p.add_argument("--hidden", type=positive_int, default=d["hidden"], metavar="H",
-                   help=f"hidden units (default {d['hidden']})")
-    p.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
-                   help=f"share of the series held out at its end for scoring (default "
-                        f"{d['test_fraction']}; at least the scored steps)")
-    p.add_argument("--epochs", type=positive_int, default=d["epochs"],
-                   help=f"most passes over the training windows (default {d['epochs']}); the "
-                        f"best number on the most recent 15%% of them is then used to train on "
-                        f"all of them")
-    p.add_argument("--seconds", type=positive_float, default=d["seconds"],
-                   help=f"time budget for training (default {d['seconds']:g})")
-    p.add_argument("--lr", type=positive_float, default=d["lr"],
-                   help=f"Adam learning rate (default {d['lr']:g})")
-    p.add_argument("--log", action="store_true",
-                   help="model the log of the values (for a seasonal swing that grows with the "
-                        "level, as the airline series'; all values must be > 0)")
-    p.add_argument("--seed", type=int, default=d["seed"],
-                   help="random seed of the initialisation and the shuffling (default 0)")
-    p.add_argument("--out", metavar="MODEL.npz",
-                   help="save the model trained on the whole series (crnn.save; "
-                        "crnn.load(...).predict(N) forecasts)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (mae, mase, baselines, best_baseline, future, "
-                        "...) instead of text")
-    p.add_argument("--plot", metavar="OUT.png",
-                   help="draw the series, the held-out forecasts and the future to this image "
-                        "(needs matplotlib: pip install 'crnn[plot]')")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="a CSV file with a header row, oldest row first (default: the built-in "
+        "airline series)",
+    )
+    p.add_argument(
+        "--column", metavar="NAME", help="the CSV column to forecast (default: the last column)"
+    )
+    p.add_argument(
+        "--encoding", default="utf-8", help="text encoding of the CSV file (default utf-8)"
+    )
+    p.add_argument(
+        "--ahead",
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="forecast the N values after the end of the series and print them "
+        "(default: score only)",
+    )
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        default=None,
+        metavar="W",
+        help="past values the RNN reads (default 12, or the season when longer)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=positive_int,
+        default=None,
+        metavar="H",
+        help="steps the RNN forecasts at once (default: the season when there is "
+        "one, else --ahead, else 1); the held-out tail is scored on --ahead "
+        "steps when given, else on H",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=d["strategy"],
+        help="direct: one output per horizon step (blocks of H chained beyond it); "
+        "recursive: one step, fed back as the next input (default "
+        f"{d['strategy']})",
+    )
+    p.add_argument(
+        "--season",
+        type=_season_arg,
+        default="auto",
+        metavar="M",
+        help="the seasonal period (for the seasonal-naive baseline, the MASE and the "
+        "defaults above): an integer >= 2, 'auto' (the default: found in the "
+        "autocorrelation of the training part) or 'none'",
+    )
+    p.add_argument(
+        "--cell",
+        choices=_usable_cells(),
+        default=d["cell"],
+        help=f"the recurrent cell (default {d['cell']})",
+    )
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=d["hidden"],
+        metavar="H",
+        help=f"hidden units (default {d['hidden']})",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=d["test_fraction"],
+        metavar="F",
+        help=f"share of the series held out at its end for scoring (default "
+        f"{d['test_fraction']}; at least the scored steps)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=d["epochs"],
+        help=f"most passes over the training windows (default {d['epochs']}); the "
+        f"best number on the most recent 15%% of them is then used to train on "
+        f"all of them",
+    )
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=d["seconds"],
+        help=f"time budget for training (default {d['seconds']:g})",
+    )
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        default=d["lr"],
+        help=f"Adam learning rate (default {d['lr']:g})",
+    )
+    p.add_argument(
+        "--log",
+        action="store_true",
+        help="model the log of the values (for a seasonal swing that grows with the "
+        "level, as the airline series'; all values must be > 0)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d["seed"],
+        help="random seed of the initialisation and the shuffling (default 0)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="MODEL.npz",
+        help="save the model trained on the whole series (crnn.save; "
+        "crnn.load(...).predict(N) forecasts)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (mae, mase, baselines, best_baseline, future, "
+        "...) instead of text",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw the series, the held-out forecasts and the future to this image "
+        "(needs matplotlib: pip install 'crnn[plot]')",
+    )
     p.set_defaults(func=handler)
 
 
@@ -587,7 +783,7 @@ def swing_grows_with_level(series: Any, season: Optional[int]) -> bool:
     k = y.size // season
     if k < 4:
         return False
-    cycles = y[:k * season].reshape(k, season)
+    cycles = y[: k * season].reshape(k, season)
     level, spread = cycles.mean(axis=1), cycles.std(axis=1)
     if level.max() < 1.5 * level.min() or np.ptp(spread) == 0:
         return False
@@ -608,8 +804,14 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
 
 
-def format_report(name: str, title: str, series: np.ndarray, r: ForecastResult,
-                  labels: Optional[List[str]] = None, out: Optional[str] = None) -> str:
+def format_report(
+    name: str,
+    title: str,
+    series: np.ndarray,
+    r: ForecastResult,
+    labels: Optional[List[str]] = None,
+    out: Optional[str] = None,
+) -> str:
     """The text ``crnn forecast`` prints."""
     p = r.plan
     fi = r.fit_info
@@ -617,63 +819,88 @@ def format_report(name: str, title: str, series: np.ndarray, r: ForecastResult,
     kind = cells.get(r.cell).title
     lines = [f"series    {name}: {p.n_values} values" + (f" - {title}" if title else "")]
     if p.season:
-        how = (f"found in the autocorrelation: r = {p.season_correlation:.2f} at lag {p.season}"
-               if p.season_detected else "given")
+        how = (
+            f"found in the autocorrelation: r = {p.season_correlation:.2f} at lag {p.season}"
+            if p.season_detected
+            else "given"
+        )
         lines.append(f"season    {p.season} ({how})")
     else:
         lines.append("season    none found (no seasonal-naive baseline; --season M sets one)")
-    at_once = (f"direct: {p.horizon} step{'s' if p.horizon != 1 else ''} at once"
-               if r.strategy == "direct" else "recursive: one step, fed back")
-    lines.append(f"model     Forecaster: window {p.window} -> {kind} {m.rnn.hidden_size} -> Linear "
-                 f"{m.n_outputs} ({at_once}){', log scale' if r.log else ''}; "
-                 f"{m.num_parameters():,} parameters")
+    at_once = (
+        f"direct: {p.horizon} step{'s' if p.horizon != 1 else ''} at once"
+        if r.strategy == "direct"
+        else "recursive: one step, fed back"
+    )
+    lines.append(
+        f"model     Forecaster: window {p.window} -> {kind} {m.rnn.hidden_size} -> Linear "
+        f"{m.n_outputs} ({at_once}){', log scale' if r.log else ''}; "
+        f"{m.num_parameters():,} parameters"
+    )
     n_or = r.origins.size
-    lines.append(f"held out  the last {p.n_test} values; from each of {n_or} origin"
-                 f"{'s' if n_or != 1 else ''} in them, a forecast of the next {p.steps} "
-                 f"value{'s' if p.steps != 1 else ''} that sees only the values before it")
+    lines.append(
+        f"held out  the last {p.n_test} values; from each of {n_or} origin"
+        f"{'s' if n_or != 1 else ''} in them, a forecast of the next {p.steps} "
+        f"value{'s' if p.steps != 1 else ''} that sees only the values before it"
+    )
     cut = " (stopped by --seconds)" if fi["stopped_by_time"] else ""
-    lines.append(f"training  on the first {p.split} values: {fi['epochs']} epochs{cut}, the best "
-                 f"({fi['best_epoch']}) on the most recent {fi['n_val']} of {fi['n_windows']} "
-                 f"windows, then refit on all; {r.seconds:.1f} s in all")
+    lines.append(
+        f"training  on the first {p.split} values: {fi['epochs']} epochs{cut}, the best "
+        f"({fi['best_epoch']}) on the most recent {fi['n_val']} of {fi['n_windows']} "
+        f"windows, then refit on all; {r.seconds:.1f} s in all"
+    )
     lines.append("")
     me = f"RNN ({kind} cell)"
     w = max(len(k) for k in list(r.baseline_mae) + [me]) + 2
     lines.append(f"{'errors':<{w + 2}}{'MAE':>10}{'MASE':>8}")
     lines.append(f"  {me:<{w}}{_fmt(r.mae):>10}{r.mase:>8.2f}")
     for k in sorted(r.baseline_mae, key=lambda k: r.baseline_mae[k]):
-        lines.append(f"  {k:<{w}}{_fmt(r.baseline_mae[k]):>10}{r.baseline_mase[k]:>8.2f}   "
-                     f"{BASELINE_NOTES[k]}")
-    scale = ("the seasonal naive forecast" if r.mase_season > 1
-             else "the naive forecast")
-    lines.append(f"  MAE in the series' units; MASE: the MAE over the in-sample MAE of {scale} "
-                 f"on the training part")
+        lines.append(
+            f"  {k:<{w}}{_fmt(r.baseline_mae[k]):>10}{r.baseline_mase[k]:>8.2f}   "
+            f"{BASELINE_NOTES[k]}"
+        )
+    scale = "the seasonal naive forecast" if r.mase_season > 1 else "the naive forecast"
+    lines.append(
+        f"  MAE in the series' units; MASE: the MAE over the in-sample MAE of {scale} "
+        f"on the training part"
+    )
     best = r.best_baseline
-    if not r.log and swing_grows_with_level(series[:p.split], p.season):
-        lines.append("  hint: the seasonal swing grows with the level here; --log models the log "
-                     "of the values, which suits such a series")
+    if not r.log and swing_grows_with_level(series[: p.split], p.season):
+        lines.append(
+            "  hint: the seasonal swing grows with the level here; --log models the log "
+            "of the values, which suits such a series"
+        )
     if r.beats_best_baseline:
         lines.append(f"the RNN beats the best baseline ({best}): its MAE is {r.ratio:.0%} of it")
     else:
-        lines.append(f"the RNN does NOT beat the best baseline ({best}): its MAE is {r.ratio:.0%} "
-                     f"of it. Use the {best} forecast, or try --log, a longer --window, another "
-                     f"--cell or more --epochs")
+        lines.append(
+            f"the RNN does NOT beat the best baseline ({best}): its MAE is {r.ratio:.0%} "
+            f"of it. Use the {best} forecast, or try --log, a longer --window, another "
+            f"--cell or more --epochs"
+        )
     if r.future is not None:
         lines.append("")
         k = r.future.size
-        lines.append(f"forecast  the next {k} value{'s' if k != 1 else ''}, by the RNN trained "
-                     f"on all {p.n_values} values (and by the {best} forecast):")
+        lines.append(
+            f"forecast  the next {k} value{'s' if k != 1 else ''}, by the RNN trained "
+            f"on all {p.n_values} values (and by the {best} forecast):"
+        )
         names = labels or [f"+{i + 1}" for i in range(k)]
         bf = r.baseline_future.get(best)
         for i in range(k):
             extra = f"   ({_fmt(bf[i])})" if bf is not None else ""
             lines.append(f"  {names[i]:>8}  {_fmt(r.future[i]):>10}{extra}")
     elif p.steps:
-        lines.append(f"(crnn forecast --ahead {p.horizon} ... forecasts the next {p.horizon} "
-                     f"value{'s' if p.horizon != 1 else ''})")
+        lines.append(
+            f"(crnn forecast --ahead {p.horizon} ... forecasts the next {p.horizon} "
+            f"value{'s' if p.horizon != 1 else ''})"
+        )
     if out:
         lines.append("")
-        lines.append(f"saved     {out} (crnn.load('{out}').predict({max(p.horizon, 1)}) forecasts "
-                     f"from the end of the series)")
+        lines.append(
+            f"saved     {out} (crnn.load('{out}').predict({max(p.horizon, 1)}) forecasts "
+            f"from the end of the series)"
+        )
     return "\n".join(lines)
 
 
@@ -706,22 +933,42 @@ def handler(args: argparse.Namespace) -> int:
     if args.log and np.any(series <= 0):
         raise CLIError(f"--log needs all values > 0, but {name} has values <= 0")
     try:
-        p = plan(series, args.window, args.horizon, args.ahead, args.season, args.test_fraction,
-                 args.strategy)
+        p = plan(
+            series,
+            args.window,
+            args.horizon,
+            args.ahead,
+            args.season,
+            args.test_fraction,
+            args.strategy,
+        )
     except SeriesTooShort as e:
         raise CLIError(f"{name}: {e}") from None
     ahead = args.ahead or (p.horizon if args.out else 0)
 
     fits = 2 if ahead else 1
     with Progress(args.epochs * fits, desc="training", unit="epochs") as bar:
+
         def on_epoch(epoch: int, loss: float) -> None:
             bar.update(1, status=f"loss {loss:.4f}")
 
-        result = forecast(series, args.window, args.horizon, ahead=ahead,
-                          strategy=args.strategy, cell=args.cell, hidden=args.hidden,
-                          season=args.season, epochs=args.epochs, seconds=args.seconds,
-                          lr=args.lr, test_fraction=args.test_fraction, log=args.log,
-                          seed=args.seed, on_epoch=on_epoch)
+        result = forecast(
+            series,
+            args.window,
+            args.horizon,
+            ahead=ahead,
+            strategy=args.strategy,
+            cell=args.cell,
+            hidden=args.hidden,
+            season=args.season,
+            epochs=args.epochs,
+            seconds=args.seconds,
+            lr=args.lr,
+            test_fraction=args.test_fraction,
+            log=args.log,
+            seed=args.seed,
+            on_epoch=on_epoch,
+        )
     if not args.ahead:
         result.future = None
     if args.out:
@@ -730,9 +977,13 @@ def handler(args: argparse.Namespace) -> int:
         except OSError as e:
             raise CLIError(f"cannot write --out {args.out}: {e.strerror or e}") from None
     if args.plot:
-        plot_forecast(series, result, args.plot,
-                      title=f"{title or name}: window {p.window}, {result.strategy} "
-                            f"{p.horizon}, {result.cell}")
+        plot_forecast(
+            series,
+            result,
+            args.plot,
+            title=f"{title or name}: window {p.window}, {result.strategy} "
+            f"{p.horizon}, {result.cell}",
+        )
 
     if args.json:
         out = dict(series=name, **result.summary(), hidden=args.hidden, seed=args.seed)

@@ -33,6 +33,7 @@ Language models (``crnn train-text --words``)
     The perplexity of the unigram baseline: every token predicted with its
     add-one smoothed frequency in the training tokens, whatever came before.
 """
+
 from __future__ import annotations
 
 import collections
@@ -43,9 +44,15 @@ from typing import Any, Counter, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = [
-    "entity_spans", "EntityScores", "entity_scores",
-    "BleuScore", "corpus_bleu", "ngrams", "exact_match",
-    "perplexity", "unigram_perplexity",
+    "entity_spans",
+    "EntityScores",
+    "entity_scores",
+    "BleuScore",
+    "corpus_bleu",
+    "ngrams",
+    "exact_match",
+    "perplexity",
+    "unigram_perplexity",
 ]
 
 Span = Tuple[str, int, int]  # (type, first token, last token + 1)
@@ -54,6 +61,7 @@ Span = Tuple[str, int, int]  # (type, first token, last token + 1)
 # --------------------------------------------------------------------------
 # Entities
 # --------------------------------------------------------------------------
+
 
 def _split_tag(tag: str) -> Tuple[str, str]:
     """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", "")``; a bare ``"PER"`` -> ``("I", "PER")``."""
@@ -98,13 +106,13 @@ def entity_spans(tags: Sequence[str]) -> List[Span]:
         prefix, k = _split_tag(str(tag))
         # Does an entity end before this token?
         if start is not None:
-            ends = (prefix in ("O", "B", "S") or k != kind or prev_prefix in ("E", "S"))
+            ends = prefix in ("O", "B", "S") or k != kind or prev_prefix in ("E", "S")
             if ends:
                 spans.append((kind, start, i))
                 start = None
         # Does one start here?
         if prefix != "O":
-            begins = (prefix in ("B", "S") or start is None)
+            begins = prefix in ("B", "S") or start is None
             if begins:
                 start, kind = i, k
         prev_prefix = prefix
@@ -138,9 +146,15 @@ class EntityScores:
     per_type: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
-        return dict(precision=self.precision, recall=self.recall, f1=self.f1,
-                    n_true=self.n_true, n_pred=self.n_pred, n_correct=self.n_correct,
-                    per_type={k: dict(v) for k, v in self.per_type.items()})
+        return dict(
+            precision=self.precision,
+            recall=self.recall,
+            f1=self.f1,
+            n_true=self.n_true,
+            n_pred=self.n_pred,
+            n_correct=self.n_correct,
+            per_type={k: dict(v) for k, v in self.per_type.items()},
+        )
 
 
 def _prf(n_true: int, n_pred: int, n_correct: int) -> Tuple[float, float, float]:
@@ -150,8 +164,9 @@ def _prf(n_true: int, n_pred: int, n_correct: int) -> Tuple[float, float, float]
     return p, r, f
 
 
-def entity_scores(true_tags: Sequence[Sequence[str]],
-                  pred_tags: Sequence[Sequence[str]]) -> EntityScores:
+def entity_scores(
+    true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]
+) -> EntityScores:
     """Entity-level precision, recall and F1 of predicted tag sequences.
 
     A predicted entity is correct only if the same sentence has a true
@@ -185,8 +200,9 @@ def entity_scores(true_tags: Sequence[Sequence[str]],
     per_type: Dict[str, Dict[str, float]] = {}
     for kind in sorted(set(nt) | set(npred)):
         p, r, f = _prf(nt[kind], npred[kind], tp[kind])
-        per_type[kind] = dict(precision=p, recall=r, f1=f, n_true=nt[kind], n_pred=npred[kind],
-                              n_correct=tp[kind])
+        per_type[kind] = dict(
+            precision=p, recall=r, f1=f, n_true=nt[kind], n_pred=npred[kind], n_correct=tp[kind]
+        )
     n_true, n_pred, n_correct = sum(nt.values()), sum(npred.values()), sum(tp.values())
     p, r, f = _prf(n_true, n_pred, n_correct)
     return EntityScores(p, r, f, n_true, n_pred, n_correct, per_type)
@@ -196,9 +212,10 @@ def entity_scores(true_tags: Sequence[Sequence[str]],
 # BLEU
 # --------------------------------------------------------------------------
 
+
 def ngrams(tokens: Sequence[str], n: int) -> Counter[Tuple[str, ...]]:
     """The n-grams of a token sequence with their counts."""
-    return collections.Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return collections.Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 @dataclass
@@ -230,13 +247,24 @@ class BleuScore:
     smooth: str
 
     def as_dict(self) -> Dict[str, Any]:
-        return dict(bleu=self.bleu, precisions=list(self.precisions), matches=list(self.matches),
-                    totals=list(self.totals), brevity_penalty=self.brevity_penalty,
-                    hyp_len=self.hyp_len, ref_len=self.ref_len, smooth=self.smooth)
+        return dict(
+            bleu=self.bleu,
+            precisions=list(self.precisions),
+            matches=list(self.matches),
+            totals=list(self.totals),
+            brevity_penalty=self.brevity_penalty,
+            hyp_len=self.hyp_len,
+            ref_len=self.ref_len,
+            smooth=self.smooth,
+        )
 
 
-def corpus_bleu(references: Sequence[Any], hypotheses: Sequence[Sequence[str]],
-                max_n: int = 4, smooth: str = "exp") -> BleuScore:
+def corpus_bleu(
+    references: Sequence[Any],
+    hypotheses: Sequence[Sequence[str]],
+    max_n: int = 4,
+    smooth: str = "exp",
+) -> BleuScore:
     """Corpus-level BLEU of tokenised hypotheses against their references.
 
     For n = 1 .. `max_n`, ``p_n = m_n / t_n``, where ``t_n`` counts the
@@ -296,7 +324,11 @@ def corpus_bleu(references: Sequence[Any], hypotheses: Sequence[Sequence[str]],
             totals[n - 1] += sum(h.values())
     precisions = [0.0] * max_n
     if hyp_len == 0 or matches[0] == 0:
-        bp = 1.0 if hyp_len >= ref_len else (0.0 if hyp_len == 0 else math.exp(1 - ref_len / hyp_len))
+        bp = (
+            1.0
+            if hyp_len >= ref_len
+            else (0.0 if hyp_len == 0 else math.exp(1 - ref_len / hyp_len))
+        )
         for n in range(max_n):
             precisions[n] = matches[n] / totals[n] if totals[n] else 0.0
         return BleuScore(0.0, precisions, matches, totals, bp, hyp_len, ref_len, smooth)
@@ -343,6 +375,7 @@ def exact_match(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequen
 # Perplexity
 # --------------------------------------------------------------------------
 
+
 def perplexity(total_nll: float, n_tokens: int) -> float:
     """``exp(total_nll / n_tokens)``: the perplexity of a mean negative log-likelihood (nats)."""
     if n_tokens <= 0:
@@ -357,10 +390,12 @@ def unigram_perplexity(train_ids: Iterable[int], test_ids: Iterable[int], vocab_
     ``[0, V)``, whatever the context: the baseline a language model must
     beat to show it uses the words before.
     """
-    tr = np.asarray(list(train_ids) if not isinstance(train_ids, np.ndarray) else train_ids,
-                    dtype=np.int64)
-    te = np.asarray(list(test_ids) if not isinstance(test_ids, np.ndarray) else test_ids,
-                    dtype=np.int64)
+    tr = np.asarray(
+        list(train_ids) if not isinstance(train_ids, np.ndarray) else train_ids, dtype=np.int64
+    )
+    te = np.asarray(
+        list(test_ids) if not isinstance(test_ids, np.ndarray) else test_ids, dtype=np.int64
+    )
     if te.size == 0:
         raise ValueError("test_ids is empty")
     counts = np.bincount(tr, minlength=vocab_size).astype(np.float64)

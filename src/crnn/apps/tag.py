@@ -41,6 +41,7 @@ Tags are ``O``, ``B-TYPE``, ``I-TYPE`` (also ``E-``/``S-`` of IOBES). A
 share of the sentences (``--test-fraction``) is held out, or ``--conll-test
 FILE`` gives the held-out sentences.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,23 +61,57 @@ from ..losses import softmax_cross_entropy
 from ..module import Module, float_dtype
 from ..nn import Linear, recurrent_layer
 from ..optim import Adam
-from ..serialization import load as _load
-from ..serialization import register_module
-from ..serialization import save as _save
-from .common import (CLIError, Progress, add_cell_option, add_embedding_option,
-                     add_threads_option, apply_threads, check_output_path, embedding_layer,
-                     fraction, nonnegative_int, one_blas_thread, positive_float, positive_int,
-                     print_json, read_text)
+from ..serialization import load as _load, register_module, save as _save
+from .common import (
+    CLIError,
+    Progress,
+    add_cell_option,
+    add_embedding_option,
+    add_threads_option,
+    apply_threads,
+    check_output_path,
+    embedding_layer,
+    fraction,
+    nonnegative_int,
+    one_blas_thread,
+    positive_float,
+    positive_int,
+    print_json,
+    read_text,
+)
 from .metrics import EntityScores, entity_scores, entity_spans
 
-__all__ = ["EntityTagger", "TagResult", "read_conll", "parse_conll", "tokenize_sentence",
-           "word_shape", "SHAPES", "train_tagger", "most_frequent_tags", "tag_sentences",
-           "format_entities", "register", "handler", "DEFAULTS"]
+__all__ = [
+    "EntityTagger",
+    "TagResult",
+    "read_conll",
+    "parse_conll",
+    "tokenize_sentence",
+    "word_shape",
+    "SHAPES",
+    "train_tagger",
+    "most_frequent_tags",
+    "tag_sentences",
+    "format_entities",
+    "register",
+    "handler",
+    "DEFAULTS",
+]
 
 Sentence = Tuple[List[str], List[str]]  # (tokens, tags)
 
-DEFAULTS = dict(cell="lstm", embedding_dim=50, hidden=64, epochs=40, seconds=60.0, lr=0.01,
-                batch_size=16, word_dropout=0.25, test_fraction=0.2, seed=0)
+DEFAULTS = dict(
+    cell="lstm",
+    embedding_dim=50,
+    hidden=64,
+    epochs=40,
+    seconds=60.0,
+    lr=0.01,
+    batch_size=16,
+    word_dropout=0.25,
+    test_fraction=0.2,
+    seed=0,
+)
 
 _TAG_RE = re.compile(r"^(?:O|[BIES]-\S+)$")
 _TOKEN_RE = re.compile(r"\w+(?:[-'\u2019.&]\w+)*|[^\w\s]", re.UNICODE)
@@ -86,14 +121,16 @@ _TOKEN_RE = re.compile(r"\w+(?:[-'\u2019.&]\w+)*|[^\w\s]", re.UNICODE)
 # Reading CoNLL files
 # --------------------------------------------------------------------------
 
+
 def _column(index: int, n: int) -> Optional[int]:
     """A 1-based (or negative, from the end) column number -> 0-based index, or None."""
     i = index - 1 if index > 0 else n + index
     return i if 0 <= i < n else None
 
 
-def parse_conll(text: str, name: str = "<text>", token_column: int = 1,
-                tag_column: int = -1) -> List[Sentence]:
+def parse_conll(
+    text: str, name: str = "<text>", token_column: int = 1, tag_column: int = -1
+) -> List[Sentence]:
     """Sentences of CoNLL-formatted text: ``[(tokens, tags), ...]``.
 
     One token per line, columns separated by whitespace, sentences separated
@@ -132,33 +169,44 @@ def parse_conll(text: str, name: str = "<text>", token_column: int = 1,
         if ti is None or gi is None:
             missing = token_column if ti is None else tag_column
             which = "--token-column" if ti is None else "--tag-column"
-            raise CLIError(f"{name}, line {n}: {which} {missing} does not exist (the line has "
-                           f"{len(cols)} column{'s' if len(cols) != 1 else ''}: {line.strip()!r})")
+            raise CLIError(
+                f"{name}, line {n}: {which} {missing} does not exist (the line has "
+                f"{len(cols)} column{'s' if len(cols) != 1 else ''}: {line.strip()!r})"
+            )
         if ti == gi:
             if token_column == tag_column:
-                raise CLIError(f"{name}: the token and the tag cannot be the same column "
-                               f"({token_column})")
-            raise CLIError(f"{name}, line {n}: expected a token and a tag, found "
-                           f"{len(cols)} column: {line.strip()!r}")
+                raise CLIError(
+                    f"{name}: the token and the tag cannot be the same column ({token_column})"
+                )
+            raise CLIError(
+                f"{name}, line {n}: expected a token and a tag, found "
+                f"{len(cols)} column: {line.strip()!r}"
+            )
         tag = cols[gi]
         if not _TAG_RE.match(tag):
-            raise CLIError(f"{name}, line {n}: {tag!r} is not a BIO tag (expected O, B-TYPE or "
-                           f"I-TYPE in column {gi + 1}; see --tag-column)")
+            raise CLIError(
+                f"{name}, line {n}: {tag!r} is not a BIO tag (expected O, B-TYPE or "
+                f"I-TYPE in column {gi + 1}; see --tag-column)"
+            )
         tokens.append(cols[ti])
         tags.append(tag)
     if tokens:
         sentences.append((tokens, tags))
     if not sentences:
-        raise CLIError(f"{name}: no sentences (expected lines of TOKEN ... TAG, a blank line "
-                       f"between sentences)")
+        raise CLIError(
+            f"{name}: no sentences (expected lines of TOKEN ... TAG, a blank line "
+            f"between sentences)"
+        )
     return sentences
 
 
-def read_conll(path: str, token_column: int = 1, tag_column: int = -1,
-               encoding: str = "utf-8") -> List[Sentence]:
+def read_conll(
+    path: str, token_column: int = 1, tag_column: int = -1, encoding: str = "utf-8"
+) -> List[Sentence]:
     """`parse_conll` of a file; every way the file can be wrong is a CLIError."""
-    return parse_conll(read_text(path, encoding=encoding, what="CoNLL file"), path,
-                       token_column, tag_column)
+    return parse_conll(
+        read_text(path, encoding=encoding, what="CoNLL file"), path, token_column, tag_column
+    )
 
 
 def tokenize_sentence(text: str) -> List[str]:
@@ -213,6 +261,7 @@ def _suffix(token: str) -> str:
 # The model
 # --------------------------------------------------------------------------
 
+
 @register_module
 class EntityTagger(Module):
     """A named-entity tagger: word vectors + word shapes (+ suffixes) -> bidirectional
@@ -254,10 +303,19 @@ class EntityTagger(Module):
         ``2 * hidden_size`` -> ``len(tags)``.
     """
 
-    def __init__(self, words: Sequence[str], tags: Sequence[str], embedding_dim: int = 50,
-                 hidden_size: int = 64, cell: str = "lstm", suffixes: Sequence[str] = (),
-                 suffix_dim: int = 16, dtype: Any = np.float32, seed: Optional[int] = None,
-                 backend: str = "c") -> None:
+    def __init__(
+        self,
+        words: Sequence[str],
+        tags: Sequence[str],
+        embedding_dim: int = 50,
+        hidden_size: int = 64,
+        cell: str = "lstm",
+        suffixes: Sequence[str] = (),
+        suffix_dim: int = 16,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+    ) -> None:
         super().__init__(backend=backend)
         self.vocab = WordVocab(list(words), lower=True)
         self.tags = list(tags)
@@ -268,12 +326,16 @@ class EntityTagger(Module):
         self.suffix_dim = int(suffix_dim)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        s = [None] * 4 if seed is None else [int(v) for v in
-                                             np.random.SeedSequence(int(seed)).generate_state(4)]
+        s = (
+            [None] * 4
+            if seed is None
+            else [int(v) for v in np.random.SeedSequence(int(seed)).generate_state(4)]
+        )
         V = len(self.vocab)
         if self.embedding_dim > 0:
-            self.embed: Optional[Module] = embedding_layer(V, self.embedding_dim, dtype=self.dtype,
-                                                           seed=s[0], backend=backend)
+            self.embed: Optional[Module] = embedding_layer(
+                V, self.embedding_dim, dtype=self.dtype, seed=s[0], backend=backend
+            )
             word_width = self.embedding_dim
         else:
             self.embed = None
@@ -281,24 +343,43 @@ class EntityTagger(Module):
         self.suffix_embed: Optional[Module] = None
         suffix_width = 0
         if self.suffix_vocab is not None:
-            self.suffix_embed = embedding_layer(len(self.suffix_vocab), self.suffix_dim,
-                                                dtype=self.dtype, seed=s[1], backend=backend)
+            self.suffix_embed = embedding_layer(
+                len(self.suffix_vocab),
+                self.suffix_dim,
+                dtype=self.dtype,
+                seed=s[1],
+                backend=backend,
+            )
             suffix_width = self.suffix_dim
         self.n_shapes = 2 * len(SHAPES)
         self.input_width = word_width + self.n_shapes + suffix_width
-        self.rnn = recurrent_layer(cell, self.input_width, hidden_size, bidirectional=True,
-                                   dtype=self.dtype, seed=s[2], backend=backend)
-        self.head = Linear(2 * hidden_size, len(self.tags), dtype=self.dtype, seed=s[3],
-                           backend=backend)
+        self.rnn = recurrent_layer(
+            cell,
+            self.input_width,
+            hidden_size,
+            bidirectional=True,
+            dtype=self.dtype,
+            seed=s[2],
+            backend=backend,
+        )
+        self.head = Linear(
+            2 * hidden_size, len(self.tags), dtype=self.dtype, seed=s[3], backend=backend
+        )
         self._cache: Optional[Tuple[int, int]] = None
 
     def config(self) -> Dict[str, Any]:
-        return dict(words=self.vocab.itos[1:], tags=list(self.tags),
-                    embedding_dim=self.embedding_dim, hidden_size=self.rnn.hidden_size,
-                    cell=self.rnn.spec.name,
-                    suffixes=[] if self.suffix_vocab is None else self.suffix_vocab.itos[1:],
-                    suffix_dim=self.suffix_dim, dtype=self.dtype.name, seed=self.seed,
-                    backend=self.backend)
+        return dict(
+            words=self.vocab.itos[1:],
+            tags=list(self.tags),
+            embedding_dim=self.embedding_dim,
+            hidden_size=self.rnn.hidden_size,
+            cell=self.rnn.spec.name,
+            suffixes=[] if self.suffix_vocab is None else self.suffix_vocab.itos[1:],
+            suffix_dim=self.suffix_dim,
+            dtype=self.dtype.name,
+            seed=self.seed,
+            backend=self.backend,
+        )
 
     # -- encoding -------------------------------------------------------------
 
@@ -313,8 +394,9 @@ class EntityTagger(Module):
         words, lengths = pad_batch([self.vocab.encode(s) for s in seqs], dtype=np.int64)
         shapes, _ = pad_batch([_shape_ids(s) for s in seqs], dtype=np.int64)
         if self.suffix_vocab is not None:
-            suffixes, _ = pad_batch([self.suffix_vocab.encode([_suffix(t) for t in s])
-                                     for s in seqs], dtype=np.int64)
+            suffixes, _ = pad_batch(
+                [self.suffix_vocab.encode([_suffix(t) for t in s]) for s in seqs], dtype=np.int64
+            )
         else:
             suffixes = np.zeros_like(words)
         lengths = np.array([len(s) for s in sentences], dtype=np.int64)
@@ -323,15 +405,19 @@ class EntityTagger(Module):
     # -- forward / backward ---------------------------------------------------
 
     def _inputs(self, words: np.ndarray, shapes: np.ndarray, suffixes: np.ndarray) -> np.ndarray:
-        parts = [self.embed(words) if self.embed is not None
-                 else one_hot(words, len(self.vocab), self.dtype),
-                 one_hot(shapes, self.n_shapes, self.dtype)]
+        parts = [
+            self.embed(words)
+            if self.embed is not None
+            else one_hot(words, len(self.vocab), self.dtype),
+            one_hot(shapes, self.n_shapes, self.dtype),
+        ]
         if self.suffix_embed is not None:
             parts.append(self.suffix_embed(suffixes))
         return np.concatenate(parts, axis=-1)
 
-    def forward(self, words: Any, shapes: Any, lengths: Any = None,
-                suffixes: Any = None) -> np.ndarray:
+    def forward(
+        self, words: Any, shapes: Any, lengths: Any = None, suffixes: Any = None
+    ) -> np.ndarray:
         """Tag scores at every token.
 
         Parameters
@@ -348,8 +434,9 @@ class EntityTagger(Module):
         words = np.asarray(words, dtype=np.int64)
         shapes = np.asarray(shapes, dtype=np.int64)
         if words.ndim != 2 or shapes.shape != words.shape:
-            raise ValueError(f"words and shapes must both be (T, B), got {words.shape} and "
-                             f"{shapes.shape}")
+            raise ValueError(
+                f"words and shapes must both be (T, B), got {words.shape} and {shapes.shape}"
+            )
         suffixes = np.zeros_like(words) if suffixes is None else np.asarray(suffixes, np.int64)
         x = self._inputs(words, shapes, suffixes)
         out, _ = self.rnn(x, None, lengths)
@@ -363,9 +450,9 @@ class EntityTagger(Module):
             raise RuntimeError("backward() called before forward()")
         dx, _ = self.rnn.backward(self.head.backward(dlogits))
         if self.embed is not None:
-            self.embed.backward(dx[..., :self.embedding_dim])
+            self.embed.backward(dx[..., : self.embedding_dim])
         if self.suffix_embed is not None:
-            self.suffix_embed.backward(dx[..., self.input_width - self.suffix_dim:])
+            self.suffix_embed.backward(dx[..., self.input_width - self.suffix_dim :])
 
     # -- prediction -----------------------------------------------------------
 
@@ -376,13 +463,12 @@ class EntityTagger(Module):
         out: List[List[str]] = []
         try:
             for i in range(0, len(sentences), batch_size):
-                part = sentences[i:i + batch_size]
+                part = sentences[i : i + batch_size]
                 enc = self.encode(part)
-                scores = self.forward(enc["words"], enc["shapes"], enc["lengths"],
-                                      enc["suffixes"])
+                scores = self.forward(enc["words"], enc["shapes"], enc["lengths"], enc["suffixes"])
                 best = scores.argmax(axis=-1)
                 for b, s in enumerate(part):
-                    out.append([self.tags[j] for j in best[:len(s), b]])
+                    out.append([self.tags[j] for j in best[: len(s), b]])
         finally:
             self.train(was_training)
         return out
@@ -400,6 +486,7 @@ class EntityTagger(Module):
 # Training and scoring
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class TagResult:
     """What `train_tagger` did, and the scores on the held-out sentences."""
@@ -414,7 +501,9 @@ class TagResult:
     baseline: Optional[EntityScores] = None
 
 
-def most_frequent_tags(train: Sequence[Sentence], sentences: Sequence[Sequence[str]]) -> List[List[str]]:
+def most_frequent_tags(
+    train: Sequence[Sentence], sentences: Sequence[Sequence[str]]
+) -> List[List[str]]:
     """The most-frequent-tag baseline: each token gets the tag it had most often
     in `train` (exact spelling; ties to the tag seen first), else the most
     frequent tag overall (``O``)."""
@@ -435,11 +524,23 @@ def _tag_order(train: Sequence[Sentence]) -> List[str]:
     return ["O"] + rest
 
 
-def train_tagger(train: Sequence[Sentence], *, cell: str = "lstm", embedding_dim: int = 50,
-                 hidden: int = 64, epochs: int = 40, seconds: Optional[float] = 60.0,
-                 lr: float = 0.01, batch_size: int = 16, word_dropout: float = 0.25,
-                 char_features: bool = False, min_count: int = 1, seed: int = 0,
-                 backend: str = "c", on_epoch: Any = None) -> TagResult:
+def train_tagger(
+    train: Sequence[Sentence],
+    *,
+    cell: str = "lstm",
+    embedding_dim: int = 50,
+    hidden: int = 64,
+    epochs: int = 40,
+    seconds: Optional[float] = 60.0,
+    lr: float = 0.01,
+    batch_size: int = 16,
+    word_dropout: float = 0.25,
+    char_features: bool = False,
+    min_count: int = 1,
+    seed: int = 0,
+    backend: str = "c",
+    on_epoch: Any = None,
+) -> TagResult:
     """Train an `EntityTagger` on tagged sentences.
 
     Parameters
@@ -477,8 +578,16 @@ def train_tagger(train: Sequence[Sentence], *, cell: str = "lstm", embedding_dim
     if char_features:
         c = collections.Counter(_suffix(w) for toks, _ in train for w in toks)
         suffixes = sorted(s for s, n in c.items() if n >= 2)
-    model = EntityTagger(vocab.itos[1:], tags, embedding_dim=embedding_dim, hidden_size=hidden,
-                         cell=cell, suffixes=suffixes, seed=seed, backend=backend)
+    model = EntityTagger(
+        vocab.itos[1:],
+        tags,
+        embedding_dim=embedding_dim,
+        hidden_size=hidden,
+        cell=cell,
+        suffixes=suffixes,
+        seed=seed,
+        backend=backend,
+    )
     tag_id = {t: i for i, t in enumerate(tags)}
     opt = Adam(model.params, lr=lr, clip_grad_norm=5.0)
     rng = np.random.default_rng(seed)
@@ -494,7 +603,7 @@ def train_tagger(train: Sequence[Sentence], *, cell: str = "lstm", embedding_dim
         order = rng.permutation(len(sents))
         total = n_tok = 0.0
         for i in range(0, len(order), batch_size):
-            rows = order[i:i + batch_size]
+            rows = order[i : i + batch_size]
             enc = model.encode([sents[j] for j in rows])
             y, _ = pad_batch([targets[j] for j in rows], dtype=np.int64)
             mask = np.arange(y.shape[0])[:, None] < enc["lengths"][None, :]
@@ -519,8 +628,14 @@ def train_tagger(train: Sequence[Sentence], *, cell: str = "lstm", embedding_dim
             stopped = True
             break
     model.eval()
-    return TagResult(model=model, epochs=done, seconds=time.perf_counter() - t0,
-                     first_loss=first, loss=loss_avg, stopped_early=stopped)
+    return TagResult(
+        model=model,
+        epochs=done,
+        seconds=time.perf_counter() - t0,
+        first_loss=first,
+        loss=loss_avg,
+        stopped_early=stopped,
+    )
 
 
 def tag_sentences(model: EntityTagger, sentences: Sequence[Sequence[str]]) -> List[List[str]]:
@@ -544,8 +659,9 @@ def format_entities(tokens: Sequence[str], tags: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def _split(sentences: List[Sentence], test_fraction: float,
-           seed: int) -> Tuple[List[Sentence], List[Sentence]]:
+def _split(
+    sentences: List[Sentence], test_fraction: float, seed: int
+) -> Tuple[List[Sentence], List[Sentence]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sentences))
     k = int(round(len(sentences) * test_fraction))
@@ -559,12 +675,14 @@ def _split(sentences: List[Sentence], test_fraction: float,
 # Command line
 # --------------------------------------------------------------------------
 
+
 def register(subparsers: Any) -> None:
     """Add ``crnn tag`` to an argparse subparsers object."""
     d = DEFAULTS
     p = subparsers.add_parser(
-        "tag", help="named-entity recognition (people, places, organisations, dates) with a "
-                    "bidirectional LSTM; entity-level F1",
+        "tag",
+        help="named-entity recognition (people, places, organisations, dates) with a "
+        "bidirectional LSTM; entity-level F1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Train a named-entity tagger (word vectors and word shapes -> bidirectional LSTM -> "
@@ -574,55 +692,126 @@ def register(subparsers: Any) -> None:
             "Without --conll the data are the built-in sentences (crnn.datasets.load_ner: 303 "
             "training and 147 held-out English sentences labelled PER, LOC, ORG and DATE by "
             "hand; the held-out sentences name people, places and organisations that the "
-            "training sentences never mention)."),
-        epilog=('examples:\n  crnn tag --predict "Pankaj lives in Munich"\n'
-                "  crnn tag --conll train.conll --conll-test test.conll --tag-column 4 "
-                "--save ner.npz\n"
-                '  crnn tag --load ner.npz --predict "Maria joined Siemens in Berlin"'))
+            "training sentences never mention)."
+        ),
+        epilog=(
+            'examples:\n  crnn tag --predict "Pankaj lives in Munich"\n'
+            "  crnn tag --conll train.conll --conll-test test.conll --tag-column 4 "
+            "--save ner.npz\n"
+            '  crnn tag --load ner.npz --predict "Maria joined Siemens in Berlin"'
+        ),
+    )
     g = p.add_argument_group("data")
-    g.add_argument("--conll", metavar="FILE",
-                   help="training sentences in CoNLL format: a token and a BIO tag per line, "
-                        "a blank line between sentences (default: the built-in set)")
-    g.add_argument("--conll-test", metavar="FILE",
-                   help="held-out sentences, same format (default: --test-fraction of --conll)")
-    g.add_argument("--token-column", type=int, default=1, metavar="N",
-                   help="column of the tokens, from 1; negative counts from the end (default 1)")
-    g.add_argument("--tag-column", type=int, default=-1, metavar="N",
-                   help="column of the BIO tags (default -1, the last)")
-    g.add_argument("--test-fraction", type=fraction, default=d["test_fraction"], metavar="F",
-                   help=f"share of --conll's sentences held out, when there is no --conll-test "
-                        f"(default {d['test_fraction']})")
+    g.add_argument(
+        "--conll",
+        metavar="FILE",
+        help="training sentences in CoNLL format: a token and a BIO tag per line, "
+        "a blank line between sentences (default: the built-in set)",
+    )
+    g.add_argument(
+        "--conll-test",
+        metavar="FILE",
+        help="held-out sentences, same format (default: --test-fraction of --conll)",
+    )
+    g.add_argument(
+        "--token-column",
+        type=int,
+        default=1,
+        metavar="N",
+        help="column of the tokens, from 1; negative counts from the end (default 1)",
+    )
+    g.add_argument(
+        "--tag-column",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="column of the BIO tags (default -1, the last)",
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=d["test_fraction"],
+        metavar="F",
+        help=f"share of --conll's sentences held out, when there is no --conll-test "
+        f"(default {d['test_fraction']})",
+    )
     g.add_argument("--encoding", default="utf-8", help="of the files (default utf-8)")
     g = p.add_argument_group("model and training")
     add_cell_option(g, default=d["cell"])
     add_embedding_option(g, default=d["embedding_dim"])
-    g.add_argument("--hidden", type=positive_int, default=d["hidden"], metavar="H",
-                   help=f"hidden units per direction (default {d['hidden']})")
-    g.add_argument("--char-features", action="store_true",
-                   help="also read a learned vector of each word's last three letters")
-    g.add_argument("--epochs", type=positive_int, default=d["epochs"], metavar="E",
-                   help=f"passes over the training sentences (default {d['epochs']})")
-    g.add_argument("--seconds", type=positive_float, default=d["seconds"], metavar="S",
-                   help=f"stop after the epoch that crosses S seconds (default {d['seconds']:g})")
-    g.add_argument("--lr", type=positive_float, default=d["lr"],
-                   help=f"Adam's learning rate (default {d['lr']:g})")
-    g.add_argument("--batch-size", type=positive_int, default=d["batch_size"], metavar="B",
-                   help=f"sentences per step (default {d['batch_size']})")
-    g.add_argument("--word-dropout", type=_probability, default=d["word_dropout"], metavar="P",
-                   help=f"chance that a word reads as unknown during training (default "
-                        f"{d['word_dropout']})")
-    g.add_argument("--seed", type=nonnegative_int, default=d["seed"],
-                   help="seed of the initialisation, the shuffling and the split (default 0)")
+    g.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=d["hidden"],
+        metavar="H",
+        help=f"hidden units per direction (default {d['hidden']})",
+    )
+    g.add_argument(
+        "--char-features",
+        action="store_true",
+        help="also read a learned vector of each word's last three letters",
+    )
+    g.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=d["epochs"],
+        metavar="E",
+        help=f"passes over the training sentences (default {d['epochs']})",
+    )
+    g.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=d["seconds"],
+        metavar="S",
+        help=f"stop after the epoch that crosses S seconds (default {d['seconds']:g})",
+    )
+    g.add_argument(
+        "--lr",
+        type=positive_float,
+        default=d["lr"],
+        help=f"Adam's learning rate (default {d['lr']:g})",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=d["batch_size"],
+        metavar="B",
+        help=f"sentences per step (default {d['batch_size']})",
+    )
+    g.add_argument(
+        "--word-dropout",
+        type=_probability,
+        default=d["word_dropout"],
+        metavar="P",
+        help=f"chance that a word reads as unknown during training (default {d['word_dropout']})",
+    )
+    g.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=d["seed"],
+        help="seed of the initialisation, the shuffling and the split (default 0)",
+    )
     add_threads_option(g)
     g = p.add_argument_group("output")
-    g.add_argument("--predict", action="append", default=[], metavar="TEXT",
-                   help="print the entities of this sentence (repeatable)")
+    g.add_argument(
+        "--predict",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="print the entities of this sentence (repeatable)",
+    )
     g.add_argument("--save", metavar="MODEL.npz", help="save the trained tagger (crnn.save)")
-    g.add_argument("--load", metavar="MODEL.npz",
-                   help="use a tagger saved with --save instead of training one (with --predict, "
-                        "and --conll / --conll-test to score it)")
-    g.add_argument("--json", action="store_true",
-                   help="print one JSON object (precision, recall, f1, baseline, ...) instead of text")
+    g.add_argument(
+        "--load",
+        metavar="MODEL.npz",
+        help="use a tagger saved with --save instead of training one (with --predict, "
+        "and --conll / --conll-test to score it)",
+    )
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (precision, recall, f1, baseline, ...) instead of text",
+    )
     p.set_defaults(func=handler)
 
 
@@ -648,8 +837,9 @@ def _load_tagger(path: str) -> EntityTagger:
     except (TypeError, ValueError, OSError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
     if not isinstance(model, EntityTagger):
-        raise CLIError(f"{path} holds a {type(model).__name__}, not a tagger saved by "
-                       f"`crnn tag --save`")
+        raise CLIError(
+            f"{path} holds a {type(model).__name__}, not a tagger saved by `crnn tag --save`"
+        )
     return model
 
 
@@ -679,28 +869,37 @@ def handler(args: argparse.Namespace) -> int:
             test = sents
         else:
             if len(sents) < 2:
-                raise CLIError(f"{args.conll}: only {len(sents)} sentence; need at least 2 to hold "
-                               f"one out (or give --conll-test)")
+                raise CLIError(
+                    f"{args.conll}: only {len(sents)} sentence; need at least 2 to hold "
+                    f"one out (or give --conll-test)"
+                )
             train, test = _split(sents, args.test_fraction, args.seed)
         if not args.load and not any(t != "O" for _, tags in train for t in tags):
             raise CLIError(f"{args.conll}: the training sentences have no entity (every tag is O)")
-        split = (f"{len(train)} training, {len(test)} held-out sentences"
-                 + (f" ({args.conll_test})" if args.conll_test else
-                    "" if args.load else f" (a random {args.test_fraction:g} of {args.conll})"))
+        split = f"{len(train)} training, {len(test)} held-out sentences" + (
+            f" ({args.conll_test})"
+            if args.conll_test
+            else ""
+            if args.load
+            else f" (a random {args.test_fraction:g} of {args.conll})"
+        )
     elif args.load:
         name = None
         split = ""
     else:
         train, test = datasets.load_ner()
         name = "built-in NER sentences"
-        split = (f"{len(train)} training, {len(test)} held-out sentences (no person, place or "
-                 f"organisation of the held-out sentences occurs in training)")
+        split = (
+            f"{len(train)} training, {len(test)} held-out sentences (no person, place or "
+            f"organisation of the held-out sentences occurs in training)"
+        )
 
     # ---- model
     if args.load:
         model = _load_tagger(args.load)
         res = None
     else:
+
         def line(msg: str) -> None:
             if out is not None:
                 print(msg, file=out, flush=True)
@@ -709,19 +908,30 @@ def handler(args: argparse.Namespace) -> int:
         n_tok = sum(len(s) for s, _ in train)
         line(f"data      {name}: {split}")
         line(f"          entity types {', '.join(types)}; {n_tok:,} training tokens")
-        with Progress(args.epochs, desc="training", unit="epochs",
-                      mode="off" if args.json else None) as bar:
-            res = train_tagger(train, cell=args.cell, embedding_dim=args.embedding_dim,
-                               hidden=args.hidden, epochs=args.epochs, seconds=args.seconds,
-                               lr=args.lr, batch_size=args.batch_size,
-                               word_dropout=args.word_dropout, char_features=args.char_features,
-                               seed=args.seed,
-                               on_epoch=lambda e, loss: bar.update(1, f"loss {loss:.3f}"))
+        with Progress(
+            args.epochs, desc="training", unit="epochs", mode="off" if args.json else None
+        ) as bar:
+            res = train_tagger(
+                train,
+                cell=args.cell,
+                embedding_dim=args.embedding_dim,
+                hidden=args.hidden,
+                epochs=args.epochs,
+                seconds=args.seconds,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                word_dropout=args.word_dropout,
+                char_features=args.char_features,
+                seed=args.seed,
+                on_epoch=lambda e, loss: bar.update(1, f"loss {loss:.3f}"),
+            )
         model = res.model
         line(f"model     {_describe(model)}")
-        line(f"training  Adam (lr {args.lr:g}, gradient norm clipped at 5), {res.epochs} epochs "
-             f"in {res.seconds:.1f} s{' (stopped by --seconds)' if res.stopped_early else ''}; "
-             f"loss {res.first_loss:.3f} -> {res.loss:.3f} per token")
+        line(
+            f"training  Adam (lr {args.lr:g}, gradient norm clipped at 5), {res.epochs} epochs "
+            f"in {res.seconds:.1f} s{' (stopped by --seconds)' if res.stopped_early else ''}; "
+            f"loss {res.first_loss:.3f} -> {res.loss:.3f} per token"
+        )
         if args.save:
             try:
                 _save(model, args.save)
@@ -736,23 +946,36 @@ def handler(args: argparse.Namespace) -> int:
         scores = entity_scores([t for _, t in test], pred)
         summary.update(data=name, n_train=len(train), n_test=len(test), **scores.as_dict())
         if train:
-            base = entity_scores([t for _, t in test],
-                                 most_frequent_tags(train, [s for s, _ in test]))
+            base = entity_scores(
+                [t for _, t in test], most_frequent_tags(train, [s for s, _ in test])
+            )
             summary["baseline"] = base.as_dict()
         if out is not None:
-            print(f"held-out  {scores.n_true} entities in {len(test)} sentences; exact span and "
-                  f"type (as conlleval):", file=out)
+            print(
+                f"held-out  {scores.n_true} entities in {len(test)} sentences; exact span and "
+                f"type (as conlleval):",
+                file=out,
+            )
             print(f"          {'':<22}precision  recall      F1", file=out)
-            print(f"          {'tagger':<22}{_pct(scores.precision):>9} {_pct(scores.recall):>7} "
-                  f"{_pct(scores.f1):>7}", file=out)
+            print(
+                f"          {'tagger':<22}{_pct(scores.precision):>9} {_pct(scores.recall):>7} "
+                f"{_pct(scores.f1):>7}",
+                file=out,
+            )
             if train:
-                print(f"          {'most-frequent tag':<22}{_pct(base.precision):>9} "
-                      f"{_pct(base.recall):>7} {_pct(base.f1):>7}", file=out)
+                print(
+                    f"          {'most-frequent tag':<22}{_pct(base.precision):>9} "
+                    f"{_pct(base.recall):>7} {_pct(base.f1):>7}",
+                    file=out,
+                )
             per = "  ".join(f"{k} {100 * v['f1']:.1f}" for k, v in scores.per_type.items())
             print(f"          F1 per type (tagger): {per}", file=out)
             if unknown:
-                print(f"note      the held-out sentences use tags the tagger never saw: "
-                      f"{', '.join(unknown)}", file=out)
+                print(
+                    f"note      the held-out sentences use tags the tagger never saw: "
+                    f"{', '.join(unknown)}",
+                    file=out,
+                )
             shown = 0
             for (toks, tags), p in zip(test, pred):
                 if shown == 3:
@@ -760,28 +983,42 @@ def handler(args: argparse.Namespace) -> int:
                 print(f"  {'ok   ' if tags == p else 'WRONG'} {format_entities(toks, p)}", file=out)
                 shown += 1
     if res is not None:
-        summary.update(epochs=res.epochs, seconds=round(res.seconds, 3),
-                       stopped_early=res.stopped_early, loss=res.loss)
-    summary.update(cell=model.rnn.spec.name, embedding_dim=model.embedding_dim,
-                   hidden=model.rnn.hidden_size, char_features=model.suffix_vocab is not None,
-                   seed=args.seed)
+        summary.update(
+            epochs=res.epochs,
+            seconds=round(res.seconds, 3),
+            stopped_early=res.stopped_early,
+            loss=res.loss,
+        )
+    summary.update(
+        cell=model.rnn.spec.name,
+        embedding_dim=model.embedding_dim,
+        hidden=model.rnn.hidden_size,
+        char_features=model.suffix_vocab is not None,
+        seed=args.seed,
+    )
 
     # ---- predictions
     preds = []
     for text in args.predict:
         tokens = tokenize_sentence(text)
         tags = model.predict([tokens])[0] if tokens else []
-        ents = [dict(type=k, text=" ".join(tokens[a:b]), start=a, end=b)
-                for k, a, b in entity_spans(tags)]
+        ents = [
+            dict(type=k, text=" ".join(tokens[a:b]), start=a, end=b)
+            for k, a, b in entity_spans(tags)
+        ]
         preds.append(dict(text=text, tokens=tokens, tags=tags, entities=ents))
         if out is not None:
-            print(f"predicted {format_entities(tokens, tags) if tokens else '(no words)'}", file=out)
+            print(
+                f"predicted {format_entities(tokens, tags) if tokens else '(no words)'}", file=out
+            )
             for e in ents:
                 print(f"          {e['type']:<5} {e['text']}", file=out)
     if args.predict:
         summary["predictions"] = preds
     if args.save and out is not None:
-        print(f"saved     {args.save}  (try: crnn tag --load {args.save} --predict \"...\")", file=out)
+        print(
+            f'saved     {args.save}  (try: crnn tag --load {args.save} --predict "...")', file=out
+        )
     if args.json:
         print_json(summary)
     elif not test and not args.predict:
@@ -790,9 +1027,14 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _describe(model: EntityTagger) -> str:
-    words = (f"word vectors {model.embedding_dim}" if model.embedding_dim
-             else f"one-hot words {len(model.vocab)}")
+    words = (
+        f"word vectors {model.embedding_dim}"
+        if model.embedding_dim
+        else f"one-hot words {len(model.vocab)}"
+    )
     suffix = f" + suffix vectors {model.suffix_dim}" if model.suffix_vocab is not None else ""
-    return (f"EntityTagger: {words} ({len(model.vocab):,} words) + word shape {model.n_shapes}"
-            f"{suffix} -> bidirectional {model.rnn.spec.title} {model.rnn.hidden_size} -> "
-            f"Linear {len(model.tags)} tags ({model.num_parameters():,} parameters)")
+    return (
+        f"EntityTagger: {words} ({len(model.vocab):,} words) + word shape {model.n_shapes}"
+        f"{suffix} -> bidirectional {model.rnn.spec.title} {model.rnn.hidden_size} -> "
+        f"Linear {len(model.tags)} tags ({model.num_parameters():,} parameters)"
+    )

@@ -29,6 +29,7 @@ predicted by its training frequency, add-one smoothed, whatever came
 before), over the same vocabulary and the same words. ``crnn sample`` on a
 word model writes words, and ``--complete`` suggests the next word.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,31 +51,58 @@ from ..data import WordVocab, streams, tokenize
 from ..losses import log_softmax, softmax_cross_entropy
 from ..models import CharModel, CharRNN
 from ..optim import Adagrad, Adam
-from ..serialization import load as _load
-from ..serialization import register_module
-from ..serialization import save as _save
+from ..serialization import load as _load, register_module, save as _save
 from ..training import TBPTT
-from .common import (CLIError, Progress, Timer, add_cell_option, add_embedding_option,
-                     add_threads_option, apply_threads, format_rate, format_seconds, fraction,
-                     nonnegative_float, nonnegative_int, one_blas_thread, positive_float,
-                     positive_int, print_json, read_text)
+from .common import (
+    CLIError,
+    Progress,
+    Timer,
+    add_cell_option,
+    add_embedding_option,
+    add_threads_option,
+    apply_threads,
+    format_rate,
+    format_seconds,
+    fraction,
+    nonnegative_float,
+    nonnegative_int,
+    one_blas_thread,
+    positive_float,
+    positive_int,
+    print_json,
+    read_text,
+)
 from .metrics import perplexity, unigram_perplexity
 
-__all__ = ["CharModel", "WordModel", "TrainResult", "train", "load_model", "demo_corpus",
-           "complete", "detokenize", "evaluate_perplexity", "register", "DEMO_MODULES"]
+__all__ = [
+    "CharModel",
+    "WordModel",
+    "TrainResult",
+    "train",
+    "load_model",
+    "demo_corpus",
+    "complete",
+    "detokenize",
+    "evaluate_perplexity",
+    "register",
+    "DEMO_MODULES",
+]
 
 
 # --------------------------------------------------------------------------
 # The model (`crnn.models.CharModel`, re-exported here)
 # --------------------------------------------------------------------------
 
+
 def load_model(path: str, backend: Optional[str] = None) -> Union[CharModel, "WordModel"]:
     """Load a model saved by ``crnn train-text`` (a `CharModel`, or a `WordModel`
     with ``--words``), or by `crnn.save` of one."""
     model = _load(path, backend=backend)
     if not isinstance(model, (CharModel, WordModel)):
-        raise TypeError(f"{path} holds a {type(model).__name__}, not a character model or a "
-                        "word model (make one with `crnn train-text`)")
+        raise TypeError(
+            f"{path} holds a {type(model).__name__}, not a character model or a "
+            "word model (make one with `crnn train-text`)"
+        )
     return model
 
 
@@ -125,18 +153,44 @@ class WordModel(CharRNN):
     vocab : crnn.data.WordVocab
     """
 
-    def __init__(self, words: List[str], hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = np.float32,
-                 seed: Optional[int] = None, backend: str = "c", cell: str = "lstm",
-                 embedding_dim: Optional[int] = 64, lower: bool = True) -> None:
+    def __init__(
+        self,
+        words: List[str],
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        backend: str = "c",
+        cell: str = "lstm",
+        embedding_dim: Optional[int] = 64,
+        lower: bool = True,
+    ) -> None:
         self.vocab = WordVocab(list(words), lower=lower)
-        super().__init__(len(self.vocab), hidden_size, num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, dtype=dtype, seed=seed, backend=backend, cell=cell,
-                         embedding_dim=embedding_dim)
+        super().__init__(
+            len(self.vocab),
+            hidden_size,
+            num_layers,
+            nonlinearity=nonlinearity,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+            cell=cell,
+            embedding_dim=embedding_dim,
+        )
 
     @classmethod
-    def for_text(cls, text: str, hidden_size: int = 128, min_count: int = 2,
-                 max_size: Optional[int] = None, lower: bool = True, **kwargs: Any) -> "WordModel":
+    def for_text(
+        cls,
+        text: str,
+        hidden_size: int = 128,
+        min_count: int = 2,
+        max_size: Optional[int] = None,
+        lower: bool = True,
+        **kwargs: Any,
+    ) -> "WordModel":
         """A fresh model over the words of `text` seen at least `min_count` times
         (at most `max_size` of them, the most frequent)."""
         vocab = WordVocab.from_texts([text], min_count=min_count, max_size=max_size, lower=lower)
@@ -162,10 +216,18 @@ class WordModel(CharRNN):
             ids = np.array([self.vocab.index(".") or 1], dtype=np.int64)
         return ids
 
-    def sample(self, prime: str, n: int, temperature: float = 1.0, top_k: Optional[int] = None,
-               rng: Optional[Union[int, np.random.Generator]] = None) -> str:
+    def sample(
+        self,
+        prime: str,
+        n: int,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        rng: Optional[Union[int, np.random.Generator]] = None,
+    ) -> str:
         """`n` words sampled after `prime` (not included), as text."""
-        ids = self.generate(self._prime_ids(prime), n, temperature=temperature, top_k=top_k, rng=rng)
+        ids = self.generate(
+            self._prime_ids(prime), n, temperature=temperature, top_k=top_k, rng=rng
+        )
         return self.decode(ids)
 
     def sample_ids(self, prime: str, n: int, **kwargs: Any) -> np.ndarray:
@@ -187,8 +249,9 @@ class WordModel(CharRNN):
         return [(self.vocab.itos[i], float(p[i])) for i in best if p[i] >= 0]
 
 
-def evaluate_perplexity(model: CharRNN, ids: np.ndarray, seq_len: int = 64,
-                        batch_size: int = 16) -> Tuple[float, int, np.ndarray]:
+def evaluate_perplexity(
+    model: CharRNN, ids: np.ndarray, seq_len: int = 64, batch_size: int = 16
+) -> Tuple[float, int, np.ndarray]:
     """Total negative log-likelihood (nats) of a model on a sequence of ids.
 
     The ids are cut into ``batch_size`` parallel streams (`crnn.data.streams`,
@@ -213,9 +276,9 @@ def evaluate_perplexity(model: CharRNN, ids: np.ndarray, seq_len: int = 64,
     h = None
     try:
         for start in range(0, x.shape[0], seq_len):
-            logits, h = model(x[start:start + seq_len], h)
+            logits, h = model(x[start : start + seq_len], h)
             lp = log_softmax(logits.astype(np.float64))
-            tgt = y[start:start + seq_len]
+            tgt = y[start : start + seq_len]
             total -= float(np.take_along_axis(lp, tgt[..., None], axis=-1).sum())
     finally:
         model.train(was_training)
@@ -251,6 +314,7 @@ def complete(prime: str, continuation: str, until: str = "word") -> str:
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
+
 
 @dataclass
 class TrainResult:
@@ -293,8 +357,9 @@ class TrainResult:
         return self.chars / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-def make_optimizer(model: CharModel, name: str = "adam", lr: Optional[float] = None,
-                   clip: Optional[float] = 5.0):
+def make_optimizer(
+    model: CharModel, name: str = "adam", lr: Optional[float] = None, clip: Optional[float] = 5.0
+):
     """Adam (default lr 2e-3) or Adagrad (default lr 0.1), with gradient-norm clipping."""
     clip = None if not clip else float(clip)
     if name == "adam":
@@ -311,12 +376,21 @@ def layout(n_chars: int, batch_size: int, seq_len: int) -> int:
     return max(1, min(batch_size, n_chars // (seq_len + 1)))
 
 
-def train(model: CharModel, text: Union[str, np.ndarray], *, seq_len: int = 50,
-          batch_size: int = 32, seconds: Optional[float] = None, epochs: Optional[float] = None,
-          optimizer: Any = None, progress: Optional[Progress] = None,
-          sample_every_seconds: float = 0.0, sample_every_windows: int = 0,
-          on_sample: Optional[Callable[[float, float], None]] = None,
-          rng: Optional[Union[int, np.random.Generator]] = None) -> TrainResult:
+def train(
+    model: CharModel,
+    text: Union[str, np.ndarray],
+    *,
+    seq_len: int = 50,
+    batch_size: int = 32,
+    seconds: Optional[float] = None,
+    epochs: Optional[float] = None,
+    optimizer: Any = None,
+    progress: Optional[Progress] = None,
+    sample_every_seconds: float = 0.0,
+    sample_every_windows: int = 0,
+    on_sample: Optional[Callable[[float, float], None]] = None,
+    rng: Optional[Union[int, np.random.Generator]] = None,
+) -> TrainResult:
     """Train `model` on `text` with stateful truncated BPTT.
 
     The text is cut into `batch_size` parallel streams (`crnn.data.streams`);
@@ -398,8 +472,10 @@ def train(model: CharModel, text: Union[str, np.ndarray], *, seq_len: int = 50,
                 windows += 1
                 epoch_f = epoch + (w + 1) / len(starts)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at window {windows}; "
-                                             "try a smaller --lr or a --clip")
+                    raise FloatingPointError(
+                        f"the loss became {loss} at window {windows}; "
+                        "try a smaller --lr or a --clip"
+                    )
                 if windows == 1:
                     first_loss = ema = loss
                 else:
@@ -410,11 +486,19 @@ def train(model: CharModel, text: Union[str, np.ndarray], *, seq_len: int = 50,
                     progress.update(now - last if seconds is not None else 1, status)
                 last = now
                 # No sample at the very end: the caller shows the final one.
-                last_window = (windows >= windows_total if epochs is not None
-                               else now >= seconds - 0.5 * sample_every_seconds)
-                if on_sample is not None and not last_window and (
-                        now >= next_sample_s or
-                        (sample_every_windows > 0 and windows % sample_every_windows == 0)):
+                last_window = (
+                    windows >= windows_total
+                    if epochs is not None
+                    else now >= seconds - 0.5 * sample_every_seconds
+                )
+                if (
+                    on_sample is not None
+                    and not last_window
+                    and (
+                        now >= next_sample_s
+                        or (sample_every_windows > 0 and windows % sample_every_windows == 0)
+                    )
+                ):
                     on_sample(now, ema)
                     while next_sample_s <= now:
                         next_sample_s += sample_every_seconds
@@ -427,9 +511,18 @@ def train(model: CharModel, text: Union[str, np.ndarray], *, seq_len: int = 50,
             break
     except KeyboardInterrupt:
         interrupted = True
-    return TrainResult(chars=chars, windows=windows, epochs=epoch_f, seconds=clock.seconds,
-                       train_seconds=train_time, first_loss=first_loss, loss=ema,
-                       batch_size=B, seq_len=seq_len, interrupted=interrupted)
+    return TrainResult(
+        chars=chars,
+        windows=windows,
+        epochs=epoch_f,
+        seconds=clock.seconds,
+        train_seconds=train_time,
+        first_loss=first_loss,
+        loss=ema,
+        batch_size=B,
+        seq_len=seq_len,
+        interrupted=interrupted,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -437,13 +530,61 @@ def train(model: CharModel, text: Union[str, np.ndarray], *, seq_len: int = 50,
 # --------------------------------------------------------------------------
 
 DEMO_MODULES = (
-    "string", "re", "collections", "itertools", "functools", "operator", "json", "textwrap",
-    "os.path", "random", "statistics", "fractions", "decimal", "datetime", "calendar", "heapq",
-    "bisect", "pathlib", "argparse", "logging", "csv", "difflib", "shutil", "tempfile",
-    "contextlib", "dataclasses", "enum", "inspect", "pprint", "base64", "gzip", "zipfile",
-    "tarfile", "urllib.parse", "threading", "subprocess", "pickle", "copy", "abc", "glob",
-    "fnmatch", "queue", "shlex", "configparser", "html", "uuid", "secrets", "weakref", "types",
-    "traceback", "warnings", "ast", "tokenize", "timeit", "unittest",
+    "string",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "operator",
+    "json",
+    "textwrap",
+    "os.path",
+    "random",
+    "statistics",
+    "fractions",
+    "decimal",
+    "datetime",
+    "calendar",
+    "heapq",
+    "bisect",
+    "pathlib",
+    "argparse",
+    "logging",
+    "csv",
+    "difflib",
+    "shutil",
+    "tempfile",
+    "contextlib",
+    "dataclasses",
+    "enum",
+    "inspect",
+    "pprint",
+    "base64",
+    "gzip",
+    "zipfile",
+    "tarfile",
+    "urllib.parse",
+    "threading",
+    "subprocess",
+    "pickle",
+    "copy",
+    "abc",
+    "glob",
+    "fnmatch",
+    "queue",
+    "shlex",
+    "configparser",
+    "html",
+    "uuid",
+    "secrets",
+    "weakref",
+    "types",
+    "traceback",
+    "warnings",
+    "ast",
+    "tokenize",
+    "timeit",
+    "unittest",
 )
 """The standard-library modules whose docstrings make the demo corpus."""
 
@@ -488,8 +629,9 @@ def demo_corpus(modules=DEMO_MODULES, min_count: int = 20) -> Tuple[str, int]:
                     for mname, member in sorted(vars(obj).items()):
                         if mname.startswith("_"):
                             continue
-                        if inspect.isroutine(member) or isinstance(member, (property, classmethod,
-                                                                            staticmethod)):
+                        if inspect.isroutine(member) or isinstance(
+                            member, (property, classmethod, staticmethod)
+                        ):
                             add(getattr(member, "__doc__", None))
     text = "\n\n".join(parts) + "\n"
     counts: Dict[str, int] = {}
@@ -505,12 +647,16 @@ def demo_corpus(modules=DEMO_MODULES, min_count: int = 20) -> Tuple[str, int]:
 # Shared pieces of the commands
 # --------------------------------------------------------------------------
 
+
 def _engine_line(model: CharModel) -> str:
     if model.backend == "numpy":
         return "NumPy reference engine (crnn.reference)"
     info = _runtime.build_info()
-    threads = f"{info['num_threads']} OpenMP thread{'s' if info['num_threads'] != 1 else ''}" \
-        if info["openmp"] else "single-threaded build"
+    threads = (
+        f"{info['num_threads']} OpenMP thread{'s' if info['num_threads'] != 1 else ''}"
+        if info["openmp"]
+        else "single-threaded build"
+    )
     return f"crnn C engine, {info['isa']} kernels, {threads}"
 
 
@@ -519,11 +665,16 @@ def _model_line(model: CharRNN) -> str:
     layers = f"{r.num_layers} layers x {r.hidden_size}" if r.num_layers > 1 else f"{r.hidden_size}"
     act = f" {r.options['nonlinearity']}" if "nonlinearity" in r.options else ""
     embed = getattr(model, "embed", None)
-    inputs = (f"one-hot {model.vocab_size}" if embed is None
-              else f"embedding {model.vocab_size} x {embed.embedding_dim}")
+    inputs = (
+        f"one-hot {model.vocab_size}"
+        if embed is None
+        else f"embedding {model.vocab_size} x {embed.embedding_dim}"
+    )
     name = "WordModel" if isinstance(model, WordModel) else "CharRNN"
-    return (f"{name}: {inputs} -> {r.spec.title} {layers}{act} -> "
-            f"Linear {model.vocab_size} ({model.num_parameters():,} parameters)")
+    return (
+        f"{name}: {inputs} -> {r.spec.title} {layers}{act} -> "
+        f"Linear {model.vocab_size} ({model.num_parameters():,} parameters)"
+    )
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
@@ -560,8 +711,14 @@ def _save_model(model: CharModel, path: str) -> None:
 DEMO_PRIME = "Return the "
 
 
-def engine_speeds(model: CharModel, seq_len: int, batch_size: int, seed: int = 0,
-                  repeat: int = 5, budget: float = 2.5) -> Dict[str, Dict[str, float]]:
+def engine_speeds(
+    model: CharModel,
+    seq_len: int,
+    batch_size: int,
+    seed: int = 0,
+    repeat: int = 5,
+    budget: float = 2.5,
+) -> Dict[str, Dict[str, float]]:
     """Seconds per window of the recurrent layer (forward + backward) and of
     a whole training step (forward, loss, backward; no update), with the C
     engine and with the NumPy reference, on `model` itself.
@@ -593,8 +750,11 @@ def engine_speeds(model: CharModel, seq_len: int, batch_size: int, seed: int = 0
         _, d = softmax_cross_entropy(logits, y)
         model.backward(d)
 
-    cases = [(kind, backend, f) for kind, f in (("rnn", rnn_fb), ("step", step))
-             for backend in ("c", "numpy")]
+    cases = [
+        (kind, backend, f)
+        for kind, f in (("rnn", rnn_fb), ("step", step))
+        for backend in ("c", "numpy")
+    ]
     best = {(kind, backend): math.inf for kind, backend, _ in cases}
     try:
         t_start = time.perf_counter()
@@ -613,8 +773,10 @@ def engine_speeds(model: CharModel, seq_len: int, batch_size: int, seed: int = 0
         model.set_backend(saved_backend)
         for k, g in saved_grads.items():
             model.grads[k][...] = g
-    return {kind: {backend: best[kind, backend] for backend in ("c", "numpy")}
-            for kind in ("rnn", "step")}
+    return {
+        kind: {backend: best[kind, backend] for backend in ("c", "numpy")}
+        for kind in ("rnn", "step")
+    }
 
 
 @one_blas_thread
@@ -622,27 +784,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_budget(args)
     _apply_threads(args)
     out = sys.stdout
-    print("crnn demo: a character-level RNN learns to write like the docstrings of "
-          "Python's standard library.\n", file=out)
+    print(
+        "crnn demo: a character-level RNN learns to write like the docstrings of "
+        "Python's standard library.\n",
+        file=out,
+    )
     text, n_mod = demo_corpus()
-    model = CharModel.for_text(text, args.hidden, seed=args.seed, backend=args.backend,
-                               cell=args.cell, embedding_dim=args.embedding_dim or None)
+    model = CharModel.for_text(
+        text,
+        args.hidden,
+        seed=args.seed,
+        backend=args.backend,
+        cell=args.cell,
+        embedding_dim=args.embedding_dim or None,
+    )
     opt = make_optimizer(model, "adam", lr=args.lr, clip=5.0)
     B = layout(len(text), args.batch_size, args.seq_len)
-    print(f"corpus    docstrings of {n_mod} standard-library modules: {len(text):,} characters, "
-          f"{len(model.vocab) - 1} distinct", file=out)
+    print(
+        f"corpus    docstrings of {n_mod} standard-library modules: {len(text):,} characters, "
+        f"{len(model.vocab) - 1} distinct",
+        file=out,
+    )
     print(f"model     {_model_line(model)}", file=out)
     print(f"engine    {_engine_line(model)}", file=out)
-    print(f"training  Adam (lr {opt.lr:g}, gradient norm clipped at 5), stateful truncated BPTT: "
-          f"windows of {args.seq_len} characters x {B} streams, {args.seconds:g} s\n", file=out, flush=True)
+    print(
+        f"training  Adam (lr {opt.lr:g}, gradient norm clipped at 5), stateful truncated BPTT: "
+        f"windows of {args.seq_len} characters x {B} streams, {args.seconds:g} s\n",
+        file=out,
+        flush=True,
+    )
     with Progress(args.seconds, desc="training", unit="s") as bar:
-        res = train(model, text, seq_len=args.seq_len, batch_size=args.batch_size,
-                    seconds=args.seconds, optimizer=opt, progress=bar, rng=args.seed)
+        res = train(
+            model,
+            text,
+            seq_len=args.seq_len,
+            batch_size=args.batch_size,
+            seconds=args.seconds,
+            optimizer=opt,
+            progress=bar,
+            rng=args.seed,
+        )
     if res.interrupted:
         raise KeyboardInterrupt
-    print(f"\ntrained   {res.chars:,} characters ({res.epochs:.2f} passes) in "
-          f"{format_seconds(res.seconds)}, {format_rate(res.chars_per_second)} characters/s; "
-          f"loss {res.first_loss:.2f} -> {res.loss:.2f} nats/character\n", file=out)
+    print(
+        f"\ntrained   {res.chars:,} characters ({res.epochs:.2f} passes) in "
+        f"{format_seconds(res.seconds)}, {format_rate(res.chars_per_second)} characters/s; "
+        f"loss {res.first_loss:.2f} -> {res.loss:.2f} nats/character\n",
+        file=out,
+    )
 
     print(f"samples   (prime {DEMO_PRIME!r}, {args.length} characters)", file=out)
     rng = np.random.default_rng(args.seed)
@@ -652,25 +841,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(_indent(_show(DEMO_PRIME + cont)), file=out, flush=True)
 
     sp = engine_speeds(model, args.seq_len, B, seed=args.seed)
-    print(f"\nspeed     the same model, one window of {args.seq_len} characters x {B} streams "
-          f"(best of several):", file=out)
-    for key, label in (("rnn", "recurrent layer, forward + backward"),
-                       ("step", "whole step: forward, loss, backward")):
+    print(
+        f"\nspeed     the same model, one window of {args.seq_len} characters x {B} streams "
+        f"(best of several):",
+        file=out,
+    )
+    for key, label in (
+        ("rnn", "recurrent layer, forward + backward"),
+        ("step", "whole step: forward, loss, backward"),
+    ):
         c, n = sp[key]["c"], sp[key]["numpy"]
-        print(f"  {label:<37} C engine {format_seconds(c):>9}   NumPy reference "
-              f"{format_seconds(n):>9}   {n / c:5.1f}x", file=out)
+        print(
+            f"  {label:<37} C engine {format_seconds(c):>9}   NumPy reference "
+            f"{format_seconds(n):>9}   {n / c:5.1f}x",
+            file=out,
+        )
     if args.out:
         _save_model(model, args.out)
-        print(f"\nsaved     {args.out}   (try: crnn sample {args.out} --prime \"Return\" "
-              f"--length 80 --complete)", file=out)
-    print("\nnext      crnn train-text FILE   crnn sample MODEL --prime TEXT   crnn bench   "
-          "(crnn COMMAND --help)", file=out)
+        print(
+            f'\nsaved     {args.out}   (try: crnn sample {args.out} --prime "Return" '
+            f"--length 80 --complete)",
+            file=out,
+        )
+    print(
+        "\nnext      crnn train-text FILE   crnn sample MODEL --prime TEXT   crnn bench   "
+        "(crnn COMMAND --help)",
+        file=out,
+    )
     return 0
 
 
 # --------------------------------------------------------------------------
 # crnn train-text
 # --------------------------------------------------------------------------
+
 
 @one_blas_thread
 def cmd_train_text(args: argparse.Namespace) -> int:
@@ -700,17 +904,28 @@ def cmd_train_text(args: argparse.Namespace) -> int:
         model, train_ids, valid_ids, n_tokens = _word_model(args, text, cell)
         data: Union[str, np.ndarray] = train_ids
         n_units, unit = int(train_ids.shape[0]), "words"
-        log(f"text      {args.file}: {n_tokens:,} words and punctuation marks, "
+        log(
+            f"text      {args.file}: {n_tokens:,} words and punctuation marks, "
             f"{len(set(tokenize(text)))} distinct; vocabulary {len(model.vocab):,} (seen >= "
-            f"{args.min_count} times in the training part, the rest read as <unk>)")
-        log(f"split     {n_units:,} words for training, the last {valid_ids.shape[0]:,} "
-            f"({args.valid_fraction:g}) held out")
+            f"{args.min_count} times in the training part, the rest read as <unk>)"
+        )
+        log(
+            f"split     {n_units:,} words for training, the last {valid_ids.shape[0]:,} "
+            f"({args.valid_fraction:g}) held out"
+        )
     else:
         if args.min_count != 2 or args.valid_fraction != 0.1 or args.max_vocab is not None:
             raise CLIError("--min-count, --max-vocab and --valid-fraction apply to --words only")
-        model = CharModel.for_text(text, args.hidden, num_layers=args.layers,
-                                   dropout=args.dropout, seed=args.seed, backend=args.backend,
-                                   cell=cell, embedding_dim=args.embedding_dim or None)
+        model = CharModel.for_text(
+            text,
+            args.hidden,
+            num_layers=args.layers,
+            dropout=args.dropout,
+            seed=args.seed,
+            backend=args.backend,
+            cell=cell,
+            embedding_dim=args.embedding_dim or None,
+        )
         data = text
         n_units, unit = len(text), "characters"
         log(f"text      {args.file}: {len(text):,} characters, {len(model.vocab) - 1} distinct")
@@ -723,15 +938,22 @@ def cmd_train_text(args: argparse.Namespace) -> int:
     if seconds is None and epochs is None:
         seconds = 60.0
     B = layout(n_units, args.batch_size, args.seq_len)
-    budget = f"{seconds:g} s" if seconds is not None else f"{epochs:g} epoch{'s' if epochs != 1 else ''}"
+    budget = (
+        f"{seconds:g} s" if seconds is not None else f"{epochs:g} epoch{'s' if epochs != 1 else ''}"
+    )
     clip = f"gradient norm clipped at {args.clip:g}" if args.clip else "no clipping"
     log(f"model     {_model_line(model)}")
     log(f"engine    {_engine_line(model)}")
-    log(f"training  {args.optimizer.capitalize()} (lr {opt.lr:g}, {clip}), windows of "
-        f"{args.seq_len} {unit} x {B} streams, {budget}", flush=True)
+    log(
+        f"training  {args.optimizer.capitalize()} (lr {opt.lr:g}, {clip}), windows of "
+        f"{args.seq_len} {unit} x {B} streams, {budget}",
+        flush=True,
+    )
     if B < args.batch_size:
-        log(f"note      the text is short: {B} stream{'s' if B != 1 else ''} instead of "
-            f"{args.batch_size}")
+        log(
+            f"note      the text is short: {B} stream{'s' if B != 1 else ''} instead of "
+            f"{args.batch_size}"
+        )
 
     # Samples: every --sample-every windows, else 4 times during the run.
     windows_per_epoch = max(1, (n_units // B - 1 + args.seq_len - 1) // args.seq_len)
@@ -754,32 +976,58 @@ def cmd_train_text(args: argparse.Namespace) -> int:
 
     def on_sample(elapsed: float, loss: float) -> None:
         s = model.sample("", length, temperature=args.temperature, rng=sample_rng)
-        bar.write(f"--- sample after {format_seconds(elapsed)} (loss {loss:.3f}) ---\n"
-                  f"{_show(s.strip(chr(10)))}\n---")
+        bar.write(
+            f"--- sample after {format_seconds(elapsed)} (loss {loss:.3f}) ---\n"
+            f"{_show(s.strip(chr(10)))}\n---"
+        )
 
     with bar:
-        res = train(model, data, seq_len=args.seq_len, batch_size=args.batch_size,
-                    seconds=seconds, epochs=epochs, optimizer=opt, progress=bar,
-                    sample_every_seconds=every_s, sample_every_windows=every_w,
-                    on_sample=on_sample, rng=args.seed)
+        res = train(
+            model,
+            data,
+            seq_len=args.seq_len,
+            batch_size=args.batch_size,
+            seconds=seconds,
+            epochs=epochs,
+            optimizer=opt,
+            progress=bar,
+            sample_every_seconds=every_s,
+            sample_every_windows=every_w,
+            on_sample=on_sample,
+            rng=args.seed,
+        )
     per = "word" if words else "character"
-    log(f"trained   {res.chars:,} {unit} ({res.epochs:.2f} passes) in "
+    log(
+        f"trained   {res.chars:,} {unit} ({res.epochs:.2f} passes) in "
         f"{format_seconds(res.seconds)}, {format_rate(res.chars_per_second)} {unit}/s; "
-        f"loss {res.first_loss:.3f} -> {res.loss:.3f} nats/{per}")
-    summary: Dict[str, Any] = dict(file=args.file, words=words, cell=cell,
-                                   hidden=model.rnn.hidden_size, layers=model.rnn.num_layers,
-                                   embedding_dim=getattr(model.embed, "embedding_dim", None),
-                                   vocab_size=int(model.vocab_size), seconds=round(res.seconds, 3),
-                                   epochs=res.epochs, trained=res.chars, first_loss=res.first_loss,
-                                   loss=res.loss, interrupted=res.interrupted, seed=args.seed)
+        f"loss {res.first_loss:.3f} -> {res.loss:.3f} nats/{per}"
+    )
+    summary: Dict[str, Any] = dict(
+        file=args.file,
+        words=words,
+        cell=cell,
+        hidden=model.rnn.hidden_size,
+        layers=model.rnn.num_layers,
+        embedding_dim=getattr(model.embed, "embedding_dim", None),
+        vocab_size=int(model.vocab_size),
+        seconds=round(res.seconds, 3),
+        epochs=res.epochs,
+        trained=res.chars,
+        first_loss=res.first_loss,
+        loss=res.loss,
+        interrupted=res.interrupted,
+        seed=args.seed,
+    )
     if words and valid_ids is not None:
         nll, n, targets = evaluate_perplexity(model, valid_ids, seq_len=args.seq_len)
         ppl = perplexity(nll, n)
         uni = unigram_perplexity(train_ids, targets, model.vocab_size)
         unk = float(np.mean(targets == 0))
-        log(f"held-out  perplexity {ppl:.1f} on {n:,} held-out words; unigram baseline "
+        log(
+            f"held-out  perplexity {ppl:.1f} on {n:,} held-out words; unigram baseline "
             f"{uni:.1f} ({'better' if ppl < uni else 'worse'}: {ppl / uni:.0%} of it); "
-            f"{unk:.1%} of them <unk>")
+            f"{unk:.1%} of them <unk>"
+        )
         summary.update(perplexity=ppl, unigram_perplexity=uni, n_heldout=n, unk_rate=unk)
     if not quiet:
         s = model.sample("", length, temperature=args.temperature, rng=sample_rng)
@@ -787,41 +1035,58 @@ def cmd_train_text(args: argparse.Namespace) -> int:
     _save_model(model, out_path)
     size = os.path.getsize(out_path)
     prime = "the" if words else "..."
-    log(f"saved     {out_path} ({size / 1024:.0f} KiB); try: crnn sample {out_path} "
-        f"--prime \"{prime}\" --length {20 if words else 200}")
+    log(
+        f"saved     {out_path} ({size / 1024:.0f} KiB); try: crnn sample {out_path} "
+        f'--prime "{prime}" --length {20 if words else 200}'
+    )
     summary["out"] = out_path
     if quiet:
         print_json(summary)
     if res.interrupted:
-        print("crnn: interrupted: training stopped early; the model so far is saved", file=sys.stderr)
+        print(
+            "crnn: interrupted: training stopped early; the model so far is saved", file=sys.stderr
+        )
         return 130
     return 0
 
 
-def _word_model(args: argparse.Namespace, text: str,
-                cell: str) -> Tuple["WordModel", np.ndarray, np.ndarray, int]:
+def _word_model(
+    args: argparse.Namespace, text: str, cell: str
+) -> Tuple["WordModel", np.ndarray, np.ndarray, int]:
     """The word model of ``--words`` and the training and held-out word ids."""
     tokens = tokenize(text)
     n = len(tokens)
     n_valid = int(round(n * args.valid_fraction))
     if n - n_valid < 2 or n_valid < 2:
-        raise CLIError(f"{args.file}: {n} words are too few to hold {args.valid_fraction:g} of "
-                       f"them out (at least 2 on each side)")
-    train_tokens = tokens[:n - n_valid]
+        raise CLIError(
+            f"{args.file}: {n} words are too few to hold {args.valid_fraction:g} of "
+            f"them out (at least 2 on each side)"
+        )
+    train_tokens = tokens[: n - n_valid]
     vocab = WordVocab.from_texts([train_tokens], min_count=args.min_count, max_size=args.max_vocab)
     if len(vocab) < 2:
-        raise CLIError(f"{args.file}: no word occurs {args.min_count} times in the training part "
-                       f"(lower --min-count)")
-    model = WordModel(vocab.itos[1:], args.hidden, num_layers=args.layers, dropout=args.dropout,
-                      seed=args.seed, backend=args.backend, cell=cell,
-                      embedding_dim=64 if args.embedding_dim is None else (args.embedding_dim or None))
+        raise CLIError(
+            f"{args.file}: no word occurs {args.min_count} times in the training part "
+            f"(lower --min-count)"
+        )
+    model = WordModel(
+        vocab.itos[1:],
+        args.hidden,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        seed=args.seed,
+        backend=args.backend,
+        cell=cell,
+        embedding_dim=64 if args.embedding_dim is None else (args.embedding_dim or None),
+    )
     ids = model.encode(tokens)
-    return model, ids[:n - n_valid], ids[n - n_valid:], n
+    return model, ids[: n - n_valid], ids[n - n_valid :], n
 
 
 # --------------------------------------------------------------------------
 # crnn sample
 # --------------------------------------------------------------------------
+
 
 @one_blas_thread
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -841,12 +1106,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     unknown = sorted({c for c in prime if c not in model.vocab})
     if unknown:
         shown = "".join(unknown[:10]) + ("..." if len(unknown) > 10 else "")
-        print(f"crnn: note: the model never saw {len(unknown)} character(s) of the prime "
-              f"({shown!r}); they are read as unknown", file=sys.stderr)
+        print(
+            f"crnn: note: the model never saw {len(unknown)} character(s) of the prime "
+            f"({shown!r}); they are read as unknown",
+            file=sys.stderr,
+        )
     if args.top_k is not None and args.top_k > model.vocab_size:
         args.top_k = model.vocab_size
-    cont = model.sample(prime, 200 if args.length is None else args.length,
-                        temperature=args.temperature, top_k=args.top_k, rng=args.seed)
+    cont = model.sample(
+        prime,
+        200 if args.length is None else args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        rng=args.seed,
+    )
     if args.complete:
         cont = complete(prime, cont, args.complete)
     sys.stdout.write(_show(prime + cont) + "\n")
@@ -866,8 +1139,11 @@ def _sample_words(model: WordModel, args: argparse.Namespace) -> int:
     unknown = sorted({t for t in toks if t not in model.vocab})
     if unknown:
         shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
-        print(f"crnn: note: the model does not know {len(unknown)} word(s) of the prime "
-              f"({shown}); they are read as <unk>", file=sys.stderr)
+        print(
+            f"crnn: note: the model does not know {len(unknown)} word(s) of the prime "
+            f"({shown}); they are read as <unk>",
+            file=sys.stderr,
+        )
     top_k = None if args.top_k is None else min(args.top_k, model.vocab_size)
     length = 20 if args.length is None else args.length
     if args.complete == "word":
@@ -878,13 +1154,16 @@ def _sample_words(model: WordModel, args: argparse.Namespace) -> int:
             sys.stdout.write(f"  {w:<16} {100 * p:5.1f}%\n")
     else:
         n = max(length, 0)
-        ids = model.sample_ids(prime, n, temperature=args.temperature, top_k=top_k,
-                               rng=args.seed) if n else np.zeros(0, np.int64)
+        ids = (
+            model.sample_ids(prime, n, temperature=args.temperature, top_k=top_k, rng=args.seed)
+            if n
+            else np.zeros(0, np.int64)
+        )
         words = [model.vocab.itos[i] for i in ids.tolist()]
         if args.complete == "line":
             for i, w in enumerate(words):
                 if w in _SENTENCE_END:
-                    words = words[:i + 1]
+                    words = words[: i + 1]
                     break
         sys.stdout.write(detokenize(toks + words) + "\n")
     sys.stdout.flush()
@@ -895,17 +1174,41 @@ def _sample_words(model: WordModel, args: argparse.Namespace) -> int:
 # Registration
 # --------------------------------------------------------------------------
 
+
 def _add_model_options(p: argparse.ArgumentParser, hidden: int) -> None:
-    p.add_argument("--hidden", type=positive_int, default=hidden, metavar="H",
-                   help=f"hidden units per layer (default {hidden})")
-    p.add_argument("--seq-len", type=positive_int, default=50, metavar="K",
-                   help="truncated-BPTT window, in characters or words (default 50)")
-    p.add_argument("--batch-size", type=positive_int, default=32, metavar="B",
-                   help="parallel streams through the text (default 32)")
-    p.add_argument("--seed", type=nonnegative_int, default=0,
-                   help="seed of the initialisation and the sampling (default 0)")
-    p.add_argument("--backend", choices=("c", "numpy"), default="c",
-                   help="engine: the C engine (default) or the NumPy reference")
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=hidden,
+        metavar="H",
+        help=f"hidden units per layer (default {hidden})",
+    )
+    p.add_argument(
+        "--seq-len",
+        type=positive_int,
+        default=50,
+        metavar="K",
+        help="truncated-BPTT window, in characters or words (default 50)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        metavar="B",
+        help="parallel streams through the text (default 32)",
+    )
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the initialisation and the sampling (default 0)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("c", "numpy"),
+        default="c",
+        help="engine: the C engine (default) or the NumPy reference",
+    )
     _add_threads_option(p)
 
 
@@ -918,28 +1221,47 @@ def register(subparsers: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = subparsers.add_parser(
-        "demo", help="train a character-level RNN on Python's docstrings, then write with it",
+        "demo",
+        help="train a character-level RNN on Python's docstrings, then write with it",
         formatter_class=fmt,
         description=textwrap.dedent("""\
             Train a character-level RNN on the docstrings of Python's standard library
             (no download), with a progress bar showing the loss and characters per second;
             then print text it generates at temperatures 0.5, 0.8 and 1.0, and the speed of
-            crnn's C engine against its NumPy reference on the same model."""))
-    p.add_argument("--seconds", type=positive_float, default=40.0, metavar="S",
-                   help="training time in seconds (default 40; the whole demo takes under a minute)")
-    p.add_argument("--length", type=positive_int, default=240, metavar="N",
-                   help="characters per sample (default 240)")
-    p.add_argument("--lr", type=positive_float, default=0.003, help="Adam's learning rate (default 0.003)")
-    p.add_argument("--out", metavar="MODEL.npz", default=None,
-                   help="also save the trained model (for crnn sample)")
+            crnn's C engine against its NumPy reference on the same model."""),
+    )
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=40.0,
+        metavar="S",
+        help="training time in seconds (default 40; the whole demo takes under a minute)",
+    )
+    p.add_argument(
+        "--length",
+        type=positive_int,
+        default=240,
+        metavar="N",
+        help="characters per sample (default 240)",
+    )
+    p.add_argument(
+        "--lr", type=positive_float, default=0.003, help="Adam's learning rate (default 0.003)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="MODEL.npz",
+        default=None,
+        help="also save the trained model (for crnn sample)",
+    )
     _add_model_options(p, hidden=128)
     add_cell_option(p, default="rnn")
     add_embedding_option(p, default=None, what="character")
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser(
-        "train-text", help="train a character-level (or, with --words, word-level) language "
-                           "model on a text file and save it",
+        "train-text",
+        help="train a character-level (or, with --words, word-level) language "
+        "model on a text file and save it",
         formatter_class=fmt,
         description=textwrap.dedent("""\
             Train a character-level RNN language model on a UTF-8 text file: stateful
@@ -953,53 +1275,121 @@ def register(subparsers: Any) -> None:
             next to the unigram baseline's (each word predicted by its training frequency,
             add-one smoothed)."""),
         epilog="examples:  crnn train-text book.txt --out book.npz --seconds 120 --hidden 256\n"
-               "           crnn train-text book.txt --words --out words.npz --seconds 60")
+        "           crnn train-text book.txt --words --out words.npz --seconds 60",
+    )
     p.add_argument("file", metavar="FILE", help="a UTF-8 text file")
-    p.add_argument("--out", metavar="MODEL.npz", default=None,
-                   help="where to save the model (default: FILE's name with .npz, here)")
-    p.add_argument("--layers", type=positive_int, default=1, metavar="N",
-                   help="stacked recurrent layers (default 1)")
+    p.add_argument(
+        "--out",
+        metavar="MODEL.npz",
+        default=None,
+        help="where to save the model (default: FILE's name with .npz, here)",
+    )
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="stacked recurrent layers (default 1)",
+    )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--seconds", type=positive_float, default=None, metavar="S",
-                        help="train for S seconds (the default: 60)")
-    budget.add_argument("--epochs", type=positive_float, default=None, metavar="E",
-                        help="train for E passes over the text (may be fractional)")
-    p.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam",
-                   help="default adam")
-    p.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default 0.002 for Adam, 0.1 for Adagrad)")
-    p.add_argument("--clip", type=nonnegative_float, default=5.0,
-                   help="clip the gradient norm at this (0: no clipping; default 5)")
-    p.add_argument("--dropout", type=nonnegative_float, default=0.0,
-                   help="dropout between stacked layers (default 0)")
-    p.add_argument("--sample-every", type=nonnegative_int, default=None, metavar="N",
-                   help="print a sample every N windows (0: never; default: 4 times in all)")
-    p.add_argument("--sample-length", type=positive_int, default=None, metavar="N",
-                   help="characters (words) per sample (default 200 characters, 40 words)")
-    p.add_argument("--temperature", type=nonnegative_float, default=0.8, metavar="T",
-                   help="temperature of the samples (default 0.8)")
+    budget.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="train for S seconds (the default: 60)",
+    )
+    budget.add_argument(
+        "--epochs",
+        type=positive_float,
+        default=None,
+        metavar="E",
+        help="train for E passes over the text (may be fractional)",
+    )
+    p.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam", help="default adam")
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (default 0.002 for Adam, 0.1 for Adagrad)",
+    )
+    p.add_argument(
+        "--clip",
+        type=nonnegative_float,
+        default=5.0,
+        help="clip the gradient norm at this (0: no clipping; default 5)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=nonnegative_float,
+        default=0.0,
+        help="dropout between stacked layers (default 0)",
+    )
+    p.add_argument(
+        "--sample-every",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="print a sample every N windows (0: never; default: 4 times in all)",
+    )
+    p.add_argument(
+        "--sample-length",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="characters (words) per sample (default 200 characters, 40 words)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=nonnegative_float,
+        default=0.8,
+        metavar="T",
+        help="temperature of the samples (default 0.8)",
+    )
     p.add_argument("--encoding", default="utf-8", help="of FILE (default utf-8)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (loss; with --words the held-out perplexity "
-                        "and the unigram baseline's) instead of text")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (loss; with --words the held-out perplexity "
+        "and the unigram baseline's) instead of text",
+    )
     _add_model_options(p, hidden=128)
     add_cell_option(p, default=None, default_text="rnn; lstm with --words")
     add_embedding_option(p, default=None, what="character (word)")
     w = p.add_argument_group("word-level models")
-    w.add_argument("--words", action="store_true",
-                   help="a word-level model: words and punctuation marks (lower-cased) instead "
-                        "of characters; embeddings of --embedding-dim (default 64), an LSTM")
-    w.add_argument("--min-count", type=positive_int, default=2, metavar="N",
-                   help="words seen fewer times in the training part read as <unk> (default 2)")
-    w.add_argument("--max-vocab", type=positive_int, default=None, metavar="N",
-                   help="keep at most the N most frequent words (default: no limit)")
-    w.add_argument("--valid-fraction", type=fraction, default=0.1, metavar="F",
-                   help="share of the words, at the end of the text, held out to measure the "
-                        "perplexity (default 0.1)")
+    w.add_argument(
+        "--words",
+        action="store_true",
+        help="a word-level model: words and punctuation marks (lower-cased) instead "
+        "of characters; embeddings of --embedding-dim (default 64), an LSTM",
+    )
+    w.add_argument(
+        "--min-count",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="words seen fewer times in the training part read as <unk> (default 2)",
+    )
+    w.add_argument(
+        "--max-vocab",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="keep at most the N most frequent words (default: no limit)",
+    )
+    w.add_argument(
+        "--valid-fraction",
+        type=fraction,
+        default=0.1,
+        metavar="F",
+        help="share of the words, at the end of the text, held out to measure the "
+        "perplexity (default 0.1)",
+    )
     p.set_defaults(func=cmd_train_text)
 
     p = subparsers.add_parser(
-        "sample", help="generate text with a trained model (or complete a prefix)",
+        "sample",
+        help="generate text with a trained model (or complete a prefix)",
         formatter_class=fmt,
         description=textwrap.dedent("""\
             Print the prime and a continuation sampled from a model saved by
@@ -1007,23 +1397,53 @@ def register(subparsers: Any) -> None:
             word (or line) the prime begins: autocompletion of a prefix. A word model
             (`crnn train-text --words`) writes words; with --complete it suggests the next
             word."""),
-        epilog='example:  crnn sample book.npz --prime "It was" --length 300 --temperature 0.7')
+        epilog='example:  crnn sample book.npz --prime "It was" --length 300 --temperature 0.7',
+    )
     p.add_argument("model", metavar="MODEL", help="a model file from crnn train-text")
-    p.add_argument("--prime", default="", metavar="TEXT",
-                   help="the text to continue (default: start a new line)")
-    p.add_argument("--length", type=nonnegative_int, default=None, metavar="N",
-                   help="characters to generate (the most, with --complete; default 200); "
-                        "for a word model, words (default 20)")
-    p.add_argument("--temperature", type=nonnegative_float, default=0.8, metavar="T",
-                   help="< 1 safer, > 1 wilder, 0 always the likeliest (default 0.8)")
-    p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
-                   help="sample only among the K likeliest characters")
-    p.add_argument("--seed", type=nonnegative_int, default=None,
-                   help="seed of the sampling (default: different every run)")
-    p.add_argument("--complete", nargs="?", const="word", choices=("word", "line"), default=None,
-                   help="stop at the end of the word (default) or line being completed; for a "
-                        "word model: the next word, then the likeliest next words (--top-k, "
-                        "default 5) with their probabilities (or, with 'line', the rest of the "
-                        "sentence)")
+    p.add_argument(
+        "--prime",
+        default="",
+        metavar="TEXT",
+        help="the text to continue (default: start a new line)",
+    )
+    p.add_argument(
+        "--length",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="characters to generate (the most, with --complete; default 200); "
+        "for a word model, words (default 20)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=nonnegative_float,
+        default=0.8,
+        metavar="T",
+        help="< 1 safer, > 1 wilder, 0 always the likeliest (default 0.8)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="sample only among the K likeliest characters",
+    )
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=None,
+        help="seed of the sampling (default: different every run)",
+    )
+    p.add_argument(
+        "--complete",
+        nargs="?",
+        const="word",
+        choices=("word", "line"),
+        default=None,
+        help="stop at the end of the word (default) or line being completed; for a "
+        "word model: the next word, then the likeliest next words (--top-k, "
+        "default 5) with their probabilities (or, with 'line', the rest of the "
+        "sentence)",
+    )
     _add_threads_option(p)
     p.set_defaults(func=cmd_sample)

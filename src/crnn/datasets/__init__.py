@@ -55,6 +55,7 @@ English words, lower-cased, and 438 German ones), so that a held-out pair
 is mostly made of words the training pairs contain, in new combinations ("The bus is always late." /
 "Der Bus hat immer Verspätung.").
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -62,8 +63,17 @@ from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-__all__ = ["SERIES", "available_series", "load_series", "series_info", "load_sentiment",
-           "LabelledTexts", "read_data_text", "load_ner", "load_translation"]
+__all__ = [
+    "SERIES",
+    "available_series",
+    "load_series",
+    "series_info",
+    "load_sentiment",
+    "LabelledTexts",
+    "read_data_text",
+    "load_ner",
+    "load_translation",
+]
 
 #: name -> description of each built-in series (file, column, units, source).
 SERIES: Dict[str, Dict[str, str]] = {
@@ -73,8 +83,10 @@ SERIES: Dict[str, Dict[str, str]] = {
         "title": "International airline passengers, monthly, 1949-1960 (thousands)",
         "frequency": "monthly",
         "start": "1949-01",
-        "source": ("Box & Jenkins, Time Series Analysis: Forecasting and Control (1976), "
-                   "series G; R's AirPassengers"),
+        "source": (
+            "Box & Jenkins, Time Series Analysis: Forecasting and Control (1976), "
+            "series G; R's AirPassengers"
+        ),
     },
 }
 
@@ -112,8 +124,9 @@ def load_series(name: str = "airline") -> np.ndarray:
     lines = read_data_text(info["file"]).splitlines()
     header = lines[0].split(",")
     col = header.index(info["column"])
-    return np.array([float(line.split(",")[col]) for line in lines[1:] if line.strip()],
-                    dtype=np.float64)
+    return np.array(
+        [float(line.split(",")[col]) for line in lines[1:] if line.strip()], dtype=np.float64
+    )
 
 
 class LabelledTexts(NamedTuple):
@@ -144,8 +157,7 @@ def load_sentiment() -> LabelledTexts:
         texts.append(text)
         labels.append(int(label))
     n = len(texts)
-    return LabelledTexts(texts, np.array(labels, dtype=np.int64),
-                         np.arange(n, dtype=np.int64) // 2)
+    return LabelledTexts(texts, np.array(labels, dtype=np.int64), np.arange(n, dtype=np.int64) // 2)
 
 
 def _conll_sentences(filename: str) -> List[Tuple[List[str], List[str]]]:
