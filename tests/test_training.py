@@ -393,3 +393,70 @@ def test_tbptt_carried_state_is_the_plain_forward_state(spec, backend):
     assert_bitwise(_parts(tb.state), _parts(expected), ctx="row 1 reset")
     for got, want in zip(_parts(tb.state), _parts(full)):
         np.testing.assert_array_equal(got[:, [0, 2]], want[:, [0, 2]])  # other rows go on
+
+
+# --------------------------------------------------------------------------
+# TBPTT with every stacked cell of the registry (tuple states included)
+# --------------------------------------------------------------------------
+def _stacked_cells():
+    return [
+        pytest.param(s.name, id=s.name)
+        for s in crnn.cells.REGISTRY.values()
+        if not s.uses_output_size
+    ]
+
+
+def _layer(cell, backend, num_layers=2, seed=3):
+    return crnn.nn.recurrent_layer(
+        cell, 2, 6, num_layers=num_layers, dtype=np.float64, seed=seed, backend=backend
+    )
+
+
+def _parts(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", _stacked_cells())
+def test_tbptt_windows_equal_one_forward_for_every_cell(cell, backend):
+    """Without an optimizer the carried state makes the windows one forward:
+    the concatenated window outputs and the final state (every part of it,
+    e.g. the LSTM's (h, c)) equal a plain forward over the whole stream."""
+    x, _ = _stream(T=13, B=3, I=2)
+    y = np.zeros((13, 3, 6))
+    layer = _layer(cell, backend)
+    rec = _Recorder()
+    tb = TBPTT(layer, rec, None, k=4)
+    assert len(tb.run(x, y)) == 4  # windows of 4, 4, 4 and 1 steps
+    full, state_n = layer(x)
+    np.testing.assert_allclose(np.concatenate(rec.preds), full, rtol=1e-12, atol=1e-13)
+    assert len(_parts(tb.state)) == len(crnn.cells.get(cell).states)
+    for got, want in zip(_parts(tb.state), _parts(state_n)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    # reset(rows=...) zeroes those rows of every part of the state.
+    tb.reset(rows=[1])
+    for part in _parts(tb.state):
+        assert not part[:, 1].any() and part[:, [0, 2]].any()
+
+
+@pytest.mark.parametrize("cell", _stacked_cells())
+def test_tbptt_trains_every_cell_over_many_windows(cell):
+    """Output unit 0 must give the previous step's input, in windows of 4
+    steps: each window's first step can only answer from the carried state.
+    Adam over 40 passes of 15 windows brings the loss far below that of
+    predicting 0, at the window starts as well as elsewhere."""
+    rng = np.random.default_rng(0)
+    T, B, k = 60, 4, 4
+    x = rng.choice([-0.5, 0.5], size=(T, B, 2))
+    y = np.zeros((T, B, 6))
+    y[1:, :, 0] = x[:-1, :, 0]
+    layer = _layer(cell, "c", num_layers=1, seed=1)
+    tb = TBPTT(layer, crnn.losses.mse, crnn.optim.Adam(layer.params, lr=0.02), k=k)
+    for _ in range(40):
+        tb.reset()
+        last = np.mean(tb.run(x, y))
+    zero_loss = crnn.losses.mse(np.zeros_like(y), y)[0]
+    assert last < 0.1 * zero_loss, (last, zero_loss)
+    pred, _ = layer(x)
+    window_starts = (pred[k::k, :, 0] - y[k::k, :, 0]) ** 2
+    assert window_starts.mean() < 0.1 * np.mean(y[k::k, :, 0] ** 2)
