@@ -1,0 +1,74 @@
+"""Type stub of the compiled binding `crnn._core` (src/crnn/_core.pyx).
+
+The binding takes arrays that `crnn._validate` has already checked: one float
+dtype, C-contiguous, native byte order, shapes agreeing, outputs allocated.
+Tuples follow the slot order of csrc/crnn.h's structs.
+"""
+
+from typing import Dict, List, Optional, Tuple, TypedDict
+
+import numpy as np
+
+class _CellInfo(TypedDict):
+    """One cell of the C library's registry (csrc/crnn_cells.def)."""
+
+    name: str
+    gates: int
+    states: int
+    state_is_output: bool
+    saved_gates: Tuple[int, ...]
+    separate_bias_grads: bool
+    code: int
+
+# crnn_layer: (cell, dtype, activation, output_activation, I, H, O), all codes and sizes.
+_Layer = Tuple[int, int, int, int, int, int, int]
+# crnn_weights / the weight gradients: (w_ih, w_hh, b_ih, b_hh, w_ho, b_ho), None where absent.
+_Weights = Tuple[Optional[np.ndarray], ...]
+# Initial states and their gradients: None reads as zeros.
+_States = Tuple[Optional[np.ndarray], ...]
+_Outputs = Tuple[np.ndarray, ...]
+
+CELL_INFO: Dict[str, _CellInfo]
+ACTIVATIONS: Dict[str, int]
+ISAS: Dict[str, int]
+DTYPES: Dict[str, int]
+
+def _cell_info(cell: int) -> Dict[str, object]: ...
+def forward(
+    layer: _Layer,
+    weights: _Weights,
+    x: np.ndarray,
+    lengths: Optional[np.ndarray],
+    states0: _States,
+    out: np.ndarray,
+    states_n: _Outputs,
+    saved: _Outputs,
+) -> None: ...
+def backward(
+    layer: _Layer,
+    weights: _Weights,
+    x: np.ndarray,
+    lengths: Optional[np.ndarray],
+    states0: _States,
+    out: np.ndarray,
+    saved: _Outputs,
+    dout: Optional[np.ndarray],
+    dstates_n: _States,
+    dx: np.ndarray,
+    dstates0: _Outputs,
+    dweights: _Weights,
+) -> None: ...
+
+class _PointerList:
+    def __init__(self, arrays: List[np.ndarray]) -> None: ...
+
+def total_norm(dtype: int, arrays: List[np.ndarray], p: float) -> float: ...
+def scale(dtype: int, arrays: List[np.ndarray], factor: float) -> None: ...
+def clip_value(dtype: int, arrays: List[np.ndarray], clip: float) -> None: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def have_openmp() -> bool: ...
+def set_isa(name: str) -> bool: ...
+def get_isa() -> str: ...
+def isa_supported(name: str) -> bool: ...
+def compiler() -> str: ...
