@@ -33,7 +33,7 @@ import ctypes
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
     "BlasLibrary",
@@ -249,7 +249,11 @@ class BlasLimit:
     """
 
     def __init__(
-        self, n: int, via: Optional[str], libraries: List[LimitedLibrary], notes: List[str] = ()
+        self,
+        n: int,
+        via: Optional[str],
+        libraries: Sequence[LimitedLibrary],
+        notes: Sequence[str] = (),
     ) -> None:
         self.n = n
         self.via = via

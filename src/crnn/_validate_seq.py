@@ -86,12 +86,13 @@ def check_padding_idx(padding_idx: Any, num_embeddings: int) -> Optional[int]:
         return None
     if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, numbers.Integral):
         raise TypeError(f"padding_idx must be an integer or None, got {type(padding_idx).__name__}")
-    if not -num_embeddings <= padding_idx < num_embeddings:
+    index = int(padding_idx)
+    if not -num_embeddings <= index < num_embeddings:
         raise ValueError(
             f"padding_idx must lie in [-num_embeddings, num_embeddings) = "
             f"[{-num_embeddings}, {num_embeddings}), got {padding_idx}"
         )
-    return int(padding_idx) % num_embeddings
+    return index % num_embeddings
 
 
 def embedding_forward_args(

@@ -151,7 +151,7 @@ class _Vocab:
         return iter(self.itos)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.itos == self.itos  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.itos == self.itos
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(self.itos)))

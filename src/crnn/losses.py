@@ -306,10 +306,10 @@ def softmax_cross_entropy(
             grad -= s / C
     loss[~valid] = 0
     grad[~valid] = 0
-    loss, grad = _reduce(loss, grad, count, reduction)
     if reduction == "none":
-        loss = loss.reshape(pos_shape)
-    return loss, grad.reshape(x.shape)
+        return loss.reshape(pos_shape), grad.reshape(x.shape)
+    total, grad = _reduce(loss, grad, count, reduction)
+    return total, grad.reshape(x.shape)
 
 
 # --------------------------------------------------------------------------

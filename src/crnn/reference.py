@@ -138,6 +138,11 @@ def _plus_bias(a: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
     return a if bias is None else a + bias
 
 
+def _given(a: ForwardArgs) -> Dict[str, np.ndarray]:
+    """The weights the call has; a bias it lacks is left out (read biases with .get)."""
+    return {name: w for name, w in a.weights.items() if w is not None}
+
+
 def _grads(
     b: BackwardArgs,
     dx: np.ndarray,
@@ -166,13 +171,13 @@ def _grads(
 
 def _rnn_forward(a: ForwardArgs):
     """h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)."""
-    w, f = a.weights, ACTIVATIONS[a.options["nonlinearity"]]
+    w, f = _given(a), ACTIVATIONS[a.options["nonlinearity"]]
     H = a.sizes["H"]
     h = _zeros_or_copy(a.states[0], a.B, H, a.dtype)
     out = np.zeros((a.T, a.B, H), dtype=a.dtype)
     for t in range(a.T):
-        pre = _plus_bias(a.x[t] @ w["weight_ih"].T, w["bias_ih"])
-        pre = _plus_bias(pre + h @ w["weight_hh"].T, w["bias_hh"])
+        pre = _plus_bias(a.x[t] @ w["weight_ih"].T, w.get("bias_ih"))
+        pre = _plus_bias(pre + h @ w["weight_hh"].T, w.get("bias_hh"))
         h_new = f(pre)
         valid = _valid_rows(a.lengths, t, a.B)
         out[t] = np.where(valid, h_new, 0)
@@ -181,7 +186,7 @@ def _rnn_forward(a: ForwardArgs):
 
 
 def _rnn_backward(b: BackwardArgs):
-    a, w = b.forward, b.forward.weights
+    a, w = b.forward, _given(b.forward)
     H, I = a.sizes["H"], a.sizes["I"]
     h_init = np.zeros((a.B, H), a.dtype) if a.states[0] is None else a.states[0]
     dx = np.zeros((a.T, a.B, I), a.dtype)
@@ -218,7 +223,7 @@ def _lstm_forward(a: ForwardArgs):
     """Gates [i f g o]: i, f, o = sigmoid(.), g = tanh(.) of
     x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh; c_t = f c_{t-1} + i g;
     h_t = o tanh(c_t)."""
-    w, H = a.weights, a.sizes["H"]
+    w, H = _given(a), a.sizes["H"]
     out = np.zeros((a.T, a.B, H), a.dtype)
     gates = np.zeros((a.T, a.B, 4 * H), a.dtype)
     cells_ = np.zeros((a.T, a.B, H), a.dtype)
@@ -228,7 +233,8 @@ def _lstm_forward(a: ForwardArgs):
         valid = _valid_rows(a.lengths, t, a.B)
         x_t = np.where(valid, a.x[t], 0)  # padding is never read
         pre = _plus_bias(
-            _plus_bias(x_t @ w["weight_ih"].T + h @ w["weight_hh"].T, w["bias_ih"]), w["bias_hh"]
+            _plus_bias(x_t @ w["weight_ih"].T + h @ w["weight_hh"].T, w.get("bias_ih")),
+            w.get("bias_hh"),
         )
         i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H : 2 * H])
         g, o = np.tanh(pre[:, 2 * H : 3 * H]), _sigmoid(pre[:, 3 * H :])
@@ -243,7 +249,7 @@ def _lstm_forward(a: ForwardArgs):
 
 
 def _lstm_backward(b: BackwardArgs):
-    a, w = b.forward, b.forward.weights
+    a, w = b.forward, _given(b.forward)
     H = a.sizes["H"]
     gates, cells_ = b.saved
     dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
@@ -285,15 +291,15 @@ def _lstm_backward(b: BackwardArgs):
 def _gru_forward(a: ForwardArgs):
     """Gates [r z n]: r, z = sigmoid(x W_i. + b_i. + h W_h. + b_h.);
     n = tanh(x W_in + b_in + r (h W_hn + b_hn)); h_t = (1 - z) n + z h_{t-1}."""
-    w, H = a.weights, a.sizes["H"]
+    w, H = _given(a), a.sizes["H"]
     out = np.zeros((a.T, a.B, H), a.dtype)
     gates = np.zeros((a.T, a.B, 3 * H), a.dtype)
     hn_seq = np.zeros((a.T, a.B, H), a.dtype)
     h = _zeros_or_copy(a.states[0], a.B, H, a.dtype)
     for t in range(a.T):
         valid = _valid_rows(a.lengths, t, a.B)
-        gi = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T, w["bias_ih"])
-        gh = _plus_bias(h @ w["weight_hh"].T, w["bias_hh"])
+        gi = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T, w.get("bias_ih"))
+        gh = _plus_bias(h @ w["weight_hh"].T, w.get("bias_hh"))
         r = _sigmoid(gi[:, :H] + gh[:, :H])
         z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
         hn = gh[:, 2 * H :]
@@ -308,7 +314,7 @@ def _gru_forward(a: ForwardArgs):
 
 def _gru_backward(b: BackwardArgs):
     """The bias gradients differ in their n part (b_hn sits inside r * (.))."""
-    a, w = b.forward, b.forward.weights
+    a, w = b.forward, _given(b.forward)
     H = a.sizes["H"]
     gates, hn = b.saved
     dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
@@ -340,7 +346,7 @@ def _gru_backward(b: BackwardArgs):
 def _jordan_forward(a: ForwardArgs):
     """The previous *output* y_{t-1}, not h_{t-1}, is fed back:
     h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh); y_t = g(h_t W_ho^T + b_ho)."""
-    w, H, O = a.weights, a.sizes["H"], a.sizes["O"]
+    w, H, O = _given(a), a.sizes["H"], a.sizes["O"]
     f = ACTIVATIONS[a.options["nonlinearity"]]
     g = ACTIVATIONS[a.options["output_nonlinearity"]]
     y = _zeros_or_copy(a.states[0], a.B, O, a.dtype)
@@ -349,10 +355,10 @@ def _jordan_forward(a: ForwardArgs):
     for t in range(a.T):
         valid = _valid_rows(a.lengths, t, a.B)
         pre = _plus_bias(
-            np.where(valid, a.x[t], 0) @ w["weight_ih"].T + y @ w["weight_hy"].T, w["bias_ih"]
+            np.where(valid, a.x[t], 0) @ w["weight_ih"].T + y @ w["weight_hy"].T, w.get("bias_ih")
         )
-        h = f(_plus_bias(pre, w["bias_hh"]))
-        y_new = g(_plus_bias(h @ w["weight_ho"].T, w["bias_ho"]))
+        h = f(_plus_bias(pre, w.get("bias_hh")))
+        y_new = g(_plus_bias(h @ w["weight_ho"].T, w.get("bias_ho")))
         hidden[t] = np.where(valid, h, 0)
         out[t] = np.where(valid, y_new, 0)
         y = np.where(valid, y_new, y)
@@ -360,7 +366,7 @@ def _jordan_forward(a: ForwardArgs):
 
 
 def _jordan_backward(b: BackwardArgs):
-    a, w = b.forward, b.forward.weights
+    a, w = b.forward, _given(b.forward)
     H, O = a.sizes["H"], a.sizes["O"]
     (hidden,) = b.saved
     carry = _zeros_or_copy(b.dstates[0], a.B, O, a.dtype)  # dL/dy_t from later steps

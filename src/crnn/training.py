@@ -255,11 +255,10 @@ def gradcheck(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def loss() -> float:
-        v = f()
-        v = np.asarray(v)
-        if v.size != 1 or not np.issubdtype(v.dtype, np.number) or np.iscomplexobj(v):
-            raise TypeError(f"f() must return a real scalar, got {v!r}")
-        v = float(v.reshape(()))
+        a = np.asarray(f())
+        if a.size != 1 or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise TypeError(f"f() must return a real scalar, got {a!r}")
+        v = float(a.reshape(()))
         if not math.isfinite(v):
             raise ValueError(f"f() returned a non-finite loss {v}")
         return v
@@ -534,9 +533,7 @@ class TBPTT:
             if mask.shape[ax] != T_total:
                 raise ValueError(f"x has {T_total} steps but mask has {mask.shape[ax]}")
 
-        def window(a: Optional[np.ndarray], lo: int, hi: int) -> Optional[np.ndarray]:
-            if a is None:
-                return None
+        def window(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
             sl = [slice(None)] * a.ndim
             sl[ax] = slice(lo, hi)
             return a[tuple(sl)]
@@ -556,7 +553,7 @@ class TBPTT:
                 self.step(
                     window(x, start, stop),
                     window(y, start, stop),
-                    window(mask, start, stop),
+                    None if mask is None else window(mask, start, stop),
                     update=update,
                 )
             )
