@@ -19,7 +19,7 @@ import numpy as np
 
 from . import init as _init
 from ._validate_seq import ATTENTION_WEIGHTS, AttentionCache, check_count, check_score
-from .module import Module, float_dtype, input_array
+from .module import Module, config_sizes, float_dtype, input_array
 
 __all__ = ["Attention"]
 
@@ -151,13 +151,11 @@ class Attention(Module):
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
         """The number of parameters ``cls(**cfg)`` would allocate, or None."""
         q, k, a = cfg.get("query_size"), cfg.get("key_size"), cfg.get("attention_size")
-        if a is None:
-            a = q
+        sizes = config_sizes(q, k, q if a is None else a)
         score = cfg.get("score")
-        if score not in ATTENTION_WEIGHTS or not all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (q, k, a)
-        ):
+        if score not in ATTENTION_WEIGHTS or sizes is None:
             return None
+        q, k, a = sizes
         n = q * (k + q)
         if score == "general":
             n += q * k

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ._validate_seq import check_count, check_ids, check_padding_idx
-from .module import Module, float_dtype, input_array
+from .module import Module, config_sizes, float_dtype, input_array
 
 __all__ = ["Embedding"]
 
@@ -165,7 +165,8 @@ class Embedding(Module):
     @classmethod
     def parameter_count(cls, cfg: Dict[str, Any]) -> Optional[int]:
         """The number of parameters ``cls(**cfg)`` would allocate, or None."""
-        v, d = cfg.get("num_embeddings"), cfg.get("embedding_dim")
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in (v, d)):
+        sizes = config_sizes(cfg.get("num_embeddings"), cfg.get("embedding_dim"))
+        if sizes is None:
             return None
+        v, d = sizes
         return v * d

@@ -89,11 +89,12 @@ def _number(
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (low_open and value == low) or value > high:
+    x = float(value)
+    if x < low or (low_open and x == low) or x > high:
         raise ValueError(
             f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], got {value!r}"
         )
-    return float(value)
+    return x
 
 
 @register_module
@@ -584,6 +585,7 @@ class Forecaster(Module):
         zh = self._scale(hist, self.scaler)
         z[:, :W] = zh[:, :, 0]
         if E:
+            assert future_exog is not None  # _future_exog requires it when n_exog > 0
             ze = np.zeros((B, W + steps, E))
             ze[:, :W] = zh[:, :, 1:]
             ze[:, W:] = self._scale_exog(future_exog, self.scaler)
@@ -652,6 +654,7 @@ class Forecaster(Module):
             raise RuntimeError("fit() the Forecaster before predict() (or crnn.load a fitted one)")
         steps = self.horizon if steps is None else check_int("steps", steps, 1)
         if history is None:
+            assert self.history_ is not None  # set with the scaler, by fit or load
             hist = self.history_
         else:
             hist = self._rows(history, "history")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -58,6 +58,16 @@ def check_int(name: str, value: Any, minimum: int = 0) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def config_sizes(*values: Any) -> Optional[List[int]]:
+    """The values as a list when every one is an int >= 0 (bool is not), else None.
+
+    For ``parameter_count``: a config whose sizes are not all of that kind
+    counts as unknown (the constructor then says what is wrong).
+    """
+    sizes = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+    return sizes if len(sizes) == len(values) else None
 
 
 def input_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
@@ -124,6 +134,8 @@ class Module:
     ``grads`` as ``"<attribute>.<name>"`` (the same arrays, not copies), and
     `train`, `eval` and `set_backend` reach it.
     """
+
+    _modules: Dict[str, "Module"]  # the children, by name (set in __init__)
 
     def __init__(self, *, backend: str = "c") -> None:
         object.__setattr__(self, "_modules", {})

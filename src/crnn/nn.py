@@ -34,7 +34,19 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import numpy as np
 
@@ -43,7 +55,7 @@ from ._validate import check_lengths
 from .attention import Attention
 from .cells import CellSpec
 from .embedding import Embedding
-from .module import Module, check_int, float_dtype, input_array
+from .module import Module, check_int, config_sizes, float_dtype, input_array
 
 __all__ = [
     "Recurrent",
@@ -325,6 +337,9 @@ class Recurrent(Module):
         object).
     """
 
+    # The registry name of a subclass's fixed cell (set by __init_subclass__).
+    cell_name: ClassVar[str]
+
     def __init__(
         self,
         cell: Any,
@@ -363,18 +378,19 @@ class Recurrent(Module):
             raise TypeError(f"dropout must be a number in [0, 1], got {type(dropout).__name__}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
-        self.dropout = float(dropout)
+        self.dropout: float = float(dropout)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout acts between layers, so it has no effect with num_layers=1",
                 UserWarning,
                 stacklevel=3,
             )
-        self.dtype = float_dtype(dtype)
-        self.seed = _check_seed(seed)
-        self.init = _init.check_init(init)
+        self.dtype: np.dtype = float_dtype(dtype)
+        self.seed: Optional[int] = _check_seed(seed)
+        self.init: str = _init.check_init(init)
 
-        init_rng, self.dropout_rng = _rngs(self.seed)
+        init_rng, dropout_rng = _rngs(self.seed)
+        self.dropout_rng: np.random.Generator = dropout_rng
         D = self.num_directions
         self._names: List[List[Dict[str, str]]] = []  # [layer][direction]: weight -> param name
         for layer in range(self.num_layers):
@@ -408,7 +424,10 @@ class Recurrent(Module):
     @property
     def width(self) -> int:
         """The width of the states and of each direction's output (H, or O)."""
-        return self.output_size if self.spec.state_size == "O" else self.hidden_size
+        if self.spec.state_size != "O":
+            return self.hidden_size
+        assert self.output_size is not None  # __init__ requires it of such a cell
+        return self.output_size
 
     @property
     def cache(self) -> Optional[RNNState]:
@@ -442,7 +461,7 @@ class Recurrent(Module):
         """The number of parameters ``cls(**cfg)`` would allocate, or None
         when `cfg` does not say (the constructor then checks it)."""
         try:
-            spec = cells.get(cfg.get("cell", getattr(cls, "cell_name", None)))
+            spec = cells.get(cfg.get("cell", getattr(cls, "cell_name", "")))
         except ValueError:
             return None
         values = [
@@ -454,9 +473,10 @@ class Recurrent(Module):
                 ("output_size", 0),
             )
         ]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        sizes = config_sizes(*values)
+        if sizes is None:
             return None
-        I, H, L, O = values
+        I, H, L, O = sizes
         D = 2 if cfg.get("bidirectional") is True else 1
         bias = cfg.get("bias", True) is not False
         width = O if spec.state_size == "O" else H
@@ -706,10 +726,11 @@ class Recurrent(Module):
                 for w, grad in zip(spec.weight_names, grads[1 + n_states :]):
                     if w in names:
                         self.grads[names[w]] += grad
-            if layer > 0 and c.masks[layer - 1] is not None:
-                dinp = dinp * c.masks[layer - 1]
-            d = dinp
+            assert dinp is not None  # each layer has D >= 1 directions
+            mask = c.masks[layer - 1] if layer > 0 else None
+            d = dinp if mask is None else dinp * mask
 
+        assert d is not None  # L >= 1 layers ran
         if c.unbatched:
             return d[:, 0, :], [s[:, 0, :] for s in d0]
         if c.batch_first:
@@ -1309,10 +1330,10 @@ class RecurrentCell(Module):
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
         sizes = self.spec.dims(self.input_size, self.hidden_size)
-        for name, value in cell_parameters(
+        for pname, array in cell_parameters(
             self.spec, self.init, np.random.default_rng(self.seed), sizes, self.bias, self.dtype
         ):
-            self.register_parameter(name, value)
+            self.register_parameter(pname, array)
         self._cache: Optional[Tuple[Any, bool]] = None
 
     @property
@@ -1354,6 +1375,10 @@ class RecurrentCell(Module):
         array or tuple of arrays
             The new state, in the form of `state`.
         """
+        return _state_value(self.spec, self._step(x, state))
+
+    def _step(self, x: Any, state: Any) -> List[np.ndarray]:
+        """`forward`, returning one array per state."""
         dt, spec = self.dtype, self.spec
         x = input_array("x", x, dt)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
@@ -1374,7 +1399,7 @@ class RecurrentCell(Module):
         weights = {w: self.params.get(w) for w in spec.weight_names}
         _, finals, cache = self.engine.forward(spec, x2[None], states, weights, **self.options)
         self._cache = (cache, unbatched)
-        return _state_value(spec, [f[0] if unbatched else f for f in finals])
+        return [f[0] if unbatched else f for f in finals]
 
     def backward(self, dstate: Any, *, cache: Any = None) -> Tuple[np.ndarray, State]:
         """Backpropagate through the last step (or `cache`).
@@ -1396,6 +1421,11 @@ class RecurrentCell(Module):
 
         The parameter gradients are added to ``self.grads``.
         """
+        dx, d0 = self._step_backward(dstate, cache)
+        return dx, _state_value(self.spec, d0)
+
+    def _step_backward(self, dstate: Any, cache: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """`backward`, returning dx and one array per state."""
         spec = self.spec
         c = self._cache if cache is None else cache
         if c is None:
@@ -1425,7 +1455,7 @@ class RecurrentCell(Module):
                 self.grads[w] += grad
         dx = grads[0][0]
         d0 = [d[0] if unbatched else d for d in grads[1 : 1 + n]]
-        return (dx[0] if unbatched else dx), _state_value(spec, d0)
+        return (dx[0] if unbatched else dx), d0
 
 
 class RNNCell(RecurrentCell):
@@ -1486,11 +1516,12 @@ class RNNCell(RecurrentCell):
 
     def forward(self, x: Any, h: Any = None) -> np.ndarray:
         """One step: x (B, I) or (I,), h (B, H) or (H,) or None; returns h'."""
-        return super().forward(x, h)
+        return self._step(x, h)[0]
 
     def backward(self, dh: Any, *, cache: Any = None) -> Tuple[np.ndarray, np.ndarray]:
         """Gradients (dx, dh_prev) from dh, the gradient w.r.t. the returned h'."""
-        return super().backward(dh, cache=cache)
+        dx, (dh_prev,) = self._step_backward(dh, cache)
+        return dx, dh_prev
 
 
 class LSTMCell(RecurrentCell):

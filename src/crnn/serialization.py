@@ -161,9 +161,9 @@ def save(model: Module, path: Union[PathLike, Any]) -> None:
         arrays[key] = np.ascontiguousarray(value)
     if isinstance(path, (str, os.PathLike)):
         with open(path, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=False, **arrays)
     else:
-        np.savez(path, **arrays)
+        np.savez(path, allow_pickle=False, **arrays)
 
 
 # Parameters a config may imply beyond what the file holds before `load`
