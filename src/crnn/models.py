@@ -51,7 +51,7 @@ from ._validate_seq import SCORES, check_ids
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .forecasting import Forecaster  # defined in crnn.forecasting; re-exported here
 from .module import Module, check_int, float_dtype, input_array
-from .nn import Attention, Embedding, Linear, Recurrent, map_state, recurrent_layer
+from .nn import Attention, Embedding, Linear, Recurrent, State, map_state, recurrent_layer
 from .serialization import register_module
 from .training import last_valid, last_valid_backward
 
@@ -150,22 +150,20 @@ def _check_3d(name: str, x: np.ndarray, features: int) -> None:
 
 
 def _embedding(
-    model: Module,
-    attr: str,
     vocab_name: str,
     vocab_size: Any,
     embedding_dim: Any,
+    dtype: np.dtype,
     seed: Optional[int],
-) -> int:
-    """Give `model` an `Embedding` child `attr` (or ``attr = None`` without
-    embedding_dim); returns the input size of the layer it feeds."""
+    backend: str,
+) -> Tuple[Optional[Embedding], int]:
+    """A model's `Embedding` of its token ids (None without embedding_dim),
+    and the input size of the layer it feeds."""
     if embedding_dim is None:
-        setattr(model, attr, None)
-        return vocab_size
+        return None, vocab_size
     E = check_int("embedding_dim", embedding_dim, 1)
     V = check_int(vocab_name, vocab_size, 1)
-    setattr(model, attr, Embedding(V, E, dtype=model.dtype, seed=seed, backend=model.backend))
-    return E
+    return Embedding(V, E, dtype=dtype, seed=seed, backend=backend), E
 
 
 def _embedding_config(embed: Optional[Embedding]) -> Dict[str, Any]:
@@ -295,8 +293,37 @@ class MLPRegressor(Module):
 # --------------------------------------------------------------------------
 
 
+class _FeaturesOrIds(Module):
+    """A model whose recurrent layer reads feature vectors, or token ids
+    through an optional `Embedding` (SequenceClassifier, SequenceTagger)."""
+
+    embed: Optional[Embedding]
+    rnn: Recurrent
+    dtype: np.dtype
+
+    @property
+    def input_size(self) -> int:
+        """Features per input step, or the vocabulary size with an embedding."""
+        return self.rnn.input_size if self.embed is None else self.embed.num_embeddings
+
+    def _features(self, x: Any) -> np.ndarray:
+        """The recurrent layer's input: x itself, or the embedding of its ids."""
+        if self.embed is not None:
+            return self.embed(_token_ids("x", x, self.embed.num_embeddings))
+        x = input_array("x", x, self.dtype)
+        _check_3d("x", x, self.rnn.input_size)
+        return x
+
+    def _input_grad(self, dx: np.ndarray) -> Optional[np.ndarray]:
+        """dx for feature inputs; None for token ids (the embedding takes dx)."""
+        if self.embed is None:
+            return dx
+        self.embed.backward(dx)
+        return None
+
+
 @register_module
-class SequenceClassifier(Module):
+class SequenceClassifier(_FeaturesOrIds):
     """Many-to-one: recurrent layer -> each row's last valid state -> Linear -> logits.
 
     With ``lengths`` each row is summarised by its state after its own last
@@ -354,7 +381,9 @@ class SequenceClassifier(Module):
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
-        rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
+        self.embed, rnn_input = _embedding(
+            "input_size", input_size, embedding_dim, self.dtype, s[2], self.backend
+        )
         self.rnn = _recurrent(
             cell,
             nonlinearity,
@@ -373,11 +402,6 @@ class SequenceClassifier(Module):
         )
         self._cache: Optional[Tuple[int, Any]] = None
 
-    @property
-    def input_size(self) -> int:
-        """Features per input step, or the vocabulary size with an embedding."""
-        return self.rnn.input_size if self.embed is None else self.embed.num_embeddings
-
     def config(self) -> Dict[str, Any]:
         r = self.rnn
         return dict(
@@ -393,21 +417,6 @@ class SequenceClassifier(Module):
             **_cell_config(r),
             **_embedding_config(self.embed),
         )
-
-    def _features(self, x: Any) -> np.ndarray:
-        """The recurrent layer's input: x itself, or the embedding of its ids."""
-        if self.embed is not None:
-            return self.embed(_token_ids("x", x, self.embed.num_embeddings))
-        x = input_array("x", x, self.dtype)
-        _check_3d("x", x, self.rnn.input_size)
-        return x
-
-    def _input_grad(self, dx: np.ndarray) -> Optional[np.ndarray]:
-        """dx for feature inputs; None for token ids (the embedding takes dx)."""
-        if self.embed is None:
-            return dx
-        self.embed.backward(dx)
-        return None
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> np.ndarray:
         """Class logits for each sequence.
@@ -437,7 +446,7 @@ class SequenceClassifier(Module):
         self._cache = (x.shape[0], lengths)
         return self.head(feat)
 
-    def backward(self, dlogits: Any) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(self, dlogits: Any) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate the last forward; accumulates ``grads``.
 
         Parameters
@@ -475,7 +484,7 @@ class SequenceClassifier(Module):
 
 
 @register_module
-class SequenceTagger(Module):
+class SequenceTagger(_FeaturesOrIds):
     """Many-to-many: recurrent layer -> Linear at every step (one output per input step).
 
     Also the model for `crnn.training.TBPTT`: ``forward`` takes and returns
@@ -530,7 +539,9 @@ class SequenceTagger(Module):
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
-        rnn_input = _embedding(self, "embed", "input_size", input_size, embedding_dim, s[2])
+        self.embed, rnn_input = _embedding(
+            "input_size", input_size, embedding_dim, self.dtype, s[2], self.backend
+        )
         self.rnn = _recurrent(
             cell,
             nonlinearity,
@@ -551,10 +562,6 @@ class SequenceTagger(Module):
             backend=backend,
         )
 
-    input_size = SequenceClassifier.input_size
-    _features = SequenceClassifier._features
-    _input_grad = SequenceClassifier._input_grad
-
     def config(self) -> Dict[str, Any]:
         r = self.rnn
         return dict(
@@ -571,7 +578,7 @@ class SequenceTagger(Module):
             **_embedding_config(self.embed),
         )
 
-    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, State]:
         """Outputs at every step, and the final state.
 
         Parameters
@@ -596,7 +603,7 @@ class SequenceTagger(Module):
         out, h_n = self.rnn(self._features(x), h0, lengths)
         return self.head(out), h_n
 
-    def backward(self, dy: Any, dh_n: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(self, dy: Any, dh_n: Any = None) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate the last forward; accumulates ``grads``.
 
         Parameters
@@ -673,7 +680,9 @@ class CharRNN(Module):
         self.dtype = float_dtype(dtype)
         self.seed = seed
         s = _child_seeds(seed, 3)
-        rnn_input = _embedding(self, "embed", "vocab_size", self.vocab_size, embedding_dim, s[2])
+        self.embed, rnn_input = _embedding(
+            "vocab_size", self.vocab_size, embedding_dim, self.dtype, s[2], self.backend
+        )
         self.rnn = _recurrent(
             cell,
             nonlinearity,
@@ -715,9 +724,7 @@ class CharRNN(Module):
         _check_3d("ids", x, self.vocab_size)
         return x
 
-    def forward(
-        self, ids: Any, h0: Any = None, lengths: Any = None
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    def forward(self, ids: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, State]:
         """Next-character logits at every step, and the final state.
 
         Parameters
@@ -739,7 +746,7 @@ class CharRNN(Module):
         out, h_n = self.rnn(self._inputs(ids), h0, lengths)
         return self.head(out), h_n
 
-    def backward(self, dlogits: Any, dh_n: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+    def backward(self, dlogits: Any, dh_n: Any = None) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate the last forward; accumulates ``grads``.
 
         Returns
@@ -1056,11 +1063,15 @@ class Seq2Seq(Module):
             )
         s = _child_seeds(seed, 6)  # the first three as before embeddings and attention
         kw = dict(dropout=dropout, dtype=self.dtype, backend=backend)
-        enc_in = _embedding(self, "src_embed", "src_size", src_size, embedding_dim, s[3])
+        self.src_embed, enc_in = _embedding(
+            "src_size", src_size, embedding_dim, self.dtype, s[3], self.backend
+        )
         self.encoder = _recurrent(
             cell, nonlinearity, enc_in, hidden_size, num_layers, seed=s[0], **kw
         )
-        dec_in = _embedding(self, "tgt_embed", "tgt_size", tgt_size, embedding_dim, s[4])
+        self.tgt_embed, dec_in = _embedding(
+            "tgt_size", tgt_size, embedding_dim, self.dtype, s[4], self.backend
+        )
         self.decoder = _recurrent(
             cell, nonlinearity, dec_in, hidden_size, num_layers, seed=s[1], **kw
         )
@@ -1222,6 +1233,7 @@ class Seq2Seq(Module):
         dsrc, _ = self.encoder.backward(dmemory, dh)
         if self.src_embed is None:
             return dsrc, dtgt_in
+        assert self.tgt_embed is not None  # embedding_dim embeds both sides
         self.src_embed.backward(dsrc)
         self.tgt_embed.backward(dtgt_in)
         return None, None

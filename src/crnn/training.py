@@ -307,7 +307,8 @@ def gradcheck(
 # Truncated backpropagation through time.
 # --------------------------------------------------------------------------
 
-LossFn = Callable[..., Tuple[float, np.ndarray]]
+# (loss, dpred): the loss a float or a one-element array (as crnn.losses returns it).
+LossFn = Callable[..., Tuple[Union[float, np.ndarray], np.ndarray]]
 
 
 def _is_bidirectional(model: Any) -> bool:
@@ -438,7 +439,7 @@ class TBPTT:
 
     def _loss(
         self, pred: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]
-    ) -> Tuple[float, np.ndarray]:
+    ) -> Tuple[Union[float, np.ndarray], np.ndarray]:
         if mask is None:
             return self.loss_fn(pred, target)
         return self.loss_fn(pred, target, mask=mask)
