@@ -253,13 +253,13 @@ def run(
         a skipped case has ``"skipped": reason`` instead of times.
     """
     dt = np.dtype(dtype)
-    torch_mod = None
+    torch_mod: Any = None
     impls = list(impls)
     if "torch" in impls:
         if importlib.util.find_spec("torch") is None:
             impls.remove("torch")
         else:
-            import torch as torch_mod  # noqa: F811
+            torch_mod = importlib.import_module("torch")
     n_threads = threads
     if n_threads is None:
         _runtime.set_num_threads(None)
@@ -417,7 +417,7 @@ def _parse_shape(text: str) -> Shape:
         ) from None
     if len(vals) != 4 or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"a shape is T,B,I,H (four integers >= 1), got {text!r}")
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -56,7 +56,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -312,7 +312,7 @@ def _predict(
 def classify(
     texts: Sequence[str],
     labels: Sequence[Any],
-    groups: Optional[Sequence[int]] = None,
+    groups: Optional[Union[Sequence[int], np.ndarray]] = None,
     *,
     cell: Optional[str] = None,
     hidden: Optional[int] = None,

@@ -880,14 +880,14 @@ def format_report(
         )
     if r.future is not None:
         lines.append("")
-        k = r.future.size
+        n_future = r.future.size
         lines.append(
-            f"forecast  the next {k} value{'s' if k != 1 else ''}, by the RNN trained "
-            f"on all {p.n_values} values (and by the {best} forecast):"
+            f"forecast  the next {n_future} value{'s' if n_future != 1 else ''}, by the RNN "
+            f"trained on all {p.n_values} values (and by the {best} forecast):"
         )
-        names = labels or [f"+{i + 1}" for i in range(k)]
+        names = labels or [f"+{i + 1}" for i in range(n_future)]
         bf = r.baseline_future.get(best)
-        for i in range(k):
+        for i in range(n_future):
             extra = f"   ({_fmt(bf[i])})" if bf is not None else ""
             lines.append(f"  {names[i]:>8}  {_fmt(r.future[i]):>10}{extra}")
     elif p.steps:

@@ -187,10 +187,10 @@ def entity_scores(
     tp: Counter[str] = collections.Counter()
     nt: Counter[str] = collections.Counter()
     npred: Counter[str] = collections.Counter()
-    for i, (t, p) in enumerate(zip(true_tags, pred_tags)):
-        if len(t) != len(p):
-            raise ValueError(f"sentence {i}: {len(t)} true tags but {len(p)} predicted ones")
-        ts, ps = set(entity_spans(t)), set(entity_spans(p))
+    for i, (true, pred) in enumerate(zip(true_tags, pred_tags)):
+        if len(true) != len(pred):
+            raise ValueError(f"sentence {i}: {len(true)} true tags but {len(pred)} predicted ones")
+        ts, ps = set(entity_spans(true)), set(entity_spans(pred))
         for kind, _, _ in ts:
             nt[kind] += 1
         for kind, _, _ in ps:

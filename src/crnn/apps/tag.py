@@ -51,7 +51,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict
 
 import numpy as np
 
@@ -100,7 +100,21 @@ __all__ = [
 
 Sentence = Tuple[List[str], List[str]]  # (tokens, tags)
 
-DEFAULTS = dict(
+
+class _Defaults(TypedDict):
+    cell: str
+    embedding_dim: int
+    hidden: int
+    epochs: int
+    seconds: float
+    lr: float
+    batch_size: int
+    word_dropout: float
+    test_fraction: float
+    seed: int
+
+
+DEFAULTS = _Defaults(
     cell="lstm",
     embedding_dim=50,
     hidden=64,

@@ -94,7 +94,11 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-def load_model(path: str, backend: Optional[str] = None) -> Union[CharModel, "WordModel"]:
+# What the commands train and load: a character model or a word model.
+TextModel = Union[CharModel, "WordModel"]
+
+
+def load_model(path: str, backend: Optional[str] = None) -> TextModel:
     """Load a model saved by ``crnn train-text`` (a `CharModel`, or a `WordModel`
     with ``--words``), or by `crnn.save` of one."""
     model = _load(path, backend=backend)
@@ -358,7 +362,7 @@ class TrainResult:
 
 
 def make_optimizer(
-    model: CharModel, name: str = "adam", lr: Optional[float] = None, clip: Optional[float] = 5.0
+    model: TextModel, name: str = "adam", lr: Optional[float] = None, clip: Optional[float] = 5.0
 ):
     """Adam (default lr 2e-3) or Adagrad (default lr 0.1), with gradient-norm clipping."""
     clip = None if not clip else float(clip)
@@ -377,7 +381,7 @@ def layout(n_chars: int, batch_size: int, seq_len: int) -> int:
 
 
 def train(
-    model: CharModel,
+    model: TextModel,
     text: Union[str, np.ndarray],
     *,
     seq_len: int = 50,
@@ -462,7 +466,7 @@ def train(
                 windows_total = max(1, int(math.ceil(epochs * len(starts))))
             tb.reset()
             for w, start in enumerate(starts):
-                if epochs is not None and windows >= windows_total:
+                if windows_total is not None and windows >= windows_total:
                     break
                 stop = min(start + seq_len, n_steps)
                 t0 = time.perf_counter()
@@ -488,8 +492,8 @@ def train(
                 # No sample at the very end: the caller shows the final one.
                 last_window = (
                     windows >= windows_total
-                    if epochs is not None
-                    else now >= seconds - 0.5 * sample_every_seconds
+                    if windows_total is not None
+                    else seconds is not None and now >= seconds - 0.5 * sample_every_seconds
                 )
                 if (
                     on_sample is not None
@@ -648,7 +652,7 @@ def demo_corpus(modules=DEMO_MODULES, min_count: int = 20) -> Tuple[str, int]:
 # --------------------------------------------------------------------------
 
 
-def _engine_line(model: CharModel) -> str:
+def _engine_line(model: CharRNN) -> str:
     if model.backend == "numpy":
         return "NumPy reference engine (crnn.reference)"
     info = _runtime.build_info()
@@ -694,7 +698,7 @@ def _check_budget(args: argparse.Namespace) -> None:
         raise CLIError("--seconds must be > 0")
 
 
-def _save_model(model: CharModel, path: str) -> None:
+def _save_model(model: TextModel, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"{path}: the folder {folder} does not exist")
@@ -900,6 +904,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
             print(*a, **k)
 
     valid_ids: Optional[np.ndarray] = None
+    model: TextModel
     if words:
         model, train_ids, valid_ids, n_tokens = _word_model(args, text, cell)
         data: Union[str, np.ndarray] = train_ids

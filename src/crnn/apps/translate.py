@@ -45,7 +45,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict
 
 import numpy as np
 
@@ -87,7 +87,23 @@ __all__ = [
     "ATTENTIONS",
 ]
 
-DEFAULTS = dict(
+
+class _Defaults(TypedDict):
+    cell: str
+    embedding_dim: int
+    hidden: int
+    attention: str
+    epochs: int
+    seconds: float
+    lr: float
+    batch_size: int
+    beam: int
+    test_fraction: float
+    seed: int
+    length_penalty: float
+
+
+DEFAULTS = _Defaults(
     cell="lstm",
     embedding_dim=64,
     hidden=128,
@@ -739,10 +755,10 @@ def handler(args: argparse.Namespace) -> int:
         line(f"          {'':<16}{'BLEU':>6}  {'exact match':>11}")
         line(f"          {'translator':<16}{100 * bleu.bleu:6.1f}  {100 * em:10.1f}%")
         line(f"          {'copy the source':<16}{100 * bbleu.bleu:6.1f}  {100 * bem:10.1f}%")
-        for (src, ref), hyp in list(zip(test_pairs, hyps))[:4]:
+        for (source, ref), hyp in list(zip(test_pairs, hyps))[:4]:
             ok = hyp == tokenize(ref, lower=False)
             line(
-                f"  {'ok   ' if ok else 'WRONG'} {src}  ->  {detokenize(hyp)}"
+                f"  {'ok   ' if ok else 'WRONG'} {source}  ->  {detokenize(hyp)}"
                 + ("" if ok else f"   (reference: {ref})")
             )
         if args.show_attention and not args.predict and atts and atts[0] is not None:
