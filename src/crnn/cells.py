@@ -144,6 +144,7 @@ class CellSpec:
     uses_output_size: bool = field(init=False)  # the cell has an output size O (Jordan)
 
     def option(self, name: str) -> Option:
+        """The option called `name` (KeyError if the cell has none)."""
         for o in self.options:
             if o.name == name:
                 return o
@@ -154,6 +155,7 @@ class CellSpec:
         return {"I": I, "H": H, "O": O, "G": self.gates * H}
 
     def weight_shape(self, weight: Weight, sizes: Dict[str, int]) -> Tuple[int, ...]:
+        """The shape of `weight` for these sizes (see `dims`)."""
         return tuple(map(sizes.__getitem__, weight.shape))
 
     def width(self, sizes: Dict[str, int]) -> int:

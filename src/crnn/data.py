@@ -229,6 +229,7 @@ class CharVocab(_Vocab):
 
     @property
     def chars(self) -> str:
+        """The known characters, in id order (ids 1 ..)."""
         return "".join(self.itos[1:])
 
     def encode(self, text: str) -> np.ndarray:
@@ -264,6 +265,7 @@ class CharVocab(_Vocab):
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "CharVocab":
+        """The vocabulary that `to_dict` described."""
         return cls(d["chars"], unk=d.get("unk", "\ufffd"))
 
     def __repr__(self) -> str:
@@ -382,6 +384,7 @@ class WordVocab(_Vocab):
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "WordVocab":
+        """The vocabulary that `to_dict` described."""
         return cls(
             d["words"],
             unk=d.get("unk", "<unk>"),

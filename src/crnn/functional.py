@@ -36,6 +36,26 @@ from ._validate import (
 )
 from .cells import CellSpec
 
+# The entry points of crnn.reference (the specification), run by the C engine.
+__all__ = [
+    "forward",
+    "backward",
+    "rnn_forward",
+    "rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "jordan_forward",
+    "jordan_backward",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "embedding_forward",
+    "embedding_backward",
+    "attention_forward",
+    "attention_backward",
+]
+
 Arrays = Union[np.ndarray, Iterable[np.ndarray]]
 
 

@@ -902,9 +902,11 @@ class CharModel(CharRNN):
         return dict(chars=self.vocab.chars, unk=self.vocab.unk, **cfg)
 
     def encode(self, text: str) -> np.ndarray:
+        """The ids of the characters of `text` (``vocab.encode``)."""
         return self.vocab.encode(text)
 
     def decode(self, ids: Any) -> str:
+        """The text of a sequence of ids (``vocab.decode``)."""
         return self.vocab.decode(np.asarray(ids, dtype=np.int64))
 
     def sample(
@@ -1089,18 +1091,22 @@ class Seq2Seq(Module):
 
     @property
     def src_size(self) -> int:
+        """Features of a source step, or the source vocabulary size with embeddings."""
         return self.encoder.input_size if self.src_embed is None else self.src_embed.num_embeddings
 
     @property
     def tgt_size(self) -> int:
+        """The target vocabulary size (logits per step)."""
         return self.head.out_features
 
     @property
     def embedding_dim(self) -> Optional[int]:
+        """The size of the token vectors, or None for one-hot inputs."""
         return None if self.src_embed is None else self.src_embed.embedding_dim
 
     @property
     def attention(self) -> Optional[str]:
+        """The attention score ("dot", "general", "additive"), or None without attention."""
         return None if self.attn is None else self.attn.score
 
     def config(self) -> Dict[str, Any]:

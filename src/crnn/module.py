@@ -314,9 +314,14 @@ class Module:
     # -- computation ---------------------------------------------------------
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the module's output (``module(...)`` calls it); defined by
+        each subclass, which keeps what its ``backward`` needs."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def backward(self, *args: Any, **kwargs: Any) -> Any:
+        """Backpropagate through the last ``forward``: add the parameter
+        gradients to ``grads`` and return the gradients of the inputs;
+        defined by each subclass."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

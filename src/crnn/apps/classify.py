@@ -115,6 +115,7 @@ class Settings:
 
     @property
     def selection(self) -> str:
+        """How the epoch count and model are chosen, in words."""
         if self.folds >= 2:
             return f"{self.folds}-fold cross-validation"
         return f"a validation split ({self.val_fraction:.0%}), best of {self.restarts} restart(s)"
@@ -207,6 +208,7 @@ class ClassifyResult:
     max_len: int = 50
 
     def summary(self) -> Dict[str, Any]:
+        """The scores, sizes and settings as a JSON-serialisable dict (``--json``)."""
         return dict(
             accuracy=self.accuracy,
             baseline_accuracy=self.baseline_accuracy,

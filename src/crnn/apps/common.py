@@ -345,15 +345,18 @@ class Timer:
         self.restart()
 
     def restart(self) -> None:
+        """Start counting again from now (and forget a `stop`)."""
         self.start = time.perf_counter()
         self._stopped: Optional[float] = None
 
     def stop(self) -> float:
+        """Freeze `seconds` at the time elapsed now, and return it."""
         self._stopped = time.perf_counter() - self.start
         return self._stopped
 
     @property
     def seconds(self) -> float:
+        """Seconds since the start (or `restart`), or up to the `stop`."""
         if self._stopped is not None:
             return self._stopped
         return time.perf_counter() - self.start
@@ -483,6 +486,7 @@ class Progress:
             self._draw_plain()
 
     def set_status(self, status: str) -> None:
+        """Show `status` next to the bar without advancing it."""
         self.update(0, status)
 
     def _line(self) -> str:

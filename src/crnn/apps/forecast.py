@@ -231,6 +231,7 @@ class ForecastResult:
 
     @property
     def beats_best_baseline(self) -> bool:
+        """Whether the model's MAE is below the best baseline's."""
         return self.mae < self.baseline_mae[self.best_baseline]
 
     @property

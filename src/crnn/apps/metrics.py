@@ -146,6 +146,7 @@ class EntityScores:
     per_type: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
+        """The scores and counts as a JSON-serialisable dict."""
         return dict(
             precision=self.precision,
             recall=self.recall,
@@ -247,6 +248,7 @@ class BleuScore:
     smooth: str
 
     def as_dict(self) -> Dict[str, Any]:
+        """The score and its parts as a JSON-serialisable dict."""
         return dict(
             bleu=self.bleu,
             precisions=list(self.precisions),

@@ -358,6 +358,7 @@ class TrainResult:
 
     @property
     def chars_per_second(self) -> float:
+        """Training speed: characters (or words) per second of training time."""
         return self.chars / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
