@@ -294,7 +294,7 @@ def test_float32_tanh_keeps_minus_zero(isa):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_float32_sigmoid_flushes_below_smallest_normal(isa):
-    """Documented in csrc/kernels.inc: float32 sigmoid values below the
+    """Documented in csrc/activations.inc: float32 sigmoid values below the
     smallest normal float (x < -87.34) are 0; just above, within the bound."""
     crnn.set_isa(isa)
     lo = np.float32(-87.3365478515625)

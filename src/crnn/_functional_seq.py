@@ -17,10 +17,10 @@ What runs where, and why:
   a hand-written C loop would only be slower.
 - Attention, "additive" score: the B*T*S*A tensor ``tanh(W_q s_t + W_k
   h_j)``, its contraction with v and its backward are the hot loop (no GEMM
-  can express them); they run in C with OpenMP (``crnn_additive_scores`` /
-  ``crnn_additive_scores_backward``), recomputing the tanh in the backward
-  instead of storing the tensor. The projections ``W_q s_t`` and ``W_k h_j``
-  stay GEMMs on BLAS.
+  can express them); they run on NumPy one batch row at a time (a T*S*A
+  block, never the whole tensor), recomputing the tanh in the backward
+  instead of storing it. The projections ``W_q s_t`` and ``W_k h_j`` are
+  GEMMs on BLAS.
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ def attention_forward(
 
     Arguments, results, formulas and errors as in
     `crnn.reference.attention_forward`. The "additive" score's tanh tensor
-    runs in C (OpenMP, bitwise the same for any thread count); the products
-    run on NumPy's BLAS. Do not modify ``out`` or ``alpha`` in place before
-    the backward: the cache refers to them.
+    is formed one batch row at a time; the products run on NumPy's BLAS.
+    Do not modify ``out`` or ``alpha`` in place before the backward: the
+    cache refers to them.
     """
     a = attention_args(score, query, keys, weights, lengths)
     w = a.weights
