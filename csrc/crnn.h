@@ -184,6 +184,23 @@ int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, 
 int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *sizes, double clip);
 
 /*
+ * Embedding backward: the gradient of a lookup out[i] = weight[ids[i]]
+ * (ids of any shape, flattened to n_ids; weight (num_embeddings, dim)).
+ * Writes every element of dweight (num_embeddings, dim):
+ *
+ *     dweight[v] = sum of dout[i] (dout (n_ids, dim)) over i with ids[i] == v
+ *
+ * and zero for the row padding_idx (-1: none). Each row sums its ids' rows in
+ * the order of the ids, whatever the thread count, so the result is bitwise
+ * the same for any number of threads. CRNN_ERR_INVALID, with nothing
+ * written, for an id outside [0, num_embeddings), a padding_idx outside
+ * [-1, num_embeddings), a negative size or an unknown dtype.
+ */
+int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_t dim,
+                            const void *dout, int64_t num_embeddings, int64_t padding_idx,
+                            void *dweight);
+
+/*
  * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call
  * from any thread; n <= 0 returns to OpenMP's per-call default
  * (omp_get_max_threads(), so OMP_NUM_THREADS and threadpoolctl apply).

@@ -187,25 +187,124 @@ def test_c_matches_reference(dtype, pad):
     assert rel_error(got, want) <= REL_TOL[dtype]
 
 
+def _zipf_ids(shape, V, seed):
+    """Ids as skewed as words in text: a few rows take most of them."""
+    rng = np.random.default_rng(seed)
+    return np.minimum(rng.zipf(1.3, size=shape) - 1, V - 1)
+
+
+# Problems with (num_embeddings + ids) * dim >= 4M additions: enough work for
+# the C engine to cut the rows into 4 slices at 4 threads (a thread gets ~1M
+# by default), and 2 or 3 at 2 or 3.
+SPLIT_PROBLEMS = {
+    "many rows, wide": (1000, 64, (400, 170), "uniform"),
+    "three rows, all hit often": (3, 300, (20000,), "uniform"),  # at most 3 slices
+    "sparse hits": (100000, 32, (300, 110), "uniform"),
+    "skewed hits": (5000, 64, (600, 110), "zipf"),  # slices balanced by ids, not rows
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(
-    "V,D,shape",
-    [
-        (1000, 64, (200, 32)),  # many rows, wide
-        (3, 300, (5000,)),  # few rows, all hit often
-        (20000, 8, (50, 40)),
-    ],
-)  # a sparse hit pattern
-def test_backward_is_bitwise_independent_of_threads(dtype, V, D, shape):
+@pytest.mark.parametrize("problem", SPLIT_PROBLEMS)
+def test_backward_is_bitwise_independent_of_threads(dtype, problem):
+    V, D, shape, kind = SPLIT_PROBLEMS[problem]
     pad = V // 2
     ids, _, dout = _problem(shape, V, D, dtype, seed=5, pad=pad)
+    if kind == "zipf":
+        ids = _zipf_ids(shape, V, seed=5)
+        ids.reshape(-1)[::7] = pad
+    assert (V + ids.size) * D >= 4 * 2**20
+    ids_before, dout_before = ids.copy(), dout.copy()
     results = []
     for n in (1, 2, 3, 4):
         crnn.set_num_threads(n)
         results.append(F.embedding_backward(ids, dout, V, pad))
     for n, r in zip((2, 3, 4), results[1:]):
         assert r.tobytes() == results[0].tobytes(), f"{n} threads differ from 1"
-    assert rel_error(results[0], R.embedding_backward(ids, dout, V, pad)) <= REL_TOL[dtype]
+    want = R.embedding_backward(ids, dout, V, pad)
+    assert rel_error(results[0], want) <= REL_TOL[dtype]
+    assert not results[0][pad].any()
+    np.testing.assert_array_equal(ids, ids_before)
+    np.testing.assert_array_equal(dout, dout_before)
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.parametrize("pad", [None, 7])
+def test_c_backward_matches_torch_at_a_size_that_splits(pad):
+    import torch
+
+    V, D = 2000, 48
+    ids = _zipf_ids((700, 128), V, seed=8)
+    dout = np.random.default_rng(9).standard_normal(ids.shape + (D,))
+    weight = torch.zeros((V, D), dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.embedding(torch.from_numpy(ids), weight, padding_idx=pad).backward(
+        torch.from_numpy(dout)
+    )
+    for n in (1, 2):
+        crnn.set_num_threads(n)
+        got = F.embedding_backward(ids, dout, V, pad)
+        assert rel_error(got, weight.grad.numpy()) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_backward_reads_any_layout_and_modifies_nothing(dtype):
+    """Strided, Fortran-ordered, byte-swapped and int32 inputs give the
+    reference's result and are left as they were."""
+    V, D = 40, 6
+    ids, _, dout = _problem((30, 8), V, D, dtype, seed=3)
+    want = R.embedding_backward(ids, dout, V, 3)
+    variants = [
+        (ids.astype(np.int32), dout),
+        (np.asfortranarray(ids), np.asfortranarray(dout)),
+        (ids.astype(ids.dtype.newbyteorder()), dout.astype(dout.dtype.newbyteorder())),
+    ]
+    wide_ids = np.zeros((30, 16), ids.dtype)
+    wide_ids[:, ::2] = ids
+    wide_dout = np.zeros((30, 16, D), dtype)
+    wide_dout[:, ::2] = dout
+    variants.append((wide_ids[:, ::2], wide_dout[:, ::2]))
+    for i, d in variants:
+        i_before, d_before = i.copy(), d.copy()
+        got = F.embedding_backward(i, d, V, 3)
+        assert got.dtype == dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(i, i_before)
+        np.testing.assert_array_equal(d, d_before)
+        assert i.dtype == i_before.dtype and d.dtype == d_before.dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "V,D,n_ids", [(5, 0, 4), (5, 3, 0), (1, 4, 6)], ids=["dim 0", "no ids", "one row"]
+)
+def test_c_backward_edge_sizes(dtype, V, D, n_ids):
+    ids = np.zeros(n_ids, np.int64)
+    dout = np.ones((n_ids, D), dtype)
+    got = F.embedding_backward(ids, dout, V)
+    want = np.zeros((V, D), dtype)
+    want[0] = n_ids
+    assert got.shape == (V, D)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(F.embedding_backward(ids, dout, V, 0), np.zeros((V, D)))
+
+
+def test_c_kernel_checks_its_own_arguments():
+    """crnn_embedding_backward, called without the Python checks, refuses an
+    id or padding_idx out of range and writes nothing."""
+    from crnn import _core
+
+    f64 = _core.DTYPES["float64"]
+    dout = np.ones((3, 2))
+    for ids, pad in (([0, 4, 1], -1), ([0, -1, 1], -1), ([0, 1, 2], 4), ([0, 1, 2], -2)):
+        dweight = np.full((4, 2), 7.0)
+        with pytest.raises(ValueError, match="C kernel rejected"):
+            _core.embedding_backward(f64, np.array(ids, np.int64), dout, 4, pad, dweight)
+        assert (dweight == 7.0).all()
+    with pytest.raises(ValueError, match="C kernel rejected"):
+        _core.embedding_backward(99, np.zeros(3, np.int64), dout, 4, -1, np.zeros((4, 2)))
+    dweight = np.full((4, 2), 7.0)
+    _core.embedding_backward(f64, np.array([3, 0, 3], np.int64), dout, 4, 0, dweight)
+    np.testing.assert_array_equal(dweight, [[0, 0], [0, 0], [0, 0], [2, 2]])
 
 
 # --------------------------------------------------------------------------

@@ -103,6 +103,23 @@ def test_clipping_releases_the_gil(func):
     assert progress_during(lambda: getattr(crnn, func)(arrays, 1e-3)) > 0, f"{func} held the GIL"
 
 
+def test_embedding_backward_releases_the_gil():
+    """The C scatter-add itself (called through the binding with arrays made
+    ready beforehand, so no NumPy work of the Python wrapper is measured)."""
+    from crnn import _core
+
+    crnn.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    V, D = 5000, 64
+    ids = rng.integers(0, V, size=400_000)
+    dout = rng.standard_normal((ids.size, D))
+    dweight = np.empty((V, D))
+    f64 = _core.DTYPES["float64"]
+    assert progress_during(lambda: _core.embedding_backward(f64, ids, dout, V, -1, dweight)) > 0, (
+        "embedding_backward held the GIL"
+    )
+
+
 def test_progress_during_sees_a_call_that_holds_the_gil():
     """The probe itself: a pure-Python call (which holds the GIL) shows no
     progress, a call that sleeps (which releases it) does."""

@@ -165,6 +165,24 @@ def clip_value(int dtype, list arrays, double clip):
     _raise_for(status)
 
 
+# -- embedding -------------------------------------------------------------------
+
+def embedding_backward(int dtype, ids, dout, int64_t num_embeddings, int64_t padding_idx,
+                       dweight):
+    """Runs crnn_embedding_backward: writes dweight (num_embeddings, dim) from
+    int64 ids (any shape) and dout (ids.shape + (dim,)); padding_idx -1: none."""
+    cdef int64_t n_ids = ids.size
+    cdef int64_t dim = dweight.shape[1]
+    cdef const int64_t *ids_p = <const int64_t *>_data(ids)
+    cdef const void *dout_p = _data(dout)
+    cdef void *dweight_p = _data(dweight)
+    cdef int status
+    with nogil:
+        status = crnn_embedding_backward(dtype, ids_p, n_ids, dim, dout_p, num_embeddings,
+                                         padding_idx, dweight_p)
+    _raise_for(status)
+
+
 # -- threads, instruction sets, build -------------------------------------------
 
 def set_num_threads(int n):

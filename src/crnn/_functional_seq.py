@@ -29,6 +29,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from ._validate_seq import (
     ATTENTION_WEIGHTS,
     AttentionCache,
@@ -62,15 +63,16 @@ def embedding_backward(
     """The gradient of `embedding_forward` w.r.t. ``weight`` (C engine).
 
     Arguments, results and errors as in `crnn.reference.embedding_backward`;
-    the scatter-add runs in C with OpenMP, and its result is bitwise the
-    same for any thread count (each embedding row sums its ids in order).
+    the scatter-add runs in C (``crnn_embedding_backward``) with the GIL
+    released and OpenMP threads each owning a contiguous range of embedding
+    rows, and its result is bitwise the same for any thread count (each
+    row sums its ids' gradients in the order of the ids).
     """
     ids, d, V, pad = embedding_backward_args(ids, dout, num_embeddings, padding_idx)
-    D = d.shape[-1]
-    dweight = np.zeros((V, D), dtype=d.dtype)
-    np.add.at(dweight, ids.reshape(-1), d.reshape(ids.size, D))
-    if pad is not None:
-        dweight[pad] = 0
+    dweight = np.empty((V, d.shape[-1]), dtype=d.dtype)  # every element written in C
+    _core.embedding_backward(
+        _core.DTYPES[d.dtype.name], ids, d, V, -1 if pad is None else pad, dweight
+    )
     return dweight
 
 

@@ -85,6 +85,10 @@ cdef extern from "crnn.h" nogil:
     int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
                         double clip)
 
+    int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_t dim,
+                                const void *dout, int64_t num_embeddings,
+                                int64_t padding_idx, void *dweight)
+
     void crnn_set_num_threads(int n)
     int crnn_get_num_threads()
     int crnn_have_openmp()
