@@ -207,6 +207,8 @@ def test_forecast_options():
                 "gru",
                 "--window",
                 6,
+                "--threads",
+                1,
             )
         ).stdout
     )
@@ -348,6 +350,7 @@ def test_forecast_user_errors_exit_2(tmp_path, setup, args, pattern):
         (["--season", "weekly"], r"--season: .*'weekly'"),
         (["--strategy", "both"], r"--strategy: invalid choice"),
         (["--cell", "transformer"], r"--cell"),
+        (["--threads", 0], r"--threads"),
     ],
 )
 def test_forecast_bad_option_values_exit_2(args, pattern):
@@ -508,6 +511,25 @@ def test_classify_text_output():
     assert "RNN 32 hidden units" in proc.stdout
 
 
+def test_classify_embedding_dim_and_threads():
+    proc = ok(run("classify", "--json", "--epochs", 2, "--embedding-dim", 8, "--threads", 1))
+    out = one_json(proc.stdout)
+    assert out["settings"]["embedding_dim"] == 8 and 0.0 <= out["accuracy"] <= 1.0
+    proc = ok(run("classify", "--epochs", 1, "--embedding-dim", 8))
+    assert "word vectors 8 -> GRU 32 hidden units" in proc.stdout
+    proc = ok(run("classify", "--epochs", 1, "--embedding-dim", 0))
+    assert "one-hot words -> GRU 32 hidden units" in proc.stdout
+
+
+def test_classifier_with_word_vectors_learns_sentiment():
+    texts, labels, groups = datasets.load_sentiment()
+    r = classify_app.classify(texts, labels, groups, seed=0, seconds=None, embedding_dim=16)
+    assert r.model.embed is not None and r.model.embed.embedding_dim == 16
+    assert r.settings.embedding_dim == 16
+    assert r.accuracy >= 0.8, r.summary()
+    assert r.predict(["The food was great and the staff were friendly."]) == ["1"]
+
+
 def test_classify_tsv(tmp_path):
     f = tmp_path / "d.tsv"
     lines = ["text\tlabel"]
@@ -552,6 +574,8 @@ def test_classify_user_errors_exit_2(tmp_path, content, pattern):
         (["--lr", 0], r"--lr"),
         (["--batch-size", 0], r"--batch-size"),
         (["--word-dropout", 1], r"--word-dropout"),
+        (["--embedding-dim", -1], r"--embedding-dim"),
+        (["--threads", 0], r"--threads"),
     ],
 )
 def test_classify_bad_option_values_exit_2(args, pattern):

@@ -167,6 +167,8 @@ def test_train_text_words_text_output(tmp_path):
         "saved",
     ):
         assert text in proc.stdout, proc.stdout
+    # The progress bar counts words, not characters.
+    assert "words/s" in proc.stderr and "chars/s" not in proc.stderr, proc.stderr
 
 
 def test_sample_words_and_complete(word_model):

@@ -27,7 +27,14 @@ def _subparsers():
     raise AssertionError("no subcommands")
 
 
-@pytest.mark.parametrize("name", MY_COMMANDS)
+ALL_COMMANDS = ("demo", "train-text", "sample", "forecast", "classify", "tag", "translate", "bench")
+
+
+def test_every_command_is_checked_here():
+    assert set(_subparsers()) == set(ALL_COMMANDS)
+
+
+@pytest.mark.parametrize("name", ALL_COMMANDS)
 def test_help_is_complete(name, capsys):
     sub = _subparsers()[name]
     desc = " ".join(sub.description.split())
@@ -177,3 +184,15 @@ def test_wordvocab_docstring_does_not_invent_a_method():
     doc = WordVocab.__doc__
     assert "`encode` / `bag_of_words`" not in doc
     assert "crnn.data.bag_of_words" in doc and not hasattr(WordVocab, "bag_of_words")
+
+
+TRAINING_COMMANDS = ("demo", "train-text", "forecast", "classify", "tag", "translate")
+TOKEN_COMMANDS = ("demo", "train-text", "classify", "tag", "translate")
+
+
+@pytest.mark.parametrize("name", TRAINING_COMMANDS)
+def test_every_training_command_takes_cell_and_threads(name):
+    options = {o for a in _subparsers()[name]._actions for o in a.option_strings}
+    assert {"--cell", "--threads", "--seed"} <= options, name
+    if name in TOKEN_COMMANDS:
+        assert "--embedding-dim" in options, name

@@ -1,7 +1,8 @@
 """``crnn classify``: many-to-one sequence classification of short texts.
 
 A sentence is a sequence of words; a `crnn.models.SequenceClassifier` reads
-their one-hot vectors (recurrent layer -> the state after the last word ->
+their one-hot vectors, or with ``embedding_dim`` learned word vectors
+(`crnn.Embedding`), (recurrent layer -> the state after the last word ->
 Linear -> class scores) and is trained with softmax cross-entropy. What it
 reports is the accuracy on held-out sentences it never saw, next to the
 majority baseline (always answer the most common training class).
@@ -68,6 +69,9 @@ from ..optim import Adam
 from .common import (
     CLIError,
     Progress,
+    add_embedding_option,
+    add_threads_option,
+    apply_threads,
     fraction,
     one_blas_thread,
     positive_float,
@@ -112,6 +116,7 @@ class Settings:
     val_fraction: float
     restarts: int
     word_dropout: float
+    embedding_dim: Optional[int] = None  # learned word vectors of this size; None: one-hot
 
     @property
     def selection(self) -> str:
@@ -140,6 +145,7 @@ def choose_settings(
     val_fraction: Optional[float] = None,
     restarts: Optional[int] = None,
     word_dropout: float = 0.2,
+    embedding_dim: Optional[int] = None,
 ) -> Settings:
     """The training settings for `n_texts` texts (besides the test part).
 
@@ -157,7 +163,8 @@ def choose_settings(
     ===============  ======================  =========================
 
     Cross-validation needs at least 2 texts per fold; below 10 texts it uses
-    as many folds as it can.
+    as many folds as it can. The words are one-hot vectors unless
+    `embedding_dim` (> 0) asks for learned word vectors (`crnn.Embedding`).
     """
     small = n_texts <= SMALL_DATA
     if folds is None:
@@ -174,6 +181,7 @@ def choose_settings(
         val_fraction=val_fraction if val_fraction is not None else 0.15,
         restarts=restarts if restarts is not None else 3,
         word_dropout=word_dropout,
+        embedding_dim=int(embedding_dim) if embedding_dim else None,
     )
 
 
@@ -299,6 +307,12 @@ def fold_indices(
 # --------------------------------------------------------------------------
 
 
+def _inputs(model: SequenceClassifier, x: np.ndarray, V: int) -> np.ndarray:
+    """What `model` reads for padded word ids x (T, B): the ids themselves
+    with an embedding, else their one-hot vectors."""
+    return x if model.embed is not None else one_hot(x, V)
+
+
 def _predict(
     model: SequenceClassifier, seqs: Sequence[np.ndarray], V: int, batch: int = 256
 ) -> np.ndarray:
@@ -307,7 +321,7 @@ def _predict(
     for i in range(0, len(seqs), batch):
         part = [s if s.size else np.zeros(1, np.int64) for s in seqs[i : i + batch]]
         x, lengths = pad_batch(part, dtype=np.int64)
-        out.append(model.predict(one_hot(x, V), lengths=lengths))
+        out.append(model.predict(_inputs(model, x, V), lengths=lengths))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
@@ -324,6 +338,7 @@ def classify(
     folds: Optional[int] = None,
     restarts: Optional[int] = None,
     word_dropout: float = 0.2,
+    embedding_dim: Optional[int] = None,
     test_fraction: float = 0.25,
     val_fraction: Optional[float] = None,
     max_vocab: int = 5000,
@@ -349,6 +364,9 @@ def classify(
         data size (`choose_settings`).
     word_dropout : float in [0, 1)
         Probability of hiding a word (as unknown) during training.
+    embedding_dim : int or None
+        The size of learned word vectors (`crnn.Embedding`) the recurrent
+        layer reads; None or 0: one-hot vectors over the vocabulary.
     test_fraction : float in (0, 1)
     max_vocab, max_len : int
     seed : int
@@ -392,6 +410,7 @@ def classify(
         val_fraction=val_fraction,
         restarts=restarts,
         word_dropout=word_dropout,
+        embedding_dim=embedding_dim,
     )
     if st.folds >= 2:
         fold_parts = [
@@ -433,7 +452,13 @@ def classify(
         def __init__(self, r: int, rows: np.ndarray, check: np.ndarray) -> None:
             self.r, self.rows, self.check = r, rows, check
             self.m = SequenceClassifier(
-                V, st.hidden, C, dtype=np.float32, seed=int(seeds[r]), cell=st.cell
+                V,
+                st.hidden,
+                C,
+                dtype=np.float32,
+                seed=int(seeds[r]),
+                cell=st.cell,
+                embedding_dim=st.embedding_dim,
             )
             self.opt = Adam(self.m.params, lr=st.lr, clip_grad_norm=5.0)
             self.rng = np.random.default_rng(int(seeds[r]) + 1)
@@ -456,7 +481,7 @@ def classify(
                 if st.word_dropout > 0:
                     x = np.where(self.rng.random(x.shape) < st.word_dropout, 0, x)
                 m.zero_grad()
-                logits = m(one_hot(x, V), lengths=lengths)
+                logits = m(_inputs(m, x, V), lengths=lengths)
                 loss, dlogits = softmax_cross_entropy(logits, y[batch])
                 m.backward(dlogits)
                 self.opt.step(m.grads)
@@ -521,7 +546,9 @@ def classify(
             done_epochs = net.epochs
         assert kept is not None
         val_acc, best_r, best_epoch, state = kept
-        final = SequenceClassifier(V, st.hidden, C, dtype=np.float32, seed=0, cell=st.cell)
+        final = SequenceClassifier(
+            V, st.hidden, C, dtype=np.float32, seed=0, cell=st.cell, embedding_dim=st.embedding_dim
+        )
         for k, v in state.items():
             final.params[k][...] = v
         n_val = int(val.size)
@@ -617,8 +644,9 @@ def register(subparsers: Any) -> None:
         help="classify short texts (sentiment) with a many-to-one RNN; held-out accuracy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Train a many-to-one RNN (one-hot words -> recurrent layer -> last state -> linear)\n"
-            "to classify short texts, and report its accuracy on held-out texts (25%, never\n"
+            "Train a many-to-one RNN (words as one-hot vectors, or learned vectors with\n"
+            "--embedding-dim -> recurrent layer -> last state -> linear) to classify short\n"
+            "texts, and report its accuracy on held-out texts (25%, never\n"
             "used to choose anything) next to the majority baseline. Without --tsv the data\n"
             "are 300 built-in review sentences, positive or negative\n"
             "(crnn.datasets.load_sentiment).\n"
@@ -715,6 +743,8 @@ def register(subparsers: Any) -> None:
         default=d["seed"],
         help="random seed of the split, the networks and the shuffling (default 0)",
     )
+    add_embedding_option(p, None, "word")
+    add_threads_option(p)
     p.add_argument(
         "--predict",
         action="append",
@@ -743,6 +773,7 @@ def _folds(text: str) -> int:
 @one_blas_thread
 def handler(args: argparse.Namespace) -> int:
     """Run ``crnn classify``; returns the exit status (0)."""
+    apply_threads(args)
     if args.tsv is not None:
         texts, labels = load_tsv(args.tsv, args.encoding)
         groups = None
@@ -760,6 +791,7 @@ def handler(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         folds=args.folds,
         restarts=args.restarts,
+        embedding_dim=args.embedding_dim,
     )
     # The settings follow the number of texts left once the test part is out.
     n_rest = len(texts) - int(round(len(texts) * args.test_fraction))
@@ -822,10 +854,12 @@ def handler(args: argparse.Namespace) -> int:
             f"{result.seconds:.1f} s{cut}; kept restart {result.restart + 1}, epoch "
             f"{result.best_epoch} (validation accuracy {result.val_accuracy:.1%})"
         )
+    words = "one-hot words" if not st.embedding_dim else f"word vectors {st.embedding_dim}"
     lines = [
         f"data: {name} ({len(texts)} texts, classes {', '.join(result.classes)})",
         split,
-        f"model: {cells.get(st.cell).title} {st.hidden} hidden units; Adam lr {st.lr:g}, batches "
+        f"model: {words} -> {cells.get(st.cell).title} {st.hidden} hidden units; Adam lr "
+        f"{st.lr:g}, batches "
         f"of {st.batch_size}, word dropout {st.word_dropout:g}",
         chose,
         f"test accuracy:     {result.accuracy:.1%}  ({int(round(result.accuracy * result.n_test))}"

@@ -55,6 +55,8 @@ from ..serialization import save
 from .common import (
     CLIError,
     Progress,
+    add_threads_option,
+    apply_threads,
     fraction,
     one_blas_thread,
     positive_float,
@@ -753,6 +755,7 @@ def register(subparsers: Any) -> None:
         default=d["seed"],
         help="random seed of the initialisation and the shuffling (default 0)",
     )
+    add_threads_option(p)
     p.add_argument(
         "--out",
         metavar="MODEL.npz",
@@ -908,6 +911,7 @@ def format_report(
 @one_blas_thread
 def handler(args: argparse.Namespace) -> int:
     """Run ``crnn forecast``; returns the exit status (0)."""
+    apply_threads(args)
     if args.column is not None and args.csv is None:
         raise CLIError("--column needs --csv FILE")
     for opt, path in (("--plot", args.plot), ("--out", args.out)):

@@ -327,7 +327,8 @@ class TrainResult:
     Attributes
     ----------
     chars : int
-        Characters trained on (predictions scored), over all windows.
+        Characters (a word model's words) trained on (predictions scored),
+        over all windows.
     windows : int
         Optimizer steps (one per window).
     epochs : float
@@ -416,7 +417,8 @@ def train(
         Default: ``make_optimizer(model)`` (Adam, lr 2e-3, clip 5).
     progress : Progress or None
         Advanced in seconds when `seconds` is set, else in windows; its
-        status shows the smoothed loss and characters per second.
+        status shows the smoothed loss and characters (a word model's
+        words) per second.
     sample_every_seconds, sample_every_windows : float, int
         Call ``on_sample(elapsed_seconds, smoothed_loss)`` every so many
         seconds, or every so many windows (0: never).
@@ -441,6 +443,7 @@ def train(
     model.train()
 
     clock = Timer()
+    rate_unit = "words/s" if isinstance(model, WordModel) else "chars/s"
     train_time = 0.0
     chars = 0
     windows = 0
@@ -487,7 +490,7 @@ def train(
                     ema = 0.95 * ema + 0.05 * loss
                 now = clock.seconds
                 if progress is not None:
-                    status = f"loss {ema:.3f}, {format_rate(chars / train_time)} chars/s"
+                    status = f"loss {ema:.3f}, {format_rate(chars / train_time)} {rate_unit}"
                     progress.update(now - last if seconds is not None else 1, status)
                 last = now
                 # No sample at the very end: the caller shows the final one.
