@@ -3,8 +3,8 @@
 - the reference against the same computation written in torch (float64,
   autograd), for every score, with and without masks;
 - central differences (`crnn.gradcheck`) for every score, mask and engine;
-- the C engine against the reference (float32 <= 1e-5, float64 <= 1e-12),
-  bitwise the same for 1, 2, 3 and 4 threads at shapes that split;
+- the C engine (batched products, masks, softmax) against the reference
+  (float32 <= 1e-5, float64 <= 1e-12);
 - masking: padded source steps get no weight and no gradient; rows of
   length 0 attend to nothing;
 - bad inputs, nothing modified; save / load.
@@ -204,24 +204,6 @@ def test_c_matches_reference(dtype, score, lengths):
         assert got[name].dtype == dtype and got[name].shape == want[name].shape, name
         err = rel_error(got[name], want[name])
         assert err <= REL_TOL[dtype], f"{name}: {err:.2e}"
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("T,S,B,A", [(20, 30, 8, 64), (1, 40, 1, 100), (33, 7, 3, 16)])
-def test_additive_is_bitwise_independent_of_threads(dtype, T, S, B, A):
-    query, keys, w, dout = _problem("additive", T, S, B, 16, 12, A, dtype=dtype, seed=6)
-    lengths = np.arange(B) * 5 % (S + 1)
-    lengths[0] = S
-    results = []
-    for n in (1, 2, 3, 4):
-        crnn.set_num_threads(n)
-        results.append(_all_results(F, "additive", query, keys, w, lengths, dout))
-    for n, res in zip((2, 3, 4), results[1:]):
-        for name in res:
-            assert res[name].tobytes() == results[0][name].tobytes(), f"{name}: {n} threads"
-    want = _all_results(R, "additive", query, keys, w, lengths, dout)
-    for name in want:
-        assert rel_error(results[0][name], want[name]) <= REL_TOL[dtype], name
 
 
 # --------------------------------------------------------------------------

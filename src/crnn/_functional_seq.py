@@ -18,9 +18,13 @@ What runs where, and why:
 - Attention, "additive" score: the B*T*S*A tensor ``tanh(W_q s_t + W_k
   h_j)``, its contraction with v and its backward are the hot loop (no GEMM
   can express them); they run on NumPy one batch row at a time (a T*S*A
-  block, never the whole tensor), recomputing the tanh in the backward
-  instead of storing it. The projections ``W_q s_t`` and ``W_k h_j`` are
-  GEMMs on BLAS.
+  block, never the whole tensor), on NumPy's vectorised (SIMD) tanh,
+  recomputing the tanh in the backward instead of storing it. The
+  projections ``W_q s_t`` and ``W_k h_j`` are GEMMs on BLAS. A C loop over
+  libm's scalar tanh measured 10-20x slower than this (9 x 9 steps, batch
+  32, A = 128, float64: 5.4-9.5 ms against 0.5 ms); a C kernel would need a
+  vector tanh such as the recurrent kernels' own. In ``crnn translate`` the
+  additive score takes about 8% of the training time.
 """
 
 from __future__ import annotations

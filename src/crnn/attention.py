@@ -5,9 +5,10 @@ encoder's outputs instead of relying on the encoder's final state alone.
 The layer computes it for all decoder steps at once (the decoder's states
 come from a teacher-forced pass, or one step at a time while decoding), over
 the encoder outputs, masking padded source steps. The computation is
-`crnn.functional.attention_forward` (C engine: the additive score's tanh
-tensor in C with OpenMP, products on BLAS) or
-`crnn.reference.attention_forward` (NumPy), chosen by ``backend``.
+`crnn.functional.attention_forward` (``backend="c"``: batched products on
+BLAS, the additive score's tanh on NumPy's vectorised tanh) or
+`crnn.reference.attention_forward` (the NumPy specification), chosen by
+``backend``.
 """
 
 from __future__ import annotations
