@@ -143,6 +143,39 @@ def test_forecaster_is_a_model():
         m.predict(3)
 
 
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("n_exog,num_layers", [(0, 1), (2, 2)])
+def test_forecaster_gradients_by_central_differences(backend, cell, n_exog, num_layers):
+    """The network behind `fit`, every cell, both engines, float64."""
+    from crnn.losses import mse
+
+    m = Forecaster(
+        window=5,
+        horizon=3,
+        hidden_size=4,
+        num_layers=num_layers,
+        cell=cell,
+        n_exog=n_exog,
+        dtype=np.float64,
+        seed=3,
+        backend=backend,
+    )
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3, 1 + n_exog))
+    y = rng.standard_normal((3, 3))
+
+    def f():
+        return mse(m(x), y)[0]
+
+    m.zero_grad()
+    _, dy = mse(m(x), y)
+    dx, _ = m.backward(dy)
+    params, grads = dict(m.params, x=x), dict(m.grads, x=dx)
+    rep = crnn.gradcheck(f, params, grads, atol=1e-9, max_checks_per_param=20, rng=0)
+    assert rep.ok, str(rep)
+
+
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
 def test_forecaster_beats_the_baselines_on_a_seasonal_series(strategy):
     y = seasonal(240)
