@@ -316,7 +316,13 @@ def test_translate_plot(tmp_path):
             ["--tsv", "{f}"],
             r"line 2: expected source<TAB>target",
         ),
+        (
+            "the cat\tdie Katze\tle chat\n",
+            ["--tsv", "{f}"],
+            r"line 1: expected one tab \(source<TAB>target\), found 2",
+        ),
         ("", ["--tsv", "{f}"], r"the file is empty"),
+        (" \n\n", ["--tsv", "{f}"], r"holds only whitespace"),
         ("# nothing\n", ["--tsv", "{f}"], r"no sentence pairs"),
         ("the cat\tdie Katze\n", ["--tsv", "{f}"], r"only 1 pair"),
         (None, ["--cell", "transformer"], r"unknown cell 'transformer'.*rnn, lstm, gru"),

@@ -374,6 +374,22 @@ def test_word_model_user_errors(tmp_path, content, args, pattern):
     user_error(run("train-text", f, "--out", tmp_path / "m.npz", "--epochs", 1, *args), pattern)
 
 
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (None, r"missing\.txt: no such file"),
+        (b"", r"the file is empty"),
+        (b"  \n\n", r"holds only whitespace"),
+        (b"caf\xe9\n", r"cannot decode it as utf-8"),
+    ],
+)
+def test_word_model_file_errors(tmp_path, content, pattern):
+    f = tmp_path / "missing.txt"
+    if content is not None:
+        f.write_bytes(content)
+    user_error(run("train-text", f, "--words", "--epochs", 1), pattern)
+
+
 def test_sample_rejects_other_models(tmp_path):
     path = tmp_path / "rnn.npz"
     crnn.save(crnn.RNN(2, 3), path)
