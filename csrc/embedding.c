@@ -5,9 +5,10 @@
  *
  * Every row of dweight sums its ids' gradient rows in the order the ids
  * come, starting from zero, whatever the thread count: on one thread by a
- * direct pass over the ids; on several, after a stable counting sort of the
- * positions by id, each thread owns a contiguous range of rows and sums
- * each of them in that order. The two give the same bits.
+ * direct pass over the ids; on several, each thread owns a contiguous range
+ * of rows (ranges of equal work, from a count of each row's ids) and makes
+ * the same pass, adding only the ids in its range. The two give the same
+ * bits.
  */
 #include "internal.h"
 
@@ -62,51 +63,34 @@ static void scatter_serial(const scatter *s)
 }
 
 /*
- * The positions of the ids grouped by row, each row's in id order (a
- * stable counting sort; the padding row's are left out): row v's positions
- * are order[end[v - 1] .. end[v]) (from 0 for v = 0). end has rows entries.
+ * before[v] = the number of ids (the padding row's left out) of the rows
+ * before v, for v in [0, rows]: rows + 1 entries.
  */
-static void group_by_row(const scatter *s, int64_t *end, int64_t *order)
+static void count_before(const scatter *s, int64_t *before)
 {
-    /* First the number of ids of each row, shifted one up: end[v] counts
-     * row v - 1; then the running sums make end[v] the first slot of row v. */
-    memset(end, 0, sizeof(int64_t) * (size_t)s->rows);
-    for (int64_t i = 0; i < s->n_ids; i++) {
-        const int64_t v = s->ids[i];
-        if (v != s->padding && v + 1 < s->rows)
-            end[v + 1]++;
-    }
-    for (int64_t v = 1; v < s->rows; v++)
-        end[v] += end[v - 1];
-    /* Placing each position at its row's next slot moves end[v] from the
-     * row's first slot to one past its last. */
-    for (int64_t i = 0; i < s->n_ids; i++) {
-        const int64_t v = s->ids[i];
-        if (v != s->padding)
-            order[end[v]++] = i;
-    }
+    memset(before, 0, sizeof(int64_t) * (size_t)(s->rows + 1));
+    for (int64_t i = 0; i < s->n_ids; i++)
+        if (s->ids[i] != s->padding)
+            before[s->ids[i] + 1]++;
+    for (int64_t v = 1; v <= s->rows; v++)
+        before[v] += before[v - 1];
 }
-
-/* The ids placed before row v (the sorted positions of rows < v). */
-static inline int64_t placed_before(const int64_t *end, int64_t v) { return v ? end[v - 1] : 0; }
 
 /*
  * The first row of slice k of nt: the rows split so that each slice has
  * about the same work, a row costing one (zeroing it) plus one per id it
- * sums. The cost of the rows before v, v + placed_before(v), grows with v,
- * so the first row whose cost reaches k / nt of the total is found by
- * bisection.
+ * sums. The cost of the rows before v, v + before[v], grows with v, so the
+ * first row whose cost reaches k / nt of the total is found by bisection.
  */
-static int64_t slice_start(const int64_t *end, int64_t rows, int k, int nt)
+static int64_t slice_start(const int64_t *before, int64_t rows, int k, int nt)
 {
     if (k >= nt)
         return rows;
-    const double total = (double)rows + (double)placed_before(end, rows);
-    const double target = total * k / nt;
+    const double target = ((double)rows + (double)before[rows]) * k / nt;
     int64_t lo = 0, hi = rows;
     while (lo < hi) {
         const int64_t mid = lo + (hi - lo) / 2;
-        if ((double)mid + (double)placed_before(end, mid) < target)
+        if ((double)mid + (double)before[mid] < target)
             lo = mid + 1;
         else
             hi = mid;
@@ -114,38 +98,42 @@ static int64_t slice_start(const int64_t *end, int64_t rows, int k, int nt)
     return lo;
 }
 
-/* nt threads, each owning a contiguous range of rows. Returns
- * CRNN_ERR_NOMEM when there is no room for the sort (nothing written). */
+/*
+ * nt slices of rows, each summed by one thread: it zeroes its rows, then
+ * runs through all the ids in order and adds the gradient rows of those in
+ * its range (so it reads dout front to back, as one thread alone does).
+ * Returns CRNN_ERR_NOMEM, with nothing written, when there is no room for
+ * the counts.
+ */
 static int scatter_parallel(const scatter *s, int nt)
 {
-    int64_t *end = crnn_alloc(sizeof(int64_t) * (size_t)s->rows);
-    int64_t *order = crnn_alloc(sizeof(int64_t) * (size_t)s->n_ids);
-    if (!end || !order) {
-        crnn_free(end);
-        crnn_free(order);
+    int64_t *before = crnn_alloc(sizeof(int64_t) * (size_t)(s->rows + 1));
+    if (!before)
         return CRNN_ERR_NOMEM;
-    }
-    group_by_row(s, end, order);
+    count_before(s, before);
     crnn_region_clock clock; /* a starved team makes the next calls back off */
     crnn_region_begin(&clock);
 #pragma omp parallel num_threads(crnn_team_for(nt))
     {
         crnn_region_enter(&clock);
         for (int k = crnn_thread_num(); k < nt; k += crnn_team_size()) {
-            const int64_t first = slice_start(end, s->rows, k, nt);
-            const int64_t last = slice_start(end, s->rows, k + 1, nt);
-            for (int64_t v = first; v < last; v++) {
-                char *row = s->dweight + (size_t)v * s->row_bytes;
-                crnn_zero(row, s->row_bytes);
-                for (int64_t p = placed_before(end, v); p < end[v]; p++)
-                    s->type.add(row, s->dout + (size_t)order[p] * s->row_bytes, s->dim);
+            const int64_t first = slice_start(before, s->rows, k, nt);
+            const int64_t last = slice_start(before, s->rows, k + 1, nt);
+            if (first == last)
+                continue;
+            crnn_zero(s->dweight + (size_t)first * s->row_bytes,
+                      (size_t)(last - first) * s->row_bytes);
+            for (int64_t i = 0; i < s->n_ids; i++) {
+                const int64_t v = s->ids[i];
+                if (v >= first && v < last && v != s->padding)
+                    s->type.add(s->dweight + (size_t)v * s->row_bytes,
+                                s->dout + (size_t)i * s->row_bytes, s->dim);
             }
         }
         crnn_region_share_done(&clock);
     }
     crnn_region_end(&clock, nt);
-    crnn_free(end);
-    crnn_free(order);
+    crnn_free(before);
     return CRNN_OK;
 }
 
@@ -197,6 +185,6 @@ int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_
         nt = (int)num_embeddings;
     if (nt > 1 && scatter_parallel(&s, nt) == CRNN_OK)
         return CRNN_OK;
-    scatter_serial(&s); /* one thread, or no room for the sort: the same sums */
+    scatter_serial(&s); /* one thread, or no room for the counts: the same sums */
     return CRNN_OK;
 }
