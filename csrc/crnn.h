@@ -204,6 +204,13 @@ int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_
  * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call
  * from any thread; n <= 0 returns to OpenMP's per-call default
  * (omp_get_max_threads(), so OMP_NUM_THREADS and threadpoolctl apply).
+ *
+ * Fork: a process forked after crnn ran parallel regions (a multiprocessing
+ * pool, a preforking server) keeps working. With GNU OpenMP, whose threads
+ * do not survive a fork, a handler lets the forking thread's threads go
+ * before the fork (the parent starts new ones at its next region); should
+ * that fail, the child runs every call on one thread, and
+ * crnn_get_num_threads() returns 1 there whatever was set.
  */
 void crnn_set_num_threads(int n);
 int crnn_get_num_threads(void);

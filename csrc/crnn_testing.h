@@ -75,6 +75,16 @@ void crnn_testing_backoff_reset(void);
 void crnn_testing_backoff_get(int *calls_left, int *spell_length);
 void crnn_testing_stall_next_region(int ms);
 
+/*
+ * (e) Whether the fork handler lets the forking thread's GNU OpenMP thread
+ * pool go before a fork (release != 0, the default), so that the child
+ * starts a fresh team. With 0 the handler skips it, as when the release
+ * fails: every child forked from then on runs each call on one thread (and
+ * crnn_get_num_threads() says 1 there). Returns the previous setting; with
+ * another OpenMP runtime, or none, there is no handler and this returns 1.
+ */
+int crnn_testing_set_fork_release(int release);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,12 +1,14 @@
 /*
  * Threads: the count for each call (crnn_set_num_threads, OpenMP's
- * default), the busy-machine back-off that the region clocks feed, and the
- * private test knobs of crnn_testing.h that steer them.
+ * default), what a fork does to it, the busy-machine back-off that the
+ * region clocks feed, and the private test knobs of crnn_testing.h that
+ * steer them.
  */
 #define _POSIX_C_SOURCE 200809L
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <pthread.h>
 #include <time.h>
 #endif
 
@@ -16,17 +18,87 @@
 /* > 0: a count fixed by crnn_set_num_threads; otherwise OpenMP's default. */
 static atomic_int g_num_threads = 0;
 
+/* 1 in a process forked from one whose OpenMP threads could not be let go
+ * before the fork (see "fork" below): every call runs on one thread. */
+static atomic_int g_serial_after_fork = 0;
+
 void crnn_set_num_threads(int n) { atomic_store(&g_num_threads, n > 0 ? n : 0); }
 
 int crnn_get_num_threads(void)
 {
 #ifdef _OPENMP
+    if (atomic_load_explicit(&g_serial_after_fork, memory_order_relaxed))
+        return 1;
     int n = atomic_load(&g_num_threads);
     return n > 0 ? n : omp_get_max_threads();
 #else
     return 1;
 #endif
 }
+
+/* --------------------------------------------------------------- fork */
+
+/*
+ * GNU OpenMP (libgomp) keeps a pool of threads for each thread that has
+ * started a parallel region, and fork() copies only the forking thread: a
+ * child whose thread had a pool waits forever for the pool's threads at its
+ * first region. So before a fork, crnn's handler lets the forking thread's
+ * pool go (omp_pause_resource_all, OpenMP 5.0: its threads exit; the parent
+ * starts a new pool at its next region, once per fork), and the child starts
+ * a fresh team at its first region, with every thread. Should that fail (a
+ * fork from inside a parallel region; a libgomp older than GCC 9), the child
+ * and its own children run every call on one thread instead: slower, never
+ * stuck, and bitwise the same results. Between forks a call pays one relaxed
+ * load (crnn_get_num_threads). Other OpenMP runtimes (LLVM's, Intel's) renew
+ * themselves in a forked child; crnn leaves them alone.
+ */
+#if defined(_OPENMP) && defined(__GNUC__) && !defined(__clang__) && !defined(_WIN32)
+#define CRNN_GNU_OPENMP 1
+#else
+#define CRNN_GNU_OPENMP 0
+#endif
+
+#if CRNN_GNU_OPENMP
+/* Test knob (e): 0 makes the handler skip the release, as if it failed. */
+static atomic_int g_fork_release = 1;
+
+/* Whether the forking thread's pool was let go; read in the child. */
+static _Thread_local int t_pool_released = 0;
+
+static void before_fork(void)
+{
+    t_pool_released = 0;
+    /* A serial process never started a team, but its thread may still hold
+     * a pool copied from the parent: releasing that would wait forever. */
+    if (atomic_load(&g_serial_after_fork) || !atomic_load(&g_fork_release))
+        return;
+#if __GNUC__ >= 9
+    t_pool_released = omp_pause_resource_all(omp_pause_soft) == 0;
+#endif
+}
+
+static void in_child_after_fork(void)
+{
+    if (!t_pool_released)
+        atomic_store(&g_serial_after_fork, 1);
+}
+
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    pthread_atfork(before_fork, NULL, in_child_after_fork);
+}
+
+int crnn_testing_set_fork_release(int release)
+{
+    return atomic_exchange(&g_fork_release, release != 0);
+}
+#else
+int crnn_testing_set_fork_release(int release)
+{
+    (void)release;
+    return 1;
+}
+#endif
 
 int crnn_have_openmp(void)
 {

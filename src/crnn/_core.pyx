@@ -212,3 +212,17 @@ def isa_supported(str name):
 
 def compiler():
     return crnn_compiler().decode()
+
+
+
+# == Embedding: the fork handler's test knob (csrc/threads.c) =====================
+
+cdef extern from "crnn_testing.h":
+    int crnn_testing_set_fork_release(int release)
+
+
+def _testing_set_fork_release(bint release):
+    """Whether the fork handler lets the OpenMP threads go before a fork (crnn_testing.h
+    (e)); False makes the children forked next run on one thread. Returns the previous
+    setting."""
+    return bool(crnn_testing_set_fork_release(release))

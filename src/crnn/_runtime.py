@@ -39,7 +39,15 @@ def set_num_threads(n: Optional[int]) -> None:
 
 def get_num_threads() -> int:
     """The number of threads the next crnn call from this thread will use
-    (at most; small problems use fewer). 1 when built without OpenMP."""
+    (at most; small problems use fewer). 1 when built without OpenMP.
+
+    A process forked after crnn ran parallel regions (a multiprocessing
+    pool, a preforking server) keeps its threads: with GNU OpenMP, whose
+    threads do not survive a fork, crnn lets the forking thread's OpenMP
+    threads go just before the fork and the child starts new ones. Should
+    that fail, the child runs every call on one thread and this returns 1
+    there, whatever was set.
+    """
     return int(_core.get_num_threads())
 
 
