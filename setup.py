@@ -12,6 +12,10 @@ Environment variables read at build time:
 OpenMP is probed with the compiler that builds the extension. If a tiny
 program using omp.h does not compile and link with -fopenmp, crnn is built
 single-threaded (the C code guards OpenMP with ``#ifdef _OPENMP``).
+
+The public headers (crnn.h, crnn_api.h and the .def files crnn.h includes)
+are copied next to the extension, into the package's ``include`` folder,
+for other extensions to build against (``crnn.get_include()``).
 """
 import contextlib
 import glob
@@ -72,8 +76,38 @@ def _silenced_fds():
             os.close(fd)
 
 
+# The headers another extension builds against: crnn.h and what it includes.
+PUBLIC_HEADERS = [
+    os.path.join("csrc", name)
+    for name in (
+        "crnn.h",
+        "crnn_api.h",
+        "crnn_cells.def",
+        "crnn_activations.def",
+        "crnn_isas.def",
+    )
+]
+
+
 class BuildExt(build_ext):
-    """build_ext that picks flags for the compiler actually in use."""
+    """build_ext that picks flags for the compiler actually in use, and
+    ships the public headers with the extension."""
+
+    def run(self):
+        super().run()
+        self._copy_public_headers()
+
+    def _copy_public_headers(self):
+        """Into crnn/include beside the built extension (the source tree's
+        package for an in-place or editable build)."""
+        if self.inplace or getattr(self, "editable_mode", False):
+            package = self.get_finalized_command("build_py").get_package_dir("crnn")
+        else:
+            package = os.path.join(self.build_lib, "crnn")
+        target = os.path.join(package, "include")
+        os.makedirs(target, exist_ok=True)
+        for header in PUBLIC_HEADERS:
+            self.copy_file(header, os.path.join(target, os.path.basename(header)))
 
     def finalize_options(self):
         super().finalize_options()

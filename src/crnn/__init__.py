@@ -8,6 +8,7 @@ from . import cells, data, init, losses, models, nn, optim, reference, training
 from ._runtime import (
     available_isas,
     build_info,
+    get_include,
     get_num_threads,
     limit_blas_threads,
     set_isa,
@@ -110,6 +111,7 @@ __all__ = [
     "build_info",
     "clip_grad_norm",
     "clip_grad_value",
+    "get_include",
     "get_num_threads",
     "limit_blas_threads",
     "reference",

@@ -214,11 +214,22 @@ def compiler():
     return crnn_compiler().decode()
 
 
+# == Embedding: the C API capsule and the fork handler's test knob ================
+# (csrc/crnn_api.h and capi.c; the fork handler in csrc/threads.c)
 
-# == Embedding: the fork handler's test knob (csrc/threads.c) =====================
+from cpython.pycapsule cimport PyCapsule_New
+
+cdef extern from *:
+    """
+    const crnn_api *crnn_api_table(void);
+    """
+    const crnn_api *crnn_api_table()
 
 cdef extern from "crnn_testing.h":
     int crnn_testing_set_fork_release(int release)
+
+#: Every function of crnn.h for other extensions (crnn_api.h: crnn_import_api).
+_C_API = PyCapsule_New(<void *>crnn_api_table(), CRNN_API_CAPSULE, NULL)
 
 
 def _testing_set_fork_release(bint release):

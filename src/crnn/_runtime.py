@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 import warnings
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
@@ -77,6 +78,22 @@ def build_info() -> Dict[str, Any]:
         "compiler": _core.compiler(),
         "num_threads": get_num_threads(),
     }
+
+
+def get_include() -> str:
+    """The folder of crnn's C headers, for extensions that call its kernels.
+
+    It holds ``crnn.h`` (the C interface), ``crnn_api.h`` (the table of
+    those functions that crnn publishes as the capsule
+    ``crnn._core._C_API``, and ``crnn_import_api()`` to fetch it) and the
+    ``.def`` files crnn.h includes. Build against it as against NumPy::
+
+        Extension("myext", ["myext.c"], include_dirs=[crnn.get_include()])
+
+    From Cython, ``from crnn.libcrnn cimport *`` declares the same (the
+    ``.pxd`` is installed with crnn). See crnn_api.h for an example.
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
 @contextlib.contextmanager

@@ -1,8 +1,19 @@
-# Cython declarations of crnn's C interface (csrc/crnn.h), cimported by the
-# binding (_core.pyx). Cell, activation and ISA codes
-# are not spelled out here: read them by name at run time
-# (crnn_cell_info_get, crnn_activation_name, crnn_isa_name), so that a new
-# cell needs no change in this file.
+# Cython declarations of crnn's C interface (csrc/crnn.h, installed with
+# crnn_api.h in crnn.get_include()), cimported by the binding (_core.pyx)
+# and by other extensions. Cell, activation and ISA codes are not spelled
+# out here: read them by name at run time (crnn_cell_info_get,
+# crnn_activation_name, crnn_isa_name), so that a new cell needs no change
+# in this file.
+#
+# crnn's own binding links the C code; another extension reaches the same
+# functions through the table of crnn_api.h (no link step), e.g.
+#
+#     from crnn.libcrnn cimport *
+#     cdef const crnn_api *api = crnn_import_api()    # with the GIL, once
+#     with nogil:
+#         status = api.forward(&layer, &weights, &seq)
+#
+# built with include_dirs=[crnn.get_include()].
 from libc.stdint cimport int64_t
 
 
@@ -98,3 +109,36 @@ cdef extern from "crnn.h" nogil:
     const char *crnn_isa_name(int isa)
     const char *crnn_activation_name(int activation)
     const char *crnn_compiler()
+
+
+cdef extern from "crnn_api.h":
+    enum:
+        CRNN_API_VERSION
+    const char *CRNN_API_CAPSULE  # the capsule's name, "crnn._core._C_API"
+
+    ctypedef struct crnn_api:
+        int version
+        int size
+        int (*cell_info_get)(int cell, crnn_cell_info *info) noexcept nogil
+        int (*forward)(const crnn_layer *layer, const crnn_weights *weights,
+                       const crnn_sequence *seq) noexcept nogil
+        int (*backward)(const crnn_layer *layer, const crnn_weights *weights,
+                        const crnn_sequence *seq, const crnn_gradients *grads) noexcept nogil
+        double (*total_norm)(int dtype, int64_t n, const void *const *arrays,
+                             const int64_t *sizes, double p) noexcept nogil
+        int (*scale)(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
+                     double factor) noexcept nogil
+        int (*clip_value)(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,
+                          double clip) noexcept nogil
+        void (*set_num_threads)(int n) noexcept nogil
+        int (*get_num_threads)() noexcept nogil
+        int (*have_openmp)() noexcept nogil
+        int (*set_isa)(int isa) noexcept nogil
+        int (*get_isa)() noexcept nogil
+        int (*isa_supported)(int isa) noexcept nogil
+        const char *(*isa_name)(int isa) noexcept nogil
+        const char *(*activation_name)(int activation) noexcept nogil
+        const char *(*compiler)() noexcept nogil
+
+    # Imports crnn and returns its table (ImportError when it does not match).
+    const crnn_api *crnn_import_api() except NULL
