@@ -110,19 +110,41 @@ def _cell_config(layer: Recurrent) -> Dict[str, Any]:
     return dict(cell=layer.spec.name, nonlinearity=layer.options.get("nonlinearity", "tanh"))
 
 
+# MLPRegressor's activations and their derivatives through the output, as
+# module-level functions so that a model holding them pickles.
+def _tanh_grad(y: np.ndarray) -> np.ndarray:
+    return 1 - y * y
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
+
+
+def _relu_grad(y: np.ndarray) -> np.ndarray:
+    return (y > 0).astype(y.dtype)
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    z = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + z), z / (1 + z)).astype(a.dtype)
+
+
+def _sigmoid_grad(y: np.ndarray) -> np.ndarray:
+    return y * (1 - y)
+
+
+_ACTIVATIONS = {
+    "tanh": (np.tanh, _tanh_grad),
+    "relu": (_relu, _relu_grad),
+    "sigmoid": (_sigmoid, _sigmoid_grad),
+}
+
+
 def _activation(name: str):
-    if name == "tanh":
-        return np.tanh, lambda y: 1 - y * y
-    if name == "relu":
-        return (lambda a: np.maximum(a, 0)), (lambda y: (y > 0).astype(y.dtype))
-    if name == "sigmoid":
-
-        def sig(a):
-            z = np.exp(-np.abs(a))
-            return np.where(a >= 0, 1 / (1 + z), z / (1 + z)).astype(a.dtype)
-
-        return sig, lambda y: y * (1 - y)
-    raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {name!r}")
+    """(f, df) for a nonlinearity name; df takes f's output."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {name!r}")
+    return _ACTIVATIONS[name]
 
 
 def _sample(

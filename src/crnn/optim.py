@@ -175,12 +175,16 @@ class Optimizer:
                     f"{sorted(str(d) for d in dtypes)}"
                 )
         self.backend = backend
-        self._engine = BACKENDS[backend]
         self._params = params
         self._specs = specs
         self._lr = 0.0
         self.num_steps = 0
         self._state: Dict[Any, State] = {}
+
+    @property
+    def _engine(self) -> Any:
+        """The module that clips (looked up, not stored: an optimizer pickles)."""
+        return BACKENDS[self.backend]
 
     def _init_base(self, params: Mapping, lr: float, **clipping: Any) -> None:
         """A subclass's last constructor step, once the hyper-parameters that
