@@ -101,7 +101,7 @@ def _check_float(
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in ({low}, {high}), got {value!r}")
-    if not low < value < high:
+    if not low < float(value) < high:
         raise ValueError(f"{name} must be a number in ({low}, {high}), got {value!r}")
 
 
@@ -181,6 +181,7 @@ class _RNNBase(BaseEstimator):
     stopping, warm start, partial_fit)."""
 
     _uses_tokens = False  # the forecaster reads values only
+    _model_sizes: Tuple[int, int]  # (inputs, outputs) of the fitted network
 
     # -- hooks of the subclasses ----------------------------------------------
 
