@@ -106,6 +106,11 @@ class CellSpec:
         The torch.nn class with the same semantics and parameter layout.
     onnx_gate_order : tuple of int or None
         The ONNX operator's gate blocks as indices of this cell's.
+    onnx_operator : str or None
+        The standard ONNX operator computing this cell ("RNN", "LSTM",
+        "GRU"), with these attribute values (``onnx_attributes``, e.g. the
+        GRU's ``linear_before_reset``): `crnn.onnx` exports the cell as that
+        node and runs such nodes with this cell.
     """
 
     name: str
@@ -121,6 +126,8 @@ class CellSpec:
     separate_bias_grads: bool = False
     torch_module: Optional[str] = None
     onnx_gate_order: Optional[Tuple[int, ...]] = None
+    onnx_operator: Optional[str] = None
+    onnx_attributes: Tuple[Tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         # Names every call looks up, computed once (the dataclass is frozen).
@@ -308,6 +315,7 @@ RNN = CellSpec(
     grads_type=RNNGrads,
     torch_module="RNN",
     onnx_gate_order=(0,),
+    onnx_operator="RNN",
 )
 
 LSTM = CellSpec(
@@ -322,6 +330,7 @@ LSTM = CellSpec(
     # ONNX's LSTM stacks [i o f c], PyTorch's (and crnn's) [i f g o].
     torch_module="LSTM",
     onnx_gate_order=(0, 3, 1, 2),
+    onnx_operator="LSTM",
 )
 
 GRU = CellSpec(
@@ -337,6 +346,8 @@ GRU = CellSpec(
     # ONNX's GRU stacks [z r h], PyTorch's [r z n] (linear_before_reset=1).
     torch_module="GRU",
     onnx_gate_order=(1, 0, 2),
+    onnx_operator="GRU",
+    onnx_attributes=(("linear_before_reset", 1),),
 )
 
 JORDAN = CellSpec(
