@@ -45,13 +45,13 @@ IMPLS = ("onnxruntime", "crnn.onnx")
 DEFAULT_THREADS = P.default_threads()
 
 
-def sessions(cell: str, shape, seed: int = 0):
+def sessions(cell: str, shape, seed: int = 0, threads: int = DEFAULT_THREADS):
     """({impl: call}, feeds): both runtimes on the export of one fresh layer."""
     T, B, I, H = shape
     layer = crnn.nn.Recurrent(cell, I, H, seed=seed)
     proto = co.export(layer)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = DEFAULT_THREADS
+    options.intra_op_num_threads = threads
     # Its pool's threads would otherwise spin between runs, on the cores
     # crnn's threads need in the interleaved measurement.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -110,10 +110,10 @@ def test_onnx_inference(timed, smoke, cell, shape, impl):
 # --------------------------------------------------------------------------
 
 
-def measure(cell: str, shape, budget: float, min_rounds: int = 5, max_rounds: int = 200):
+def measure(cell: str, shape, budget: float, threads: int, min_rounds=5, max_rounds=200):
     """{impl: [seconds per run]}: the runtimes in turns (order alternating),
     after two warm-up runs each, until `budget` seconds are spent."""
-    calls, _ = sessions(cell, shape)
+    calls, _ = sessions(cell, shape, threads=threads)
     results = {impl: call() for impl, call in calls.items()}
     for call in calls.values():
         call()
@@ -135,10 +135,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="problems.QUICK_SHAPES only")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per case (default 2)")
     parser.add_argument("--cells", default=",".join(CELLS), help="default rnn,lstm,gru")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="for both runtimes (default: all)"
+    )
     args = parser.parse_args(argv)
-    crnn.set_num_threads(DEFAULT_THREADS)
+    crnn.set_num_threads(args.threads)
     print(
-        f"onnxruntime {ort.__version__}, crnn {crnn.__version__}, {DEFAULT_THREADS} threads "
+        f"onnxruntime {ort.__version__}, crnn {crnn.__version__}, {args.threads} threads "
         "for both; ms per run (forward: output sequence and final states)"
     )
     header = (
@@ -149,7 +152,7 @@ def main(argv=None) -> int:
     print("-" * len(header))
     for cell in args.cells.split(","):
         for shape in P.QUICK_SHAPES if args.quick else P.SHAPES:
-            times, same = measure(cell, shape, args.budget)
+            times, same = measure(cell, shape, args.budget, args.threads)
             o, c = times["onnxruntime"], times["crnn.onnx"]
             print(
                 f"{cell:5} {','.join(map(str, shape)):>18} | {min(o) * 1e3:9.3f} "

@@ -162,11 +162,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="problems.QUICK_SHAPES only")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds per case (default 3)")
     parser.add_argument("--cells", default=",".join(CELLS), help="default RNN,LSTM,GRU")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="for torch and crnn (default: all)"
+    )
     args = parser.parse_args(argv)
     shapes = P.QUICK_SHAPES if args.quick else P.SHAPES
-    torch.set_num_threads(DEFAULT_THREADS)
+    torch.set_num_threads(args.threads)
+    crnn.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, crnn {crnn.__version__}, {DEFAULT_THREADS} threads for both; "
+        f"torch {torch.__version__}, crnn {crnn.__version__}, {args.threads} threads for both; "
         "ms per training step (forward, loss, backward, clip, Adam)"
     )
     header = (

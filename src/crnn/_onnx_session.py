@@ -202,8 +202,12 @@ class _Recurrent:
             )
             outs.append(_reverse(out, idx) if backwards else out)
             finals.append(states_n)
-        Y = np.stack(outs, axis=1)  # (T, D, B, H)
-        Y_states = [np.stack([f[i] for f in finals]) for i in range(len(spec.states))]
+        # (T, D, B, H) and (D, B, H); one direction's arrays only get an axis.
+        Y = outs[0][:, None] if D == 1 else np.stack(outs, axis=1)
+        Y_states = [
+            finals[0][i][None] if D == 1 else np.stack([f[i] for f in finals])
+            for i in range(len(spec.states))
+        ]
         if lengths is not None:
             # A row of length 0 ends with zero states, as onnxruntime has it
             # (crnn's layers keep the initial state there).
