@@ -24,12 +24,20 @@ import crnn.cli
 import crnn.functional
 import crnn.reference
 
+# The libraries of the adapters (optional extras): an adapter that subclasses
+# its library's classes (crnn.torch) cannot be imported without it.
+OPTIONAL_LIBRARIES = {"torch", "onnx", "onnxruntime", "sklearn", "dask", "distributed"}
+
 
 def _public_modules() -> List[types.ModuleType]:
     modules = [crnn]
     for info in pkgutil.walk_packages(crnn.__path__, "crnn."):
         if not any(part.startswith("_") for part in info.name.split(".")):
-            modules.append(importlib.import_module(info.name))
+            try:
+                modules.append(importlib.import_module(info.name))
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] not in OPTIONAL_LIBRARIES:
+                    raise
     return modules
 
 
@@ -45,10 +53,18 @@ def _public_names(module: types.ModuleType) -> List[str]:
     ]
 
 
+def _defined_by_crnn(cls: type, name: str) -> bool:
+    """Whether the class that provides `name` to `cls` is crnn's (a member
+    inherited from another library's base class, e.g. torch.nn.LSTM's, is
+    that library's to document)."""
+    owner = next(c for c in cls.__mro__ if name in vars(c))
+    return owner.__module__.split(".")[0] == "crnn"
+
+
 def _members(cls: type) -> Iterator[Tuple[str, Any]]:
     """(name, object help() documents) for each public method and property."""
     for name in dir(cls):
-        if name.startswith("_"):
+        if name.startswith("_") or not _defined_by_crnn(cls, name):
             continue
         static = inspect.getattr_static(cls, name)
         if isinstance(static, property):

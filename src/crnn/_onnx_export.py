@@ -31,6 +31,7 @@ MIN_OPSET = 14
 
 def _onnx_rows(spec: CellSpec, a: np.ndarray) -> np.ndarray:
     """Rows of the cell's gate blocks (first axis G*H) in ONNX's gate order."""
+    assert spec.onnx_gate_order is not None, "a cell with an onnx_operator has a gate order"
     blocks = np.split(a, spec.gates, axis=0)
     return np.concatenate([blocks[j] for j in spec.onnx_gate_order], axis=0)
 
@@ -199,7 +200,7 @@ def _build(model: Any, g: _Graph, lengths: bool, initial_state: bool) -> None:
     states: List[Optional[str]] = [None] * len(spec.states)
     if initial_state:
         states = list(spec.initial_states)
-        for name in states:
+        for name in spec.initial_states:
             g.inputs.append(g.value(name, f, [L * D, "B", W]))
     out, finals = _recurrent(g, layer, x, "lengths" if lengths else None, states)
 

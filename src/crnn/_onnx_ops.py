@@ -72,8 +72,9 @@ class Attributes:
                 )
 
 
-def _ints(a: Optional[np.ndarray]) -> Optional[List[int]]:
-    return None if a is None else [int(v) for v in np.asarray(a).reshape(-1)]
+def _ints(a: Any) -> List[int]:
+    """An integer input (a shape, axes, ...) as a list of Python ints."""
+    return [int(v) for v in np.asarray(a).reshape(-1)]
 
 
 def _axis(axis: int, rank: int) -> int:
@@ -111,7 +112,7 @@ def _constant_of_shape(attrs: Attributes, opset: int) -> NodeFunction:
     fill = attrs.get("value")
     fill = np.zeros(1, np.float32) if fill is None else np.asarray(fill).reshape(-1)
     attrs.done()
-    return lambda shape: (np.full(_ints(shape), fill[0], dtype=fill.dtype),)
+    return lambda shape: (np.full(tuple(_ints(shape)), fill[0], dtype=fill.dtype),)
 
 
 def _shape(attrs: Attributes, opset: int) -> NodeFunction:
@@ -171,7 +172,7 @@ def _unsqueeze(attrs: Attributes, opset: int) -> NodeFunction:
     attrs.done()
 
     def unsqueeze(x, axes=None):
-        chosen = _ints(axes) if axes is not None else attr_axes
+        chosen: List[int] = _ints(axes) if axes is not None else attr_axes
         rank = x.ndim + len(chosen)
         return (np.expand_dims(x, tuple(sorted(_axis(a, rank) for a in chosen))),)
 
@@ -185,14 +186,14 @@ def _concat(attrs: Attributes, opset: int) -> NodeFunction:
 
 
 def _slice(attrs: Attributes, opset: int) -> NodeFunction:
-    attr = [attrs.get(k) for k in ("starts", "ends", "axes")]  # opset < 10
+    attr: List[Any] = [attrs.get(k) for k in ("starts", "ends", "axes")]  # opset < 10
     attrs.done()
 
     def slice_(x, starts=None, ends=None, axes=None, steps=None):
-        s = _ints(starts) if starts is not None else attr[0]
-        e = _ints(ends) if ends is not None else attr[1]
-        ax = _ints(axes) if axes is not None else attr[2]
-        ax = list(range(len(s))) if ax is None else [_axis(a, x.ndim) for a in ax]
+        s: List[int] = _ints(starts) if starts is not None else attr[0]
+        e: List[int] = _ints(ends) if ends is not None else attr[1]
+        given: Optional[List[int]] = _ints(axes) if axes is not None else attr[2]
+        ax = list(range(len(s))) if given is None else [_axis(a, x.ndim) for a in given]
         st = _ints(steps) if steps is not None else [1] * len(s)
         index = [slice(None)] * x.ndim
         for a, start, end, step in zip(ax, s, e, st):
@@ -209,7 +210,7 @@ def _split(attrs: Attributes, opset: int) -> NodeFunction:
     attrs.done()
 
     def split(x, sizes=None):
-        parts = _ints(sizes) if sizes is not None else attr_split
+        parts: Optional[List[int]] = _ints(sizes) if sizes is not None else attr_split
         n = x.shape[axis]
         if parts is None:
             size = -(-n // count)  # the last part may be smaller (opset 18)

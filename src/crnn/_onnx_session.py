@@ -90,6 +90,7 @@ def _cell_options(spec: CellSpec, op: str, activations: Sequence[str], where: st
 def _onnx_to_cell_rows(spec: CellSpec, a: np.ndarray) -> np.ndarray:
     """Rows of ONNX gate blocks (first axis G*H) in the cell's gate order."""
     order = spec.onnx_gate_order
+    assert order is not None, "a cell with an onnx_operator has an onnx_gate_order"
     blocks = np.split(a, spec.gates, axis=0)
     return np.concatenate([blocks[order.index(j)] for j in range(spec.gates)], axis=0)
 
@@ -177,10 +178,11 @@ class _Recurrent:
             out.append(weights)
         return out
 
-    def __call__(self, X, W, R, B=None, sequence_lens=None, *states0):
+    def __call__(self, X, W, R, B=None, sequence_lens=None, *given_states):
         spec, D = self.spec, self.D
         weights = self._weights if self._weights is not None else self._cell_weights(W, R, B)
-        states0 = list(states0[: len(spec.states)]) + [None] * (len(spec.states) - len(states0))
+        n = len(spec.states)
+        states0: List[Any] = list(given_states[:n]) + [None] * (n - len(given_states))
         if self.layout == 1:  # batch-major: X (B, T, I), states (B, D, H)
             X = X.transpose(1, 0, 2)
             states0 = [None if s is None else s.transpose(1, 0, 2) for s in states0]
@@ -291,7 +293,7 @@ class Session:
                 )
             step = _Step(fn, tuple(node.input), tuple(node.output), where)
             if node.op_type == "Constant":  # folded now: a weight may come from one
-                self._constants[node.output[0]] = fn()[0]
+                self._constants[node.output[0]] = step.fn()[0]
             else:
                 self._steps.append(step)
 

@@ -209,8 +209,7 @@ def _options(module: Any, spec: CellSpec) -> tuple:
 
 # Type checkers see the mixins as the torch bases they are mixed into.
 if TYPE_CHECKING:
-    _LayerBase = torch.nn.RNNBase
-    _CellBase = torch.nn.RNNCellBase
+    from torch.nn import RNNBase as _LayerBase, RNNCellBase as _CellBase
 else:
     _LayerBase = _CellBase = object
 
@@ -277,9 +276,17 @@ class _Layer(_OnCrnn, _LayerBase):
         return states is None or all(s.dim() == input.dim() for s in states)
 
     def forward(self, input: Any, hx: Any = None) -> Any:
+        """torch.nn's forward: ``output, h_n`` (``output, (h_n, c_n)`` for the LSTM).
+
+        `input` is (T, B, I) (``batch_first``: (B, T, I)), unbatched (T, I),
+        or a PackedSequence (then `output` is one too); `hx` the initial
+        state(s), (num_layers * D, B, H), or None for zeros. Runs on crnn's
+        kernels, or on torch's implementation where crnn does not run (see
+        `crnn.torch`).
+        """
         self._update_flat_weights()
         if not self._crnn_input(input, hx):
-            return super().forward(input, hx)  # type: ignore[misc]
+            return super().forward(input, hx)
         spec = self._cell
         n = len(spec.states)
         packed = isinstance(input, PackedSequence)
@@ -425,9 +432,15 @@ class _Cell(_OnCrnn, _CellBase):
         return states or ()
 
     def forward(self, input: Any, hx: Any = None) -> Any:
+        """torch.nn's cell step: ``h'`` (``(h', c')`` for the LSTMCell).
+
+        `input` is (B, I) or unbatched (I,); `hx` the state(s), (B, H) or
+        (H,), or None for zeros. Runs on crnn's kernels, or on torch's
+        implementation where crnn does not run (see `crnn.torch`).
+        """
         states = self._crnn_states(input, hx)
         if states is None:
-            return super().forward(input, hx)  # type: ignore[misc]
+            return super().forward(input, hx)
         spec = self._cell
         n = len(spec.states)
         batched = input.dim() == 2
