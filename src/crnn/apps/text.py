@@ -33,6 +33,7 @@ word model writes words, and ``--complete`` suggests the next word.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import math
@@ -42,7 +43,7 @@ import textwrap
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -396,6 +397,7 @@ def train(
     sample_every_windows: int = 0,
     on_sample: Optional[Callable[[float, float], None]] = None,
     rng: Optional[Union[int, np.random.Generator]] = None,
+    trainer: Any = None,
 ) -> TrainResult:
     """Train `model` on `text` with stateful truncated BPTT.
 
@@ -424,6 +426,11 @@ def train(
         seconds, or every so many windows (0: never).
     rng : int, Generator or None
         Randomness of the window offsets between passes.
+    trainer : object or None
+        What runs each window: ``trainer.step(x, y) -> loss`` and
+        ``trainer.reset()``, with `crnn.training.TBPTT`'s meaning. None: a
+        TBPTT over `optimizer`; `crnn.dask.DataParallel` (``stateful=True``,
+        over `model`) trains on a Dask cluster instead.
 
     Returns
     -------
@@ -439,7 +446,7 @@ def train(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     B = layout(ids.shape[0], batch_size, seq_len)
     opt = make_optimizer(model) if optimizer is None else optimizer
-    tb = TBPTT(model, softmax_cross_entropy, opt, k=seq_len)
+    tb = TBPTT(model, softmax_cross_entropy, opt, k=seq_len) if trainer is None else trainer
     model.train()
 
     clock = Timer()
@@ -990,7 +997,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
             f"{_show(s.strip(chr(10)))}\n---"
         )
 
-    with bar:
+    with _cluster_trainer(args, model, opt, B, log) as (trainer, cluster), bar:
         res = train(
             model,
             data,
@@ -1004,6 +1011,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
             sample_every_windows=every_w,
             on_sample=on_sample,
             rng=args.seed,
+            trainer=trainer,
         )
     per = "word" if words else "character"
     log(
@@ -1026,6 +1034,7 @@ def cmd_train_text(args: argparse.Namespace) -> int:
         loss=res.loss,
         interrupted=res.interrupted,
         seed=args.seed,
+        **cluster,
     )
     if words and valid_ids is not None:
         nll, n, targets = evaluate_perplexity(model, valid_ids, seq_len=args.seq_len)
@@ -1057,6 +1066,64 @@ def cmd_train_text(args: argparse.Namespace) -> int:
         )
         return 130
     return 0
+
+
+# --------------------------------------------------------------------------
+# crnn train-text on a Dask cluster (--workers, --scheduler)
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _cluster_trainer(
+    args: argparse.Namespace, model: CharRNN, opt: Any, n_streams: int, log: Callable[..., None]
+) -> Iterator[Tuple[Any, Dict[str, Any]]]:
+    """``(trainer, summary entries)``: a `crnn.dask.DataParallel` over a new
+    LocalCluster of ``--workers`` processes or the cluster at ``--scheduler``
+    (closed, or disconnected from, at the end); ``(None, {})`` without them."""
+    if args.workers is None and args.scheduler is None:
+        yield None, {}
+        return
+    try:
+        from distributed import Client, LocalCluster
+
+        from ..dask import DataParallel
+    except ImportError:
+        raise CLIError("--workers and --scheduler need Dask: pip install 'crnn[dask]'") from None
+    with contextlib.ExitStack() as stack:
+        if args.workers is not None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+            where = f"a local Dask cluster of {args.workers} worker processes x 1 thread"
+        else:
+            try:
+                client = stack.enter_context(Client(args.scheduler, timeout=30))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise CLIError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
+            where = f"the Dask cluster at {args.scheduler}"
+        n_workers = len(client.nthreads())
+        if n_workers == 0:
+            raise CLIError(f"{where} has no workers")
+        if n_streams < n_workers:
+            raise CLIError(
+                f"{n_streams} streams cannot be shared by {n_workers} workers: give "
+                f"--batch-size >= {n_workers} (or a longer text)"
+            )
+        trainer = stack.enter_context(
+            DataParallel(model, softmax_cross_entropy, opt, client, stateful=True)
+        )
+        log(
+            f"cluster   {where}: each window's {n_streams} streams in {n_workers} shards, "
+            f"gradients summed by a tree of tasks, one optimizer step here",
+            flush=True,
+        )
+        yield trainer, dict(workers=n_workers, scheduler=args.scheduler)
 
 
 def _word_model(
@@ -1393,6 +1460,25 @@ def register(subparsers: Any) -> None:
         metavar="F",
         help="share of the words, at the end of the text, held out to measure the "
         "perplexity (default 0.1)",
+    )
+    d = p.add_argument_group(
+        "more than one machine (needs crnn[dask])",
+        "Synchronous data-parallel training: each window's streams are shared among Dask "
+        "workers, their gradients summed; the same training as on one process.",
+    )
+    where = d.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="start a local Dask cluster of N worker processes (1 thread each) and train on it",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)",
     )
     p.set_defaults(func=cmd_train_text)
 
