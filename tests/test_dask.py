@@ -9,7 +9,8 @@ processes with 1 thread each, shared by the whole module.
   a worker killed in the middle of a step (its process, SIGKILL) does not
   change the result; resuming from a checkpoint gives the weights of an
   uninterrupted run.
-- ``crnn train-text --scheduler`` / ``--workers`` train on a cluster.
+- ``crnn train-text --scheduler`` / ``--workers`` train on a cluster: the
+  same training as in one process.
 
 Every wait has a timeout (`WAIT`), so a hang fails instead of hanging.
 Skipped when dask[array] or distributed is not installed.
@@ -22,8 +23,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -35,7 +34,7 @@ distributed = pytest.importorskip("distributed")
 
 import crnn  # noqa: E402
 import crnn.dask as cd  # noqa: E402
-from crnn import cells  # noqa: E402
+from crnn import cells, cli  # noqa: E402
 from crnn.losses import mse, softmax_cross_entropy  # noqa: E402
 from crnn.models import CharRNN, MLPRegressor, SequenceClassifier, SequenceTagger  # noqa: E402
 from crnn.nn import recurrent_layer  # noqa: E402
@@ -560,41 +559,22 @@ def test_checkpoint_refuses_what_does_not_match(tmp_path):
 TEXT = "the cat sat on the mat. the dog ate the bone. " * 20
 
 
-def train_text(tmp_path, *extra):
+def train_text(tmp_path, capsys, *extra):
+    """`crnn train-text` in this process (no interpreter to start); its JSON summary."""
     (tmp_path / "t.txt").write_text(TEXT)
-    env = dict(os.environ, CRNN_PROGRESS="plain")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crnn",
-            "train-text",
-            "t.txt",
-            "--epochs",
-            "2",
-            "--hidden",
-            "16",
-            "--seq-len",
-            "10",
-            "--batch-size",
-            "6",
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=WAIT,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    args = ["train-text", str(tmp_path / "t.txt"), "--epochs", "2", "--hidden", "16"]
+    args += ["--seq-len", "10", "--batch-size", "6", "--json", *map(str, extra)]
+    capsys.readouterr()
+    assert cli.main(args) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
 
 
-def test_train_text_on_a_cluster_is_the_same_training(client, tmp_path):
+def test_train_text_on_a_cluster_is_the_same_training(client, tmp_path, capsys):
     address = client.scheduler.address
-    alone = train_text(tmp_path, "--out", "alone.npz")
-    on_cluster = train_text(tmp_path, "--scheduler", address, "--out", "cluster.npz")
+    alone = train_text(tmp_path, capsys, "--out", tmp_path / "alone.npz")
+    on_cluster = train_text(
+        tmp_path, capsys, "--scheduler", address, "--out", tmp_path / "cluster.npz"
+    )
     assert on_cluster["workers"] == 2 and on_cluster["scheduler"] == address
     assert on_cluster["first_loss"] == pytest.approx(alone["first_loss"], rel=1e-6)
     # float32 training: the two sums differ in their last bits only.
@@ -604,29 +584,16 @@ def test_train_text_on_a_cluster_is_the_same_training(client, tmp_path):
         np.testing.assert_allclose(c.params[name], w, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_train_text_workers_starts_its_own_cluster(tmp_path):
-    summary = train_text(tmp_path, "--workers", "1", "--out", "one.npz")
+def test_train_text_workers_starts_its_own_cluster(tmp_path, capsys):
+    summary = train_text(tmp_path, capsys, "--workers", "1", "--out", tmp_path / "one.npz")
     assert summary["workers"] == 1 and summary["scheduler"] is None
     assert summary["loss"] < summary["first_loss"]
 
 
-def test_train_text_cluster_options_are_checked(tmp_path):
+def test_train_text_cluster_options_are_checked(tmp_path, capsys):
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crnn",
-            "train-text",
-            "t.txt",
-            "--workers",
-            "2",
-            "--scheduler",
-            "tcp://127.0.0.1:1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=WAIT,
-    )
-    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+    t = str(tmp_path / "t.txt")
+    assert cli.main(["train-text", t, "--workers", "2", "--scheduler", "tcp://h:1"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert cli.main(["train-text", t, "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -59,7 +59,17 @@ EXPECTED = {
         r"no clipping: loss not finite from step \d+ on",
         r"clip_grad_norm 0\.5: test MSE [\d.e+-]+",
     ],
+    "dask_cluster.py": [
+        r"cluster: 2 workers",
+        r"step\s+1/\d+\s+loss",
+        r"same weights as one process: max difference (\d\.\de-1[2-9]|0\.0e\+00)",
+        r"resumed from the checkpoint of step \d+: max difference from the uninterrupted run 0\.0e\+00",
+        r"accuracy on [\d,]+ new streams \(crnn\.dask\.predict, 8 blocks\)",
+    ],
 }
+
+# Scripts that need an optional extra: skipped cleanly when it is not installed.
+NEEDS = {"dask_cluster.py": ("dask.array", "distributed")}
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/ is not shipped here")
 
@@ -70,6 +80,8 @@ def test_every_example_is_tested():
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_example_runs(script):
+    for module in NEEDS.get(script, ()):
+        pytest.importorskip(module)
     env = dict(os.environ, CRNN_EXAMPLES_QUICK="1")
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / script)],
