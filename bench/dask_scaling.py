@@ -11,7 +11,9 @@ on a LocalCluster of 1 worker and on one of 2 workers (processes, 1 thread
 each), and the model's own call in this process on 1 thread and on every
 thread, on the whole batch and block by block (the blocks of the dask
 array, one call each), in turns (1 worker, 2 workers, own calls, 1 worker,
-...), so that load from elsewhere hits them alike. The inputs are persisted
+...), so that load from elsewhere hits them alike; and, as the control, the
+same blocks in 1 and in 2 plain processes (multiprocessing, no Dask): what
+the machine itself gives a second process. The inputs are persisted
 on the workers first (a dataset the tasks read) and the predictions stay
 there, as the model's own call keeps its result in this process: a predict
 is the model's scatter and the tasks.
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -72,6 +75,49 @@ def clusters(sizes):
     return out
 
 
+# The control: the same blocks in plain processes (multiprocessing, no Dask),
+# to tell what the machine itself gives a second process from what crnn.dask
+# adds. Each pool process builds the same model and data once.
+_POOL: Dict[str, object] = {}
+
+
+def _pool_init(T: int, B: int) -> None:
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    import crnn
+    from crnn.models import SequenceTagger
+
+    crnn.set_num_threads(1)
+    _POOL["model"] = SequenceTagger(64, 256, 64, seed=0).eval()
+    _POOL["x"] = np.random.default_rng(0).standard_normal((T, B, 64)).astype(np.float32)
+
+
+def _pool_block(bounds) -> int:
+    lo, hi = bounds
+    return int(_POOL["model"](_POOL["x"][:, lo:hi])[0].shape[1])
+
+
+def busy_fraction(client: Any, run: Callable[[], None], workers: int) -> Dict[str, float]:
+    """One more predict, under Dask's task stream: how much of the wall time
+    the workers spent computing blocks (1.0: no time lost to Dask), and the
+    mean seconds per block task."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as ts:
+        t0 = time.perf_counter()
+        run()
+        wall = time.perf_counter() - t0
+    spans = [
+        s["stop"] - s["start"]
+        for t in ts.data
+        for s in t["startstops"]
+        if s["action"] == "compute" and "crnn-predict" in str(t["key"])
+    ]
+    return {
+        f"busy fraction, {workers} worker(s)": sum(spans) / (wall * workers),
+        f"seconds per block task, {workers} worker(s)": sum(spans) / len(spans),
+    }
+
+
 def bench_predict(repeats: int, T: int, B: int, block: int) -> Dict[str, object]:
     import dask.array as da
     from distributed import futures_of, wait
@@ -83,6 +129,7 @@ def bench_predict(repeats: int, T: int, B: int, block: int) -> Dict[str, object]
     model = SequenceTagger(64, 256, 64, seed=0).eval()  # float32
     x = np.random.default_rng(0).standard_normal((T, B, 64)).astype(np.float32)
     cl = clusters((1, 2))
+    pools: Dict[int, Any] = {}
     try:
         # The inputs live on the workers, as a dataset read by the tasks
         # would, and the predictions stay there (persisted), as the model's
@@ -112,17 +159,33 @@ def bench_predict(repeats: int, T: int, B: int, block: int) -> Dict[str, object]
 
             return run
 
+        ctx = multiprocessing.get_context("spawn")
+        for n in (1, 2):
+            pools[n] = ctx.Pool(n, initializer=_pool_init, initargs=(T, B))
+        blocks = [(lo, min(lo + block, B)) for lo in range(0, B, block)]
+
+        def plain(n):
+            return lambda: pools[n].map(_pool_block, blocks, chunksize=1)
+
         cases = {
             "predict, 1 worker": on(1),
             "predict, 2 workers": on(2),
+            "plain processes (no Dask), 1": plain(1),
+            "plain processes (no Dask), 2": plain(2),
             "model(x), 1 thread": own(1, B),
             f"model(x), {os.cpu_count()} threads": own(None, B),
             "model(block) per block, 1 thread": own(1, block),
             f"model(block) per block, {os.cpu_count()} threads": own(None, block),
         }
-        times = interleaved(cases, repeats)
+        # NumPy's BLAS on one thread here, as Dask's nanny sets it in the
+        # workers: its spinning threads would slow everything else down.
+        with crnn.limit_blas_threads():
+            times = interleaved(cases, repeats)
+        busy = {n: busy_fraction(cl[n][1], on(n), n) for n in cl}
     finally:
         crnn.set_num_threads(None)
+        for pool in pools.values():
+            pool.terminate()
         for lc, client in cl.values():
             client.close()
             lc.close()
@@ -134,9 +197,13 @@ def bench_predict(repeats: int, T: int, B: int, block: int) -> Dict[str, object]
         "2 workers vs 1 (median of paired ratios)": statistics.median(
             a / b for a, b in zip(one, two)
         ),
+        "plain processes, 2 vs 1 (median): the machine's own gain": statistics.median(
+            times["plain processes (no Dask), 1"]
+        )
+        / statistics.median(times["plain processes (no Dask), 2"]),
     }
     for name in cases:
-        if not name.startswith("predict"):
+        if name.startswith("model"):
             ratios[f"2 workers vs {name} (median)"] = statistics.median(
                 times[name]
             ) / statistics.median(two)
@@ -144,6 +211,7 @@ def bench_predict(repeats: int, T: int, B: int, block: int) -> Dict[str, object]
         "problem": {"T": T, "B": B, "block": block, "model": repr(model)},
         "times": res,
         "sequences_per_s": {name: B / r["median"] for name, r in res.items()},
+        "workers": {k: v for n in busy for k, v in busy[n].items()},
         "ratios": ratios,
     }
 
@@ -217,7 +285,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--T", type=int, default=100)
     ap.add_argument("--B", type=int, default=2048)
-    ap.add_argument("--block", type=int, default=256)
+    ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     out: Dict[str, object] = {"loadavg_before": loadavg(), "cpus": os.cpu_count()}

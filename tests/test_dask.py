@@ -277,6 +277,13 @@ def test_predict_checks_its_arguments_before_any_task(client):
         cd.predict_long(bi, X)
     with pytest.raises(ValueError, match="chunked along time and rows only"):
         cd.predict_long(m, da.from_array(x, chunks=(3, 2, 2)))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(num_layers \* num_directions, 4,"):
+        cd.predict_long(m, X, h0=np.zeros((1, 3, 6)))
+    with pytest.raises(ValueError, match="h0"):
+        cd.predict_long(m, X, h0=np.zeros((1, 4, 5)))  # the model's own check
+    mlp = MLPRegressor(4, 5, 2, dtype=np.float64)
+    with pytest.raises(TypeError, match="lengths"):
+        cd.predict(mlp, da.zeros((8, 4), chunks=(4, 4)), [1] * 8, batch_axis=0)
 
 
 # --------------------------------------------------------------------------
@@ -333,8 +340,17 @@ def three_workers(cluster):
         time.sleep(0.1)
 
 
+@pytest.fixture(params=["inline", "held"])
+def weights_travel(request, monkeypatch):
+    """Both ways a step's weights reach the workers: inside the shards' tasks
+    (small models), or in one task of their own (forced here)."""
+    if request.param == "held":
+        monkeypatch.setattr(cd._data_parallel, "INLINE_WEIGHTS_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("n_workers", [1, 2, 3])
-def test_data_parallel_equals_single_process(request, client, n_workers):
+def test_data_parallel_equals_single_process(request, client, n_workers, weights_travel):
     if n_workers == 3:
         client = request.getfixturevalue("three_workers")
     batches = stream_batches(5)
@@ -402,7 +418,7 @@ def stall_once(pred, y, reduction="mean", mask=None, *, armed, marker):
     return softmax_cross_entropy(pred, y, mask=mask, reduction=reduction)
 
 
-def test_a_worker_killed_mid_step_changes_nothing(client, tmp_path):
+def test_a_worker_killed_mid_step_changes_nothing(client, tmp_path, weights_travel):
     batches = stream_batches(3, seed=7)
     want, want_losses, _ = single_process(batches)
     armed, marker = tmp_path / "armed", tmp_path / "stalled-worker"
@@ -490,6 +506,8 @@ def test_data_parallel_checks_its_arguments(client):
     with pytest.raises(ValueError, match="checkpoint_dir and checkpoint_every together"):
         cd.DataParallel(m, softmax_cross_entropy, opt, client, checkpoint_every=3)
     dp.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        dp.step(x, y)
 
 
 # --------------------------------------------------------------------------

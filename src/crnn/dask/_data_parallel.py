@@ -23,6 +23,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _WORKERS_REFRESH_S = 5.0
 
+# Up to this many bytes in all (weights x shards), a step's weights travel
+# inside each shard's task, through the scheduler, which saves the task that
+# holds them and a copy between workers (a quarter of a step's overhead at
+# the demo's size); above it, one task holds them and the workers fetch
+# them from each other. Either way the graph keeps them, for recomputation.
+INLINE_WEIGHTS_BYTES = 4 << 20
+
 
 def _client(client: Any) -> Any:
     from distributed import Client, default_client
@@ -59,9 +66,9 @@ class DataParallel:
     pass on its shard with the step's weights; the shards' gradients are
     summed by a binary tree of tasks in a fixed order (depth
     ceil(log2(shards))); the sum comes back here, the optimizer takes one
-    step, and the new weights reach every worker for the next step (one
-    task of the step's graph holds them; the workers fetch it from each
-    other). This is mathematically the same as single-process training on the
+    step, and the new weights reach every worker for the next step (inside
+    the shards' tasks for a small model, else in one task of the step's
+    graph that the workers copy from each other). This is mathematically the same as single-process training on the
     whole batch (`crnn.training.TBPTT` with ``stateful=True``, or a plain
     forward/loss/backward/step loop): the same mean loss, the same
     gradient, the same update; only the order of the sum over rows differs,
@@ -248,6 +255,8 @@ class DataParallel:
         float
             The loss of the whole batch (the mean over its counted positions).
         """
+        if self._model_future is None:
+            raise RuntimeError("this DataParallel is closed")
         x = np.asarray(x)
         y = np.asarray(y)
         bax = input_batch_axis(self.model, x.ndim, self.batch_axis)
@@ -268,9 +277,10 @@ class DataParallel:
         client = self.client
         self._rounds += 1
         key = f"crnn-dp-{self._run}-{self._rounds}"
-        weights_future = client.submit(
-            _worker.hold, self.model.state_dict(), key=f"{key}-weights", pure=False
-        )
+        weights: Any = self.model.state_dict()
+        if len(bounds) * sum(w.nbytes for w in weights.values()) > INLINE_WEIGHTS_BYTES:
+            # One task holds them; the workers copy them from each other.
+            weights = client.submit(_worker.hold, weights, key=f"{key}-weights", pure=False)
         workers = self._workers
         leaves = []
         for i, (lo, hi) in enumerate(bounds):
@@ -285,7 +295,7 @@ class DataParallel:
                 client.submit(
                     _worker.shard_gradients,
                     self._model_future,
-                    weights_future,
+                    weights,
                     _rows(x, bax, lo, hi),
                     _rows(y, yax, lo, hi),
                     None if mask is None else _rows(mask, yax, lo, hi),
@@ -310,7 +320,7 @@ class DataParallel:
                 f"data-parallel step {self.num_steps + 1} took longer than {self.timeout} s"
             ) from None
         finally:
-            del leaves, root, weights_future
+            del leaves, root, weights
         self._refresh_workers()
 
         for name, g in result.grads.items():

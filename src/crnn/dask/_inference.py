@@ -101,23 +101,34 @@ class OutputLayout(NamedTuple):
 
 
 def output_layout(
-    model: Module, shape: Tuple[int, ...], dtype: Any, batch_axis: int
+    model: Module,
+    shape: Tuple[int, ...],
+    dtype: Any,
+    batch_axis: int,
+    lengths: Optional[np.ndarray] = None,
+    h0: Any = None,
+    stateful: bool = False,
 ) -> OutputLayout:
     """Run a copy of `model` on zero inputs of 1 and 2 rows (the other sizes
-    as in `shape`) to learn the prediction's batch axis, shape and dtype.
+    as in `shape`; the first rows of `lengths` and, with `stateful`, of
+    `h0`) to learn the prediction's batch axis, shape and dtype.
 
     Zero inputs are valid ids for token models too. The model's own
-    checks speak first: a wrong dtype or feature size raises here, in the
-    caller's process, before any task runs.
+    checks speak first: a wrong dtype, feature size, lengths or initial
+    state raises here, in the caller's process, before any task runs.
     """
     probe = copy.deepcopy(model).eval()
     outs = []
-    stateful = False
+    returned_state = False
     for rows in (1, 2):
         s = list(shape)
         s[batch_axis] = rows
-        pred, state = _worker.split_output(probe(np.zeros(s, dtype=dtype)))
-        stateful = state is not None
+        args: List[Any] = [np.zeros(s, dtype=dtype)]
+        if stateful:
+            args.append(_state_rows(h0, 0, rows))
+        kwargs = {} if lengths is None else {"lengths": lengths[:rows]}
+        pred, state = _worker.split_output(probe(*args, **kwargs))
+        returned_state = state is not None
         outs.append(np.asarray(pred))
     one, two = outs
     differ = [
@@ -128,7 +139,7 @@ def output_layout(
             f"cannot tell the rows of {type(model).__name__}'s prediction: shapes {one.shape} "
             f"and {two.shape} for inputs of 1 and 2 rows along axis {batch_axis}"
         )
-    return OutputLayout(differ[0], one.shape, one.dtype, stateful)
+    return OutputLayout(differ[0], one.shape, one.dtype, returned_state)
 
 
 def _default_client() -> Any:
@@ -207,9 +218,11 @@ def predict(
         Where to scatter the model; None: the current client, if any.
     threads : int or None
         crnn threads per task in a distributed worker (default 1: a worker
-        runs as many tasks at once as it has threads); None leaves the
-        worker's setting alone. With dask's local schedulers crnn's thread
-        count is left as it is (set it with `crnn.set_num_threads`).
+        runs as many tasks at once as it has threads), set with
+        `crnn.set_num_threads` for the worker's whole process (with an
+        in-process cluster, ``processes=False``, that is yours); None leaves
+        the worker's setting alone. With dask's local schedulers crnn's
+        thread count is left as it is.
 
     Returns
     -------
@@ -239,7 +252,7 @@ def predict(
         raise ValueError(f"X has no rows (axis {bax} has size 0)")
     time_axis = 1 - bax if X.ndim >= 2 and bax in (0, 1) else None
     lens = _row_lengths(lengths, X.shape[time_axis] if time_axis is not None else 0, B)
-    layout = output_layout(model, X.shape, X.dtype, bax)
+    layout = output_layout(model, X.shape, X.dtype, bax, lengths=lens)
     ref = model_reference(model, client)
     token = dask.base.tokenize(X.name, lens, threads, uuid.uuid4().hex)
     blocks = X.to_delayed().reshape(-1)
@@ -261,13 +274,29 @@ def predict(
 # --------------------------------------------------------------------------
 
 
+def _check_state_rows(h0: Any, B: int) -> None:
+    """Every array of an initial state must have the B rows on its axis 1
+    (the model checks the rest)."""
+    if h0 is None:
+        return
+    for part in h0 if isinstance(h0, (tuple, list)) else [h0]:
+        shape = np.shape(part)
+        if part is not None and (len(shape) != 3 or shape[1] != B):
+            raise ValueError(
+                f"h0 must have shape (num_layers * num_directions, {B}, size) (the batch on "
+                f"axis 1), got {shape}"
+            )
+
+
 def _state_rows(state: Any, lo: int, hi: int) -> Any:
     """Rows lo:hi of a state (array or tuple; the batch on axis 1)."""
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
-        return tuple(None if s is None else np.ascontiguousarray(s[:, lo:hi]) for s in state)
-    return np.ascontiguousarray(state[:, lo:hi])
+        return tuple(
+            None if s is None else np.ascontiguousarray(np.asarray(s)[:, lo:hi]) for s in state
+        )
+    return np.ascontiguousarray(np.asarray(state)[:, lo:hi])
 
 
 def predict_long(
@@ -335,9 +364,19 @@ def predict_long(
     if B < 1 or T < 1:
         raise ValueError(f"X must have at least one step and one row, got shape {X.shape}")
     lens = _row_lengths(lengths, T, B)
+    _check_state_rows(h0, B)
+    T0 = X.chunks[tax][0]
     probe_shape = list(X.shape)
-    probe_shape[tax] = X.chunks[tax][0]
-    layout = output_layout(model, tuple(probe_shape), X.dtype, bax)
+    probe_shape[tax] = T0
+    layout = output_layout(
+        model,
+        tuple(probe_shape),
+        X.dtype,
+        bax,
+        lengths=None if lens is None else np.minimum(lens, T0),
+        h0=h0,
+        stateful=True,
+    )
     if not layout.stateful or layout.batch_axis != bax or layout.shape[tax] != X.chunks[tax][0]:
         raise ValueError(
             f"predict_long needs a model that returns (outputs, state) with the outputs "
