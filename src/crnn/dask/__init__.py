@@ -31,9 +31,10 @@ try:
     import dask.array  # noqa: F401
     import distributed  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
+    raise ModuleNotFoundError(
         f"crnn.dask needs Dask ({exc}); install it with: pip install 'crnn[dask]' "
-        "(that is dask[array] and distributed)"
+        "(that is dask[array] and distributed)",
+        name=exc.name,
     ) from exc
 
 from ._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint

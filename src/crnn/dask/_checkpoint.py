@@ -113,7 +113,7 @@ def save_checkpoint(
     }
     arrays[_META] = np.array(json.dumps(meta))
     with open(os.path.join(tmp, _TRAINER), "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, allow_pickle=False, **arrays)
 
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)

@@ -137,7 +137,7 @@ class DataParallel:
     def __init__(
         self,
         model: Module,
-        loss_fn: Callable[..., Tuple[float, np.ndarray]],
+        loss_fn: Callable[..., Any],
         optimizer: Any,
         client: Any = None,
         *,
@@ -172,7 +172,7 @@ class DataParallel:
             raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
         if timeout is not None and not (isinstance(timeout, numbers.Real) and timeout > 0):
             raise ValueError(f"timeout must be a number > 0 or None, got {timeout!r}")
-        self.client = _client(client)
+        self.client: Any = _client(client)
         workers = sorted(self.client.nthreads())
         if not workers and shards is None:
             raise ValueError("the client has no workers (give shards= or wait for workers)")
@@ -180,26 +180,28 @@ class DataParallel:
             shards = len(workers)
         if isinstance(shards, bool) or not isinstance(shards, numbers.Integral) or shards < 1:
             raise ValueError(f"shards must be an int >= 1, got {shards!r}")
-        self.model = model
-        self.loss_fn = loss_fn
-        self.optimizer = optimizer
-        self.shards = int(shards)
-        self.stateful = stateful
-        self.batch_axis = batch_axis
-        self.threads = check_threads(threads)
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)
-        self.timeout = None if timeout is None else float(timeout)
-        self.num_steps = 0
+        self.model: Module = model
+        self.loss_fn: Callable[..., Any] = loss_fn
+        self.optimizer: Any = optimizer
+        self.shards: int = int(shards)
+        self.stateful: bool = stateful
+        self.batch_axis: Optional[int] = batch_axis
+        self.threads: Optional[int] = check_threads(threads)
+        self.checkpoint_dir: Optional[PathLike] = checkpoint_dir
+        self.checkpoint_every: Optional[int] = (
+            None if checkpoint_every is None else int(checkpoint_every)
+        )
+        self.timeout: Optional[float] = None if timeout is None else float(timeout)
+        self.num_steps: int = 0
         self.state: Any = None
-        self._workers = workers
-        self._workers_seen = time.monotonic()
-        self._run = uuid.uuid4().hex[:12]
-        self._rounds = 0  # steps submitted: task keys never repeat, even after a resume
+        self._workers: List[str] = workers
+        self._workers_seen: float = time.monotonic()
+        self._run: str = uuid.uuid4().hex[:12]
+        self._rounds: int = 0  # steps submitted: task keys never repeat, even after a resume
         # The model reaches every worker once, at the start; each step sends
         # only its weights. Both are tasks holding their data (see
         # _worker.hold): a lost copy is recomputed, never missing.
-        self._model_future = self.client.submit(
+        self._model_future: Any = self.client.submit(
             _worker.hold, copy.deepcopy(model), key=f"crnn-dp-{self._run}-model", pure=False
         )
         self.client.replicate([self._model_future])
@@ -330,8 +332,9 @@ class DataParallel:
         if self.stateful:
             self.state = _worker.concat_states(result.states)
         self.num_steps += 1
-        if self.checkpoint_every is not None and self.num_steps % self.checkpoint_every == 0:
-            self.save_checkpoint(self.checkpoint_dir)
+        every, directory = self.checkpoint_every, self.checkpoint_dir
+        if every is not None and directory is not None and self.num_steps % every == 0:
+            self.save_checkpoint(directory)
         return result.loss / count if count else 0.0
 
     def _refresh_workers(self) -> None:
