@@ -1,9 +1,13 @@
 """Test-wide fixtures and the build check.
 
 Every test leaves crnn's global settings as it found them: after each test the
-thread count goes back to the OpenMP default (`crnn.set_num_threads(None)`)
-and the instruction set back to "auto" (`crnn.set_isa("auto")`), so a test
-that pins 3 threads or the generic kernel cannot leak into the next one.
+thread count goes back to the OpenMP default (`crnn.set_num_threads(None)`),
+the instruction set back to "auto" (`crnn.set_isa("auto")`) and the private
+test knobs of `crnn._testing` back to their defaults, so a test that pins 3
+threads, the generic kernel or a forced split cannot leak into the next one.
+The busy-machine back-off is cleared before and after every test: a region
+that ran slowly during one test (a busy machine) cannot move the next test's
+calls onto one thread.
 
 Importing crnn is guarded: if the package cannot be imported (not built yet,
 broken extension), this file still loads and each test module that imports
@@ -30,8 +34,9 @@ if _HERE not in sys.path:
 
 try:  # pragma: no cover - depends on the build
     import crnn as _crnn
+    from crnn import _testing as _crnn_testing
 except Exception:  # noqa: BLE001 - any import failure is reported by the tests
-    _crnn = None
+    _crnn = _crnn_testing = None
 
 import buildcheck  # noqa: E402
 
@@ -56,14 +61,16 @@ def pytest_report_header(config):
 def _restore_crnn_settings():
     if _crnn is None:
         return
-    if hasattr(_crnn, "set_num_threads"):
-        _crnn.set_num_threads(None)
-    if hasattr(_crnn, "set_isa"):
-        _crnn.set_isa("auto")
+    _crnn.set_num_threads(None)
+    _crnn.set_isa("auto")
+    _crnn_testing.reset()
 
 
 @pytest.fixture(autouse=True)
 def _crnn_global_settings():
-    """Restore crnn's thread count and ISA after every test."""
+    """A clear back-off before every test; crnn's thread count, ISA and test
+    knobs restored (and the back-off cleared) after it."""
+    if _crnn_testing is not None:
+        _crnn_testing.reset_backoff()
     yield
     _restore_crnn_settings()

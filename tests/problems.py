@@ -23,16 +23,19 @@ output size and applies only to cells that have one).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+import os
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
 
 import crnn
 from crnn import cells
+from crnn._testing import counts, force_split
 from crnn.cells import CellSpec
 
 SPECS: Tuple[CellSpec, ...] = tuple(cells.REGISTRY.values())
@@ -456,17 +459,106 @@ def gradcheck(
 
 
 # --------------------------------------------------------------------------
-# Execution settings
+# Execution settings: ISAs, thread counts, and the proof that threads ran
 # --------------------------------------------------------------------------
+
+# A core's L1 data cache as the C driver assumes it: at batch 1, a W_hh
+# larger than this splits the hidden units across threads (split_columns).
+L1_BYTES = 32 * 1024
+
+
+def recurrence_runs(p: Problem) -> bool:
+    """Whether the C driver runs a recurrence for p (something to compute)."""
+    return p.T > 0 and p.B > 0 and (p.sizes["H"] > 0 or p.spec.uses_output_size)
+
+
+def recurrence_work(p: Problem) -> int:
+    """Multiply-adds per row and step of p's recurrence (its products with
+    W_hh and, with an output layer, W_ho): 0 leaves nothing to split."""
+    H, O = p.sizes["H"], p.sizes.get("O", 0)
+    R = p.width if p.spec.uses_output_size else H
+    return R * p.spec.gates * H + (H * O if p.spec.uses_output_size else 0)
+
+
+def splits_columns(p: Problem) -> bool:
+    """Whether p's recurrence, given two threads or more, splits its one row's
+    hidden units across them (batch 1, W_hh beyond L1, no output layer)
+    instead of splitting batch rows."""
+    H = p.sizes["H"]
+    return (
+        p.B == 1
+        and not p.spec.uses_output_size
+        and p.spec.gates * H * H * p.dtype.itemsize > L1_BYTES
+    )
+
+
+def processors() -> int:
+    """The processors this process may run on (what caps crnn's teams)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def assert_split(
+    seen: Any, p: Problem, threads: int, ctx: str = "", oversubscribe: bool = True
+) -> None:
+    """`seen` (`crnn._testing.Counts` of p's calls under
+    ``force_split(threads)``) shows that the recurrence was cut as far as p
+    allows: into min(threads, B) slices of batch rows, or, at batch 1 with a
+    large W_hh, into 2 .. threads slices of hidden units; and that each slice
+    had a thread of its own (with `oversubscribe`; otherwise as many as there
+    are processors). With one thread, that nothing ran on more."""
+    where = f"{ctx}: {seen}"
+    assert seen.max_team <= threads, where
+    if not recurrence_runs(p):
+        assert seen.recurrences == 0, where
+        return
+    assert seen.recurrences >= 1, where
+    if threads == 1 or recurrence_work(p) == 0:
+        assert seen.max_slices == 1, where
+        assert seen.max_team == 1 or threads > 1, where
+        return
+    if splits_columns(p):
+        assert seen.column_splits == seen.recurrences, where
+        assert 2 <= seen.max_slices <= threads, where
+    else:
+        assert seen.column_splits == 0, where
+        assert seen.max_slices == min(threads, p.B), where
+    team = seen.max_slices if oversubscribe else min(seen.max_slices, processors())
+    assert seen.max_team >= team, where
 
 
 def configs(
-    threads: Sequence[int] = (1, 2, 3), isas: Optional[Sequence[str]] = None
+    threads: Sequence[int] = (1, 2, 3, 4),
+    isas: Optional[Sequence[str]] = None,
+    problem: Optional[Problem] = None,
+    *,
+    oversubscribe: bool = True,
+    check: Optional[Callable[[Any], None]] = None,
 ) -> Iterator[str]:
-    """Set each ISA x thread count in turn (the conftest fixture restores
-    the defaults after the test); yields a label for messages."""
+    """Set each ISA x thread count in turn; yields a label for messages.
+
+    Two threads or more run under `crnn._testing.force_split`: every
+    problem is cut into as many slices as it allows, on that many threads
+    whatever the machine (unless not `oversubscribe`: then on at most as many
+    threads as processors, each taking several slices). When the caller asks
+    for the next configuration, the counts of what ran in this one (the
+    caller's calls of `problem`) are checked (`assert_split`), and passed to
+    `check`. The conftest fixture restores the defaults after the test.
+    """
     for isa in crnn.available_isas() if isas is None else isas:
         crnn.set_isa(isa)
         for n in threads:
-            crnn.set_num_threads(n)
-            yield f"{isa}, {n} threads"
+            label = f"{isa}, {n} threads"
+            if n > 1:
+                split = force_split(n, oversubscribe=oversubscribe)
+            else:
+                crnn.set_num_threads(1)
+                split = contextlib.nullcontext()
+            with split, counts() as seen:
+                yield label
+            if problem is not None:
+                assert_split(seen, problem, n, ctx=label, oversubscribe=oversubscribe)
+            if check is not None:
+                check(seen)

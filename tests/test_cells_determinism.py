@@ -3,40 +3,49 @@ threads, on every ISA, and on repeated calls (fixed reduction order, no
 races), through the functional API and through the layers (outputs,
 gradients and optimizer updates).
 
-Work is only cut into slices when each gets about 1M multiply-adds (the
-recurrence counts all T steps). The first shape stays whole; the others split
-the recurrence into up to 4 slices, and the last also every large product.
+crnn starts a thread only for about 1M multiply-adds of work, and never more
+threads than processors; these problems are far smaller, so every count
+above 1 runs under `crnn._testing.force_split`: each problem is cut into as
+many slices as it allows (batch rows, tiles of the products), each on a
+thread of its own whatever the machine, and the C library's counters of what
+ran prove it (`problems.assert_split`). Batch sizes are divisible by no
+thread count; the last shape crosses a chunk of the backward through time.
 The hidden size is scaled by 1/sqrt(gates) so that every cell does about the
-Elman RNN's work on each shape; batch sizes are divisible by no thread count.
-A cell's option settings are spread over the shapes (shape i runs setting
-i mod n), so every option value is checked without multiplying the cases:
-how a result is cut between threads does not depend on the activation.
+Elman RNN's work on each shape. A cell's option settings are spread over the
+shapes (shape i runs setting i mod n), so every option value is checked
+without multiplying the cases: how a result is cut between threads does not
+depend on the activation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import pytest
 
 import crnn
+from crnn._testing import counts, force_split, reset_backoff
 from helpers import assert_bitwise
 from problems import (
     SPECS,
+    assert_split,
     cell_params,
     cell_variants,
+    configs,
     copies,
     dtype_param,
     make_problem,
     option_variants,
+    processors,
     run,
     shape_id,
     variant_id,
 )
 
 THREADS = [1, 2, 3, 4]
-SHAPES = [(11, 13, 19, 37), (20, 64, 33, 70), (8, 67, 45, 90), (30, 96, 64, 128)]
+SHAPES = [(11, 13, 19, 37), (20, 29, 33, 70), (24, 97, 16, 24)]
 
 
 def scaled(spec, shape):
@@ -53,14 +62,10 @@ def _shape_params():
             yield pytest.param(spec, opts, s, id=f"{variant_id(spec, opts)}-{shape_id(s)}")
 
 
-def _per_thread_count(p, up, threads=THREADS):
-    res = {}
-    for n in threads:
-        crnn.set_num_threads(n)
-        if crnn.build_info()["openmp"]:
-            assert crnn.get_num_threads() == n
-        res[n] = copies(run(crnn, p, *up))
-    return res
+def _per_thread_count(p, up, isa, threads=THREADS, **split):
+    """p's results for each thread count (forced splits, checked)."""
+    results = [copies(run(crnn, p, *up)) for _ in configs(threads, [isa], p, **split)]
+    return dict(zip(threads, results))
 
 
 @dtype_param
@@ -69,8 +74,7 @@ def test_threads_bitwise_identical(spec, options, shape, dtype):
     p = make_problem(spec, shape, dtype, seed=shape[1], lengths="zeros", options=options)
     up = p.upstream("all", seed=99)
     for isa in crnn.available_isas():
-        crnn.set_isa(isa)
-        res = _per_thread_count(p, up)
+        res = _per_thread_count(p, up, isa)
         for n in THREADS[1:]:
             assert_bitwise(res[n], res[1], ctx=f"[{isa}] threads={n} vs 1")
 
@@ -87,10 +91,28 @@ def test_threads_bitwise_no_lengths_no_states(spec, dtype, options_index):
     )
     up = p.upstream("dout", seed=5)
     for isa in crnn.available_isas():
-        crnn.set_isa(isa)
-        res = _per_thread_count(p, up)
+        res = _per_thread_count(p, up, isa)
         for n in THREADS[1:]:
             assert_bitwise(res[n], res[1], ctx=f"[{isa}] threads={n} vs 1")
+
+
+@dtype_param
+@pytest.mark.parametrize("spec, options", cell_variants())
+def test_threads_take_several_slices_bitwise(spec, options, dtype):
+    """More slices of batch rows than processors, no oversubscription: each
+    thread takes several slices in turn, whatever the number of processors."""
+    n = processors() + 2
+    p = make_problem(spec, (6, n + 3, 5, 9), dtype, seed=7, lengths="random", options=options)
+    up = p.upstream("all", seed=8)
+    for isa in crnn.available_isas():
+        res = _per_thread_count(
+            p, up, isa, threads=(1, n), oversubscribe=False, check=_several_slices
+        )
+        assert_bitwise(res[n], res[1], ctx=f"[{isa}] {n} threads vs 1")
+
+
+def _several_slices(seen):
+    assert seen.max_slices < 2 or seen.shared_slices == seen.recurrences, seen
 
 
 @pytest.mark.parametrize("threads", [1, 3])
@@ -98,31 +120,35 @@ def test_threads_bitwise_no_lengths_no_states(spec, dtype, options_index):
 @pytest.mark.parametrize("spec", cell_params())
 def test_repeated_calls_identical(spec, dtype, threads):
     options = option_variants(spec)[-1]
-    crnn.set_num_threads(threads)
     p = make_problem(
         spec, scaled(spec, (12, 21, 17, 45)), dtype, seed=3, lengths="random", options=options
     )
     up = p.upstream("all", seed=6)
-    for isa in crnn.available_isas():
-        crnn.set_isa(isa)
+    for _ in configs((threads,), problem=p):
         first = copies(run(crnn, p, *up))
         for i in range(5):
-            assert_bitwise(run(crnn, p, *up), first, ctx=f"[{isa}] call {i + 2}")
+            assert_bitwise(
+                run(crnn, p, *up), first, ctx=f"[{crnn.build_info()['isa']}] call {i + 2}"
+            )
 
 
 @dtype_param
 @pytest.mark.parametrize("spec, options", cell_variants())
 def test_default_thread_count_matches_explicit(spec, options, dtype):
-    # Cheap (one problem below the split threshold, one call per count): every setting.
-    """The OpenMP-default thread count gives the same bits as an explicit one."""
+    """The OpenMP-default thread count (split as far as the problem allows)
+    gives the same bits as an explicit single thread."""
     p = make_problem(
         spec, scaled(spec, (10, 17, 9, 23)), dtype, seed=8, lengths="random", options=options
     )
     up = p.upstream("dout", seed=7)
     crnn.set_num_threads(None)
-    default = copies(run(crnn, p, *up))
+    default = crnn.get_num_threads()
+    reset_backoff()
+    with force_split(), counts() as seen:
+        got = copies(run(crnn, p, *up))
+    assert_split(seen, p, default, ctx=f"default ({default} threads)")
     crnn.set_num_threads(1)
-    assert_bitwise(default, run(crnn, p, *up), ctx="default vs 1 thread")
+    assert_bitwise(got, run(crnn, p, *up), ctx="default vs 1 thread")
 
 
 # --------------------------------------------------------------------------
@@ -158,14 +184,38 @@ def _layer(spec, options, dtype, **kw):
     return crnn.nn.recurrent_layer(spec, I, Hs, dtype=dtype, **extra, **kw, **options)
 
 
+def _threads(threads):
+    """A context for a run on `threads` threads, split as far as each call
+    allows (None: OpenMP's default count, back-off cleared), that checks
+    when it ends that the run had a team that large."""
+    if threads == 1:
+        crnn.set_num_threads(1)
+        return _team_of(1, contextlib.nullcontext())
+    if threads is None:
+        reset_backoff()
+        return _team_of(crnn.get_num_threads(), force_split())
+    return _team_of(threads, force_split(threads))
+
+
+@contextlib.contextmanager
+def _team_of(n, split):
+    with split, counts() as seen:
+        yield
+    assert seen.max_team == n, f"{n} threads asked: {seen}"
+
+
 def _run_layer(spec, options, name, dtype, threads):
-    crnn.set_num_threads(threads)
+    with _threads(threads):
+        return _layer_results(spec, options, name, dtype)
+
+
+def _layer_results(spec, options, name, dtype):
     kw = LAYER_CONFIGS[name]
     rng = np.random.default_rng(1)
     layer = _layer(spec, options, dtype, seed=5, **kw)
     opt = crnn.optim.Adam(layer.params, lr=1e-2, clip_grad_norm=0.5)
     if name == "nobias-unbatched":
-        x = rng.standard_normal((T * 4, I)).astype(dtype)
+        x = rng.standard_normal((T, I)).astype(dtype)
     elif kw.get("batch_first"):
         x = rng.standard_normal((B, T, I)).astype(dtype)
     else:
@@ -197,7 +247,11 @@ def test_layer_bitwise_across_threads(spec, options, name, isa, dtype):
 
 
 def _run_cell(spec, dtype, threads):
-    crnn.set_num_threads(threads)
+    with _threads(threads):
+        return _cell_results(spec, dtype)
+
+
+def _cell_results(spec, dtype):
     rng = np.random.default_rng(2)
     cell = crnn.nn.RecurrentCell(spec, I, scaled(spec, (0, 0, 0, 4 * H))[3], dtype=dtype, seed=6)
     xs = rng.standard_normal((T, 4 * B, I)).astype(dtype)

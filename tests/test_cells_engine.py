@@ -5,16 +5,22 @@ Contract: array-wise relative error <= 1e-5 in float32 and <= 1e-12 in
 float64 for the output, every final state, every array the cache saves and
 every gradient, whatever the instruction set and the thread count. Each case
 computes the reference once and runs the C engine on every ISA of
-`crnn.available_isas()` and several thread counts.
+`crnn.available_isas()` and several thread counts. Two threads or more run
+under `crnn._testing.force_split`, so the small problems here are cut into as
+many slices as they allow (batch rows, hidden units, tiles of the products),
+each on a thread of its own whatever the machine, and the C library's
+counters of what ran are checked after each configuration
+(`problems.assert_split`).
 
 Axes: cell x options (every value of every option at least once) x dtype x
 lengths (None, random, with zeros) x initial states (given, None) x biases,
 on an odd-sized problem; edge shapes (empty time, batch, input, hidden or
 output; width 1; a single row); larger problems; the special paths of the
 kernels (backward through time in chunks, the batch-1 split of the hidden
-units across threads, blocking beyond the kernels' block sizes, saturating
-inputs); and the semantics both engines share (lengths, None states, caches
-that cross engines, NaN confined to its row).
+units across threads, a team smaller than the slice count, blocking beyond
+the kernels' block sizes, saturating inputs); and the semantics both engines
+share (lengths, None states, caches that cross engines, NaN confined to its
+row).
 """
 
 from __future__ import annotations
@@ -26,18 +32,22 @@ import crnn
 from crnn import reference as ref
 from helpers import assert_bitwise, assert_results_close
 from problems import (
+    L1_BYTES,
     SPECS,
     backward,
     bias_id,
     bias_variants,
+    cell_params,
     cell_variants,
     configs,
     dtype_param,
     forward,
     make_problem,
     option_variants,
+    processors,
     run,
     shape_id,
+    splits_columns,
     variant_id,
     variant_shape_params,
 )
@@ -46,18 +56,21 @@ ENGINES = {"c": crnn, "reference": ref}
 engine_param = pytest.mark.parametrize("engine", list(ENGINES))
 
 
-def _check(p, upstreams=("all",), threads=(1, 2, 3), seed=0, isas=None):
+def _check(
+    p, upstreams=("all",), threads=(1, 2, 3, 4), seed=0, isas=None, check=None, oversubscribe=True
+):
     """The reference once, then the C engine on every ISA x thread count, for
-    each upstream kind: every result within the contract."""
+    each upstream kind: every result within the contract, and the recurrence
+    cut as the thread count asks (`configs`, which also calls `check`)."""
     ups = [p.upstream(which, seed) for which in upstreams]
     want = [run(ref, p, *up) for up in ups]
-    for config in configs(threads, isas):
+    for config in configs(threads, isas, p, oversubscribe=oversubscribe, check=check):
         for which, up, w in zip(upstreams, ups, want):
             assert_results_close(run(crnn, p, *up), w, p.dtype, ctx=f"[{config}, upstream {which}]")
 
 
 # --------------------------------------------------------------------------
-# The main grid: odd sizes, every semantic axis, threads 1..3, every ISA.
+# The main grid: odd sizes, every semantic axis, threads 1..4, every ISA.
 # --------------------------------------------------------------------------
 GRID_SHAPES = [(9, 7, 5, 17), (7, 5, 3, 6, 2)]
 
@@ -131,16 +144,17 @@ def test_T0_passes_states_and_their_gradients_through(spec, dtype, engine):
 
 
 # --------------------------------------------------------------------------
-# Larger problems (blocking, vector tails, rows split across 1-4 threads).
+# Larger problems (blocking, vector tails), each on one thread and on the
+# thread count its row of LARGER_SHAPES names (rows split unevenly: 33 / 2,
+# 40 / 3, 41 / 4, 17 / 3, 41 / 2).
 # --------------------------------------------------------------------------
-LARGER_SHAPES = [
-    (30, 33, 40, 70),
-    (12, 40, 20, 36),
-    (6, 41, 20, 80),
-    (9, 17, 8, 33, 5),
-    (6, 41, 20, 40, 35),
-]
-THREADED_BATCH = (6, 41, 20, 80)  # big enough that the recurrence runs on 3 and 4 threads
+LARGER_SHAPES = {
+    (30, 33, 40, 70): 2,
+    (12, 40, 20, 36): 3,
+    (6, 41, 20, 80): 4,
+    (9, 17, 8, 33, 5): 3,
+    (6, 41, 20, 40, 35): 2,
+}
 
 
 @pytest.mark.parametrize("lengths", [None, "random", "zeros"], ids=str)
@@ -152,7 +166,7 @@ def test_larger_problems(spec, options, shape, dtype, lengths):
         spec, shape, dtype, seed=5, states=lengths is not None, lengths=lengths, options=options
     )
     ups = ("all",) if lengths is not None else ("all", "none")
-    _check(p, upstreams=ups, threads=(3, 4) if shape == THREADED_BATCH else (1, 2), seed=5)
+    _check(p, upstreams=ups, threads=(1, LARGER_SHAPES[shape]), seed=5)
 
 
 # --------------------------------------------------------------------------
@@ -180,7 +194,12 @@ def _chunk_params():
 @pytest.mark.parametrize("spec, options, shape, lengths", list(_chunk_params()))
 def test_backward_across_time_chunks(spec, options, shape, lengths, dtype):
     p = make_problem(spec, shape, dtype, seed=33, lengths=lengths, options=options)
-    _check(p, upstreams=("all", "dout"), threads=(1, 2), seed=33)
+    _check(p, upstreams=("all", "dout"), threads=(1, 2), seed=33, check=_two_chunks_each)
+
+
+def _two_chunks_each(seen):
+    """Every backward of the configuration ran through at least two chunks."""
+    assert seen.bptt_chunks >= 2 * (seen.recurrences - seen.bptt_chunks), seen
 
 
 # --------------------------------------------------------------------------
@@ -188,22 +207,31 @@ def test_backward_across_time_chunks(spec, options, shape, lengths, dtype):
 # forward and backward split the hidden units across threads, which meet after
 # every step. Each role's H is the first of its candidates past that size for
 # the cell's gate count: unequal panel counts per thread (H not a multiple of
-# the panel width), a wide layer, and 2100 steps that cross a BPTT chunk.
-# Results must not depend on the thread count.
+# the panel width) on 3 threads, and a wide layer on 4. The split is forced
+# (any step count and CPU count split), so a few steps suffice: threads that
+# outnumber the processors take turns at every step's barrier, which costs
+# a scheduler time slice per step on a busy machine. Every ISA runs 1 and 2
+# threads, the ISA in use also the role's thread count. Results must not
+# depend on the thread count.
 # --------------------------------------------------------------------------
-SPLIT_ROLES = [((600, 1, 3), (70, 130)), ((180, 1, 5), (130, 200)), ((2100, 1, 2), (56, 130))]
-L1_BYTES = 32 * 1024
+SPLIT_ROLES = [((5, 1, 3), (70, 130), 3), ((4, 1, 5), (130, 200), 4)]
+# The same split over 2100 steps, which cross a chunk of the backward (2048
+# steps at batch 1).
+SPLIT_CHUNK_ROLE = ((2100, 1, 2), (56, 130))
 
 
 def split_hidden(spec, candidates):
     return next(H for H in candidates if spec.gates * H * H * 4 > L1_BYTES)
 
 
-def _split_params():
-    """Every option setting with initial states; the defaults also without."""
+def _split_params(roles):
+    """Every option setting with initial states; the defaults also without.
+    Cells with an output layer never split one row (see driver.inc)."""
     for spec in SPECS:
+        if spec.uses_output_size:
+            continue
         for i, opts in enumerate(option_variants(spec)):
-            for (T, B, I), candidates in SPLIT_ROLES:
+            for (T, B, I), candidates, threads in roles:
                 shape = (T, B, I, split_hidden(spec, candidates))
                 for states in (True, False) if i == 0 else (True,):
                     yield pytest.param(
@@ -211,27 +239,72 @@ def _split_params():
                         opts,
                         shape,
                         states,
+                        threads,
                         id=f"{variant_id(spec, opts)}-{shape_id(shape)}"
                         f"{'' if states else '-no_states'}",
                     )
 
 
-@pytest.mark.parametrize("lengths", [None, "random"], ids=str)
-@dtype_param
-@pytest.mark.parametrize("spec, options, shape, states", list(_split_params()))
-def test_batch1_unit_split(spec, options, shape, states, dtype, lengths):
-    p = make_problem(spec, shape, dtype, seed=11, states=states, lengths=lengths, options=options)
+def _split_check(p, isa_threads, oversubscribe=True, check=None):
+    """For each ISA and its thread counts (the first 1): 1 thread within the
+    contract, more threads bitwise the same, and each of those really split
+    the hidden units (`configs`)."""
     up = p.upstream("all", seed=12)
     want = run(ref, p, *up)
-    for isa in crnn.available_isas():
-        crnn.set_isa(isa)
-        got = {}
-        for threads in (1, 2, 4):
-            crnn.set_num_threads(threads)
-            got[threads] = run(crnn, p, *up)
-        assert_results_close(got[1], want, dtype, ctx=f"[{isa}]")
-        for threads in (2, 4):
-            assert_bitwise(got[threads], got[1], ctx=f"[{isa}] {threads} threads vs 1")
+    for isa, threads in isa_threads.items():
+        results = [
+            run(crnn, p, *up)
+            for _ in configs(threads, [isa], p, oversubscribe=oversubscribe, check=check)
+        ]
+        got = dict(zip(threads, results))
+        assert_results_close(got[1], want, p.dtype, ctx=f"[{isa}]")
+        for n in threads[1:]:
+            assert_bitwise(got[n], got[1], ctx=f"[{isa}] {n} threads vs 1")
+
+
+@pytest.mark.parametrize("lengths", [None, "random"], ids=str)
+@dtype_param
+@pytest.mark.parametrize("spec, options, shape, states, threads", list(_split_params(SPLIT_ROLES)))
+def test_batch1_unit_split(spec, options, shape, states, threads, dtype, lengths):
+    p = make_problem(spec, shape, dtype, seed=11, states=states, lengths=lengths, options=options)
+    assert splits_columns(p)
+    isa_threads = {isa: (1, 2) for isa in crnn.available_isas()}
+    isa_threads[crnn.build_info()["isa"]] = (1, 2, threads)
+    _split_check(p, isa_threads)
+
+
+@pytest.mark.parametrize("lengths", [None, "random"], ids=str)
+@pytest.mark.parametrize("spec", cell_params(where=lambda s: not s.uses_output_size))
+def test_batch1_unit_split_across_time_chunks(spec, lengths):
+    """float64, initial states given, the ISA in use: two threads over two
+    chunks of the backward (a length that ends inside the first chunk, too).
+    At most one thread per processor: 2100 steps of a step barrier between
+    threads that take turns on one processor would take seconds."""
+    (T, B, I), candidates = SPLIT_CHUNK_ROLE
+    p = make_problem(
+        spec, (T, B, I, split_hidden(spec, candidates)), np.float64, seed=11, lengths=lengths
+    )
+    assert splits_columns(p)
+    isa_threads = {crnn.build_info()["isa"]: (1, 2)}
+    _split_check(p, isa_threads, oversubscribe=False, check=_two_chunks_each)
+
+
+# --------------------------------------------------------------------------
+# A team smaller than the slice count: with more slices of batch rows than
+# processors (and no oversubscription) each thread takes several slices in
+# turn, whatever the number of processors.
+# --------------------------------------------------------------------------
+@dtype_param
+@pytest.mark.parametrize("spec, options", cell_variants())
+def test_threads_take_several_slices(spec, options, dtype):
+    n = processors() + 2
+    p = make_problem(spec, (5, n + 3, 4, 7), dtype, seed=41, lengths="random", options=options)
+    _check(p, threads=(n,), seed=41, oversubscribe=False, check=_shared_slices)
+
+
+def _shared_slices(seen):
+    """Every recurrence of the configuration gave a thread several slices."""
+    assert seen.shared_slices == seen.recurrences >= 2, seen
 
 
 # --------------------------------------------------------------------------
@@ -386,7 +459,7 @@ def test_full_lengths_equal_no_lengths(spec, options, dtype):
     full = p.replace(lengths=np.full(5, 7))
     up = p.upstream("all", 4)
     assert_bitwise(run(ref, full, *up), run(ref, p, *up), ctx="reference")
-    for config in configs(threads=(2,)):
+    for config in configs(threads=(2,), problem=p):
         assert_results_close(run(crnn, full, *up), run(crnn, p, *up), dtype, ctx=config)
 
 
@@ -396,8 +469,9 @@ def test_float32_is_computed_in_float32_accuracy(spec, options):
     (guards against an engine that silently computes in lower precision)."""
     p64 = make_problem(spec, (12, 9, 10, 20), np.float64, seed=9, lengths="random", options=options)
     want = run(ref, p64, with_backward=False)
-    for config in configs(threads=(1,)):
-        got = run(crnn, p64.astype(np.float32), with_backward=False)
+    p32 = p64.astype(np.float32)
+    for config in configs(threads=(1,), problem=p32):
+        got = run(crnn, p32, with_backward=False)
         for name in ("out",) + spec.final_states:
             assert_results_close(
                 {name: got[name]}, {name: want[name].astype(np.float32)}, tol=1e-5, ctx=config
@@ -411,14 +485,15 @@ def test_nan_stays_in_its_row(spec, options, dtype, engine):
     """A NaN input poisons its own row from that step on, and nothing else
     (rows are packed together into tiles in the C engine)."""
     mod = ENGINES[engine]
-    crnn.set_num_threads(2)
     p = make_problem(
         spec, (7, 9, 4, 6), dtype, seed=33, lengths=[7, 5, 7, 0, 7, 7, 3, 7, 6], options=options
     )
-    base = run(mod, p, with_backward=False)
     x = p.x.copy()
     x[2, 4, 1] = np.nan
-    bad = run(mod, p.replace(x=x), with_backward=False)
+    checked = p if engine == "c" else None
+    for _ in configs(threads=(2,), isas=[crnn.build_info()["isa"]], problem=checked):
+        base = run(mod, p, with_backward=False)
+        bad = run(mod, p.replace(x=x), with_backward=False)
     assert np.all(np.isnan(bad["out"][2:, 4])) and np.all(np.isnan(bad[spec.final_states[0]][4]))
     assert not np.any(np.isnan(bad["out"][:2, 4]))
     others = [b for b in range(p.B) if b != 4]

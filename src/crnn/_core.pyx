@@ -214,8 +214,7 @@ def compiler():
     return crnn_compiler().decode()
 
 
-# == Embedding: the C API capsule and the fork handler's test knob ================
-# (csrc/crnn_api.h and capi.c; the fork handler in csrc/threads.c)
+# == Embedding: the C API capsule and the fork handler's test knob =========# (csrc/crnn_api.h and capi.c; the fork handler in csrc/threads.c)
 
 from cpython.pycapsule cimport PyCapsule_New
 
@@ -237,3 +236,66 @@ def _testing_set_fork_release(bint release):
     (e)); False makes the children forked next run on one thread. Returns the previous
     setting."""
     return bool(crnn_testing_set_fork_release(release))
+=======
+# -- private test knobs (csrc/crnn_testing.h) ------------------------------------
+# Only for crnn._testing, which documents them: not part of crnn's API. Kept
+# in this block so that the binding above stays the public interface alone.
+
+cdef extern from "crnn_testing.h" nogil:
+    ctypedef struct crnn_testing_counts:
+        int max_team
+        int max_slices
+        long long recurrences
+        long long column_splits
+        long long shared_slices
+        long long bptt_chunks
+
+    long long crnn_testing_set_min_work(long long n)
+    int crnn_testing_set_oversubscribe(int allow)
+    void crnn_testing_counts_reset()
+    void crnn_testing_counts_get(crnn_testing_counts *counts)
+    void crnn_testing_backoff_reset()
+    void crnn_testing_backoff_get(int *calls_left, int *spell_length)
+    void crnn_testing_stall_next_region(int ms)
+
+
+def _testing_set_min_work(long long n):
+    """Sets the work a thread must get before it starts (n <= 0: the default);
+    returns the previous value."""
+    return crnn_testing_set_min_work(n)
+
+
+def _testing_set_oversubscribe(bint allow):
+    """Lets a team outnumber the processors (or not); returns the previous setting."""
+    return bool(crnn_testing_set_oversubscribe(allow))
+
+
+def _testing_counts_reset():
+    """Zeroes the counters of what ran (and starts counting)."""
+    crnn_testing_counts_reset()
+
+
+def _testing_counts():
+    """The counters since the last reset, as a dict."""
+    cdef crnn_testing_counts c
+    crnn_testing_counts_get(&c)
+    return {"max_team": c.max_team, "max_slices": c.max_slices, "recurrences": c.recurrences,
+            "column_splits": c.column_splits, "shared_slices": c.shared_slices,
+            "bptt_chunks": c.bptt_chunks}
+
+
+def _testing_backoff_reset():
+    """Clears the busy-machine back-off: no spell, spell length 0."""
+    crnn_testing_backoff_reset()
+
+
+def _testing_backoff():
+    """(calls left to run on one thread, length of the next spell)."""
+    cdef int calls_left = 0, spell_length = 0
+    crnn_testing_backoff_get(&calls_left, &spell_length)
+    return calls_left, spell_length
+
+
+def _testing_stall_next_region(int ms):
+    """Makes thread 1 of the next parallel region sleep ms milliseconds (once)."""
+    crnn_testing_stall_next_region(ms)
