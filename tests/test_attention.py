@@ -3,8 +3,9 @@
 - the reference against the same computation written in torch (float64,
   autograd), for every score, with and without masks;
 - central differences (`crnn.gradcheck`) for every score, mask and engine;
-- the C engine (batched products, masks, softmax) against the reference
-  (float32 <= 1e-5, float64 <= 1e-12);
+- the C engine's functions against the reference (float32 <= 1e-5, float64
+  <= 1e-12), also at larger shapes (both run on NumPy: no thread count
+  applies);
 - masking: padded source steps get no weight and no gradient; rows of
   length 0 attend to nothing;
 - bad inputs, nothing modified; save / load.
@@ -175,7 +176,7 @@ def test_padded_source_steps_are_masked(backend, score):
 
 
 # --------------------------------------------------------------------------
-# C against the reference; threads
+# C against the reference
 # --------------------------------------------------------------------------
 
 
@@ -204,6 +205,18 @@ def test_c_matches_reference(dtype, score, lengths):
         assert got[name].dtype == dtype and got[name].shape == want[name].shape, name
         err = rel_error(got[name], want[name])
         assert err <= REL_TOL[dtype], f"{name}: {err:.2e}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,S,B,A", [(20, 30, 8, 64), (1, 40, 1, 100), (33, 7, 3, 16)])
+def test_additive_matches_the_reference_at_larger_shapes(dtype, T, S, B, A):
+    query, keys, w, dout = _problem("additive", T, S, B, 16, 12, A, dtype=dtype, seed=6)
+    lengths = np.arange(B) * 5 % (S + 1)
+    lengths[0] = S
+    got = _all_results(F, "additive", query, keys, w, lengths, dout)
+    want = _all_results(R, "additive", query, keys, w, lengths, dout)
+    for name in want:
+        assert rel_error(got[name], want[name]) <= REL_TOL[dtype], name
 
 
 # --------------------------------------------------------------------------

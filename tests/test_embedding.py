@@ -2,8 +2,9 @@
 
 - parity with torch.nn.Embedding in float64 (<= 1e-10, gradients and
   padding_idx included), ids of any shape and integer dtype;
-- the C engine against the reference (float32 <= 1e-5, float64 <= 1e-12),
-  and bitwise the same for 1, 2, 3 and 4 threads at shapes that split;
+- the C engine's functions against the reference (float32 <= 1e-5, float64
+  <= 1e-12) on shapes of every kind (both run on NumPy: no thread count
+  applies);
 - bad inputs: a clear TypeError / ValueError naming the argument, raised
   before anything runs, nothing modified;
 - initialisation, central differences, save / load.

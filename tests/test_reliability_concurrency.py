@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import crnn
+from crnn._testing import counts, force_split
 from helpers import assert_bitwise as _bitwise, make_rnn_problem
 from problems import SPECS, backward, forward, make_problem, option_variants
 
@@ -119,7 +120,8 @@ def test_functional_8_threads_hundreds_of_calls(omp_threads):
 
 def test_functional_8_threads_changing_thread_count_meanwhile():
     """Results do not depend on the thread count, so a count changed by
-    another thread mid-flight changes nothing either."""
+    another thread mid-flight (1 to 4, each call split as far as it allows)
+    changes nothing either."""
     jobs = _make_jobs()
     big = [j for j in jobs if j[0].B == 40]
     crnn.set_num_threads(1)
@@ -136,13 +138,15 @@ def test_functional_8_threads_changing_thread_count_meanwhile():
         return [(k, _call(big[k], 0)) for k in [(w + i) % len(big) for i in range(25)]]
 
     t = threading.Thread(target=flipper)
-    t.start()
-    try:
-        with ThreadPoolExecutor(max_workers=N_WORKERS) as pool:
-            results = list(pool.map(worker, range(N_WORKERS)))
-    finally:
-        stop.set()
-        t.join()
+    with force_split(), counts() as seen:
+        t.start()
+        try:
+            with ThreadPoolExecutor(max_workers=N_WORKERS) as pool:
+                results = list(pool.map(worker, range(N_WORKERS)))
+        finally:
+            stop.set()
+            t.join()
+    assert seen.max_team >= 2, seen
     for runs in results:
         for k, res in runs:
             _bitwise(res, serial[k], f"job {k}")
@@ -215,15 +219,18 @@ def _layer_session(config, dtype, backend, steps):
 @pytest.mark.parametrize("backend", ["c", "numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_layers_one_object_per_thread(dtype, backend):
-    crnn.set_num_threads(2)
+    """Each C call split across 2 threads (forced: the layers are small)."""
     steps = 30 if backend == "c" else 8
+    crnn.set_num_threads(1)
     serial = [_layer_session(c, dtype, backend, steps) for c in LAYER_CONFIGS]
 
     def worker(w):
         return _layer_session(LAYER_CONFIGS[w % len(LAYER_CONFIGS)], dtype, backend, steps)
 
-    with ThreadPoolExecutor(max_workers=N_WORKERS) as pool:
-        results = list(pool.map(worker, range(2 * N_WORKERS)))
+    with force_split(2), counts() as seen:
+        with ThreadPoolExecutor(max_workers=N_WORKERS) as pool:
+            results = list(pool.map(worker, range(2 * N_WORKERS)))
+    assert seen.max_team == (2 if backend == "c" else 0), seen
     for w, res in enumerate(results):
         _bitwise(res, serial[w % len(LAYER_CONFIGS)], f"session {w}")
 

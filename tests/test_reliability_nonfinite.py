@@ -31,7 +31,7 @@ import pytest
 import crnn
 from crnn import optim, reference as ref
 from helpers import assert_rel_close, make_rnn_problem
-from problems import cell_params, cell_variants, dtype_param, make_problem, run
+from problems import cell_params, cell_variants, configs, dtype_param, make_problem, run
 
 # NumPy (the reference, the optimizers) warns on NaN / Inf arithmetic; here it is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -149,8 +149,9 @@ def test_nonfinite_propagates_like_the_reference(spec, options, dtype, lengths):
         target[idx] = value
         ctx = f"{where}{list(idx)}={value}"
         r = _run(ref, p, dout, dstates)
-        for threads in (1, 2):
-            crnn.set_num_threads(threads)
+        isa = [crnn.build_info()["isa"]]
+        # configs first: zip resumes it after the last run, which checks that run.
+        for _, threads in zip(configs((1, 2), isa, problem=p), (1, 2)):
             c, rr = _run(crnn, p, dout, dstates), r
             if (spec.name, where) in KNOWN_PADDED_DX_LEAKS and lengths is not None:
                 c, rr = _check_known_leak(c, r, ~p.valid(), ctx)

@@ -2,8 +2,10 @@
 
 Random cells of the registry with random options, shapes (zero sizes
 included), dtypes, lengths (with zeros, all zeros), initial states and
-biases present or not, upstream gradients present or not, thread counts 1-3
-and instruction sets: the output, the final states, the cache and every
+biases present or not, upstream gradients present or not, thread counts 1-4
+(two or more under `crnn._testing.force_split`, each checked by the C
+library's counters to have cut the problem as far as it allows) and
+instruction sets: the output, the final states, the cache and every
 gradient within the numerical contract (relative error <= 1e-5 in float32,
 <= 1e-12 in float64). Also the layers (C vs NumPy backend) and gradient
 clipping.
@@ -27,8 +29,16 @@ from hypothesis import (  # noqa: E402
 
 import crnn  # noqa: E402
 from crnn import reference as ref  # noqa: E402
+from crnn._testing import counts, force_split  # noqa: E402
 from helpers import assert_rel_close, assert_results_close  # noqa: E402
-from problems import SPECS, bias_variants, make_problem, option_variants, run  # noqa: E402
+from problems import (  # noqa: E402
+    SPECS,
+    bias_variants,
+    configs,
+    make_problem,
+    option_variants,
+    run,
+)
 
 SETTINGS = dict(
     max_examples=100,
@@ -76,13 +86,12 @@ def cell_problems(draw):
 
 
 @settings(**SETTINGS)
-@given(problem=cell_problems(), threads=st.integers(1, 3), isa=ISAS)
+@given(problem=cell_problems(), threads=st.integers(1, 4), isa=ISAS)
 def test_c_engine_matches_reference(problem, threads, isa):
     p, up = problem
-    crnn.set_num_threads(threads)
-    crnn.set_isa(isa)
     try:
-        c = run(crnn, p, *up)
+        for _ in configs((threads,), [isa], problem=p):
+            c = run(crnn, p, *up)
     finally:
         crnn.set_num_threads(None)
         crnn.set_isa("auto")
@@ -160,20 +169,24 @@ def layer_problems(draw):
 
 
 @settings(**SETTINGS)
-@given(problem=layer_problems(), threads=st.integers(1, 3))
+@given(problem=layer_problems(), threads=st.integers(1, 4))
 def test_layer_c_matches_numpy_backend(problem, threads):
     spec, cfg, x, s0, lengths, dout, ds = problem
-    crnn.set_num_threads(threads)
-    res = {}
-    try:
-        for backend in ("c", "numpy"):
+    res, seen = {}, {}
+    for backend in ("c", "numpy"):
+        with force_split(threads), counts() as seen[backend]:
             layer = crnn.nn.recurrent_layer(spec, **cfg, backend=backend)
             out, s_n = layer(x, s0, lengths=lengths)
             dx, d0 = layer.backward(dout, ds)
-            parts = lambda v: list(v) if isinstance(v, tuple) else [v]  # noqa: E731
-            res[backend] = [out, *parts(s_n), dx, *parts(d0)] + list(layer.grads.values())
-    finally:
-        crnn.set_num_threads(None)
+        parts = lambda v: list(v) if isinstance(v, tuple) else [v]  # noqa: E731
+        res[backend] = [out, *parts(s_n), dx, *parts(d0)] + list(layer.grads.values())
+    # The C layer's recurrences were cut into as many slices as its rows allow.
+    if x.ndim == 2:  # unbatched
+        T, rows = x.shape[0], 1
+    else:
+        T, rows = (x.shape[1], x.shape[0]) if cfg["batch_first"] else x.shape[:2]
+    c = seen["c"]
+    assert c.max_slices == min(threads, rows) if T else c.recurrences == 0, c
     for i, (a, b) in enumerate(zip(res["c"], res["numpy"])):
         assert a.shape == b.shape and a.dtype == b.dtype, i
         # Stacked layers feed one engine's (slightly different) output to the next.
@@ -189,17 +202,14 @@ def test_layer_c_matches_numpy_backend(problem, threads):
     p=st.sampled_from([1.0, 2.0, 3.0, 0.5, float("inf"), "inf"]),
     clip=st.sampled_from([0.0, 0.01, 1.0, 100.0]),
     seed=st.integers(0, 2**32 - 1),
-    threads=st.integers(1, 3),
+    threads=st.integers(1, 4),
 )
 def test_clipping_matches_reference(dtype, sizes, max_norm, p, clip, seed, threads):
     rng = np.random.default_rng(seed)
     base = [(rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype) for n in sizes]
     a_c, a_r = [a.copy() for a in base], [a.copy() for a in base]
-    crnn.set_num_threads(threads)
-    try:
+    with force_split(threads):
         t_c = crnn.clip_grad_norm(a_c, max_norm, norm_type=p)
-    finally:
-        crnn.set_num_threads(None)
     t_r = ref.clip_grad_norm(a_r, max_norm, norm_type=p)
     assert t_c == pytest.approx(t_r, rel=1e-12, abs=0)
     for a, b in zip(a_c, a_r):

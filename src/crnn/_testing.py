@@ -37,7 +37,9 @@ The busy-machine back-off
     starts a spell: the next calls run on one thread. A spell lasts 4 calls
     the first time and doubles, up to 256, while regions keep starving; each
     region that runs well halves the length of the next spell. A thread count
-    fixed by ``crnn.set_num_threads(n)`` turns the back-off off. Its state is
+    fixed by ``crnn.set_num_threads(n)`` turns the back-off off (its regions
+    still feed the detection: a spell they start applies once the count is
+    OpenMP's default again). Regions on one thread count neither way. Its state is
     process-wide and lasts from call to call: `backoff_state` reads it,
     `reset_backoff` clears it (the test-suite does so around every test), and
     `stall_next_region` makes thread 1 of the next parallel region sleep
