@@ -109,9 +109,19 @@ int crnn_have_openmp(void)
 #endif
 }
 
-/* Calls left to run on one thread after a starved parallel region, and the
- * length of the next such spell: doubled while threads keep starving (a
- * busy machine), halved after each region that ran well. */
+/*
+ * The busy-machine back-off. With OpenMP's default thread count, a parallel
+ * region whose team was starved (crnn_region_end: a thread started late, the
+ * caller waited long at the join, or a thread waited long at a step barrier)
+ * starts a spell: the next calls run on one thread. A spell lasts
+ * BACKOFF_MIN calls the first time, doubles (up to BACKOFF_MAX) while regions
+ * keep starving, and halves after each region that ran well; regions on one
+ * thread count neither way. A count fixed by crnn_set_num_threads is used as
+ * given, though its regions still feed the detection. crnn_testing.h (d)
+ * reads, clears and provokes it (tests/test_threads_backoff.py).
+ *
+ * g_backoff: calls left in the spell; g_backoff_len: the next spell's length.
+ */
 static atomic_int g_backoff = 0;
 static atomic_int g_backoff_len = 0;
 enum { BACKOFF_MIN = 4, BACKOFF_MAX = 256 };
