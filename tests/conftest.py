@@ -7,7 +7,9 @@ test knobs of `crnn._testing` back to their defaults, so a test that pins 3
 threads, the generic kernel or a forced split cannot leak into the next one.
 The busy-machine back-off is cleared before and after every test: a region
 that ran slowly during one test (a busy machine) cannot move the next test's
-calls onto one thread.
+calls onto one thread. During every test the arrays the C library writes are
+filled with NaN before each call (`crnn._testing.set_output_fill`): an
+element a kernel leaves unwritten, or reads before writing it, shows.
 
 Importing crnn is guarded: if the package cannot be imported (not built yet,
 broken extension), this file still loads and each test module that imports
@@ -68,9 +70,11 @@ def _restore_crnn_settings():
 
 @pytest.fixture(autouse=True)
 def _crnn_global_settings():
-    """A clear back-off before every test; crnn's thread count, ISA and test
-    knobs restored (and the back-off cleared) after it."""
+    """A clear back-off and NaN-filled outputs during every test; crnn's
+    thread count, ISA and test knobs restored (and the back-off cleared)
+    after it."""
     if _crnn_testing is not None:
         _crnn_testing.reset_backoff()
+        _crnn_testing.set_output_fill(float("nan"))
     yield
     _restore_crnn_settings()

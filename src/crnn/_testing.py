@@ -39,12 +39,21 @@ The busy-machine back-off
     region that runs well halves the length of the next spell. A thread count
     fixed by ``crnn.set_num_threads(n)`` turns the back-off off (its regions
     still feed the detection: a spell they start applies once the count is
-    OpenMP's default again). Regions on one thread count neither way. Its state is
-    process-wide and lasts from call to call: `backoff_state` reads it,
+    OpenMP's default again). Regions on one thread count neither way. The
+    state is process-wide and lasts from call to call: `backoff_state` reads it,
     `reset_backoff` clears it (the test-suite does so around every test), and
     `stall_next_region` makes thread 1 of the next parallel region sleep
     before it starts, which the region's clock reads as a starved team: a
     test provokes the detection, then watches the recovery.
+
+Arrays filled before the C library writes them
+    The C engine's functions allocate the arrays the C library writes (the
+    outputs, states, saved arrays and gradients) without initialising them:
+    the library writes every element. ``set_output_fill(nan)`` fills them with
+    NaN first (the test-suite does for every test), so that an element a
+    kernel leaves unwritten, or reads before a thread has written it (a
+    missing barrier), shows in the results instead of whatever the memory
+    held, which may be the right answer of an earlier call.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ import contextlib
 from dataclasses import dataclass, fields
 from typing import Iterator, NamedTuple, Optional
 
-from . import _core
+from . import _core, functional
 from ._runtime import set_num_threads
 
 __all__ = [
@@ -66,6 +75,7 @@ __all__ = [
     "reset",
     "reset_backoff",
     "set_min_work",
+    "set_output_fill",
     "set_oversubscribe",
     "stall_next_region",
 ]
@@ -165,10 +175,20 @@ def stall_next_region(ms: int) -> None:
     _core._testing_stall_next_region(int(ms))
 
 
+def set_output_fill(value: Optional[float]) -> Optional[float]:
+    """Fill the arrays the C library is to write with `value` before each
+    call (None: leave them uninitialised, the default). Returns the
+    previous setting."""
+    previous = functional._OUTPUT_FILL
+    functional._OUTPUT_FILL = None if value is None else float(value)
+    return previous
+
+
 def reset() -> None:
     """Every knob back to its default: the work per thread, no
-    oversubscription, no stall armed, no back-off."""
+    oversubscription, no stall armed, no back-off, outputs not filled."""
     set_min_work(0)
     set_oversubscribe(False)
     stall_next_region(0)
     reset_backoff()
+    set_output_fill(None)

@@ -58,6 +58,19 @@ __all__ = [
 
 Arrays = Union[np.ndarray, Iterable[np.ndarray]]
 
+# What the arrays the C library writes hold before it runs: nothing in
+# particular (None), or this value in every element. crnn._testing sets NaN
+# under test, so that an element a kernel leaves unwritten, or reads before
+# writing it, shows in the results.
+_OUTPUT_FILL: Optional[float] = None
+
+
+def _output(shape: Tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A new array for the C library to write in full (crnn.h)."""
+    if _OUTPUT_FILL is None:
+        return np.empty(shape, dtype)
+    return np.full(shape, _OUTPUT_FILL, dtype)
+
 
 def forward(
     cell: Any,
@@ -79,9 +92,9 @@ def forward(
     """
     spec = cells.get(cell)
     a = forward_args(spec, x, states, weights, lengths, options)
-    out = np.empty((a.T, a.B, a.width), a.dtype)
-    states_n = tuple(np.empty((a.B, a.width), a.dtype) for _ in spec.states)
-    saved = tuple(np.empty((a.T, a.B, a.sizes[symbol]), a.dtype) for _, symbol in spec.saved)
+    out = _output((a.T, a.B, a.width), a.dtype)
+    states_n = tuple(_output((a.B, a.width), a.dtype) for _ in spec.states)
+    saved = tuple(_output((a.T, a.B, a.sizes[symbol]), a.dtype) for _, symbol in spec.saved)
     _c_forward(a, out, states_n, saved)
     return out, states_n, make_cache(a, out, saved)
 
@@ -99,9 +112,11 @@ def backward(dout: Optional[Any], dstates: Optional[Sequence[Any]], cache: Any) 
 def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     b = backward_args(spec, dout, dstates, cache)
     a = b.forward
-    dx = np.empty_like(a.x)
-    dstates0 = tuple(np.empty((a.B, a.width), a.dtype) for _ in spec.states)
-    dweights = {name: None if w is None else np.empty_like(w) for name, w in a.weights.items()}
+    dx = _output(a.x.shape, a.x.dtype)
+    dstates0 = tuple(_output((a.B, a.width), a.dtype) for _ in spec.states)
+    dweights = {
+        name: None if w is None else _output(w.shape, w.dtype) for name, w in a.weights.items()
+    }
     _c_backward(b, dx, dstates0, dweights)
     return spec.grads_type(dx, *dstates0, *dweights.values())
 
