@@ -236,7 +236,8 @@ def _testing_set_fork_release(bint release):
     (e)); False makes the children forked next run on one thread. Returns the previous
     setting."""
     return bool(crnn_testing_set_fork_release(release))
-=======
+
+
 # -- private test knobs (csrc/crnn_testing.h) ------------------------------------
 # Only for crnn._testing, which documents them: not part of crnn's API. Kept
 # in this block so that the binding above stays the public interface alone.
