@@ -24,7 +24,7 @@ import pytest
 import crnn
 from crnn import _core, reference as ref
 from helpers import assert_bitwise, assert_results_close
-from problems import SPECS, cell_params, make_problem, run
+from problems import cell_params, make_problem, run
 
 ENGINES = {"crnn": crnn, "reference": ref}
 
@@ -78,44 +78,26 @@ assert all(a is None or a.size == 0 for a in g[1 + len(states_n):])
 print("ok")
 """
 
-# Known failures, reported (strict: these fail once fixed, so the entry must
-# then go): the Jordan kernel walks every one of 2**40 empty steps (hours),
-# and allocates per row for 2**40 empty rows (MemoryError).
-KNOWN_ROWS_OF_NOTHING = {("jordan", "steps"), ("jordan", "rows")}
 
-
-def _rows_params():
-    for spec in SPECS:
-        for what in ("steps", "rows"):
-            marks = (
-                [
-                    pytest.mark.xfail(
-                        strict=True, reason="known: walks or allocates per empty step / row"
-                    )
-                ]
-                if (spec.name, what) in KNOWN_ROWS_OF_NOTHING
-                else []
-            )
-            yield pytest.param(spec, what, marks=marks, id=f"{spec.name}-{what}")
-
-
-@pytest.mark.parametrize("spec, what", list(_rows_params()))
+@pytest.mark.parametrize("what", ["steps", "rows"])
+@pytest.mark.parametrize("spec", cell_params())
 def test_rows_of_nothing_are_not_walked(spec, what):
     """T = 2**40 steps (T*B = 2**41 rows) or B = 2**40 batch rows of nothing
     (I = H = O = 0): every loop bound is 64-bit and nothing is allocated or
     walked per step or row (the final-state copy once looped over the rows
-    for about 75 minutes). C engine only, in a child process, so a
-    regression fails on the timeout instead of hanging the suite."""
+    for about 75 minutes; the Jordan network's output layer once walked
+    every empty step and allocated scratch for every empty row). C engine
+    only, in a child process, so a regression fails on the timeout instead
+    of hanging the suite."""
     import subprocess
     import sys
 
-    known = (spec.name, what) in KNOWN_ROWS_OF_NOTHING
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _ROWS_OF_NOTHING, spec.name, what],
             capture_output=True,
             text=True,
-            timeout=5 if known else 60,
+            timeout=60,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{spec.name}: {what} of nothing still running after the timeout")
