@@ -4,6 +4,8 @@ The C engine (`crnn.rnn_forward`, ...) and the pure-NumPy specification
 (`crnn.reference`) share one API and one numerical contract.
 """
 
+from typing import TYPE_CHECKING
+
 from . import cells, data, init, losses, models, nn, optim, reference, training
 from ._runtime import (
     available_isas,
@@ -26,6 +28,7 @@ from .cells import (
     RNNGrads,
 )
 from .functional import (
+    NAMED as _NAMED,
     attention_backward,
     attention_forward,
     backward,
@@ -34,14 +37,6 @@ from .functional import (
     embedding_backward,
     embedding_forward,
     forward,
-    gru_backward,
-    gru_forward,
-    jordan_backward,
-    jordan_forward,
-    lstm_backward,
-    lstm_forward,
-    rnn_backward,
-    rnn_forward,
 )
 from .module import Module
 from .nn import (
@@ -100,12 +95,6 @@ __all__ = [
     "attention_forward",
     "embedding_backward",
     "embedding_forward",
-    "gru_backward",
-    "gru_forward",
-    "jordan_backward",
-    "jordan_forward",
-    "lstm_backward",
-    "lstm_forward",
     "__version__",
     "available_isas",
     "build_info",
@@ -115,8 +104,16 @@ __all__ = [
     "get_num_threads",
     "limit_blas_threads",
     "reference",
-    "rnn_backward",
-    "rnn_forward",
     "set_isa",
     "set_num_threads",
 ]
+
+# Every registered cell's named entry points (rnn_forward, lstm_backward, ...),
+# from crnn.functional.
+globals().update(_NAMED)
+__all__ += list(_NAMED)
+
+if TYPE_CHECKING:  # the named entry points, for type checkers
+    from typing import Any, Callable
+
+    def __getattr__(name: str) -> Callable[..., Any]: ...

@@ -1,280 +1,207 @@
-"""The cells' named functional entry points, written once for both engines.
+"""The cells' named functional entry points, derived from the registry.
 
 ``rnn_forward``, ``lstm_forward``, ... are thin wrappers over an engine's
 generic ``forward`` / ``backward`` (any cell of `crnn.cells`), with the
-positional signatures of PyTorch's functional style. `crnn.reference` and
-`crnn.functional` each call `entry_points` with their own engine, so the two
-APIs cannot drift apart.
+positional signatures of PyTorch's functional style. They are not written
+by hand: `entry_points` makes ``<cell>_forward`` and ``<cell>_backward`` for
+every cell of the registry from its spec (signature, docstring and
+annotations), so a new cell has them with no change here, and
+`crnn.reference` and `crnn.functional`, which each call `entry_points` with
+their own engine, cannot drift apart.
+
+The signatures follow one rule, read from the spec:
+
+    <cell>_forward(x, <state>0, ..., <weight>, ..., <bias>=None, ...,
+                   *, <option>=<default>, ..., lengths=None)
+        -> (out, <state>_n, ..., cache)
+    <cell>_backward(dout, d<state>_n, ..., cache) -> the cell's gradients
+
+The functions are compiled from generated source, as `dataclasses` does, so
+they are plain Python functions: ``help()`` shows their real signature and a
+call costs no argument binding beyond Python's own.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from . import cells
-from .cells import (
-    GRUCache,
-    GRUGrads,
-    JordanCache,
-    JordanGrads,
-    LSTMCache,
-    LSTMGrads,
-    RNNCache,
-    RNNGrads,
-)
+from .cells import CellSpec
 
 Forward = Callable[..., Tuple[np.ndarray, Tuple[np.ndarray, ...], Any]]
-Backward = Callable[[cells.CellSpec, Any, Any, Any], Any]
+Backward = Callable[[CellSpec, Any, Any, Any], Any]
 
 
-def _stacked(weight_ih: Any, weight_hh: Any, bias_ih: Any, bias_hh: Any) -> Dict[str, Any]:
-    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih, "bias_hh": bias_hh}
+def names(spec: CellSpec) -> Tuple[str, str]:
+    """The names of `spec`'s forward and backward entry points."""
+    return f"{spec.name}_forward", f"{spec.name}_backward"
 
 
-def entry_points(
-    forward: Forward, backward: Backward, module: str
-) -> Tuple[Callable[..., Any], ...]:
-    """(rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward,
-    gru_backward, jordan_forward, jordan_backward) over one engine.
+def _width(spec: CellSpec) -> str:
+    return spec.state_size
 
-    `forward(cell, x, states, weights, lengths=..., **options)` and
+
+def _forward_doc(spec: CellSpec) -> str:
+    W = _width(spec)
+    lines = [
+        f"Run one {spec.title} layer over a time-major batch.",
+        "",
+        textwrap.indent(spec.equations, "    "),
+        "",
+        "Parameters",
+        "----------",
+        "x : ndarray, shape (T, B, I)",
+        "    Inputs, time-major. float32 or float64; every floating argument must",
+        "    share that dtype, and the computation runs in it.",
+    ]
+    for s in spec.initial_states:
+        lines += [f"{s} : ndarray, shape (B, {W}), or None", "    Initial state; None means zeros."]
+    for w in spec.weights:
+        shape = spec.shape_text(w.shape)
+        lines.append(f"{w.name} : ndarray, shape {shape}" + (", or None" if w.bias else ""))
+        doc = w.doc or f"The weight in crnn_weights' {w.role} slot."
+        lines.append("    " + doc + (" None means no such bias." if w.bias else ""))
+    for o in spec.options:
+        choices = ", ".join(f'"{c}"' for c in o.choices)
+        lines += [
+            f"{o.name} : {{{choices}}}",
+            f'    {o.doc or "An option."} Default "{o.default}".',
+        ]
+    lines += [
+        "lengths : array_like of B ints in [0, T], or None",
+        "    Valid length of each batch row, in any order. For t >= lengths[b],",
+        "    ``out[t, b]`` is zero and the states of row b are held. None means",
+        "    every row has length T.",
+        "",
+        "Returns",
+        "-------",
+        f"out : ndarray, shape (T, B, {W})",
+        "    The output of every step (zero on padded steps).",
+    ]
+    for s in spec.final_states:
+        lines += [
+            f"{s} : ndarray, shape (B, {W})",
+            "    The state after each row's last valid step; a new array.",
+        ]
+    lines += [
+        f"cache : {spec.cache_type.__name__}",
+        "    The normalised inputs and the results, by reference, for",
+        f"    `{names(spec)[1]}` (do not modify them in place before it).",
+        "",
+        "Raises",
+        "------",
+        "TypeError, ValueError",
+        "    On a wrong dtype, shape, option or length (before any work).",
+    ]
+    return "\n".join(lines)
+
+
+def _backward_doc(spec: CellSpec) -> str:
+    W = _width(spec)
+    lines = [
+        f"Backpropagation through time for `{names(spec)[0]}`.",
+        "",
+        "Parameters",
+        "----------",
+        f"dout : ndarray, shape (T, B, {W}), or None",
+        "    Gradient of the loss w.r.t. ``out``; None means zero. Entries on padded",
+        "    steps (t >= lengths[b]) are ignored: ``out`` is constant zero there.",
+    ]
+    for s in spec.final_states:
+        lines += [
+            f"d{s} : ndarray, shape (B, {W}), or None",
+            f"    Gradient of the loss w.r.t. ``{s}``; None means zero.",
+        ]
+    lines += [
+        f"cache : {spec.cache_type.__name__}",
+        f"    The cache returned by `{names(spec)[0]}` of either engine.",
+        "",
+        "Returns",
+        "-------",
+        f"{spec.grads_type.__name__}",
+        textwrap.fill(
+            f"``{'``, ``'.join(spec.grads_fields())}``: each shaped like its argument; "
+            "the initial states' also when they were None (the gradient w.r.t. the "
+            "zero state); None for a bias the forward did not have."
+            + (" The two stacked biases' gradients differ." if spec.separate_bias_grads else ""),
+            width=76,
+            initial_indent="    ",
+            subsequent_indent="    ",
+        ),
+        "",
+        "Raises",
+        "------",
+        "TypeError, ValueError",
+        "    On a wrong cache, dtype or shape (before any work).",
+    ]
+    return "\n".join(lines)
+
+
+def _source(spec: CellSpec) -> str:
+    """The source of `spec`'s two entry points."""
+    fwd_name, bwd_name = names(spec)
+    states0 = list(spec.initial_states)
+    required = [w.name for w in spec.weights if not w.bias]
+    biases = [w.name for w in spec.weights if w.bias]
+    params = ["x", *states0, *required, *(f"{b}=None" for b in biases), "*"]
+    params += [f"{o.name}={o.default!r}" for o in spec.options] + ["lengths=None"]
+    weights = ", ".join(f"{w.name!r}: {w.name}" for w in spec.weights)
+    options = "".join(f", {o.name}={o.name}" for o in spec.options)
+    finals = ", ".join(spec.final_states)
+    dfinals = [f"d{s}" for s in spec.final_states]
+    return (
+        f"def {fwd_name}({', '.join(params)}):\n"
+        f"    out, ({finals},), cache = _forward(\n"
+        f"        _spec, x, ({''.join(s + ', ' for s in states0)}), {{{weights}}},\n"
+        f"        lengths=lengths{options})\n"
+        f"    return out, {finals}, cache\n"
+        f"\n"
+        f"def {bwd_name}(dout, {', '.join(dfinals)}, cache):\n"
+        f"    return _backward(_spec, dout, ({''.join(d + ', ' for d in dfinals)}), cache)\n"
+    )
+
+
+def _annotations(spec: CellSpec) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    fwd: Dict[str, Any] = {"x": np.ndarray}
+    fwd.update({s: Optional[np.ndarray] for s in spec.initial_states})
+    fwd.update({w.name: Optional[np.ndarray] if w.bias else np.ndarray for w in spec.weights})
+    fwd.update({o.name: str for o in spec.options})
+    fwd["lengths"] = Optional[Any]
+    results = (np.ndarray,) * (1 + len(spec.states)) + (spec.cache_type,)
+    fwd["return"] = Tuple[results]
+    bwd: Dict[str, Any] = {"dout": Optional[np.ndarray]}
+    bwd.update({f"d{s}": Optional[np.ndarray] for s in spec.final_states})
+    bwd.update(cache=spec.cache_type, **{"return": spec.grads_type})
+    return fwd, bwd
+
+
+def make(spec: CellSpec, forward: Forward, backward: Backward, module: str) -> Dict[str, Any]:
+    """`spec`'s ``<cell>_forward`` and ``<cell>_backward`` over one engine.
+
+    `forward(spec, x, states, weights, lengths=..., **options)` and
     `backward(spec, dout, dstates, cache)` are the engine's; `module` names
     the engine module the functions are shown in.
     """
-
-    def rnn_forward(
-        x: np.ndarray,
-        h0: Optional[np.ndarray],
-        weight_ih: np.ndarray,
-        weight_hh: np.ndarray,
-        bias_ih: Optional[np.ndarray] = None,
-        bias_hh: Optional[np.ndarray] = None,
-        *,
-        nonlinearity: str = "tanh",
-        lengths: Optional[Any] = None,
-    ) -> Tuple[np.ndarray, np.ndarray, RNNCache]:
-        """Run a one-layer Elman RNN over a time-major batch.
-
-        ``h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` for t = 0 .. T-1.
-
-        Parameters
-        ----------
-        x : ndarray, shape (T, B, I)
-            Inputs, time-major. float32 or float64; every floating argument must
-            share that dtype, and the computation runs in it.
-        h0 : ndarray, shape (B, H), or None
-            Initial state; None means zeros.
-        weight_ih : ndarray, shape (H, I)
-            Input-to-hidden weights (PyTorch's ``weight_ih_l0``).
-        weight_hh : ndarray, shape (H, H)
-            Hidden-to-hidden weights (PyTorch's ``weight_hh_l0``).
-        bias_ih, bias_hh : ndarray, shape (H,), or None
-            Biases; None means no such bias.
-        nonlinearity : {"tanh", "relu", "sigmoid"}
-            The activation f.
-        lengths : array_like of B ints in [0, T], or None
-            Valid length of each batch row, in any order. For t >= lengths[b],
-            ``out[t, b]`` is zero and the state of row b is held. None means
-            every row has length T.
-
-        Returns
-        -------
-        out : ndarray, shape (T, B, H)
-            The state after every step (zero on padded steps).
-        h_n : ndarray, shape (B, H)
-            The state after each row's last valid step; a new array, never a
-            view of ``h0``.
-        cache : RNNCache
-            The normalised inputs and ``out``, by reference, for `rnn_backward`.
-
-        Raises
-        ------
-        TypeError, ValueError
-            On a wrong dtype, shape, nonlinearity or length.
-        """
-        out, (h_n,), cache = forward(
-            "rnn",
-            x,
-            (h0,),
-            _stacked(weight_ih, weight_hh, bias_ih, bias_hh),
-            lengths=lengths,
-            nonlinearity=nonlinearity,
-        )
-        return out, h_n, cache
-
-    def rnn_backward(
-        dout: Optional[np.ndarray],
-        dh_n: Optional[np.ndarray],
-        cache: RNNCache,
-    ) -> RNNGrads:
-        """Backpropagation through time for `rnn_forward`.
-
-        Parameters
-        ----------
-        dout : ndarray, shape (T, B, H), or None
-            Gradient of the loss w.r.t. ``out``; None means zero. Entries on
-            padded steps (t >= lengths[b]) are ignored, as ``out`` is constant
-            zero there.
-        dh_n : ndarray, shape (B, H), or None
-            Gradient of the loss w.r.t. ``h_n``; None means zero.
-        cache : RNNCache
-            The cache returned by ``rnn_forward`` of either engine.
-
-        Returns
-        -------
-        RNNGrads
-            ``dx`` (T, B, I); ``dh0`` (B, H), also when the forward had no h0
-            (then it is the gradient w.r.t. the zero initial state);
-            ``dweight_ih`` (H, I); ``dweight_hh`` (H, H); ``dbias_ih`` and
-            ``dbias_hh`` (H,), equal in value but separate arrays, or None for
-            a bias the forward did not have.
-
-        Raises
-        ------
-        TypeError, ValueError
-            On a wrong cache, dtype or shape.
-        """
-        return backward(cells.RNN, dout, (dh_n,), cache)
-
-    def lstm_forward(
-        x: Any,
-        h0: Optional[Any],
-        c0: Optional[Any],
-        weight_ih: Any,
-        weight_hh: Any,
-        bias_ih: Optional[Any] = None,
-        bias_hh: Optional[Any] = None,
-        *,
-        lengths: Optional[Any] = None,
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LSTMCache]:
-        """LSTM over a time-major batch.
-
-        Gates [i f g o] stacked in weight_ih (4H, I) and weight_hh (4H, H):
-        i, f, o = sigmoid(a), g = tanh(a) for a = x_t W_ih^T + b_ih + h W_hh^T + b_hh;
-        c_t = f c_{t-1} + i g; h_t = o tanh(c_t). h0 / c0 None mean zeros.
-        With lengths, padded steps output 0 and hold (h, c).
-
-        Returns out (T, B, H), h_n (B, H), c_n (B, H) and an LSTMCache.
-        """
-        out, (h_n, c_n), cache = forward(
-            "lstm", x, (h0, c0), _stacked(weight_ih, weight_hh, bias_ih, bias_hh), lengths=lengths
-        )
-        return out, h_n, c_n, cache
-
-    def lstm_backward(
-        dout: Optional[Any], dh_n: Optional[Any], dc_n: Optional[Any], cache: LSTMCache
-    ) -> LSTMGrads:
-        """Backpropagation through time for `lstm_forward`.
-
-        dout (T, B, H), dh_n and dc_n (B, H) may be None (zero); dout at padded
-        steps is ignored. Returns LSTMGrads(dx, dh0, dc0, dweight_ih, dweight_hh,
-        dbias_ih, dbias_hh); the two bias gradients are equal (None for an absent
-        bias).
-        """
-        return backward(cells.LSTM, dout, (dh_n, dc_n), cache)
-
-    def gru_forward(
-        x: Any,
-        h0: Optional[Any],
-        weight_ih: Any,
-        weight_hh: Any,
-        bias_ih: Optional[Any] = None,
-        bias_hh: Optional[Any] = None,
-        *,
-        lengths: Optional[Any] = None,
-    ) -> Tuple[np.ndarray, np.ndarray, GRUCache]:
-        """GRU over a time-major batch.
-
-        Gates [r z n] stacked in weight_ih (3H, I) and weight_hh (3H, H):
-        r = sigmoid(x W_ir + b_ir + h W_hr + b_hr), z likewise,
-        n = tanh(x W_in + b_in + r (h W_hn + b_hn)), h_t = (1 - z) n + z h_{t-1}.
-        With lengths, padded steps output 0 and hold h.
-
-        Returns out (T, B, H), h_n (B, H) and a GRUCache.
-        """
-        out, (h_n,), cache = forward(
-            "gru", x, (h0,), _stacked(weight_ih, weight_hh, bias_ih, bias_hh), lengths=lengths
-        )
-        return out, h_n, cache
-
-    def gru_backward(dout: Optional[Any], dh_n: Optional[Any], cache: GRUCache) -> GRUGrads:
-        """Backpropagation through time for `gru_forward`.
-
-        Returns GRUGrads(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
-        the bias gradients differ in their n part (b_hn sits inside r * (.)).
-        """
-        return backward(cells.GRU, dout, (dh_n,), cache)
-
-    def jordan_forward(
-        x: Any,
-        y0: Optional[Any],
-        weight_ih: Any,
-        weight_hy: Any,
-        weight_ho: Any,
-        bias_ih: Optional[Any] = None,
-        bias_hh: Optional[Any] = None,
-        bias_ho: Optional[Any] = None,
-        *,
-        nonlinearity: str = "tanh",
-        output_nonlinearity: str = "identity",
-        lengths: Optional[Any] = None,
-    ) -> Tuple[np.ndarray, np.ndarray, JordanCache]:
-        """A Jordan network over a time-major batch: the previous *output* is fed back.
-
-        h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh), y_t = g(h_t W_ho^T + b_ho),
-        f = nonlinearity (tanh, relu, sigmoid), g = output_nonlinearity (identity,
-        tanh, relu, sigmoid).
-
-        x (T, B, I); y0 (B, O) or None (zeros); weight_ih (H, I); weight_hy
-        (H, O); weight_ho (O, H); biases (H,), (H,), (O,) or None; lengths as
-        in `rnn_forward` (padded steps output 0 and hold y).
-
-        Returns out (T, B, O) (the outputs y_t), y_n (B, O) (the output after
-        each row's last valid step) and a JordanCache for `jordan_backward`.
-        """
-        weights = {
-            "weight_ih": weight_ih,
-            "weight_hy": weight_hy,
-            "weight_ho": weight_ho,
-            "bias_ih": bias_ih,
-            "bias_hh": bias_hh,
-            "bias_ho": bias_ho,
-        }
-        out, (y_n,), cache = forward(
-            "jordan",
-            x,
-            (y0,),
-            weights,
-            lengths=lengths,
-            nonlinearity=nonlinearity,
-            output_nonlinearity=output_nonlinearity,
-        )
-        return out, y_n, cache
-
-    def jordan_backward(
-        dout: Optional[Any], dy_n: Optional[Any], cache: JordanCache
-    ) -> JordanGrads:
-        """BPTT for `jordan_forward`. dout, dy_n may be None.
-
-        Returns JordanGrads(dx, dy0, dweight_ih, dweight_hy, dweight_ho,
-        dbias_ih, dbias_hh, dbias_ho); the first two bias gradients are equal
-        (None for an absent bias).
-        """
-        return backward(cells.JORDAN, dout, (dy_n,), cache)
-
-    functions = (
-        rnn_forward,
-        rnn_backward,
-        lstm_forward,
-        lstm_backward,
-        gru_forward,
-        gru_backward,
-        jordan_forward,
-        jordan_backward,
-    )
-    for fn in functions:
+    namespace: Dict[str, Any] = {"_spec": spec, "_forward": forward, "_backward": backward}
+    code = compile(_source(spec), f"<crnn entry points of the {spec.name} cell>", "exec")
+    exec(code, namespace)  # noqa: S102 - source generated above from the spec alone
+    made = {name: namespace[name] for name in names(spec)}
+    docs = (_forward_doc(spec), _backward_doc(spec))
+    for fn, doc, hints in zip(made.values(), docs, _annotations(spec)):
         fn.__module__ = module
         fn.__qualname__ = fn.__name__
+        fn.__doc__ = doc
+        fn.__annotations__ = hints
+    return made
+
+
+def entry_points(forward: Forward, backward: Backward, module: str) -> Dict[str, Any]:
+    """Every registered cell's named entry points over one engine, by name
+    (``{"rnn_forward": ..., "rnn_backward": ..., "lstm_forward": ...}``)."""
+    functions: Dict[str, Any] = {}
+    for spec in cells.REGISTRY.values():
+        functions.update(make(spec, forward, backward, module))
     return functions

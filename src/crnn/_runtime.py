@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 from . import _core
 from ._version import __version__
 
-_ISA_ORDER = ("avx512", "avx2", "generic")
+# The kernel builds of the C library's registry (csrc/crnn_isas.def lists
+# them worst first), best first.
+_ISA_ORDER = tuple(
+    name for name, code in sorted(_core.ISAS.items(), key=lambda item: -item[1]) if code >= 0
+)
 _MAX_THREADS = 4096
 
 

@@ -10,7 +10,9 @@ the kernels themselves, keyed by the cell's name: `crnn.reference` its NumPy
 specification, the C library its cell description (csrc/cell_<name>.inc).
 
 Adding a cell means its C description, an entry here and its NumPy
-functions in `crnn.reference`; see docs/ARCHITECTURE.md.
+functions in `crnn.reference`; see docs/ARCHITECTURE.md. A spec that gives
+no cache or gradient type gets NamedTuples derived from its fields (the
+registry's own four cells spell theirs out, with shapes in comments).
 
 This module imports nothing from crnn, so every floor may import it.
 """
@@ -18,7 +20,7 @@ This module imports nothing from crnn, so every floor may import it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Type, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union, cast
 
 import numpy as np
 
@@ -59,6 +61,7 @@ class Weight:
     shape: Tuple[str, ...]
     role: str
     bias: bool = False  # present only when the layer has biases; None means absent
+    doc: str = ""  # what it is, for the docstrings of the cell's entry points
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Option:
     choices: Tuple[str, ...]
     default: str
     role: str  # the crnn_layer field it sets: "activation" or "output_activation"
+    doc: str = ""  # what it is, for the docstrings of the cell's entry points
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,14 @@ class CellSpec:
     separate_bias_grads : bool
         The two biases enter differently (the GRU's b_hn), so their
         gradients differ.
-    cache_type, grads_type : NamedTuple classes
+    equations : str
+        The step, one formula a line, for the docstrings of the cell's
+        entry points.
+    cache_type, grads_type : NamedTuple classes, or None
         What the functional forward returns for the backward, and what the
-        backward returns.
+        backward returns. None derives them from the fields above
+        (``<Title>Cache``, ``<Title>Grads``); given classes must have the
+        derived fields in the derived order.
     torch_module : str or None
         The torch.nn class with the same semantics and parameter layout.
     onnx_gate_order : tuple of int or None
@@ -118,8 +127,9 @@ class CellSpec:
     gates: int
     states: Tuple[str, ...]
     weights: Tuple[Weight, ...]
-    cache_type: Type[Any]
-    grads_type: Type[Any]
+    equations: str = ""
+    cache_type: Any = None  # a NamedTuple class once constructed
+    grads_type: Any = None
     state_size: str = "H"
     options: Tuple[Option, ...] = ()
     saved: Tuple[Tuple[str, str], ...] = ()
@@ -141,6 +151,18 @@ class CellSpec:
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+        biases = [w.bias for w in self.weights]
+        if biases != sorted(biases):
+            raise ValueError(f"{self.name}: the biases must come after the other weights")
+        for kind, fields in (("cache", self.cache_fields()), ("grads", self.grads_fields())):
+            given = getattr(self, f"{kind}_type")
+            if given is None:
+                object.__setattr__(self, f"{kind}_type", _derived_tuple(self, kind, fields))
+            elif tuple(given._fields) != fields:
+                raise TypeError(
+                    f"{self.name}: {given.__name__} must have the fields {fields}, "
+                    f"got {given._fields}"
+                )
 
     # Set by __post_init__ (declared for readers and type checkers).
     weight_names: Tuple[str, ...] = field(init=False)
@@ -149,6 +171,32 @@ class CellSpec:
     initial_states: Tuple[str, ...] = field(init=False)  # "h0", "c0"
     final_states: Tuple[str, ...] = field(init=False)  # "h_n", "c_n"
     uses_output_size: bool = field(init=False)  # the cell has an output size O (Jordan)
+
+    def cache_fields(self) -> Tuple[str, ...]:
+        """The cache's fields: x, initial states, weights, lengths, options,
+        out, saved arrays."""
+        return (
+            ("x",)
+            + self.initial_states
+            + self.weight_names
+            + ("lengths",)
+            + self.option_names
+            + ("out",)
+            + tuple(name for name, _ in self.saved)
+        )
+
+    def grads_fields(self) -> Tuple[str, ...]:
+        """The gradients' fields: dx, the initial states', the weights'."""
+        return tuple("d" + name for name in ("x",) + self.initial_states + self.weight_names)
+
+    def symbol_text(self, symbol: str) -> str:
+        """A shape symbol as the docs write it: "G" is "4H" for four gates."""
+        return ("H" if self.gates == 1 else f"{self.gates}H") if symbol == "G" else symbol
+
+    def shape_text(self, shape: Tuple[str, ...]) -> str:
+        """A symbolic shape as the docs write it: ("G", "I") is "(4H, I)"."""
+        inner = ", ".join(map(self.symbol_text, shape))
+        return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
     def option(self, name: str) -> Option:
         """The option called `name` (KeyError if the cell has none)."""
@@ -168,6 +216,33 @@ class CellSpec:
     def width(self, sizes: Dict[str, int]) -> int:
         """The width of the states and of the output."""
         return sizes[self.state_size]
+
+
+def _derived_tuple(spec: CellSpec, kind: str, fields: Tuple[str, ...]) -> Any:
+    """The NamedTuple class of a spec that gives no cache or grads type."""
+    optional = set(spec.initial_states) | {w.name for w in spec.weights if w.bias} | {"lengths"}
+    types: List[Tuple[str, Any]] = []
+    for f in fields:
+        if kind == "cache":
+            kind_of = str if f in spec.option_names else np.ndarray
+            types.append((f, Optional[kind_of] if f in optional else kind_of))
+        else:
+            absent = f[1:] in optional and f[1:] not in spec.initial_states
+            types.append((f, Optional[np.ndarray] if absent else np.ndarray))
+    name = f"{spec.title}{'Cache' if kind == 'cache' else 'Grads'}"
+    cls = cast(Any, NamedTuple)(name, types)
+    cls.__module__ = __name__
+    if kind == "cache":
+        cls.__doc__ = (
+            f"What the {spec.title} cell's backward needs from its forward (references, "
+            "not copies): the normalised inputs, then out and the saved arrays."
+        )
+    else:
+        cls.__doc__ = (
+            f"Gradients of the {spec.title} cell's backward: dx, the initial states' "
+            "(also when they were None), the weights' (None for an absent bias)."
+        )
+    return cls
 
 
 # --------------------------------------------------------------------------
@@ -296,13 +371,15 @@ class JordanGrads(NamedTuple):
 # --------------------------------------------------------------------------
 
 _STACKED_WEIGHTS = (
-    Weight("weight_ih", ("G", "I"), "w_ih"),
-    Weight("weight_hh", ("G", "H"), "w_hh"),
-    Weight("bias_ih", ("G",), "b_ih", bias=True),
-    Weight("bias_hh", ("G",), "b_hh", bias=True),
+    Weight("weight_ih", ("G", "I"), "w_ih", doc="Input-to-hidden weights (``weight_ih_l0``)."),
+    Weight("weight_hh", ("G", "H"), "w_hh", doc="Hidden-to-hidden weights (``weight_hh_l0``)."),
+    Weight("bias_ih", ("G",), "b_ih", bias=True, doc="Input-side bias."),
+    Weight("bias_hh", ("G",), "b_hh", bias=True, doc="Recurrent-side bias."),
 )
 
-_NONLINEARITY = Option("nonlinearity", NONLINEARITIES, "tanh", "activation")
+_NONLINEARITY = Option(
+    "nonlinearity", NONLINEARITIES, "tanh", "activation", doc="The activation f."
+)
 
 RNN = CellSpec(
     name="rnn",
@@ -310,6 +387,7 @@ RNN = CellSpec(
     gates=1,
     states=("h",),
     weights=_STACKED_WEIGHTS,
+    equations="h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)",
     options=(_NONLINEARITY,),
     cache_type=RNNCache,
     grads_type=RNNGrads,
@@ -324,6 +402,11 @@ LSTM = CellSpec(
     gates=4,
     states=("h", "c"),
     weights=_STACKED_WEIGHTS,
+    equations=(
+        "i, f, g, o = the gate blocks of x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh\n"
+        "c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)\n"
+        "h_t = sigmoid(o) tanh(c_t)"
+    ),
     saved=(("gates", "G"), ("cells", "H")),
     cache_type=LSTMCache,
     grads_type=LSTMGrads,
@@ -339,6 +422,11 @@ GRU = CellSpec(
     gates=3,
     states=("h",),
     weights=_STACKED_WEIGHTS,
+    equations=(
+        "r = sigmoid(x_t W_ir^T + b_ir + h_{t-1} W_hr^T + b_hr), z likewise\n"
+        "n = tanh(x_t W_in^T + b_in + r (h_{t-1} W_hn^T + b_hn))\n"
+        "h_t = (1 - z) n + z h_{t-1}"
+    ),
     saved=(("gates", "G"), ("hn", "H")),
     separate_bias_grads=True,
     cache_type=GRUCache,
@@ -357,16 +445,26 @@ JORDAN = CellSpec(
     states=("y",),
     state_size="O",
     weights=(
-        Weight("weight_ih", ("H", "I"), "w_ih"),
-        Weight("weight_hy", ("H", "O"), "w_hh"),
-        Weight("weight_ho", ("O", "H"), "w_ho"),
-        Weight("bias_ih", ("H",), "b_ih", bias=True),
-        Weight("bias_hh", ("H",), "b_hh", bias=True),
-        Weight("bias_ho", ("O",), "b_ho", bias=True),
+        Weight("weight_ih", ("H", "I"), "w_ih", doc="Input-to-hidden weights."),
+        Weight("weight_hy", ("H", "O"), "w_hh", doc="Fed-back output to hidden weights."),
+        Weight("weight_ho", ("O", "H"), "w_ho", doc="Hidden-to-output weights."),
+        Weight("bias_ih", ("H",), "b_ih", bias=True, doc="Input-side bias."),
+        Weight("bias_hh", ("H",), "b_hh", bias=True, doc="Recurrent-side bias."),
+        Weight("bias_ho", ("O",), "b_ho", bias=True, doc="Output bias."),
+    ),
+    equations=(
+        "h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh)\n"
+        "y_t = g(h_t W_ho^T + b_ho)    (the previous *output* is fed back)"
     ),
     options=(
         _NONLINEARITY,
-        Option("output_nonlinearity", OUTPUT_NONLINEARITIES, "identity", "output_activation"),
+        Option(
+            "output_nonlinearity",
+            OUTPUT_NONLINEARITIES,
+            "identity",
+            "output_activation",
+            doc="The output activation g.",
+        ),
     ),
     saved=(("hidden", "H"),),
     cache_type=JordanCache,
@@ -374,6 +472,12 @@ JORDAN = CellSpec(
 )
 
 REGISTRY: Dict[str, CellSpec] = {spec.name: spec for spec in (RNN, LSTM, GRU, JORDAN)}
+
+# Derived cache and gradient types live here by name, as the spelled-out ones
+# do, so that pickle finds them.
+for _spec in REGISTRY.values():
+    for _cls in (_spec.cache_type, _spec.grads_type):
+        globals().setdefault(_cls.__name__, _cls)
 
 
 def names() -> Tuple[str, ...]:

@@ -11,7 +11,20 @@ releases the GIL.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 
@@ -121,22 +134,23 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     return spec.grads_type(dx, *dstates0, *dweights.values())
 
 
-(
-    rnn_forward,
-    rnn_backward,
-    lstm_forward,
-    lstm_backward,
-    gru_forward,
-    gru_backward,
-    jordan_forward,
-    jordan_backward,
-) = entry_points(forward, _backward, __name__)
+# The cells' named entry points (rnn_forward, rnn_backward, lstm_forward, ...:
+# one pair per registered cell), the same functions over the NumPy engine in
+# crnn.reference: identical signatures and semantics by construction.
+NAMED = entry_points(forward, _backward, __name__)
+globals().update(NAMED)
+
+if TYPE_CHECKING:  # the named entry points, for type checkers
+
+    def __getattr__(name: str) -> Callable[..., Any]: ...
 
 
 # The C interface's view of each registry cell: its code, and the spec's
 # weight and option names in crnn_weights' and crnn_layer's slot order (None
-# where the cell has no such slot). Built once: a registry cell the C build
-# lacks fails here, at import, not at its first call.
+# where the cell has no such slot). Built once, at import, after checking that
+# the C library describes the cell as its spec does: a registry cell the C
+# build lacks, or whose arrays it would size differently (and overrun), stops
+# the import with a message, never a call.
 _WEIGHT_ROLES = ("w_ih", "w_hh", "b_ih", "b_hh", "w_ho", "b_ho")
 _OPTION_ROLES = ("activation", "output_activation")
 
@@ -147,7 +161,36 @@ class _CLayout(NamedTuple):
     option_slots: Tuple[Optional[str], ...]  # per _OPTION_ROLES
 
 
+def _c_disagreement(spec: CellSpec) -> Optional[str]:
+    """How the C library's description of `spec`'s cell differs from the
+    spec's, or None."""
+    info = _core.CELL_INFO.get(spec.name)
+    if info is None:
+        return "the C library has no such cell (csrc/crnn_cells.def)"
+    expected = {
+        "gates": spec.gates,
+        "states": len(spec.states),
+        "state_is_output": spec.state_size == "O",
+        "saved_gates": tuple(spec.gates if symbol == "G" else 1 for _, symbol in spec.saved),
+        "separate_bias_grads": spec.separate_bias_grads,
+    }
+    for key, value in expected.items():
+        if info[key] != value:
+            return f"{key} is {info[key]!r} in C but {value!r} in crnn.cells"
+    for o in spec.options:
+        unknown = [c for c in o.choices if c not in _core.ACTIVATIONS]
+        if unknown:
+            return f"option {o.name}: the C library has no activation {unknown[0]!r}"
+    return None
+
+
 def _c_layout(spec: CellSpec) -> _CLayout:
+    problem = _c_disagreement(spec)
+    if problem is not None:
+        raise ImportError(
+            f"crnn: the {spec.name!r} cell of crnn.cells does not match the C library's: "
+            f"{problem} (csrc/cell_{spec.name}.inc; rebuild the extension after a change)"
+        )
     weights = {w.role: w.name for w in spec.weights}
     options = {o.role: o.name for o in spec.options}
     return _CLayout(

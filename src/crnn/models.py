@@ -45,8 +45,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from . import cells
-from ._validate import check_lengths
+from . import cells, reference
+from ._validate import check_lengths, check_nonlinearity
 from ._validate_seq import SCORES, check_ids
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .forecasting import Forecaster  # defined in crnn.forecasting; re-exported here
@@ -108,43 +108,6 @@ def _recurrent(
 def _cell_config(layer: Recurrent) -> Dict[str, Any]:
     """The ``cell`` and ``nonlinearity`` entries of a model's config."""
     return dict(cell=layer.spec.name, nonlinearity=layer.options.get("nonlinearity", "tanh"))
-
-
-# MLPRegressor's activations and their derivatives through the output, as
-# module-level functions so that a model holding them pickles.
-def _tanh_grad(y: np.ndarray) -> np.ndarray:
-    return 1 - y * y
-
-
-def _relu(a: np.ndarray) -> np.ndarray:
-    return np.maximum(a, 0)
-
-
-def _relu_grad(y: np.ndarray) -> np.ndarray:
-    return (y > 0).astype(y.dtype)
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    z = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + z), z / (1 + z)).astype(a.dtype)
-
-
-def _sigmoid_grad(y: np.ndarray) -> np.ndarray:
-    return y * (1 - y)
-
-
-_ACTIVATIONS = {
-    "tanh": (np.tanh, _tanh_grad),
-    "relu": (_relu, _relu_grad),
-    "sigmoid": (_sigmoid, _sigmoid_grad),
-}
-
-
-def _activation(name: str):
-    """(f, df) for a nonlinearity name; df takes f's output."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {name!r}")
-    return _ACTIVATIONS[name]
 
 
 def _sample(
@@ -256,8 +219,7 @@ class MLPRegressor(Module):
         super().__init__(backend=backend)
         self.dtype = float_dtype(dtype)
         self.seed = seed
-        self.nonlinearity = nonlinearity
-        self._f, self._df = _activation(nonlinearity)
+        self.nonlinearity = check_nonlinearity(nonlinearity)
         s = _child_seeds(seed, 2)
         self.hidden = Linear(
             in_features, hidden_features, dtype=self.dtype, seed=s[0], backend=backend
@@ -289,7 +251,7 @@ class MLPRegressor(Module):
         -------
         ndarray, shape (..., out_features)
         """
-        a = self._f(self.hidden(x))
+        a = reference.ACTIVATIONS[self.nonlinearity](self.hidden(x))
         self._cache = a
         return self.head(a)
 
@@ -306,7 +268,7 @@ class MLPRegressor(Module):
         """
         if self._cache is None:
             raise RuntimeError("backward() called before forward()")
-        da = self.head.backward(dy) * self._df(self._cache)
+        da = self.head.backward(dy) * reference.activation_grad(self.nonlinearity, self._cache)
         return self.hidden.backward(da)
 
 

@@ -32,7 +32,7 @@ engine, so both engines accept and reject exactly the same arguments.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,17 +57,9 @@ from ._validate import (
 )
 from .cells import CellSpec
 
-__all__ = [
+__all__ = [  # and the cells' named entry points (NAMED, below)
     "forward",
     "backward",
-    "rnn_forward",
-    "rnn_backward",
-    "lstm_forward",
-    "lstm_backward",
-    "gru_forward",
-    "gru_backward",
-    "jordan_forward",
-    "jordan_backward",
     "clip_grad_norm",
     "clip_grad_value",
     "embedding_forward",
@@ -479,18 +471,16 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     return KERNELS[spec.name][1](backward_args(spec, dout, dstates, cache))
 
 
-# The cells' named entry points, the same functions over the C engine in
+# The cells' named entry points (rnn_forward, rnn_backward, lstm_forward, ...:
+# one pair per registered cell), the same functions over the C engine in
 # crnn.functional: identical signatures and semantics by construction.
-(
-    rnn_forward,
-    rnn_backward,
-    lstm_forward,
-    lstm_backward,
-    gru_forward,
-    gru_backward,
-    jordan_forward,
-    jordan_backward,
-) = entry_points(forward, _backward, __name__)
+NAMED = entry_points(forward, _backward, __name__)
+globals().update(NAMED)
+__all__ += list(NAMED)
+
+if TYPE_CHECKING:  # the named entry points, for type checkers
+
+    def __getattr__(name: str) -> Callable[..., Any]: ...
 
 
 # --------------------------------------------------------------------------
