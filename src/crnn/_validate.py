@@ -186,7 +186,6 @@ class BackwardArgs(NamedTuple):
     saved: Tuple[np.ndarray, ...]  # spec.saved, in order
     dout: Optional[np.ndarray]
     dstates: Tuple[Optional[np.ndarray], ...]  # one per spec.states, None for zero
-    cache: Any  # the cache rebuilt from the normalised arrays
 
 
 def _shape_text(spec: CellSpec, weight: Weight) -> str:
@@ -274,6 +273,70 @@ def _check_states(spec: CellSpec, states: Any, what: str) -> Tuple[Any, ...]:
     return tuple(states)
 
 
+def _ready(a: Any, dtype: np.dtype, shape: Tuple[int, ...]) -> bool:
+    """`a` is already what the checks would make of it: an ndarray of
+    exactly `dtype` and `shape`, C-contiguous."""
+    return type(a) is np.ndarray and a.dtype is dtype and a.shape == shape and a.flags.c_contiguous
+
+
+def _accept_forward(
+    spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any, options: Mapping[str, Any]
+) -> Optional[ForwardArgs]:
+    """`forward_args` of a call whose arrays are all in final form already:
+    one native float dtype, C-contiguous, the shapes the weights imply (the
+    common case, accepted in a few microseconds). None for anything else,
+    which the full checks then normalise or refuse with their messages: this
+    only ever accepts what they would accept unchanged."""
+    if type(x) is not np.ndarray or type(weights) is not dict or x.ndim != 3:
+        return None
+    dtype = x.dtype
+    if dtype not in FLOAT_DTYPES or not x.flags.c_contiguous:
+        return None
+    for name in weights:
+        if name not in spec.weight_names:
+            return None
+    for name in options:
+        if name not in spec.option_names:
+            return None
+    checked = {}
+    for o in spec.options:
+        value = options.get(o.name, o.default)
+        if type(value) is not str or value not in o.choices:
+            return None
+        checked[o.name] = value
+    bound = {"I": 0, "H": 0, "O": 0}
+    for name, axis, key, divisor in spec.size_sources:
+        w = weights.get(name)
+        if type(w) is not np.ndarray or w.ndim <= axis or w.shape[axis] % divisor:
+            return None
+        bound[key] = w.shape[axis] // divisor
+    sizes = spec.dims(bound["I"], bound["H"], bound["O"])
+    T, B, I = x.shape  # noqa: E741
+    if I != sizes["I"]:
+        return None
+    check_sizes(T, B, max(I, sizes["O"]), max(sizes["G"], sizes["O"]))
+    normal: Dict[str, Optional[np.ndarray]] = {}
+    for w in spec.weights:
+        value = weights.get(w.name)
+        if value is None and w.bias:
+            normal[w.name] = None
+        elif _ready(value, dtype, tuple(map(sizes.__getitem__, w.shape))):
+            normal[w.name] = value
+        else:
+            return None
+    if states is None:
+        states = (None,) * len(spec.states)
+    elif type(states) not in (tuple, list) or len(states) != len(spec.states):
+        return None
+    width = (B, sizes[spec.state_size])
+    for s in states:
+        if s is not None and not _ready(s, dtype, width):
+            return None
+    return ForwardArgs(
+        spec, x, tuple(states), normal, check_lengths(lengths, T, B), checked, T, B, sizes, dtype
+    )
+
+
 def forward_args(
     spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any, options: Mapping[str, Any]
 ) -> ForwardArgs:
@@ -283,6 +346,9 @@ def forward_args(
     needed (an argument already in that form is used as is), every shape
     checked, errors naming the argument, all before any computation.
     """
+    ready = _accept_forward(spec, x, states, weights, lengths, options)
+    if ready is not None:
+        return ready
     states = _check_states(spec, states, "0")
     weights = _check_weights(spec, weights)
     dtype = _common_float_dtype(
@@ -347,39 +413,49 @@ def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Backwa
             f"{spec.name}_forward, got {type(cache).__name__}"
         )
     dstates = _check_states(spec, dstates, "_n")
+    # The cache's fields, in crnn.cells' order: x, initial states, weights,
+    # lengths, options, out, saved arrays.
+    w0 = 1 + len(spec.states)
+    n = w0 + len(spec.weights)
+    o1 = n + 1 + len(spec.options)
     a = forward_args(
         spec,
-        cache.x,
-        tuple(getattr(cache, f"{s}0") for s in spec.states),
-        {w: getattr(cache, w) for w in spec.weight_names},
-        cache.lengths,
-        {o: getattr(cache, o) for o in spec.option_names},
+        cache[0],
+        cache[1:w0],
+        dict(zip(spec.weight_names, cache[w0:n])),
+        cache[n],
+        dict(zip(spec.option_names, cache[n + 1 : o1])),
     )
+    dtype, seq, state = a.dtype, (a.T, a.B, a.width), (a.B, a.width)
+    out, saved = cache[o1], cache[o1 + 1 :]
+    # Arrays already in final form (the common case) are taken as they are.
+    ready = _ready(out, dtype, seq) and (dout is None or _ready(dout, dtype, seq))
+    for (_, symbol), arr in zip(spec.saved, saved):
+        ready = ready and _ready(arr, dtype, (a.T, a.B, a.sizes[symbol]))
+    for d in dstates:
+        ready = ready and (d is None or _ready(d, dtype, state))
+    if ready:
+        return BackwardArgs(a, out, saved, dout, dstates)
     saved_names = [f"cache.{name}" for name, _ in spec.saved]
     dstate_names = [f"d{s}_n" for s in spec.states]
     _common_float_dtype(
-        [("cache.x", cache.x), ("cache.out", cache.out)]
-        + [(n, getattr(cache, n[6:])) for n in saved_names]
+        [("cache.x", cache.x), ("cache.out", out)]
+        + list(zip(saved_names, saved))
         + [("dout", dout)]
         + list(zip(dstate_names, dstates))
     )
-    width = a.width
-    seq = (a.T, a.B, width)
-    out = as_float_array("cache.out", cache.out, a.dtype, seq)
-    saved = tuple(
-        as_float_array(f"cache.{name}", getattr(cache, name), a.dtype, (a.T, a.B, a.sizes[symbol]))
-        for name, symbol in spec.saved
-    )
     return BackwardArgs(
         forward=a,
-        out=out,
-        saved=saved,
-        dout=None if dout is None else as_float_array("dout", dout, a.dtype, seq),
+        out=as_float_array("cache.out", out, dtype, seq),
+        saved=tuple(
+            as_float_array(name, arr, dtype, (a.T, a.B, a.sizes[symbol]))
+            for name, arr, (_, symbol) in zip(saved_names, saved, spec.saved)
+        ),
+        dout=None if dout is None else as_float_array("dout", dout, dtype, seq),
         dstates=tuple(
-            None if d is None else as_float_array(name, d, a.dtype, (a.B, width))
+            None if d is None else as_float_array(name, d, dtype, state)
             for name, d in zip(dstate_names, dstates)
         ),
-        cache=make_cache(a, out, saved),
     )
 
 

@@ -148,6 +148,7 @@ class CellSpec:
             "initial_states": tuple(f"{s}0" for s in self.states),
             "final_states": tuple(f"{s}_n" for s in self.states),
             "uses_output_size": any("O" in w.shape for w in self.weights),
+            "size_sources": _size_sources(self),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -171,6 +172,9 @@ class CellSpec:
     initial_states: Tuple[str, ...] = field(init=False)  # "h0", "c0"
     final_states: Tuple[str, ...] = field(init=False)  # "h_n", "c_n"
     uses_output_size: bool = field(init=False)  # the cell has an output size O (Jordan)
+    # Where each size is read: (weight, axis, "I" / "H" / "O", divisor), the
+    # first required weight with it (a "G" axis gives H = G / gates).
+    size_sources: Tuple[Tuple[str, int, str, int], ...] = field(init=False)
 
     def cache_fields(self) -> Tuple[str, ...]:
         """The cache's fields: x, initial states, weights, lengths, options,
@@ -216,6 +220,16 @@ class CellSpec:
     def width(self, sizes: Dict[str, int]) -> int:
         """The width of the states and of the output."""
         return sizes[self.state_size]
+
+
+def _size_sources(spec: CellSpec) -> Tuple[Tuple[str, int, str, int], ...]:
+    sources: Dict[str, Tuple[str, int, str, int]] = {}
+    for w in spec.weights:
+        for axis, symbol in enumerate(w.shape):
+            key = "H" if symbol == "G" else symbol
+            if not w.bias and key not in sources:
+                sources[key] = (w.name, axis, key, spec.gates if symbol == "G" else 1)
+    return tuple(sources.values())
 
 
 def _derived_tuple(spec: CellSpec, kind: str, fields: Tuple[str, ...]) -> Any:

@@ -15,7 +15,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
     Iterable,
     List,
     Mapping,
@@ -37,7 +36,6 @@ from ._functional_seq import (  # re-exported: the sequence layers' C engine
 )
 from ._named import entry_points
 from ._validate import (
-    BackwardArgs,
     ForwardArgs,
     backward_args,
     check_clip_value,
@@ -105,10 +103,12 @@ def forward(
     """
     spec = cells.get(cell)
     a = forward_args(spec, x, states, weights, lengths, options)
-    out = _output((a.T, a.B, a.width), a.dtype)
-    states_n = tuple(_output((a.B, a.width), a.dtype) for _ in spec.states)
-    saved = tuple(_output((a.T, a.B, a.sizes[symbol]), a.dtype) for _, symbol in spec.saved)
-    _c_forward(a, out, states_n, saved)
+    T, B, W, dtype = a.T, a.B, a.width, a.dtype
+    out = _output((T, B, W), dtype)
+    states_n = tuple([_output((B, W), dtype) for _ in spec.states])
+    saved = tuple([_output((T, B, a.sizes[symbol]), dtype) for _, symbol in spec.saved])
+    layer, c_weights = _c_layer_and_weights(a)
+    _core.forward(layer, c_weights, a.x, a.lengths, a.states, out, states_n, saved)
     return out, states_n, make_cache(a, out, saved)
 
 
@@ -126,11 +126,26 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     b = backward_args(spec, dout, dstates, cache)
     a = b.forward
     dx = _output(a.x.shape, a.x.dtype)
-    dstates0 = tuple(_output((a.B, a.width), a.dtype) for _ in spec.states)
+    dstates0 = tuple([_output((a.B, a.width), a.dtype) for _ in spec.states])
     dweights = {
         name: None if w is None else _output(w.shape, w.dtype) for name, w in a.weights.items()
     }
-    _c_backward(b, dx, dstates0, dweights)
+    layer, c_weights = _c_layer_and_weights(a)
+    c_dweights = tuple(map(dweights.get, _C_LAYOUT[spec.name].weight_slots))
+    _core.backward(
+        layer,
+        c_weights,
+        a.x,
+        a.lengths,
+        a.states,
+        b.out,
+        b.saved,
+        b.dout,
+        b.dstates,
+        dx,
+        dstates0,
+        c_dweights,
+    )
     return spec.grads_type(dx, *dstates0, *dweights.values())
 
 
@@ -205,46 +220,21 @@ _C_DTYPE = {np.dtype(name): code for name, code in _core.DTYPES.items()}
 
 
 def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
-    """The (crnn_layer, crnn_weights) tuples `_core` takes for a call."""
+    """The (crnn_layer, crnn_weights) tuples `_core` takes for a call (a
+    weight slot the cell lacks is None: dict.get(None) is None)."""
     layout = _C_LAYOUT[a.spec.name]
-    f, g = (0 if o is None else _core.ACTIVATIONS[a.options[o]] for o in layout.option_slots)
-    sizes, w = a.sizes, a.weights
-    layer = (layout.code, _C_DTYPE[a.dtype], f, g, sizes["I"], sizes["H"], sizes["O"])
-    return layer, tuple(None if name is None else w[name] for name in layout.weight_slots)
-
-
-def _c_forward(
-    a: ForwardArgs, out: np.ndarray, states_n: Tuple[np.ndarray, ...], saved: Tuple[np.ndarray, ...]
-) -> None:
-    layer, weights = _c_layer_and_weights(a)
-    _core.forward(layer, weights, a.x, a.lengths, a.states, out, states_n, saved)
-
-
-def _c_backward(
-    b: BackwardArgs,
-    dx: np.ndarray,
-    dstates0: Tuple[np.ndarray, ...],
-    dw: Dict[str, Optional[np.ndarray]],
-) -> None:
-    a = b.forward
-    layer, weights = _c_layer_and_weights(a)
-    dweights = tuple(
-        None if name is None else dw[name] for name in _C_LAYOUT[a.spec.name].weight_slots
+    f, g = layout.option_slots
+    codes, options, sizes = _core.ACTIVATIONS, a.options, a.sizes
+    layer = (
+        layout.code,
+        _C_DTYPE[a.dtype],
+        0 if f is None else codes[options[f]],
+        0 if g is None else codes[options[g]],
+        sizes["I"],
+        sizes["H"],
+        sizes["O"],
     )
-    _core.backward(
-        layer,
-        weights,
-        a.x,
-        a.lengths,
-        a.states,
-        b.out,
-        b.saved,
-        b.dout,
-        b.dstates,
-        dx,
-        dstates0,
-        dweights,
-    )
+    return layer, tuple(map(a.weights.get, layout.weight_slots))
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:
