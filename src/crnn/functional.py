@@ -47,18 +47,11 @@ from ._validate import (
 )
 from .cells import CellSpec
 
-# The entry points of crnn.reference (the specification), run by the C engine.
+# The entry points of crnn.reference (the specification), run by the C engine;
+# and the cells' named entry points (NAMED, below).
 __all__ = [
     "forward",
     "backward",
-    "rnn_forward",
-    "rnn_backward",
-    "lstm_forward",
-    "lstm_backward",
-    "gru_forward",
-    "gru_backward",
-    "jordan_forward",
-    "jordan_backward",
     "clip_grad_norm",
     "clip_grad_value",
     "embedding_forward",
@@ -131,7 +124,9 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
         name: None if w is None else _output(w.shape, w.dtype) for name, w in a.weights.items()
     }
     layer, c_weights = _c_layer_and_weights(a)
-    c_dweights = tuple(map(dweights.get, _C_LAYOUT[spec.name].weight_slots))
+    c_dweights = tuple(
+        [None if name is None else dweights[name] for name in _C_LAYOUT[spec.name].weight_slots]
+    )
     _core.backward(
         layer,
         c_weights,
@@ -154,6 +149,7 @@ def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
 # crnn.reference: identical signatures and semantics by construction.
 NAMED = entry_points(forward, _backward, __name__)
 globals().update(NAMED)
+__all__ += list(NAMED)
 
 if TYPE_CHECKING:  # the named entry points, for type checkers
 
@@ -182,16 +178,19 @@ def _c_disagreement(spec: CellSpec) -> Optional[str]:
     info = _core.CELL_INFO.get(spec.name)
     if info is None:
         return "the C library has no such cell (csrc/crnn_cells.def)"
-    expected = {
-        "gates": spec.gates,
-        "states": len(spec.states),
-        "state_is_output": spec.state_size == "O",
-        "saved_gates": tuple(spec.gates if symbol == "G" else 1 for _, symbol in spec.saved),
-        "separate_bias_grads": spec.separate_bias_grads,
+    described = {  # what the C library says, and what the spec says
+        "gates": (info["gates"], spec.gates),
+        "states": (info["states"], len(spec.states)),
+        "state_is_output": (info["state_is_output"], spec.state_size == "O"),
+        "saved_gates": (
+            info["saved_gates"],
+            tuple(spec.gates if symbol == "G" else 1 for _, symbol in spec.saved),
+        ),
+        "separate_bias_grads": (info["separate_bias_grads"], spec.separate_bias_grads),
     }
-    for key, value in expected.items():
-        if info[key] != value:
-            return f"{key} is {info[key]!r} in C but {value!r} in crnn.cells"
+    for key, (in_c, in_spec) in described.items():
+        if in_c != in_spec:
+            return f"{key} is {in_c!r} in C but {in_spec!r} in crnn.cells"
     for o in spec.options:
         unknown = [c for c in o.choices if c not in _core.ACTIVATIONS]
         if unknown:
@@ -220,8 +219,8 @@ _C_DTYPE = {np.dtype(name): code for name, code in _core.DTYPES.items()}
 
 
 def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
-    """The (crnn_layer, crnn_weights) tuples `_core` takes for a call (a
-    weight slot the cell lacks is None: dict.get(None) is None)."""
+    """The (crnn_layer, crnn_weights) tuples `_core` takes for a call (None
+    in a weight slot the cell lacks)."""
     layout = _C_LAYOUT[a.spec.name]
     f, g = layout.option_slots
     codes, options, sizes = _core.ACTIVATIONS, a.options, a.sizes
@@ -234,7 +233,8 @@ def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
         sizes["H"],
         sizes["O"],
     )
-    return layer, tuple(map(a.weights.get, layout.weight_slots))
+    w = a.weights
+    return layer, tuple([None if name is None else w[name] for name in layout.weight_slots])
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:
