@@ -8,6 +8,16 @@ Environment variables read at build time:
   CRNN_NATIVE=1    add -march=native (local builds only: such a binary may
                    crash on an older CPU, so never for wheels you share)
   CRNN_SANITIZE=1  build with AddressSanitizer and UBSan (-O1 -g)
+  CRNN_BUILD_KIND  what the build stamp calls this build: "source" (the
+                   default: built where it runs) or "wheel" (.ci/wheels sets
+                   it for the binary wheels it makes for distribution)
+  SOURCE_DATE_EPOCH  the build stamp's date (reproducible builds)
+
+Every build writes a build stamp, ``crnn/_build_stamp.json`` next to the
+extension: the kind of build, its date, the git revision of the sources (from
+git, or from the GIT_REVISION file that an sdist made from a checkout
+carries), the compiler and flags, Python and NumPy built with.
+``crnn.build_info()["build"]`` reads it back.
 
 OpenMP is probed with the compiler that builds the extension. If a tiny
 program using omp.h does not compile and link with -fopenmp, crnn is built
@@ -18,16 +28,28 @@ are copied next to the extension, into the package's ``include`` folder,
 for other extensions to build against (``crnn.get_include()``).
 """
 import contextlib
+import datetime
 import glob
+import json
 import os
+import platform
 import shutil
+import subprocess
 import sys
+import sysconfig
 import tempfile
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Written into an sdist made from a git checkout: the sdist has no .git.
+GIT_REVISION_FILE = "GIT_REVISION"
+BUILD_STAMP_NAME = "_build_stamp.json"
+BUILD_KINDS = ("source", "wheel")
 
 CYTHON_DIRECTIVES = {
     "language_level": 3,
@@ -89,12 +111,86 @@ PUBLIC_HEADERS = [
 ]
 
 
+def _git(*args):
+    """git's output in this source tree, or None (no git, not a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", HERE, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip()
+
+
+def git_revision():
+    """The commit the sources come from ("<sha>-dirty" with local changes), or None.
+
+    An unpacked sdist inside some other repository must not take that
+    repository's commit, hence the top-level check.
+    """
+    top = _git("rev-parse", "--show-toplevel")
+    if top and os.path.realpath(top) == os.path.realpath(HERE):
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        if sha:
+            changed = _git("status", "--porcelain", "--untracked-files=no")
+            return sha + ("-dirty" if changed else "")
+    try:
+        with open(os.path.join(HERE, GIT_REVISION_FILE)) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def build_date():
+    """UTC date and time of the build; SOURCE_DATE_EPOCH fixes it."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (
+        datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+        if epoch
+        else datetime.datetime.now(datetime.timezone.utc)
+    )
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_kind():
+    kind = os.environ.get("CRNN_BUILD_KIND", "source").strip() or "source"
+    if kind not in BUILD_KINDS:
+        raise SystemExit(f"CRNN_BUILD_KIND must be one of {BUILD_KINDS}, got {kind!r}")
+    return kind
+
+
+class Sdist(sdist):
+    """sdist that records the git revision it was made from (GIT_REVISION)."""
+
+    def make_release_tree(self, base_dir, files):
+        super().make_release_tree(base_dir, files)
+        revision = git_revision()
+        if revision:
+            target = os.path.join(base_dir, GIT_REVISION_FILE)
+            if os.path.exists(target):  # a hard link to the tree's own copy
+                os.unlink(target)
+            with open(target, "w") as f:
+                f.write(revision + "\n")
+
+
 class BuildExt(build_ext):
     """build_ext that picks flags for the compiler actually in use, and
     ships the public headers with the extension."""
 
     def run(self):
+        self._stamps = []
         super().run()
+        if self.inplace or getattr(self, "editable_mode", False):
+            # setuptools builds in build_lib, then copies only the extension
+            # into the source tree; the stamp goes along with it.
+            build_py = self.get_finalized_command("build_py")
+            for package, stamp in self._stamps:
+                target = os.path.join(build_py.get_package_dir(package), BUILD_STAMP_NAME)
+                shutil.copy2(stamp, target)
         self._copy_public_headers()
 
     def _copy_public_headers(self):
@@ -192,6 +288,56 @@ class BuildExt(build_ext):
             ext.extra_link_args = list(ext.extra_link_args or []) + ldflags
         self._force_if_flags_changed(cflags + ["|"] + ldflags)
         super().build_extensions()
+        self._write_build_stamp(
+            {
+                "openmp": have_openmp,
+                "native": native,
+                "sanitize": sanitize,
+                "cflags": cflags,
+                "ldflags": ldflags,
+            }
+        )
+
+    def _write_build_stamp(self, flags):
+        """Write crnn/_build_stamp.json beside the extension just built.
+
+        Beside it, so that it goes wherever the extension goes: into the
+        wheel (build_lib) or into src/crnn for an in-place build.
+        """
+        compiler_cmd = getattr(self.compiler, "compiler_so", None) or ["msvc"]
+        stamp = {
+            "kind": build_kind(),
+            "git_revision": git_revision(),
+            "compiler_command": os.path.basename(compiler_cmd[0]),
+            **flags,
+            # distutils adds $CFLAGS and $LDFLAGS to the commands too.
+            "env_cflags": os.environ.get("CFLAGS", "").strip(),
+            "env_ldflags": os.environ.get("LDFLAGS", "").strip(),
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "platform": sysconfig.get_platform(),
+        }
+        for ext in self.extensions:
+            built = self.get_ext_fullpath(ext.name)
+            path = os.path.join(os.path.dirname(built), BUILD_STAMP_NAME)
+            self._stamps.append((ext.name.rpartition(".")[0], path))
+            if self._stamp_is_current(path, built, stamp):
+                continue  # nothing was rebuilt: keep the date of the last build
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump({**stamp, "date": build_date()}, f, indent=1, sort_keys=True)
+                f.write("\n")
+
+    @staticmethod
+    def _stamp_is_current(path, built, stamp):
+        try:
+            with open(path) as f:
+                previous = json.load(f)
+            newer = os.path.getmtime(built) > os.path.getmtime(path)
+        except (OSError, ValueError):
+            return False
+        previous.pop("date", None)
+        return previous == stamp and not newer
 
     def _force_if_flags_changed(self, flags):
         """Rebuild when the flags differ from the last build in this tree.
@@ -214,11 +360,13 @@ class BuildExt(build_ext):
 
 
 C_SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
+# setup.py itself too: its flags change the build (and the tests' build
+# check counts it as a build input, so an in-place rebuild must follow it).
 C_DEPENDS = sorted(
     glob.glob(os.path.join("csrc", "*.h"))
     + glob.glob(os.path.join("csrc", "*.inc"))
     + glob.glob(os.path.join("csrc", "*.def"))
-)
+) + ["setup.py"]
 
 extensions = [
     Extension(
@@ -232,5 +380,5 @@ extensions = [
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES),
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "sdist": Sdist},
 )

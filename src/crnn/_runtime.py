@@ -8,7 +8,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from . import _core
+from . import _core, _provenance
 from ._version import __version__
 
 # The kernel builds of the C library's registry (csrc/crnn_isas.def lists
@@ -73,7 +73,18 @@ def set_isa(name: str) -> None:
 
 
 def build_info() -> Dict[str, Any]:
-    """Facts about the build and the running machine."""
+    """Facts about the build and the running machine.
+
+    Keys: "version"; "openmp" (built with OpenMP); "isa" (the kernels in
+    use) and "isas" (those this CPU can run, best first); "compiler" (that
+    built the C engine); "num_threads" (of the next call); "build" (the build
+    stamp: "kind" -- "wheel" for a binary wheel made for distribution,
+    "source" for a build on the machine it runs on, "unknown" without a
+    stamp -- and "date", "git_revision", "cflags", "python", "numpy" built
+    with...); "wheel" (the tag of the wheel crnn was installed from, e.g.
+    "cp312-cp312-manylinux_2_34_x86_64", or None); "describe" (the build in
+    one line, as ``crnn --version`` prints it).
+    """
     return {
         "version": __version__,
         "openmp": bool(_core.have_openmp()),
@@ -81,6 +92,9 @@ def build_info() -> Dict[str, Any]:
         "isas": available_isas(),
         "compiler": _core.compiler(),
         "num_threads": get_num_threads(),
+        "build": dict(_provenance.build_stamp()),
+        "wheel": _provenance.wheel_tag(),
+        "describe": _provenance.describe(),
     }
 
 

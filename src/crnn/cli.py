@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from .apps import bench, classify, forecast, tag, text, translate
 from .apps.common import CLIError
@@ -42,7 +42,27 @@ def _version() -> str:
 
     info = build_info()
     omp = f"OpenMP, {info['num_threads']} threads" if info["openmp"] else "no OpenMP"
-    return f"crnn {__version__} ({info['isa']} kernels, {omp}, {info['compiler']})"
+    return (
+        f"crnn {__version__} ({info['isa']} kernels, {omp}, {info['compiler']})\n{info['describe']}"
+    )
+
+
+class _VersionAction(argparse.Action):
+    """--version, worked out only when asked for (it reads the installed
+    distribution's metadata, which every other command can do without)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest=dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: Optional[str] = None,
+    ) -> None:
+        print(_version())  # on stdout, as argparse's own version action does
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the version and the build, and exit"
+    )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for app in _APPS:
         app.register(sub)
