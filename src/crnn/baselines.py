@@ -244,7 +244,7 @@ def mae(predictions: Any, truth: Any) -> float:
 
 
 def naive_scale(train: Any, season: int = 1) -> float:
-    """In-sample MAE of the naive forecast one season back: mean |y[t] - y[t - season]|."""
+    """In-sample MAE of the naive forecast one season back: mean ``|y[t] - y[t - season]|``."""
     y = _history(train, "train")
     m = int(season)
     if y.size <= m:

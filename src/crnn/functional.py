@@ -262,7 +262,7 @@ def clip_grad_norm(
 ) -> float:
     """Scale arrays in place so their total norm is at most max_norm.
 
-    PyTorch's clip_grad_norm_ semantics: the norm is taken over all arrays as
+    PyTorch's ``clip_grad_norm_`` semantics: the norm is taken over all arrays as
     if concatenated (norm_type > 0, or inf / 'inf' for the max-norm); every
     array is multiplied by min(1, max_norm / (total + 1e-6)). Returns the
     total norm before clipping as a Python float. A non-finite total raises

@@ -13,28 +13,28 @@ cache of the last ``forward``, returns the gradients with respect to the
 inputs, and *accumulates* the parameter gradients into ``model.grads`` (call
 ``model.zero_grad()`` between steps).
 
-=====================  ===========  =========================================
-model                  shape        what it computes
-=====================  ===========  =========================================
-`MLPRegressor`         one-to-one   Linear -> activation -> Linear
-`SequenceClassifier`   many-to-one  RNN -> each row's last valid state -> Linear
-`SequenceTagger`       many-to-many RNN -> Linear at every step
-`CharRNN`              many-to-many one-hot chars -> RNN -> Linear; `generate`
-                       one-to-many  samples, feeding each output back in
-`CharModel`            (as above)   a CharRNN that carries its characters
-                                    (`crnn.data.CharVocab`): text in, text out
-`Seq2Seq`              many-to-many encoder RNN -> final state -> decoder RNN
-                       (enc.-dec.)  (-> attention) -> Linear; teacher forcing,
-                                    `greedy_decode`, `sample`, `beam_search`
-`Forecaster`           many-to-one  window of a series -> RNN -> Linear ->
-                       (forecast)   the next values; scaling inside, `fit`,
-                                    `predict(steps)` (`crnn.forecasting`)
-=====================  ===========  =========================================
+=====================  ============  =========================================
+model                  shape         what it computes
+=====================  ============  =========================================
+`MLPRegressor`         one-to-one    Linear -> activation -> Linear
+`SequenceClassifier`   many-to-one   RNN -> each row's last valid state -> Linear
+`SequenceTagger`       many-to-many  RNN -> Linear at every step
+`CharRNN`              many-to-many  one-hot chars -> RNN -> Linear; `generate`
+                       one-to-many   samples, feeding each output back in
+`CharModel`            (as above)    a CharRNN that carries its characters
+                                     (`crnn.data.CharVocab`): text in, text out
+`Seq2Seq`              many-to-many  encoder RNN -> final state -> decoder RNN
+                       (enc.-dec.)   (-> attention) -> Linear; teacher forcing,
+                                     `greedy_decode`, `sample`, `beam_search`
+`Forecaster`           many-to-one   window of a series -> RNN -> Linear ->
+                       (forecast)    the next values; scaling inside, `fit`,
+                                     `predict(steps)` (`crnn.forecasting`)
+=====================  ============  =========================================
 
-Models that read tokens (`SequenceClassifier`, `SequenceTagger`, `CharRNN`,
-`CharModel`, `Seq2Seq`) take ``embedding_dim=``: None (the default) keeps
-one-hot (or feature-vector) inputs; an int makes the inputs integer token
-ids, mapped by a `crnn.Embedding` child to that many learned features.
+Models that read tokens (`SequenceCl assifier`, `SequenceTagger`, `CharRNN`,
+`CharModel`, `Seq2Seq`) take ``embed ding_dim=``: None (the default) keeps
+one-hot (or feature-vector) inputs;  an int makes the inputs integer token
+ids, mapped by a `crnn.Embedding` ch ild to that many learned features.
 """
 
 from __future__ import annotations
@@ -1378,7 +1378,7 @@ class Seq2Seq(Module):
 
             score(y) = log P(y) / lp(|y|),   lp(n) = ((5 + n) / 6) ** length_penalty
 
-        where |y| counts the generated tokens, the end token included.
+        where ``|y|`` counts the generated tokens, the end token included.
         Hypotheses still alive after `max_len` steps compete too (cut, not
         finished). A row stops early once its best finished score is at
         least ``log P / lp(max_len)`` of each live hypothesis, a bound no

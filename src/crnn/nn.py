@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
+import textwrap
 import warnings
 from typing import (
     Any,
@@ -239,7 +241,13 @@ def _with_parameters(text: str) -> Callable[[_T], _T]:
     the layers share one parameter section and ``help()`` shows it."""
 
     def decorate(cls: _T) -> _T:
-        cls.__doc__ = (cls.__doc__ or "").replace("{parameters}", text.strip("\n"))
+        doc = cls.__doc__ or ""
+        # The shared text takes the indentation of the docstring's own
+        # "Parameters" heading, so that the sections line up for help() and Sphinx.
+        heading = re.search(r"^([ \t]*)Parameters$", doc, re.MULTILINE)
+        indent = heading.group(1) if heading else ""
+        fill = textwrap.indent(textwrap.dedent(text.strip("\n")), indent)
+        cls.__doc__ = re.sub(r"^[ \t]*\{parameters\}$", lambda _: fill, doc, flags=re.MULTILINE)
         return cls
 
     return decorate

@@ -121,7 +121,8 @@ _NO_SPACE_AFTER = set("([{$")
 
 def detokenize(tokens: List[str]) -> str:
     """Words and punctuation marks back into text: a space between words, none
-    before ``. , ; : ! ? )`` and after ``(``."""
+    before a closing mark (``.`` ``,`` ``;`` ``:`` ``!`` ``?`` ``)``) and none
+    after ``(``."""
     out: List[str] = []
     for i, tok in enumerate(tokens):
         if i and tok not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
@@ -212,7 +213,7 @@ class WordModel(CharRNN):
         return self.vocab.encode(text)
 
     def decode(self, ids: Any) -> str:
-        """Text of word ids (`detokenize`d)."""
+        """Text of word ids, joined by `detokenize`."""
         return detokenize([self.vocab.itos[i] for i in np.asarray(ids, dtype=np.int64).tolist()])
 
     def _prime_ids(self, prime: str) -> np.ndarray:
