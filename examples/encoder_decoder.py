@@ -1,4 +1,7 @@
-"""Many-to-many with an encoder-decoder: read a sequence, then write another.
+"""Encoder-decoder: read a sequence, then write another
+====================================================
+
+Many-to-many with an encoder-decoder.
 
 `crnn.models.Seq2Seq`: an encoder RNN reads the whole input; its final state
 starts a decoder RNN that writes the output one token at a time. Input and

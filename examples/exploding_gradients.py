@@ -1,5 +1,8 @@
-"""Exploding gradients, the other half of the vanishing-gradient story, and
-gradient-norm clipping (Pascanu, Mikolov & Bengio, 2013).
+"""Exploding gradients and gradient-norm clipping
+==============================================
+
+The other half of the vanishing-gradient story (Pascanu, Mikolov & Bengio,
+2013).
 
 Backpropagation through time multiplies the gradient by the recurrent
 Jacobian diag(1 - h_t^2) W_hh once per step. Where that product shrinks the
@@ -17,7 +20,7 @@ gradient grows geometrically with the distance to the loss: it explodes.
    from step to step -- each update enlarges the weights that make the next
    gradient larger -- until the loss is inf or NaN. With
    ``crnn.clip_grad_norm(grads, 0.5)`` before each update (PyTorch's
-   clip_grad_norm_: the gradients are scaled so that their total norm is at
+   ``clip_grad_norm_``: the gradients are scaled so that their total norm is at
    most 0.5) no update moves the weights by more than lr * 0.5, the gradient
    norm comes down, and the model learns: its test MSE ends far below the
    baseline of predicting the mean (1/6 = 0.167).

@@ -1,4 +1,7 @@
-"""Many-to-many: an output at every input step, over a long stream.
+"""Many-to-many: an output at every input step
+===========================================
+
+Over a long stream, trained with truncated BPTT.
 
 `crnn.models.SequenceTagger` (an RNN with a linear layer at every step)
 learns to echo its input with a delay: the target at step t is the bit it

@@ -1,4 +1,5 @@
-"""Many-to-one: read a whole sequence, answer once.
+"""Many-to-one: read a whole sequence, answer once
+===============================================
 
 `crnn.models.SequenceClassifier` runs an RNN over each sequence and
 classifies the state after the sequence's last valid step. The task: given a

@@ -1,4 +1,5 @@
-"""One-to-many: one input, a whole sequence out.
+"""One-to-many: one input, a whole sequence out
+============================================
 
 A character-level language model, `crnn.models.CharRNN`, is trained
 many-to-many (predict the next character at every step) on a short verse.

@@ -1,4 +1,7 @@
-"""One-to-one: a single input, a single output, no time axis.
+"""One-to-one: a single input, a single output
+===========================================
+
+No time axis.
 
 An "RNN" run for one step from a zero state is just a linear layer and its
 activation, so the one-to-one model is a small perceptron,

@@ -1,5 +1,7 @@
-"""The vanishing-gradient problem: a tanh RNN against an LSTM and a GRU on the
-adding problem (Hochreiter & Schmidhuber, 1997).
+"""Vanishing gradients: a tanh RNN against an LSTM and a GRU
+=========================================================
+
+On the adding problem (Hochreiter & Schmidhuber, 1997).
 
 Each input step is a pair (value in [0, 1], marker in {0, 1}); exactly two
 steps are marked, one in the first half of the sequence and one in the second.
@@ -20,10 +22,15 @@ weights; the gated cells keep it. (At initialisation the LSTM's gradient
 fades too, its forget gates being near 0.5; the point is that training can
 open them, while the tanh RNN has no such path.)
 
-Run:  python examples/vanishing_gradients.py        (CRNN_EXAMPLES_QUICK=1: a short run)
+Run:  python examples/vanishing_gradients.py [--plot]   (CRNN_EXAMPLES_QUICK=1: a short run)
+
+--plot draws ||dL/dh_t|| against t for the three cells, trained and at
+initialisation, with matplotlib (``pip install "crnn[plot]"``) into
+vanishing_gradients.png.
 """
 
 import os
+import sys
 
 import numpy as np
 
@@ -124,6 +131,28 @@ def grad_norms_through_time(model, x, y):
     return norms
 
 
+def plot(norms, fresh, path="vanishing_gradients.png"):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('--plot needs matplotlib: pip install "crnn[plot]"', file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cell in CELLS:
+        (line,) = ax.semilogy(norms[cell], label=f"{cell}, trained")
+        ax.semilogy(fresh[cell], linestyle="--", color=line.get_color(), label=f"{cell}, at init")
+    ax.set_xlabel("time step t (loss at the last step)")
+    ax.set_ylabel("||dL/dh_t||")
+    ax.set_title("gradient through time, adding problem")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\nplot: {path}")
+
+
 def main():
     quick = bool(os.environ.get("CRNN_EXAMPLES_QUICK"))
     T = 20 if quick else 60
@@ -143,10 +172,12 @@ def main():
     for t in marks:
         print(f"{t:4d}  " + "".join(f"{norms[c][t]:11.2e}" for c in CELLS))
     print("\n||dL/dh_0|| / ||dL/dh_T-1||, after training and (in brackets) at initialisation:")
+    fresh = {cell: grad_norms_through_time(Regressor(cell, 32, seed=0), x, y) for cell in CELLS}
     for cell in CELLS:
         ratio = norms[cell][0] / norms[cell][-1]
-        fresh = grad_norms_through_time(Regressor(cell, 32, seed=0), x, y)
-        print(f"{cell:>4}: {ratio:.1e}  ({fresh[0] / fresh[-1]:.1e})")
+        print(f"{cell:>4}: {ratio:.1e}  ({fresh[cell][0] / fresh[cell][-1]:.1e})")
+    if "--plot" in sys.argv[1:]:
+        plot(norms, fresh)
 
 
 if __name__ == "__main__":
