@@ -1,0 +1,43 @@
+"""The examples/ scripts as sphinx-gallery's input.
+
+sphinx-gallery runs each script in the directory that holds it, and the
+scripts write their figures (``--plot``) to the current directory; so the
+gallery runs copies under docs/_build/, and the repository's examples/
+stays clean. The copies are refreshed at every build (a script whose text
+did not change is not run again: sphinx-gallery keeps its output).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List
+
+HEADER = "gallery_header.rst"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def copy_examples(examples: Path, docs: Path) -> Path:
+    """Copy examples/*.py and the gallery's header into docs/_build/examples_src;
+    return that directory."""
+    target = docs / "_build" / "examples_src"
+    target.mkdir(parents=True, exist_ok=True)
+    scripts = sorted(examples.glob("*.py"))
+    for script in scripts:
+        _write_if_changed(target / script.name, script.read_text(encoding="utf-8"))
+    for stale in set(target.glob("*.py")) - {target / s.name for s in scripts}:
+        stale.unlink()
+    _write_if_changed(target / "GALLERY_HEADER.rst", (docs / HEADER).read_text(encoding="utf-8"))
+    shutil.rmtree(target / "__pycache__", ignore_errors=True)
+    return target
+
+
+def argv(gallery_conf: Dict[str, Any], script_vars: Dict[str, Any]) -> List[str]:
+    """The command-line arguments of a script in the gallery: ``--plot`` for
+    the scripts that draw figures with it."""
+    source = Path(script_vars["src_file"]).read_text(encoding="utf-8")
+    return ["--plot"] if '"--plot"' in source else []
