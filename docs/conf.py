@@ -57,6 +57,8 @@ exclude_patterns = ["_build", "gallery_header.rst", "**/README.md"]
 # that name is documented, and literal text otherwise.
 default_role = "py:obj"
 pygments_style = "sphinx"
+# Quotes and ellipses only: "--plot" must not become an en dash.
+smartquotes_action = "qe"
 
 # -- API reference ----------------------------------------------------------
 autosummary_generate = True
@@ -106,6 +108,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"\.py$",  # run every script, not only plot_*.py
     "reset_argv": "crnn_gallery.argv",
+    "within_subsection_order": "crnn_gallery.ExampleOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_signature": False,
