@@ -80,9 +80,13 @@ numpydoc_attributes_as_param_list = False
 
 # -- Doctests (docs pages and the docstrings shown in the reference) --------
 doctest_global_setup = """
+import importlib.util
 import numpy as np
 import crnn
 np.set_printoptions(precision=4, suppress=True)
+
+def missing(*libraries):  # for ':skipif: missing("torch")' on an adapter's examples
+    return any(importlib.util.find_spec(name) is None for name in libraries)
 """
 doctest_default_flags = (
     __import__("doctest").ELLIPSIS
@@ -106,7 +110,7 @@ intersphinx_timeout = 10
 sphinx_gallery_conf = {
     "examples_dirs": str(crnn_gallery.copy_examples(ROOT / "examples", DOCS)),
     "gallery_dirs": "auto_examples",
-    "filename_pattern": r"\.py$",  # run every script, not only plot_*.py
+    "filename_pattern": crnn_gallery.runnable(ROOT / "examples"),
     "reset_argv": "crnn_gallery.argv",
     "within_subsection_order": "crnn_gallery.ExampleOrder",
     "download_all_examples": False,

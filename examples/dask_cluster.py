@@ -1,4 +1,7 @@
-"""More than one machine: training and inference on a Dask cluster (crnn.dask).
+"""More than one machine: training and inference on a Dask cluster
+===============================================================
+
+With `crnn.dask`.
 
 A `SequenceTagger` learns to echo its input bits 3 steps later (the task of
 many_to_many.py), but each training step is computed by the workers of a

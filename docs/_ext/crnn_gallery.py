@@ -9,6 +9,9 @@ did not change is not run again: sphinx-gallery keeps its output).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -36,6 +39,32 @@ def copy_examples(examples: Path, docs: Path) -> Path:
     return target
 
 
+def _imports_available(script: Path) -> bool:
+    """Whether every package the script imports at its top level is installed."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                return False
+    return True
+
+
+def runnable(examples: Path) -> str:
+    """sphinx-gallery's ``filename_pattern``: the scripts to run. A script
+    that needs an optional library which is not installed (the Dask example
+    without dask) is shown without its output."""
+    names = [s.name for s in sorted(examples.glob("*.py")) if _imports_available(s)]
+    if not names:
+        return r"^$"
+    return r"[\\/](" + "|".join(re.escape(n) for n in names) + r")$"
+
+
 def argv(gallery_conf: Dict[str, Any], script_vars: Dict[str, Any]) -> List[str]:
     """The command-line arguments of a script in the gallery: ``--plot`` for
     the scripts that draw figures with it."""
@@ -53,6 +82,7 @@ ORDER = (
     "encoder_decoder.py",
     "vanishing_gradients.py",
     "exploding_gradients.py",
+    "dask_cluster.py",
 )
 
 

@@ -368,7 +368,7 @@ class _RNNBase(BaseEstimator):
         return rng
 
     def _fit_loop(self, x, lengths, target, split_y: Any, incremental: bool, rng):
-        """Train model_ on (x, lengths) -> target: one epoch (partial_fit), or
+        """Train ``model_`` on (x, lengths) -> target: one epoch (partial_fit), or
         max_iter epochs, or until early stopping."""
         if incremental:
             self._epoch(x, lengths, target, rng)
@@ -577,7 +577,7 @@ class RNNClassifier(ClassifierMixin, _SequenceEstimator):
         return {}
 
     def _labels(self, y: Any, classes: Any, first: bool) -> np.ndarray:
-        """y as class indices; sets classes_ on the first fit."""
+        """y as class indices; sets ``classes_`` on the first fit."""
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if first:
@@ -622,7 +622,7 @@ class RNNClassifier(ClassifierMixin, _SequenceEstimator):
         return self._fit(X, y, classes, incremental=True)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), in the order of classes_."""
+        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
         return softmax(self._outputs(X), axis=1)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
