@@ -47,6 +47,7 @@ extensions = [
     "crnn_aliases",
     "crnn_cli",
     "crnn_members",
+    "crnn_optional",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
