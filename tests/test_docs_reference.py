@@ -43,8 +43,12 @@ def _import_public(name: str) -> Optional[types.ModuleType]:
     """The module, or None when it needs an optional library that is absent."""
     try:
         return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in OPTIONAL_LIBRARIES:
+    except ImportError as exc:  # also an adapter's own message, raised from the library's
+        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if (
+            isinstance(missing, ModuleNotFoundError)
+            and (missing.name or "").split(".")[0] in OPTIONAL_LIBRARIES
+        ):
             return None
         raise
 
