@@ -28,7 +28,7 @@ import copy
 import itertools
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pytest
@@ -529,8 +529,19 @@ def assert_split(
     assert seen.max_team >= team, where
 
 
+def spread_threads(
+    counts: Sequence[int] = (2, 3, 4), isas: Optional[Sequence[str]] = None
+) -> Dict[str, Tuple[int, ...]]:
+    """Per ISA, 1 thread and a share of `counts`, dealt round the ISAs: with
+    three ISAs each runs 1 and one of 2, 3, 4 threads; with one, all four.
+    Every ISA is held to the reference and every count runs once, for a
+    third of the cost of every ISA x every count."""
+    isas = list(crnn.available_isas() if isas is None else isas)
+    return {isa: (1, *counts[i :: len(isas)]) for i, isa in enumerate(isas)}
+
+
 def configs(
-    threads: Sequence[int] = (1, 2, 3, 4),
+    threads: Union[Sequence[int], Mapping[str, Sequence[int]]] = (1, 2, 3, 4),
     isas: Optional[Sequence[str]] = None,
     problem: Optional[Problem] = None,
     *,
@@ -539,7 +550,9 @@ def configs(
 ) -> Iterator[str]:
     """Set each ISA x thread count in turn; yields a label for messages.
 
-    Two threads or more run under `crnn._testing.force_split`: every
+    `threads`: the counts for every ISA, or per ISA (`spread_threads`; then
+    `isas` is its keys). Two threads or more run under
+    `crnn._testing.force_split`: every
     problem is cut into as many slices as it allows, on that many threads
     whatever the machine (unless not `oversubscribe`: then on at most as many
     threads as processors, each taking several slices). When the caller asks
@@ -547,9 +560,13 @@ def configs(
     caller's calls of `problem`) are checked (`assert_split`), and passed to
     `check`. The conftest fixture restores the defaults after the test.
     """
-    for isa in crnn.available_isas() if isas is None else isas:
+    if isinstance(threads, Mapping):
+        per_isa = {isa: tuple(counts) for isa, counts in threads.items()}
+    else:
+        per_isa = {isa: tuple(threads) for isa in (crnn.available_isas() if isas is None else isas)}
+    for isa, counts_ in per_isa.items():
         crnn.set_isa(isa)
-        for n in threads:
+        for n in counts_:
             label = f"{isa}, {n} threads"
             if n > 1:
                 split = force_split(n, oversubscribe=oversubscribe)
