@@ -35,8 +35,13 @@ def _public_modules() -> List[types.ModuleType]:
         if not any(part.startswith("_") for part in info.name.split(".")):
             try:
                 modules.append(importlib.import_module(info.name))
-            except ModuleNotFoundError as exc:
-                if (exc.name or "").split(".")[0] not in OPTIONAL_LIBRARIES:
+            except ImportError as exc:
+                # An adapter may re-raise its library's absence with advice
+                # (crnn.sklearn: "pip install 'crnn[sklearn]'"): look at the cause.
+                missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+                if not isinstance(missing, ModuleNotFoundError):
+                    raise
+                if (missing.name or "").split(".")[0] not in OPTIONAL_LIBRARIES:
                     raise
     return modules
 
