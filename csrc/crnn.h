@@ -62,6 +62,7 @@ enum crnn_status {
     CRNN_OK = 0,
     CRNN_ERR_NOMEM = 1,   /* a workspace allocation failed */
     CRNN_ERR_INVALID = 2, /* a size, code or required pointer is out of range */
+    CRNN_ERR_STALE = 3,   /* prepared weights packed for another instruction set */
 };
 
 /* Element types. */
@@ -170,6 +171,29 @@ int crnn_forward(const crnn_layer *layer, const crnn_weights *weights, const crn
  * and sequence (seq as the forward left it). */
 int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq,
                   const crnn_gradients *grads);
+
+/*
+ * Prepared weights, for many short calls with the same weights (streaming
+ * inference, sampling: one step at a time). crnn_prepare copies the weights
+ * and packs them once, for the instruction set in use, into a new object
+ * (*prepared); the arrays are not referenced afterwards. crnn_prepared_update
+ * packs new values of the same layer's weights (the same biases present)
+ * into it, for the instruction set in use then. crnn_forward_prepared is
+ * crnn_forward with those weights, bitwise the same results, for short
+ * sequences and small batches: it runs on the calling thread, allocates no
+ * workspace for small batches, and seq->out and seq->saved may be NULL (not
+ * written); state_n may be state0 itself (states updated in place). It
+ * returns CRNN_ERR_STALE when the instruction set changed since the weights
+ * were packed (crnn_prepared_update packs them again). Concurrent
+ * crnn_forward_prepared calls on one object are safe; an update is not
+ * (it must not overlap any call on the object).
+ */
+typedef struct crnn_prepared crnn_prepared;
+
+int crnn_prepare(const crnn_layer *layer, const crnn_weights *weights, crnn_prepared **prepared);
+int crnn_prepared_update(crnn_prepared *prepared, const crnn_weights *weights);
+void crnn_prepared_free(crnn_prepared *prepared);
+int crnn_forward_prepared(const crnn_prepared *prepared, const crnn_sequence *seq);
 
 /*
  * Gradient clipping over n arrays of element type dtype, as if concatenated.

@@ -111,6 +111,8 @@ const char *crnn_compiler(void)
 
 static const crnn_kernel_table *kernels(void) { return isas[crnn_get_isa()].kernels; }
 
+const crnn_kernel_table *crnn_kernel_table_of(int isa) { return isas[isa].kernels; }
+
 /* ------------------------------------------------------------- cells */
 
 /* The same in every build; the portable one always exists. */
@@ -166,16 +168,13 @@ static int activation_ok(int activation)
 /* An array of `count` elements may be NULL only when empty. */
 static int present(const void *p, int64_t count) { return p != NULL || count == 0; }
 
-/* The layer: a known cell and element type, the activations the cell uses,
- * sizes whose arrays are addressable (an output layer's too: its input is
- * O wide when fed back), and the weights and sequence arrays the forward and
- * the backward both read. Fills *d and *lay. */
-static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_sequence *seq,
-                   const crnn_cell_desc **d, crnn_layout *lay)
+/* The layer, for T steps of B rows: a known cell and element type, the
+ * activations the cell uses, sizes whose arrays are addressable (an output
+ * layer's too: its input is O wide when fed back). Fills *d and *lay. */
+int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell_desc **d,
+                  crnn_layout *lay)
 {
-    if (!layer || !w || !seq)
-        return 0;
-    if (layer->cell < 0 || layer->cell >= CRNN_CELL_COUNT ||
+    if (!layer || layer->cell < 0 || layer->cell >= CRNN_CELL_COUNT ||
         (layer->dtype != CRNN_F32 && layer->dtype != CRNN_F64))
         return 0;
     *d = cell_desc(layer->cell);
@@ -185,12 +184,23 @@ static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_se
         return 0;
     if (output && !activation_ok(layer->output_activation))
         return 0;
-    const int64_t T = seq->steps, B = seq->batch, I = layer->input_size, H = layer->hidden_size;
+    const int64_t I = layer->input_size, H = layer->hidden_size;
     const int64_t O = output ? layer->output_size : 0;
     if (!sizes_ok(T, B, I, H, (*d)->gates) || (output && !sizes_ok(T, B, O, H, (*d)->gates)))
         return 0;
-    if (!crnn_layout_of(*d, H, O, lay))
+    return crnn_layout_of(*d, H, O, lay);
+}
+
+/* The layer (crnn_layer_ok), and the weights and sequence arrays the forward
+ * and the backward both read. Fills *d and *lay. */
+static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_sequence *seq,
+                   const crnn_cell_desc **d, crnn_layout *lay)
+{
+    if (!layer || !w || !seq || !crnn_layer_ok(layer, seq->steps, seq->batch, d, lay))
         return 0;
+    const int output = ((*d)->flags & CRNN_OUTPUT_LAYER) != 0;
+    const int64_t T = seq->steps, B = seq->batch, I = layer->input_size, H = layer->hidden_size;
+    const int64_t O = output ? layer->output_size : 0;
     const int64_t TB = T * B;
     if (!present(seq->x, TB * I) || !present(seq->out, TB * lay->out_w) ||
         !present(w->w_ih, lay->G * I) || !present(w->w_hh, lay->G * lay->R) ||

@@ -231,13 +231,41 @@ typedef struct crnn_call {
 
 typedef int (*crnn_kernel)(const crnn_call *call);
 
+/* A layer's prepared weights (crnn.h; step.inc packs and runs them): the
+ * layer, and copies of its weights packed for one instruction-set build. */
+struct crnn_prepared {
+    crnn_layer layer;
+    const crnn_cell_desc *desc;
+    crnn_layout lay;
+    unsigned present; /* the optional weights given: 1 << role (b_ih 2, b_hh 3, b_ho 5) */
+    int isa;          /* the build the weights are packed for */
+    void *memory;     /* every array below, in one block of `capacity` bytes */
+    size_t capacity;
+    void *w_ih, *w_hh, *w_ho; /* transposed and packed in the build's panels */
+    void *bias;               /* the input projection's: b_ih + b_hh (b_ih alone when
+                                 the recurrent product is apart), or NULL */
+    void *b_hh, *b_ho;        /* copies (b_hh: only when apart), or NULL */
+};
+
+/* Packs the weights into p->memory, reallocating it as the build needs. */
+typedef int (*crnn_pack_kernel)(crnn_prepared *p, const crnn_weights *w);
+typedef int (*crnn_prepared_kernel)(const crnn_prepared *p, const crnn_sequence *seq);
+
 /* One instruction-set build (kernels_instantiate.h): the driver per element
  * type, and the cells' descriptions (the same in every build). */
 typedef struct crnn_kernel_table {
     crnn_kernel forward[2];             /* by enum crnn_dtype */
     crnn_kernel backward[2];            /* by enum crnn_dtype */
     const crnn_cell_desc *const *cells; /* by enum crnn_cell */
+    crnn_pack_kernel pack[2];           /* prepared weights, by enum crnn_dtype */
+    crnn_prepared_kernel forward_prepared[2];
 } crnn_kernel_table;
+
+/* dispatch.c: the build of an instruction set (a valid, supported code), and
+ * the checks of a layer run over T steps of B rows (fills *d and *lay). */
+const crnn_kernel_table *crnn_kernel_table_of(int isa);
+int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell_desc **d,
+                  crnn_layout *lay);
 
 /* The builds of crnn_isas.def: kernels_<name>.c defines both (a build the
  * compiler cannot target says it is unsupported and leaves its table empty). */

@@ -6,8 +6,9 @@
  *
  * The template, in include order: template_begin.h (its shorthands),
  * simd.inc, activations.inc, gemm.inc, driver.inc, the cells of
- * crnn_cells.def (cell_<name>.inc), then the table of those cells and the
- * entry points the kernel table holds, and template_end.h. This file
+ * crnn_cells.def (cell_<name>.inc), then the table of those cells, the entry
+ * points the kernel table holds, step.inc (prepared weights), and
+ * template_end.h. This file
  * includes itself once per element type for that part (CRNN_TEMPLATE_REAL).
  */
 #ifndef CRNN_TEMPLATE_REAL
@@ -42,6 +43,9 @@ const crnn_kernel_table CRNN_CAT(crnn_kernels_, ISA_SUFFIX) = {
     .backward = {CRNN_CAT3(run_backward, f32, ISA_SUFFIX),
                  CRNN_CAT3(run_backward, f64, ISA_SUFFIX)},
     .cells = CRNN_CAT3(cell_descs, f64, ISA_SUFFIX),
+    .pack = {CRNN_CAT3(pack_prepared, f32, ISA_SUFFIX), CRNN_CAT3(pack_prepared, f64, ISA_SUFFIX)},
+    .forward_prepared = {CRNN_CAT3(run_forward_prepared, f32, ISA_SUFFIX),
+                         CRNN_CAT3(run_forward_prepared, f64, ISA_SUFFIX)},
 };
 
 #else /* one element type: REAL, IREAL, REAL_IS_F32 and NAME(x) are defined */
@@ -81,6 +85,14 @@ static int NAME(run_forward)(const crnn_call *call)
 static int NAME(run_backward)(const crnn_call *call)
 {
     return NAME(backward)(NAME(cells)[call->layer->cell], call);
+}
+
+/* Prepared weights: their packing and the forward that runs them. */
+#include "step.inc"
+
+static int NAME(run_forward_prepared)(const crnn_prepared *p, const crnn_sequence *seq)
+{
+    return NAME(forward_prepared)(NAME(cells)[p->layer.cell], p, seq);
 }
 
 #include "template_end.h"

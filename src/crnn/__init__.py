@@ -37,6 +37,8 @@ from .functional import (
     embedding_backward,
     embedding_forward,
     forward,
+    parameters_changed,
+    prepare,
 )
 from .module import Module
 from .nn import (
@@ -103,6 +105,8 @@ __all__ = [
     "get_include",
     "get_num_threads",
     "limit_blas_threads",
+    "parameters_changed",
+    "prepare",
     "reference",
     "set_isa",
     "set_num_threads",

@@ -11,7 +11,7 @@ No maths and no checks here.
 """
 cimport numpy as cnp
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 from crnn.libcrnn cimport *
 
@@ -28,6 +28,8 @@ cdef int _raise_for(int status) except -1:
         return 0
     if status == CRNN_ERR_NOMEM:
         raise MemoryError("crnn: not enough memory for the kernel's workspace")
+    if status == CRNN_ERR_STALE:
+        raise RuntimeError("crnn: prepared weights packed for another instruction set")
     raise ValueError(f"crnn: the C kernel rejected the sizes or arguments (status {status})")
 
 
@@ -113,6 +115,234 @@ def backward(tuple layer, tuple weights, x, lengths, tuple states0, out, tuple s
     with nogil:
         status = crnn_backward(&L, &W, &s, &g)
     _raise_for(status)
+
+
+# -- prepared weights: steps of a layer stack -------------------------------------
+
+# Bumped by parameters_changed(); a Prepared packed at an older value packs
+# its weights again before its next step.
+cdef long long _generation = 0
+
+
+def parameters_changed():
+    """Marks every Prepared as out of date (see Prepared.step)."""
+    global _generation
+    _generation += 1
+
+
+cdef inline bint _is_array(object a, int type_num):
+    """a is an ndarray (not a subclass) of type_num, C-contiguous."""
+    return (cnp.PyArray_CheckExact(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == type_num
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+
+
+cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
+    cdef char *a0 = <char *>cnp.PyArray_DATA(a)
+    cdef char *b0 = <char *>cnp.PyArray_DATA(b)
+    return a0 < b0 + cnp.PyArray_NBYTES(b) and b0 < a0 + cnp.PyArray_NBYTES(a)
+
+
+cdef class Prepared:
+    """A stack of layers' weights packed once (crnn_prepare), run a step at a
+    time (crnn_forward_prepared) with the GIL released.
+
+    Built by crnn.functional (which validates the weights): `layers` holds
+    each layer's crnn_layer tuple, `source()` returns each layer's weight
+    tuple (the arrays as they are now), `normalize(prepared, x, states, out)`
+    checks and converts arguments the fast path does not take as they are
+    (raising the errors users see). Packs again from source() when the
+    parameters changed (parameters_changed()) or the instruction set did.
+    """
+    cdef crnn_prepared **layers
+    cdef readonly int num_layers
+    cdef readonly int num_states
+    cdef readonly bint stacked
+    cdef readonly int64_t input_size
+    cdef readonly tuple widths
+    cdef readonly int type_num
+    cdef int64_t width[CRNN_MAX_STATES]
+    cdef long long generation
+    cdef int isa
+    cdef int running
+    cdef list layer_tuples
+    cdef object source
+    cdef object normalize
+
+    def __cinit__(self, list layers, object source, object normalize, tuple widths,
+                  bint stacked, int type_num):
+        cdef int k
+        self.num_layers = len(layers)
+        self.num_states = len(widths)
+        self.layer_tuples = layers
+        self.source, self.normalize = source, normalize
+        self.widths, self.stacked, self.type_num = widths, stacked, type_num
+        self.input_size = layers[0][4]
+        for k in range(self.num_states):
+            self.width[k] = widths[k]
+        self.layers = <crnn_prepared **>calloc(self.num_layers, sizeof(crnn_prepared *))
+        if self.layers == NULL:
+            raise MemoryError("crnn: not enough memory for the prepared layers")
+        self._pack(True)
+
+    def __dealloc__(self):
+        cdef int l
+        if self.layers != NULL:
+            for l in range(self.num_layers):
+                crnn_prepared_free(self.layers[l])
+            free(self.layers)
+
+    cdef _pack(self, bint new):
+        """Packs every layer's current weights (source()) for the ISA in use."""
+        cdef crnn_layer L
+        cdef crnn_weights W
+        cdef int l, status
+        if self.running:
+            raise RuntimeError("crnn: a Prepared cannot pack its weights while it is stepping")
+        weights = self.source()
+        generation, isa = _generation, crnn_get_isa()
+        for l in range(self.num_layers):
+            L = _layer(self.layer_tuples[l])
+            W = _weights(weights[l])
+            if new:
+                status = crnn_prepare(&L, &W, &self.layers[l])
+            else:
+                status = crnn_prepared_update(self.layers[l], &W)
+            _raise_for(status)
+        self.generation, self.isa = generation, isa
+
+    def refresh(self):
+        """Packs the weights again now (from the arrays source() returns)."""
+        self._pack(False)
+
+    cdef bint _shape_is(self, cnp.ndarray a, int64_t B, bint unbatched, int64_t width):
+        cdef int nd = cnp.PyArray_NDIM(a), at = 0
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+        if nd != 1 + <int>self.stacked + <int>(not unbatched):
+            return False
+        if self.stacked:
+            if dims[0] != self.num_layers:
+                return False
+            at = 1
+        if not unbatched:
+            if dims[at] != B:
+                return False
+            at += 1
+        return dims[at] == width
+
+    def step(self, x, states=None, out=None):
+        """One step: the new states (a tuple, one array per state), written
+        into `out` when given. x is (B, I) or (I,); each state (and out) is
+        (num_layers, B, W) for a stack, (B, W) for one layer, without B for
+        an unbatched x; states None (or a None item) for zeros."""
+        cdef list st = [None] * self.num_states
+        cdef list outs = [None] * self.num_states
+        cdef int64_t B = self._accept(x, states, out, st, outs)
+        cdef int k
+        cdef bint unbatched
+        if B < 0:
+            x, states, out = self.normalize(self, x, states, out)
+            B = self._accept(x, states, out, st, outs)
+            if B < 0:
+                raise AssertionError("crnn: normalized step arguments were not accepted")
+        unbatched = cnp.PyArray_NDIM(<cnp.ndarray>x) == 1
+        if out is None:
+            for k in range(self.num_states):
+                outs[k] = self._new_state(B, unbatched, self.width[k])
+        self._run(x, st, outs, B)
+        return tuple(outs)
+
+    cdef int64_t _accept(self, x, states, out, list st, list outs):
+        """B when every argument is as the kernels take it (filling st and
+        outs), else -1."""
+        cdef int k, j, n = self.num_states
+        cdef int64_t B
+        cdef bint unbatched
+        cdef cnp.ndarray xa
+        if not _is_array(x, self.type_num):
+            return -1
+        xa = <cnp.ndarray>x
+        unbatched = cnp.PyArray_NDIM(xa) == 1
+        if not (unbatched or cnp.PyArray_NDIM(xa) == 2) or \
+                cnp.PyArray_DIMS(xa)[cnp.PyArray_NDIM(xa) - 1] != self.input_size:
+            return -1
+        B = 1 if unbatched else cnp.PyArray_DIMS(xa)[0]
+        if states is not None:
+            if type(states) is not tuple or len(<tuple>states) != n:
+                return -1
+            for k in range(n):
+                item = (<tuple>states)[k]
+                if item is not None and not (_is_array(item, self.type_num) and self._shape_is(
+                        <cnp.ndarray>item, B, unbatched, self.width[k])):
+                    return -1
+                st[k] = item
+        if out is not None:
+            if type(out) is not tuple or len(<tuple>out) != n:
+                return -1
+            for k in range(n):
+                item = (<tuple>out)[k]
+                if not (_is_array(item, self.type_num) and self._shape_is(
+                        <cnp.ndarray>item, B, unbatched, self.width[k])
+                        and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>item)):
+                    return -1
+                outs[k] = item
+            # A state updated in place is its own out; anything else must
+            # not overlap (the step reads a state while writing the others).
+            for k in range(n):
+                for j in range(n):
+                    if st[j] is not None and _overlap(<cnp.ndarray>outs[k], <cnp.ndarray>st[j]) \
+                            and not (j == k and cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+                                     == cnp.PyArray_DATA(<cnp.ndarray>st[j])):
+                        return -1
+                if k > 0 and _overlap(<cnp.ndarray>outs[k], <cnp.ndarray>outs[0]):
+                    return -1
+        return B
+
+    cdef object _new_state(self, int64_t B, bint unbatched, int64_t width):
+        cdef cnp.npy_intp dims[3]
+        cdef int nd = 0
+        if self.stacked:
+            dims[nd] = self.num_layers
+            nd += 1
+        if not unbatched:
+            dims[nd] = B
+            nd += 1
+        dims[nd] = width
+        return cnp.PyArray_EMPTY(nd + 1, dims, self.type_num, 0)
+
+    cdef _run(self, cnp.ndarray x, list st, list outs, int64_t B):
+        cdef crnn_sequence s
+        cdef char *xp = <char *>cnp.PyArray_DATA(x)
+        cdef char *sp[CRNN_MAX_STATES]
+        cdef char *op[CRNN_MAX_STATES]
+        cdef int64_t step_bytes[CRNN_MAX_STATES]
+        cdef int64_t isz = cnp.PyArray_ITEMSIZE(x)
+        cdef int k, l, status = CRNN_OK
+        cdef int n = self.num_states, L = self.num_layers
+        if self.generation != _generation or self.isa != crnn_get_isa():
+            self._pack(False)
+        for k in range(CRNN_MAX_STATES):
+            sp[k] = op[k] = NULL
+            step_bytes[k] = 0
+        for k in range(n):
+            sp[k] = NULL if st[k] is None else <char *>cnp.PyArray_DATA(<cnp.ndarray>st[k])
+            op[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+            step_bytes[k] = B * self.width[k] * isz
+        s.steps, s.batch, s.lengths, s.out = 1, B, NULL, NULL
+        for k in range(CRNN_MAX_SAVED):
+            s.saved[k] = NULL
+        self.running += 1
+        with nogil:
+            for l in range(L):
+                # Layer l reads the new output of layer l - 1: its state 0.
+                s.x = xp if l == 0 else op[0] + (l - 1) * step_bytes[0]
+                for k in range(CRNN_MAX_STATES):
+                    s.state0[k] = sp[k] + l * step_bytes[k] if sp[k] != NULL else NULL
+                    s.state_n[k] = op[k] + l * step_bytes[k] if op[k] != NULL else NULL
+                status = crnn_forward_prepared(self.layers[l], &s)
+                if status != CRNN_OK:
+                    break
+        self.running -= 1
+        _raise_for(status)
 
 
 # -- clipping ---------------------------------------------------------------------

@@ -521,3 +521,227 @@ def check_clip_value(clip_value: Any) -> float:
     if not value >= 0.0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
     return value
+
+
+# --------------------------------------------------------------------------
+# Prepared weights and their steps (``prepare`` of either engine)
+# --------------------------------------------------------------------------
+
+
+class PrepareArgs(NamedTuple):
+    """The normalised arguments of ``prepare``: a stack of one cell's layers."""
+
+    spec: CellSpec
+    weights: List[Dict[str, Optional[np.ndarray]]]  # per layer, every spec weight
+    sizes: List[Dict[str, int]]  # per layer: "I", "H", "O", "G"
+    options: Dict[str, str]
+    dtype: np.dtype
+
+    @property
+    def widths(self) -> Tuple[int, ...]:
+        """The width of each state (the same in every layer)."""
+        return (self.spec.width(self.sizes[0]),) * len(self.spec.states)
+
+
+def prepare_args(
+    spec: CellSpec, weights: Any, options: Mapping[str, Any], stacked: bool
+) -> PrepareArgs:
+    """Check the weights of a layer (a mapping) or of a stack of layers (a
+    sequence of mappings, the first layer's first) for ``prepare``.
+
+    One float dtype for all; layer l > 0 reads the output of layer l - 1, so
+    its input size is the width of the states, which every layer shares.
+    """
+    if stacked:
+        if isinstance(weights, (Mapping, str, bytes)) or not isinstance(weights, Sequence):
+            raise TypeError(
+                f"weights must be a sequence of mappings (one per layer), got "
+                f"{type(weights).__name__}"
+            )
+        layers = list(weights)
+        if not layers:
+            raise ValueError("weights must hold at least one layer's mapping, got none")
+    else:
+        layers = [weights]
+    checked = [_check_weights(spec, w) for w in layers]
+    named = [
+        (f"weights[{k}][{name!r}]" if stacked else name, value)
+        for k, w in enumerate(checked)
+        for name, value in w.items()
+    ]
+    required = [
+        f"weights[{k}][{name!r}]" if stacked else name
+        for k in range(len(checked))
+        for name in spec.required_weights
+    ]
+    dtype = _common_float_dtype(named, required=required)
+    checked_options = _check_options(spec, options)
+    sizes = [_bind_sizes(spec, w) for w in checked]
+    width = spec.width(sizes[0])
+    for k, s in enumerate(sizes[1:], 1):
+        if spec.width(s) != width or s["I"] != width:
+            raise ValueError(
+                f"weights[{k}] must be a layer reading the output of layer {k - 1} "
+                f"(input size {width}) with states {width} wide, like layer 0; got input size "
+                f"{s['I']} and states {spec.width(s)} wide"
+            )
+    normalised = [
+        {
+            w.name: None
+            if layer[w.name] is None
+            else as_float_array(
+                f"weights[{k}][{w.name!r}]" if stacked else w.name,
+                layer[w.name],
+                dtype,
+                spec.weight_shape(w, s),
+            )
+            for w in spec.weights
+        }
+        for k, (layer, s) in enumerate(zip(checked, sizes))
+    ]
+    return PrepareArgs(spec, normalised, sizes, checked_options, dtype)
+
+
+class StepNames(NamedTuple):
+    """How a step's errors name its arguments."""
+
+    states_arg: str  # the states argument
+    states: Tuple[str, ...]  # each state
+    out: Tuple[str, ...]  # each out array
+
+
+def step_names(spec: CellSpec, layer: bool) -> StepNames:
+    """The names of a step's arguments: the functional API's (``states``, a
+    tuple), or a layer's (``state``: one array, or a tuple)."""
+    if not layer:
+        return StepNames(
+            "states",
+            tuple(f"states[{k}] ({s}0)" for k, s in enumerate(spec.states)),
+            tuple(f"out[{k}] ({s}_n)" for k, s in enumerate(spec.states)),
+        )
+    if len(spec.states) == 1:
+        return StepNames("state", ("state",), ("out",))
+    return StepNames(
+        "state",
+        tuple(f"state[{k}] ({s})" for k, s in enumerate(spec.states)),
+        tuple(f"out[{k}] ({s})" for k, s in enumerate(spec.states)),
+    )
+
+
+class StepShape(NamedTuple):
+    """What the arrays of a prepared stack's step look like, for `step_args`."""
+
+    dtype: np.dtype
+    input_size: int
+    widths: Tuple[int, ...]  # per state
+    num_layers: Optional[int]  # None: one layer, states without a layer axis
+    names: StepNames
+
+
+def _step_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
+    """An array argument of a step in exactly `dtype` (never cast)."""
+    if not isinstance(value, np.ndarray):
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a {dtype} array, got {type(value).__name__}")
+        value = as_array(name, value)
+    if value.dtype.kind != "f" or value.dtype.newbyteorder("=") != dtype:
+        raise TypeError(
+            f"{name} must be a {dtype} array, got dtype {value.dtype}; steps never cast: "
+            f"convert with .astype(np.{dtype})"
+        )
+    return value
+
+
+def _expect_shape(name: str, arr: np.ndarray, shape: Tuple[int, ...], meaning: str) -> None:
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {meaning} = {shape}, got {arr.shape}")
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b are views of exactly the same elements."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )
+
+
+def step_args(shape: StepShape, x: Any, states: Any, out: Any) -> Tuple[Any, Any, Any]:
+    """Check a prepared stack's step arguments; returns them normalised: x and
+    the states as C-contiguous native arrays (new ones only where needed),
+    the states and out as tuples (or None), out's arrays as given (they are
+    written) -- or raises TypeError / ValueError naming the argument."""
+    n = len(shape.widths)
+    x = _step_array("x", x, shape.dtype)
+    I = shape.input_size  # noqa: E741
+    if x.ndim not in (1, 2) or x.shape[-1] != I:
+        raise ValueError(f"x must have shape (B, {I}) or unbatched ({I},), got {x.shape}")
+    unbatched = x.ndim == 1
+    B = 1 if unbatched else x.shape[0]
+    lead = () if shape.num_layers is None else (shape.num_layers,)
+    lead_text = () if shape.num_layers is None else ("num_layers",)
+
+    def expected(width: int) -> Tuple[Tuple[int, ...], str]:
+        dims = lead + (() if unbatched else (B,)) + (width,)
+        names = lead_text + (() if unbatched else ("B",)) + ("W",)
+        return dims, "(" + ", ".join(names) + ")"
+
+    def as_tuple(value: Any, what: str, names: Tuple[str, ...]) -> Optional[Tuple[Any, ...]]:
+        if value is None:
+            return None
+        if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)) or len(value) != n:
+            raise TypeError(
+                f"{what} must be None or a tuple of {n} arrays ({', '.join(names)}), "
+                f"got {type(value).__name__}"
+            )
+        return tuple(value)
+
+    names = shape.names
+    states = as_tuple(states, names.states_arg, names.states)
+    out = as_tuple(out, "out", names.out)
+    new_states: Optional[List[Optional[np.ndarray]]] = None
+    if states is not None:
+        new_states = []
+        for k, s in enumerate(states):
+            if s is not None:
+                s = _step_array(names.states[k], s, shape.dtype)
+                _expect_shape(names.states[k], s, *expected(shape.widths[k]))
+                s = np.array(s, dtype=shape.dtype, order="C", copy=None, subok=False)
+            new_states.append(s)
+    new_out: Optional[List[np.ndarray]] = None
+    if out is not None:
+        new_out = []
+        for k, o in enumerate(out):
+            name = names.out[k]
+            if not isinstance(o, np.ndarray):
+                raise TypeError(
+                    f"{name} must be an ndarray (the step writes into it), got {type(o).__name__}"
+                )
+            o = _step_array(name, o, shape.dtype)
+            _expect_shape(name, o, *expected(shape.widths[k]))
+            if not (o.flags.c_contiguous and o.dtype.isnative):
+                raise ValueError(f"{name} must be C-contiguous in native byte order")
+            if not o.flags.writeable:
+                raise ValueError(f"{name} is read-only; the step writes the new state into it")
+            new_out.append(o if type(o) is np.ndarray else o.view(np.ndarray))
+        for k, o in enumerate(new_out):
+            for j, other in enumerate(new_out[:k]):
+                if np.may_share_memory(o, other):
+                    raise ValueError(
+                        f"{names.out[k]} and {names.out[j]} share memory; each "
+                        "new state needs an array of its own"
+                    )
+            for j, s in enumerate(new_states or ()):
+                if s is None or (j == k and _same_memory(s, o)):
+                    continue
+                if np.may_share_memory(o, s):
+                    raise ValueError(
+                        f"{names.out[k]} overlaps {names.states[j]}: pass the "
+                        "state array itself to update it in place, or an array of its own"
+                    )
+    x = np.array(x, dtype=shape.dtype, order="C", copy=None, subok=False)
+    return (
+        x,
+        None if new_states is None else tuple(new_states),
+        None if new_out is None else tuple(new_out),
+    )

@@ -483,6 +483,7 @@ class Forecaster(Module):
         if n_val > 0 and refit:
             for k, v in init.items():
                 self.params[k][...] = v
+            self.parameters_changed()
             scaler = self._fit_scaler(rows)
             x, y = self._windows(self._scale(rows, scaler))
             _, _, _, train_loss, _ = self._train(
@@ -567,6 +568,7 @@ class Forecaster(Module):
         if best_state is not None:
             for k, v in best_state.items():
                 self.params[k][...] = v
+            self.parameters_changed()
         return best_epoch, best_val, done, train_loss, stopped
 
     # -- forecasting ---------------------------------------------------------

@@ -37,6 +37,8 @@ from ._functional_seq import (  # re-exported: the sequence layers' C engine
 from ._named import entry_points
 from ._validate import (
     ForwardArgs,
+    StepNames,
+    StepShape,
     backward_args,
     check_clip_value,
     check_max_norm,
@@ -44,6 +46,9 @@ from ._validate import (
     clip_targets,
     forward_args,
     make_cache,
+    prepare_args,
+    step_args,
+    step_names,
 )
 from .cells import CellSpec
 
@@ -235,6 +240,124 @@ def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
     )
     w = a.weights
     return layer, tuple([None if name is None else w[name] for name in layout.weight_slots])
+
+
+# --------------------------------------------------------------------------
+# Prepared weights: a step at a time
+# --------------------------------------------------------------------------
+
+
+def prepare(cell: Any, weights: Any, **options: str) -> Any:
+    """Pack a layer's weights once for many `step` calls (streaming inference).
+
+    Each call of `forward` checks, converts and packs its weights again,
+    which for a single step of a small batch costs more than the step
+    itself. ``prepare`` does that once; ``prepared.step(x, states, out=None)``
+    then runs one step with only the checks that can fail, and, given
+    ``out``, allocates nothing::
+
+        p = crnn.functional.prepare("lstm", weights)
+        states = (h, c)                        # each (B, H), or None for zeros
+        for x_t in stream:                     # x_t (B, I), or (I,) unbatched
+            states = p.step(x_t, states, out=states)   # updated in place
+
+    A step over T inputs gives bitwise what ``forward`` gives over them.
+
+    Parameters
+    ----------
+    cell : str or crnn.cells.CellSpec
+        Any registered cell.
+    weights : mapping, or sequence of mappings
+        One layer's weights, named as for `forward`; or a stack's, layer 0
+        first (layer l > 0 reading the output of layer l - 1, every layer's
+        states of one width), whose states then get a leading layer axis:
+        (num_layers, B, W).
+    **options : str
+        The cell's options, as for `forward`.
+
+    Returns
+    -------
+    Prepared
+        ``step(x, states=None, out=None)`` returns the new states, a tuple
+        with one array per state of the cell (written into `out`, a tuple
+        of arrays of the same shapes, when given; ``out=states`` updates
+        them in place); ``refresh()`` packs the weights again.
+
+    Notes
+    -----
+    The weights are copied when packed. Every change crnn makes to
+    parameters (optimizer steps, ``load_state_dict``, ``crnn.load``,
+    assigning a parameter) marks all prepared weights out of date, and each
+    packs its arrays again (as found in `weights` then) before its next
+    step. After changing the arrays yourself in place, call
+    `parameters_changed` (or ``refresh()``). Not for concurrent steps of one
+    object with its refresh; steps of one object from several threads at
+    once are safe.
+    """
+    spec = cells.get(cell)
+    return _prepare_from(
+        spec,
+        lambda: weights,
+        options,
+        not isinstance(weights, Mapping),
+        step_names(spec, layer=False),
+    )
+
+
+def _prepare_from(
+    spec: CellSpec,
+    source: Any,
+    options: Mapping[str, Any],
+    stacked: bool,
+    names: StepNames,
+) -> Any:
+    """`prepare` over ``source()``, which returns the weights as they are now
+    (re-read whenever the prepared weights are packed again); the errors of
+    a step name its states and out arrays as given."""
+    first = prepare_args(spec, source(), options, stacked)
+    layout = _C_LAYOUT[spec.name]
+    f, g = (0 if o is None else _core.ACTIVATIONS[first.options[o]] for o in layout.option_slots)
+    layers = [
+        (layout.code, _C_DTYPE[first.dtype], f, g, s["I"], s["H"], s["O"]) for s in first.sizes
+    ]
+
+    def weights_now() -> List[tuple]:
+        a = prepare_args(spec, source(), options, stacked)
+        if a.sizes != first.sizes or a.dtype != first.dtype:
+            raise ValueError(
+                "the weights changed shape or dtype since they were prepared; prepare them again"
+            )
+        return [
+            tuple(None if name is None else w[name] for name in layout.weight_slots)
+            for w in a.weights
+        ]
+
+    shape = StepShape(
+        first.dtype,
+        first.sizes[0]["I"],
+        first.widths,
+        len(first.sizes) if stacked else None,
+        names,
+    )
+    return _core.Prepared(
+        layers,
+        weights_now,
+        lambda _p, x, states, out: step_args(shape, x, states, out),
+        first.widths,
+        stacked,
+        first.dtype.num,
+    )
+
+
+def parameters_changed() -> None:
+    """Tell crnn that parameter arrays changed in place outside crnn.
+
+    Every prepared weights object (`prepare`, the layers' ``step``) packs
+    its arrays again before its next step. crnn calls this itself whenever
+    it changes parameters (optimizer steps, ``load_state_dict``,
+    ``crnn.load``, assigning a parameter).
+    """
+    _core.parameters_changed()
 
 
 def _kernel_views(arrays: List[np.ndarray]) -> List[np.ndarray]:

@@ -22,6 +22,7 @@ cdef extern from "crnn.h" nogil:
         CRNN_OK
         CRNN_ERR_NOMEM
         CRNN_ERR_INVALID
+        CRNN_ERR_STALE
 
     enum crnn_dtype:
         CRNN_F32
@@ -88,6 +89,15 @@ cdef extern from "crnn.h" nogil:
                      const crnn_sequence *seq)
     int crnn_backward(const crnn_layer *layer, const crnn_weights *weights,
                       const crnn_sequence *seq, const crnn_gradients *grads)
+
+    ctypedef struct crnn_prepared:
+        pass
+
+    int crnn_prepare(const crnn_layer *layer, const crnn_weights *weights,
+                     crnn_prepared **prepared)
+    int crnn_prepared_update(crnn_prepared *prepared, const crnn_weights *weights)
+    void crnn_prepared_free(crnn_prepared *prepared)
+    int crnn_forward_prepared(const crnn_prepared *prepared, const crnn_sequence *seq)
 
     double crnn_total_norm(int dtype, int64_t n, const void *const *arrays,
                            const int64_t *sizes, double p)

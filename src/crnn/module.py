@@ -22,8 +22,9 @@ import numpy as np
 
 from ._engine import check_backend, engine
 from ._validate import as_array
+from .functional import parameters_changed
 
-__all__ = ["Module", "LoadResult", "float_dtype", "input_array", "check_int"]
+__all__ = ["Module", "ParameterDict", "LoadResult", "float_dtype", "input_array", "check_int"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -109,6 +110,47 @@ def _as_numpy(name: str, value: Any) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+class ParameterDict(dict):
+    """A module's ``params``: a plain dict that tells crnn when an entry is
+    added, replaced or removed, so that prepared weights (the layers'
+    ``step``) are packed again from the arrays it then holds."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        parameters_changed()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        parameters_changed()
+
+    def __ior__(self, other: Any) -> "ParameterDict":
+        self.update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        parameters_changed()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        parameters_changed()
+        return value
+
+    def pop(self, *args: Any) -> Any:
+        value = super().pop(*args)
+        parameters_changed()
+        return value
+
+    def popitem(self) -> Tuple[Any, Any]:
+        item = super().popitem()
+        parameters_changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        parameters_changed()
+
+
 class Module:
     """Base class of crnn layers and models.
 
@@ -133,13 +175,25 @@ class Module:
     PyTorch: its parameters appear in this module's ``params`` and
     ``grads`` as ``"<attribute>.<name>"`` (the same arrays, not copies), and
     `train`, `eval` and `set_backend` reach it.
+
+    Prepared weights: a recurrent layer's ``step`` packs its weights once and
+    reuses them. Every change crnn makes to parameters (optimizer steps,
+    `load_state_dict`, ``crnn.load``, assigning an entry of ``params``,
+    `register_parameter`, a new child) marks them out of date, so the next
+    step packs them again. After modifying parameter arrays in place
+    yourself (``layer.params["weight_hh_l0"][...] = w``), call
+    `parameters_changed` before the next step.
     """
 
     _modules: Dict[str, "Module"]  # the children, by name (set in __init__)
+    # The packed weights of a layer's ``step`` and the backend they are for
+    # (set on first use; derived data, never pickled).
+    _step_prepared: Any = None
+    _step_backend: Optional[str] = None
 
     def __init__(self, *, backend: str = "c") -> None:
         object.__setattr__(self, "_modules", {})
-        self.params: Dict[str, np.ndarray] = {}
+        self.params: Dict[str, np.ndarray] = ParameterDict()
         self.grads: Dict[str, np.ndarray] = {}
         self.training: bool = True
         self.backend: str = check_backend(backend)
@@ -203,6 +257,15 @@ class Module:
     def num_parameters(self) -> int:
         """The number of scalar parameters."""
         return int(sum(p.size for p in self.params.values()))
+
+    def parameters_changed(self) -> None:
+        """Say that parameter arrays were modified in place outside crnn.
+
+        Prepared weights (``step``) of every layer are packed again before
+        their next step; crnn's own changes (optimizers, `load_state_dict`,
+        ...) do this by themselves.
+        """
+        parameters_changed()
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place."""
@@ -301,6 +364,7 @@ class Module:
             )
         for name, arr in values.items():
             self.params[name][...] = arr
+        parameters_changed()
         return LoadResult([str(k) for k in missing], [str(k) for k in unexpected])
 
     def config(self) -> Dict[str, Any]:
@@ -326,6 +390,12 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_step_prepared", None)  # packed weights: packed again on demand
+        state.pop("_step_backend", None)
+        return state
 
     def __repr__(self) -> str:
         try:

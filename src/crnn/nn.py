@@ -53,7 +53,7 @@ from typing import (
 import numpy as np
 
 from . import cells, init as _init
-from ._validate import check_lengths
+from ._validate import check_lengths, step_names
 from .attention import Attention
 from .cells import CellSpec
 from .embedding import Embedding
@@ -207,6 +207,27 @@ def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
     if isinstance(state, (tuple, list)):
         return tuple(None if part is None else fn(part) for part in state)
     return fn(state)
+
+
+def _prepare_step(layer: Module, source: Callable[[], Any], stacked: bool) -> Any:
+    """The layer's prepared weights for `step` (`crnn.functional.prepare` on
+    its engine), kept on the layer; `source` returns its weights as they are
+    now (one mapping, or one per layer of a stack)."""
+    spec = layer.spec
+    names = step_names(spec, layer=True)
+    prepared = layer.engine._prepare_from(spec, source, layer.options, stacked, names)
+    layer._step_prepared, layer._step_backend = prepared, layer.backend
+    return prepared
+
+
+def _run_step(layer: Module, prepared: Any, x: Any, state: Any, out: Any) -> State:
+    """One step of `prepared` with the layer's form of the state: one array,
+    or a tuple for a cell with several states."""
+    if len(layer.spec.states) == 1:
+        return prepared.step(
+            x, None if state is None else (state,), None if out is None else (out,)
+        )[0]
+    return prepared.step(x, state, out)
 
 
 def _reverse_index(T: int, B: int, lengths: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -588,6 +609,58 @@ class Recurrent(Module):
         """
         dx, d0 = self._backward_states(dout, _state_list(self.spec, dstate, "dstate"), cache)
         return dx, _state_value(self.spec, d0)
+
+    def step(self, x: Any, state: Any = None, out: Any = None) -> State:
+        """One time step of the whole stack, for streaming inference.
+
+        Parameters
+        ----------
+        x : ndarray
+            The step's input: (B, I), or unbatched (I,).
+        state : array, tuple of arrays, or None
+            The states before the step, in the form ``forward`` returns its
+            final state: each (num_layers, B, W) (or (num_layers, W)
+            unbatched); None (or a None item) for zeros.
+        out : array or tuple of arrays, optional
+            Arrays shaped like the state to write the new state into
+            (C-contiguous, of the layer's dtype); may be `state` itself.
+
+        Returns
+        -------
+        array or tuple of arrays
+            The state after the step (`out` when given), shaped like `state`;
+            the last layer's output is its ``[-1]`` (the first state's).
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional layer (its reverse direction needs the whole
+            sequence), or arrays of the wrong shape.
+        TypeError
+            For arrays of another dtype.
+
+        Notes
+        -----
+        The weights are packed on the first step and reused until a
+        parameter changes: crnn's own changes (optimizer steps,
+        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
+        noticed; after modifying parameter arrays in place yourself, call
+        ``parameters_changed()``. No dropout is applied (a step is
+        inference). Given ``out``, a step allocates nothing, and
+        ``out=state`` updates the state in place. Over T steps the states
+        are bitwise those of ``forward`` over the same T steps.
+        """
+        prepared = self._step_prepared
+        if prepared is None or self._step_backend != self.backend:
+            if self.bidirectional:
+                raise ValueError(
+                    "step runs forward in time one step at a time; a bidirectional layer's "
+                    "reverse direction needs the whole sequence: use forward()"
+                )
+            prepared = _prepare_step(
+                self, lambda: [self._weights(k, 0) for k in range(self.num_layers)], True
+            )
+        return _run_step(self, prepared, x, state, out)
 
     def _forward_states(
         self, x: Any, states: List[Any], lengths: Any
@@ -1236,6 +1309,41 @@ class Jordan(Module):
         )
         return out, y_n
 
+    def step(self, x: Any, y: Any = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """One time step, for streaming inference.
+
+        Parameters
+        ----------
+        x : ndarray
+            The step's input: (B, I), or unbatched (I,).
+        y : ndarray or None
+            The output fed back: (B, O) (or (O,)); None for zeros.
+        out : ndarray, optional
+            Where to write the step's output y_t (C-contiguous, shaped like
+            `y`); may be `y` itself.
+
+        Returns
+        -------
+        ndarray
+            y_t, (B, O) (or (O,)).
+
+        Notes
+        -----
+        The weights are packed on the first step and reused until a
+        parameter changes: crnn's own changes (optimizer steps,
+        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
+        noticed; after modifying parameter arrays in place yourself, call
+        ``parameters_changed()``. No dropout is applied (a step is
+        inference). Given ``out``, a step allocates nothing, and
+        ``out=state`` updates the state in place. Over T steps the states
+        are bitwise those of ``forward`` over the same T steps.
+        """
+        prepared = self._step_prepared
+        if prepared is None or self._step_backend != self.backend:
+            weights = lambda: {w: self.params.get(w) for w in self.spec.weight_names}  # noqa: E731
+            prepared = _prepare_step(self, weights, False)
+        return _run_step(self, prepared, x, y, out)
+
     def backward(
         self, dout: Any, dy_n: Any = None, *, cache: Optional[JordanState] = None
     ) -> Tuple[np.ndarray, np.ndarray]:
@@ -1408,6 +1516,42 @@ class RecurrentCell(Module):
         _, finals, cache = self.engine.forward(spec, x2[None], states, weights, **self.options)
         self._cache = (cache, unbatched)
         return [f[0] if unbatched else f for f in finals]
+
+    def step(self, x: Any, state: Any = None, out: Any = None) -> State:
+        """One step, like `forward`, for streaming inference: no cache (no
+        `backward` after it) and prepared weights.
+
+        Parameters
+        ----------
+        x : ndarray
+            (B, I), or unbatched (I,).
+        state : array, tuple of arrays, or None
+            Each (B, H) (or (H,)); None (or a None item) for zeros.
+        out : array or tuple of arrays, optional
+            Arrays shaped like the state to write the new state into; may be
+            `state` itself.
+
+        Returns
+        -------
+        array or tuple of arrays
+            The new state (`out` when given).
+
+        Notes
+        -----
+        The weights are packed on the first step and reused until a
+        parameter changes: crnn's own changes (optimizer steps,
+        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
+        noticed; after modifying parameter arrays in place yourself, call
+        ``parameters_changed()``. No dropout is applied (a step is
+        inference). Given ``out``, a step allocates nothing, and
+        ``out=state`` updates the state in place. Over T steps the states
+        are bitwise those of ``forward`` over the same T steps.
+        """
+        prepared = self._step_prepared
+        if prepared is None or self._step_backend != self.backend:
+            weights = lambda: {w: self.params.get(w) for w in self.spec.weight_names}  # noqa: E731
+            prepared = _prepare_step(self, weights, False)
+        return _run_step(self, prepared, x, state, out)
 
     def backward(self, dstate: Any, *, cache: Any = None) -> Tuple[np.ndarray, State]:
         """Backpropagate through the last step (or `cache`).

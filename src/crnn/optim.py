@@ -399,6 +399,7 @@ class Optimizer:
         self.num_steps += 1
         for name, p, g in zip(self._specs, ps, gs):
             self._update(p, g, self._state[name])
+        _functional.parameters_changed()  # prepared weights pack the new values
         return total
 
     def _update(self, p: np.ndarray, g: np.ndarray, st: State) -> None:

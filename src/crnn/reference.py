@@ -47,6 +47,8 @@ from ._reference_seq import (
 from ._validate import (
     BackwardArgs,
     ForwardArgs,
+    StepNames,
+    StepShape,
     backward_args,
     check_clip_value,
     check_max_norm,
@@ -54,12 +56,17 @@ from ._validate import (
     clip_targets,
     forward_args,
     make_cache,
+    prepare_args,
+    step_args,
+    step_names,
 )
 from .cells import CellSpec
 
 __all__ = [  # and the cells' named entry points (NAMED, below)
     "forward",
     "backward",
+    "prepare",
+    "parameters_changed",
     "clip_grad_norm",
     "clip_grad_value",
     "embedding_forward",
@@ -481,6 +488,101 @@ __all__ += list(NAMED)
 if TYPE_CHECKING:  # the named entry points, for type checkers
 
     def __getattr__(name: str) -> Callable[..., Any]: ...
+
+
+# --------------------------------------------------------------------------
+# Prepared weights: a step at a time
+# --------------------------------------------------------------------------
+
+
+class Prepared:
+    """`prepare`'s result in the NumPy engine: nothing is packed; each step
+    reads the weights as they are then and runs `forward` over one step,
+    layer by layer."""
+
+    def __init__(
+        self,
+        spec: CellSpec,
+        source: Callable[[], Any],
+        options: Mapping[str, Any],
+        stacked: bool,
+        names: StepNames,
+    ) -> None:
+        first = prepare_args(spec, source(), options, stacked)
+        self._spec, self._source, self._options, self._first = spec, source, options, first
+        self.stacked = stacked
+        self.num_layers = len(first.sizes)
+        self.num_states = len(spec.states)
+        self.input_size = first.sizes[0]["I"]
+        self.widths = first.widths
+        self._shape = StepShape(
+            first.dtype,
+            self.input_size,
+            first.widths,
+            self.num_layers if stacked else None,
+            names,
+        )
+
+    def refresh(self) -> None:
+        """Nothing to pack: every step reads the weights afresh."""
+
+    def step(self, x: Any, states: Any = None, out: Any = None) -> Tuple[np.ndarray, ...]:
+        """One step; arguments and results as `crnn.functional.prepare`'s."""
+        x, states, out = step_args(self._shape, x, states, out)
+        a = prepare_args(self._spec, self._source(), self._options, self.stacked)
+        if a.sizes != self._first.sizes or a.dtype != self._first.dtype:
+            raise ValueError(
+                "the weights changed shape or dtype since they were prepared; prepare them again"
+            )
+        unbatched = x.ndim == 1
+        inp = x[None] if unbatched else x  # (B, I)
+
+        def one_layer(s: Optional[np.ndarray], layer: int) -> Optional[np.ndarray]:
+            if s is not None and self.stacked:
+                s = s[layer]
+            return None if s is None else (s[None] if unbatched else s)
+
+        results = []
+        for layer, w in enumerate(a.weights):
+            st = None if states is None else [one_layer(s, layer) for s in states]
+            _, finals, _ = forward(self._spec, inp[None], st, w, **a.options)
+            results.append([f[0] if unbatched else f for f in finals])
+            inp = finals[0]
+        new = out or tuple(
+            np.empty(((self.num_layers,) if self.stacked else ()) + r.shape, x.dtype)
+            for r in results[0]
+        )
+        for layer, finals in enumerate(results):
+            for k, f in enumerate(finals):
+                (new[k][layer] if self.stacked else new[k])[...] = f
+        return tuple(new)
+
+
+def prepare(cell: Any, weights: Any, **options: str) -> Prepared:
+    """Weights for many `step` calls, as `crnn.functional.prepare` (the NumPy
+    engine's: nothing to pack, so every step reads the weights afresh)."""
+    spec = cells.get(cell)
+    return _prepare_from(
+        spec,
+        lambda: weights,
+        options,
+        not isinstance(weights, Mapping),
+        step_names(spec, layer=False),
+    )
+
+
+def _prepare_from(
+    spec: CellSpec,
+    source: Callable[[], Any],
+    options: Mapping[str, Any],
+    stacked: bool,
+    names: StepNames,
+) -> Prepared:
+    return Prepared(spec, source, options, stacked, names)
+
+
+def parameters_changed() -> None:
+    """As `crnn.functional.parameters_changed` (nothing is packed here)."""
 
 
 # --------------------------------------------------------------------------

@@ -551,6 +551,7 @@ def classify(
         )
         for k, v in state.items():
             final.params[k][...] = v
+        final.parameters_changed()
         n_val = int(val.size)
     pred = _predict(final, [seqs[j] for j in test], V)
     train_acc = float(np.mean(_predict(final, [seqs[j] for j in train], V) == y[train]))
