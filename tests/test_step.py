@@ -464,3 +464,14 @@ def test_a_step_with_out_allocates_no_array():
     finally:
         tracemalloc.stop()
     assert peak < 1024, f"{peak} bytes allocated at once during steps with out="
+
+
+@pytest.mark.parametrize("spec", cell_params(**NO_OUTPUT))
+def test_forecaster_rollout_steps_like_forward(spec):
+    """The forecaster's rollout steps through each window; it forecasts
+    bitwise what its forward gives."""
+    model = crnn.models.Forecaster(
+        window=6, horizon=2, hidden_size=5, num_layers=2, cell=spec.name, seed=0
+    )
+    x = np.random.default_rng(0).standard_normal((6, 3, 1)).astype(model.dtype)
+    assert_bitwise([model._forecast_window(x)], [model.forward(x)])

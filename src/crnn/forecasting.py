@@ -600,11 +600,21 @@ class Forecaster(Module):
                 x[:, :, 0] = (z[:, e - W + 1 : e + 1] - z[:, e : e + 1]).T
                 if E:
                     x[:, :, 1:] = ze[:, e - W + 2 : e + 2].transpose(1, 0, 2)
-                dz = self.forward(x.astype(self.dtype)).astype(np.float64)
+                dz = self._forecast_window(x.astype(self.dtype)).astype(np.float64)
                 z[:, e + 1 : e + 1 + K] = z[:, e : e + 1] + dz
         finally:
             self.train(was_training)
         return self._unscale(z[:, W : W + steps])
+
+    def _forecast_window(self, x: np.ndarray) -> np.ndarray:
+        """`forward`'s outputs for windows x (window, B, 1 + n_exog), without a
+        cache: the recurrent layer stepped through the window with its
+        prepared weights (a forecast is a few short windows, where forward's
+        per-call set-up would dominate), its state updated in place."""
+        state = None
+        for x_t in x:
+            state = self.rnn.step(x_t, state, out=state)
+        return self.head((state[0] if isinstance(state, tuple) else state)[-1])
 
     def _future_exog(self, exog: Any, steps: int, batch: int = 1) -> Optional[np.ndarray]:
         if self.n_exog == 0:

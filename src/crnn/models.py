@@ -117,16 +117,24 @@ def _sample(
     from softmax(logits / temperature), restricted to the top_k largest."""
     if temperature == 0:
         return np.argmax(logits, axis=-1)
-    z = logits.astype(np.float64) / temperature
+    z = logits.astype(np.float64)
+    if temperature != 1:
+        z /= temperature
     if top_k is not None and top_k < z.shape[-1]:
         kth = np.sort(z, axis=-1)[:, -top_k][:, None]
         z = np.where(z >= kth, z, -np.inf)
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    # Inverse-CDF sampling, one uniform per row (vectorised rng.choice).
-    u = rng.random((p.shape[0], 1))
-    return np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+    # Generation calls this once per step, so it makes few NumPy calls (the
+    # ufuncs' own methods) and does without normalising p.
+    z -= np.maximum.reduce(z, axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    # Inverse-CDF sampling, one uniform per row (vectorised rng.choice): the
+    # first id whose cumulative weight reaches u times the total.
+    np.add.accumulate(z, axis=-1, out=z)
+    u = rng.random((z.shape[0], 1))
+    u *= z[:, -1:]
+    if z.shape[0] == 1:  # one row: a binary search
+        return np.minimum(z[0].searchsorted(u[0]), z.shape[-1] - 1)
+    return np.minimum(np.add.reduce(z < u, axis=-1), z.shape[-1] - 1)
 
 
 def _check_3d(name: str, x: np.ndarray, features: int) -> None:
@@ -810,13 +818,32 @@ class CharRNN(Module):
         was_training = self.training
         self.eval()
         try:
-            out = np.empty((n, ids2.shape[1]), dtype=np.int64)
-            logits, h = self.forward(ids2, h)
+            B = ids2.shape[1]
+            out = np.empty((n, B), dtype=np.int64)
+            logits, h = self.forward(ids2, h)  # the prime, in one pass
+            last = logits[-1]
+            # Then one step at a time with the layer's prepared weights, the
+            # state updated in place (h is this call's own array) and, for
+            # one-hot inputs, one buffer whose ones move.
+            x = np.zeros((B, self.vocab_size), self.dtype) if self.embed is None else None
+            rows = np.arange(B)
+            w_t, bias = self.head.params["weight"].T, self.head.params.get("bias")
             for t in range(n):
-                nxt = _sample(logits[-1], float(temperature), top_k, gen)
+                nxt = _sample(last, float(temperature), top_k, gen)
                 out[t] = nxt
-                if t + 1 < n:
-                    logits, h = self.forward(nxt[None, :], h)
+                if t + 1 == n:
+                    break
+                if x is None:
+                    x_t = self.embed(nxt[None, :])[0]
+                else:
+                    x.fill(0)
+                    x[rows, nxt] = 1
+                    x_t = x
+                h = self.rnn.step(x_t, h, out=h)
+                # The head (Linear's product) on the last layer's new h.
+                last = (h[0] if isinstance(h, tuple) else h)[-1] @ w_t
+                if bias is not None:
+                    last += bias
         finally:
             self.train(was_training)
         return out[:, 0] if single else out
