@@ -225,6 +225,68 @@ int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_
                             void *dweight);
 
 /*
+ * One optimizer step over n parameter arrays, crnn.optim's formulas (those
+ * of torch.optim), in one pass over every array: the gradients are first
+ * clamped to [-clip_value, clip_value] (clip_value >= 0) and their total
+ * norm_type-norm taken (max_norm >= 0; crnn_total_norm), then each element's
+ * gradient is scaled by min(1, max_norm / (norm + 1e-6)) when that is below
+ * 1 (or NaN) -- written back, as clipping is in place -- and the parameter
+ * and the optimizer's buffers updated from it. The arithmetic is the
+ * element type's, each hyper-parameter rounded to it, in the order of
+ * crnn.optim's NumPy code (no fused multiply-adds), so the results are
+ * bitwise those of that code. *total_norm gets the norm (NaN without
+ * max_norm).
+ *
+ * buffers[k] holds, per parameter, the k-th state array of the optimizer
+ * (NULL where it has none):
+ *   SGD      momentum_buffer (momentum != 0; set from the gradient when
+ *            first_step)
+ *   Adagrad  sum
+ *   RMSprop  square_avg, grad_avg (centered), momentum_buffer (momentum > 0)
+ *   Adam     exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad)
+ */
+enum crnn_optimizer_kind {
+    CRNN_OPT_SGD = 0,
+    CRNN_OPT_ADAGRAD = 1,
+    CRNN_OPT_RMSPROP = 2,
+    CRNN_OPT_ADAM = 3,
+};
+
+enum { CRNN_MAX_BUFFERS = 3 };
+
+typedef struct crnn_optimizer {
+    int kind;     /* enum crnn_optimizer_kind */
+    int dtype;    /* of every array */
+    int64_t step; /* the step being taken: 1 for the first */
+    double lr;    /* learning rate */
+    double weight_decay;
+    double eps;
+    double momentum, dampening; /* SGD; RMSprop's momentum */
+    int nesterov;               /* SGD */
+    double beta1, beta2;        /* Adam */
+    int amsgrad;                /* Adam */
+    int decoupled;              /* Adam: weight decay applied to the parameter (AdamW) */
+    double lr_decay;            /* Adagrad */
+    double alpha;               /* RMSprop */
+    int centered;               /* RMSprop */
+    int first_step;             /* SGD: the momentum buffers start from the gradient */
+    double clip_value;          /* >= 0: clamp the gradients first; < 0: no */
+    double max_norm;            /* >= 0: clip the gradients' total norm; < 0: no */
+    double norm_type;           /* p of that norm (INFINITY: max-norm) */
+} crnn_optimizer;
+
+typedef struct crnn_parameters {
+    int64_t n;                              /* arrays */
+    const int64_t *sizes;                   /* elements of each */
+    void *const *params;                    /* updated in place */
+    void *const *grads;                     /* read; written when clipped */
+    void *const *buffers[CRNN_MAX_BUFFERS]; /* the optimizer's state (see above) */
+} crnn_parameters;
+
+int crnn_optimizer_step(const crnn_optimizer *opt, const crnn_parameters *params,
+                        double *total_norm);
+
+/*
  * Threads. crnn_set_num_threads(n > 0) fixes the count for every later call
  * from any thread; n <= 0 returns to OpenMP's per-call default
  * (omp_get_max_threads(), so OMP_NUM_THREADS and threadpoolctl apply).

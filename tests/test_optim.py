@@ -618,3 +618,68 @@ def test_grads_may_be_array_likes_without_clipping():
     p = {"w": np.zeros(2)}
     optim.SGD(p, lr=1.0).step({"w": [1.0, 2.0]})
     np.testing.assert_array_equal(p["w"], [-1.0, -2.0])
+
+
+# --------------------------------------------------------------------------
+# The C engine's update: one call over every parameter, bitwise the NumPy code
+# --------------------------------------------------------------------------
+
+
+def _numpy_update(monkeypatch):
+    """Make backend "c" optimizers update with the NumPy code (the C clipping
+    functions still clip), as before the one-call update existed."""
+    monkeypatch.setattr(optim, "_one_call_ready", lambda *a: False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "clip",
+    CLIPS + [dict(clip_grad_norm=0.5, clip_grad_value=0.3)],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "noclip",
+)
+@pytest.mark.parametrize(
+    "name,kw",
+    CONFIGS
+    + [("RMSprop", dict(lr=0.01, alpha=0.2, centered=True)), ("Adam", dict(betas=(0.3, 0.9)))],
+    ids=lambda x: (
+        x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()) or "defaults"
+    ),
+)
+def test_one_c_call_is_bitwise_the_numpy_update(name, kw, clip, dtype, monkeypatch):
+    """Parameters, clipped gradients, returned norms and every buffer after
+    each of 20 steps (the lerp's weight on both sides of 0.5 included)."""
+    params = make_params(dtype)
+    grads = make_grads(STEPS, dtype, scale=3.0)
+    in_c = getattr(optim, name)(c_params := copy_dict(params), **kw, **clip)
+    in_numpy = getattr(optim, name)(n_params := copy_dict(params), **kw, **clip)
+    for step, g in enumerate(grads):
+        gc, gn = copy_dict(g), copy_dict(g)
+        tc = in_c.step(gc)
+        with monkeypatch.context() as m:
+            _numpy_update(m)
+            tn = in_numpy.step(gn)
+        assert tc == tn or (tc != tc and tn != tn), f"step {step}: norm {tc} != {tn}"
+        for k in SHAPES:
+            assert np.array_equal(c_params[k], n_params[k]), f"step {step} {k}"
+            assert np.array_equal(gc[k], gn[k]), f"step {step} grads {k}"
+        sc, sn = in_c.state_dict()["state"], in_numpy.state_dict()["state"]
+        for k in SHAPES:
+            for buf in sc[k]:
+                a, b = sc[k][buf], sn[k][buf]
+                assert (a is None and b is None) or np.array_equal(a, b), f"step {step} {k} {buf}"
+
+
+def test_one_c_call_reads_mixed_and_strided_arrays_through_numpy():
+    """Arrays the C update does not take as they are (a strided parameter)
+    are updated by the NumPy code: the same results."""
+    base = make_params()
+    strided = {k: np.repeat(v[..., None], 2, axis=-1)[..., 0] for k, v in base.items()}
+    assert not strided["weight"].flags.c_contiguous
+    opt = optim.Adam(strided, lr=0.1)
+    ref_params = copy_dict(base)
+    ref = optim.Adam(ref_params, lr=0.1)
+    for g in make_grads(3):
+        opt.step(g)
+        ref.step(g)
+    for k in SHAPES:
+        np.testing.assert_array_equal(strided[k], ref_params[k])

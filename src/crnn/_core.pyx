@@ -413,6 +413,45 @@ def embedding_backward(int dtype, ids, dout, int64_t num_embeddings, int64_t pad
     _raise_for(status)
 
 
+# -- optimizers ---------------------------------------------------------------------
+
+OPTIMIZERS = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adam": 3}
+
+
+def optimizer_step(dict hyper, int dtype, list params, list grads, list buffers):
+    """One crnn_optimizer_step: `hyper` holds crnn_optimizer's fields by name
+    ("kind" a name of OPTIMIZERS), `buffers` up to CRNN_MAX_BUFFERS lists of
+    arrays, one per parameter (None for a buffer the optimizer does not
+    have). Returns the total norm (NaN without max_norm)."""
+    cdef crnn_optimizer o
+    cdef crnn_parameters ps
+    cdef _PointerList pp = _PointerList(params)
+    cdef _PointerList gp = _PointerList(grads)
+    cdef list bufs = [None if b is None else _PointerList(b) for b in buffers]
+    cdef int j, status
+    cdef double total
+    o.kind = OPTIMIZERS[hyper["kind"]]
+    o.dtype = dtype
+    o.step = hyper["step"]
+    o.lr, o.weight_decay, o.eps = hyper["lr"], hyper["weight_decay"], hyper["eps"]
+    o.momentum, o.dampening, o.nesterov = hyper["momentum"], hyper["dampening"], hyper["nesterov"]
+    o.beta1, o.beta2, o.amsgrad = hyper["beta1"], hyper["beta2"], hyper["amsgrad"]
+    o.decoupled, o.lr_decay = hyper["decoupled"], hyper["lr_decay"]
+    o.alpha, o.centered, o.first_step = hyper["alpha"], hyper["centered"], hyper["first_step"]
+    o.clip_value, o.max_norm, o.norm_type = (
+        hyper["clip_value"], hyper["max_norm"], hyper["norm_type"])
+    ps.n = pp.n
+    ps.sizes = pp.sizes
+    ps.params = pp.ptrs
+    ps.grads = gp.ptrs
+    for j in range(CRNN_MAX_BUFFERS):
+        ps.buffers[j] = NULL if j >= len(bufs) or bufs[j] is None else (<_PointerList>bufs[j]).ptrs
+    with nogil:
+        status = crnn_optimizer_step(&o, &ps, &total)
+    _raise_for(status)
+    return total
+
+
 # -- threads, instruction sets, build -------------------------------------------
 
 def set_num_threads(int n):

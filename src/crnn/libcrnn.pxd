@@ -99,6 +99,41 @@ cdef extern from "crnn.h" nogil:
     void crnn_prepared_free(crnn_prepared *prepared)
     int crnn_forward_prepared(const crnn_prepared *prepared, const crnn_sequence *seq)
 
+    enum:
+        CRNN_MAX_BUFFERS
+
+    ctypedef struct crnn_optimizer:
+        int kind
+        int dtype
+        int64_t step
+        double lr
+        double weight_decay
+        double eps
+        double momentum
+        double dampening
+        int nesterov
+        double beta1
+        double beta2
+        int amsgrad
+        int decoupled
+        double lr_decay
+        double alpha
+        int centered
+        int first_step
+        double clip_value
+        double max_norm
+        double norm_type
+
+    ctypedef struct crnn_parameters:
+        int64_t n
+        const int64_t *sizes
+        void *const *params
+        void *const *grads
+        void *const *buffers[3]
+
+    int crnn_optimizer_step(const crnn_optimizer *opt, const crnn_parameters *params,
+                            double *total_norm)
+
     double crnn_total_norm(int dtype, int64_t n, const void *const *arrays,
                            const int64_t *sizes, double p)
     int crnn_scale(int dtype, int64_t n, void *const *arrays, const int64_t *sizes,

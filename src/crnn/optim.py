@@ -23,8 +23,14 @@ clipping), by ``clip_grad_value`` / ``clip_grad_norm`` of the chosen backend:
 ``backend="c"`` uses the C engine (`crnn.functional`), ``backend="numpy"``
 the NumPy specification (`crnn.reference`). The norm is taken over all
 gradients together, as ``torch.nn.utils.clip_grad_norm_`` does; ``step``
-then returns that total norm (before clipping), else None. The update itself
-is NumPy in both backends.
+then returns that total norm (before clipping), else None.
+
+The update: with ``backend="c"`` and arrays of one dtype, C-contiguous and
+native (a model's parameters and gradients are), the clipping and the
+update of every parameter are one C call (``crnn_optimizer_step``: the
+norm, then one pass that scales each gradient and updates its parameter
+and buffers), bitwise the results of the NumPy code below, which runs
+otherwise (and with ``backend="numpy"``).
 
 Non-finite gradients
 --------------------
@@ -47,7 +53,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import functional as _functional, reference as _reference
+from . import _core, functional as _functional, reference as _reference
 from ._validate import _float_dtype_of, _real_number, check_norm_type
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "RMSProp", "Adam", "AdamW"]
@@ -81,6 +87,36 @@ def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
+
+
+# crnn_optimizer's fields that an optimizer does not set.
+_C_DEFAULTS: Dict[str, Any] = dict(
+    weight_decay=0.0,
+    eps=0.0,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    beta1=0.0,
+    beta2=0.0,
+    amsgrad=False,
+    decoupled=False,
+    lr_decay=0.0,
+    alpha=0.0,
+    centered=False,
+    first_step=False,
+)
+_C_DTYPES = {np.dtype(name): code for name, code in _core.DTYPES.items()}
+
+
+def _one_call_ready(ps: List[np.ndarray], gs: List[np.ndarray], clipping: bool) -> bool:
+    """The arrays are as the C update takes them: one dtype, C-contiguous,
+    native, and the gradients writeable when they are clipped in place."""
+    if not ps:
+        return False
+    dtype = ps[0].dtype
+    return all(
+        a.dtype == dtype and a.dtype.isnative and a.flags.c_contiguous for a in (*ps, *gs)
+    ) and (not clipping or all(g.flags.writeable for g in gs))
 
 
 def _lerp_(a: np.ndarray, end: np.ndarray, weight: float) -> None:
@@ -121,7 +157,8 @@ class Optimizer:
     norm_type : float or "inf"
         The p of the norm used by `clip_grad_norm`.
     backend : {"c", "numpy"}
-        The engine that clips: the C engine or the NumPy reference.
+        The engine that clips and updates: the C engine (one call for the
+        whole step) or the NumPy reference.
 
     Attributes
     ----------
@@ -391,16 +428,55 @@ class Optimizer:
             (checked before anything is modified).
         """
         ps, gs = self._checked(grads)
-        if self.clip_grad_value is not None:
-            self._engine.clip_grad_value(gs, self.clip_grad_value)
-        total = None
-        if self.clip_grad_norm is not None:
-            total = self._engine.clip_grad_norm(gs, self.clip_grad_norm, self.norm_type)
-        self.num_steps += 1
-        for name, p, g in zip(self._specs, ps, gs):
-            self._update(p, g, self._state[name])
+        if self.backend == "c" and _one_call_ready(ps, gs, self._clipping):
+            total = self._step_in_c(ps, gs)
+        else:
+            if self.clip_grad_value is not None:
+                self._engine.clip_grad_value(gs, self.clip_grad_value)
+            total = None
+            if self.clip_grad_norm is not None:
+                total = self._engine.clip_grad_norm(gs, self.clip_grad_norm, self.norm_type)
+            self.num_steps += 1
+            for name, p, g in zip(self._specs, ps, gs):
+                self._update(p, g, self._state[name])
         _functional.parameters_changed()  # prepared weights pack the new values
         return total
+
+    @property
+    def _clipping(self) -> bool:
+        return self.clip_grad_norm is not None or self.clip_grad_value is not None
+
+    def _step_in_c(self, ps: List[np.ndarray], gs: List[np.ndarray]) -> Optional[float]:
+        """`step`'s clipping and update as one C call (crnn_optimizer_step):
+        the same arithmetic as `_update`, bitwise."""
+        self.num_steps += 1
+        hyper = dict(
+            _C_DEFAULTS,
+            **self._c_hyper(),
+            step=self.num_steps,
+            clip_value=-1.0 if self.clip_grad_value is None else self.clip_grad_value,
+            max_norm=-1.0 if self.clip_grad_norm is None else self.clip_grad_norm,
+            norm_type=self.norm_type,
+        )
+        states = [self._state[name] for name in self._specs]
+        if hyper["kind"] == "sgd" and hyper["momentum"] != 0.0:
+            hyper["first_step"] = states[0]["momentum_buffer"] is None
+            for st, p in zip(states, ps):
+                if st["momentum_buffer"] is None:
+                    st["momentum_buffer"] = np.empty_like(p)
+        buffers = [
+            None if name is None or name not in states[0] else [st[name] for st in states]
+            for name in self._c_buffers
+        ]
+        total = _core.optimizer_step(hyper, _C_DTYPES[ps[0].dtype], ps, gs, buffers)
+        return None if self.clip_grad_norm is None else float(total)
+
+    # The C update's hyper-parameters (crnn_optimizer's fields) and the names
+    # of the state buffers it reads, in its order (set by each optimizer).
+    _c_buffers: Tuple[Optional[str], ...] = ()
+
+    def _c_hyper(self) -> Dict[str, Any]:
+        raise NotImplementedError
 
     def _update(self, p: np.ndarray, g: np.ndarray, st: State) -> None:
         raise NotImplementedError
@@ -484,6 +560,18 @@ class SGD(Optimizer):
         # Like PyTorch, the buffer starts as the first (decayed) gradient.
         return {"momentum_buffer": None} if self.momentum != 0.0 else {}
 
+    _c_buffers = ("momentum_buffer",)
+
+    def _c_hyper(self) -> Dict[str, Any]:
+        return dict(
+            kind="sgd",
+            lr=self.lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
+
     def _update(self, p, g, st):
         if self.weight_decay != 0.0:
             g = g + self.weight_decay * p
@@ -559,6 +647,17 @@ class Adagrad(Optimizer):
 
     def _init_state(self, shape, dtype) -> State:
         return {"sum": np.full(shape, self.initial_accumulator_value, dtype=dtype)}
+
+    _c_buffers = ("sum",)
+
+    def _c_hyper(self) -> Dict[str, Any]:
+        return dict(
+            kind="adagrad",
+            lr=self.lr,
+            lr_decay=self.lr_decay,
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+        )
 
     def _update(self, p, g, st):
         if self.weight_decay != 0.0:
@@ -642,6 +741,19 @@ class RMSprop(Optimizer):
         if self.momentum > 0.0:
             st["momentum_buffer"] = np.zeros(shape, dtype)
         return st
+
+    _c_buffers = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def _c_hyper(self) -> Dict[str, Any]:
+        return dict(
+            kind="rmsprop",
+            lr=self.lr,
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            centered=self.centered,
+        )
 
     def _update(self, p, g, st):
         if self.weight_decay != 0.0:
@@ -743,6 +855,20 @@ class Adam(Optimizer):
         if self.amsgrad:
             st["max_exp_avg_sq"] = np.zeros(shape, dtype)
         return st
+
+    _c_buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def _c_hyper(self) -> Dict[str, Any]:
+        return dict(
+            kind="adam",
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            amsgrad=self.amsgrad,
+            decoupled=self._decoupled,
+        )
 
     def _update(self, p, g, st):
         beta1, beta2 = self.betas
