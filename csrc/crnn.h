@@ -125,7 +125,14 @@ typedef struct crnn_weights {
 } crnn_weights;
 
 /* One sequence batch. The forward reads x, lengths and state0 and writes
- * out, state_n and saved; the backward reads them all. */
+ * out, state_n and saved; the backward reads them all.
+ *
+ * Token inputs: with ids (T, B) given, ids in [0, I) at every valid step, x
+ * is not read: the inputs are the one-hot vectors of the ids, and their
+ * product with w_ih is a gather of its columns -- the same values as the
+ * product with those vectors (a NaN or Inf in another column of w_ih does
+ * not reach the row, as 0 * Inf would). The backward then gives dw_ih as a
+ * scatter of the gate gradients and no dx (grads.dx may be NULL). */
 typedef struct crnn_sequence {
     int64_t steps;                       /* T */
     int64_t batch;                       /* B */
@@ -135,6 +142,7 @@ typedef struct crnn_sequence {
     void *out;                           /* (T, B, H); jordan (T, B, O) */
     void *state_n[CRNN_MAX_STATES];      /* (B, width) each */
     void *saved[CRNN_MAX_SAVED];         /* crnn_cell_info.saved_gates */
+    const int64_t *ids;                  /* (T, B) token ids, or NULL: x is read */
 } crnn_sequence;
 
 /* The backward's gradients. dout and dstate_n may be NULL (zero); every
@@ -144,7 +152,7 @@ typedef struct crnn_sequence {
 typedef struct crnn_gradients {
     const void *dout;                      /* shaped like out, or NULL */
     const void *dstate_n[CRNN_MAX_STATES]; /* shaped like state_n, or NULL */
-    void *dx;                              /* (T, B, I) */
+    void *dx;                              /* (T, B, I); not with ids */
     void *dstate0[CRNN_MAX_STATES];        /* shaped like state0 (also when NULL) */
     void *dw_ih, *dw_hh, *db_ih, *db_hh;   /* shaped like the weights */
     void *dw_ho, *db_ho;                   /* jordan */
@@ -223,6 +231,44 @@ int crnn_clip_value(int dtype, int64_t n, void *const *arrays, const int64_t *si
 int crnn_embedding_backward(int dtype, const int64_t *ids, int64_t n_ids, int64_t dim,
                             const void *dout, int64_t num_embeddings, int64_t padding_idx,
                             void *dweight);
+
+/*
+ * A network's output head and its loss in one call, for training: the
+ * logits z = x W^T + b of N rows (a crnn.nn.Linear), the mean loss
+ * (*loss), and its gradients -- dW and db added to dweight and dbias, dx
+ * written -- without the logits leaving C:
+ *
+ *   CRNN_LOSS_CROSS_ENTROPY  mean over rows of -log softmax(z_r)[classes[r]]
+ *                            (classes[r] in [0, C))
+ *   CRNN_LOSS_MSE            mean over elements of (z - targets)^2
+ *                            (targets (N, C))
+ *
+ * dx and dbias may be NULL (not computed); the bias may be NULL (none).
+ * The loss is summed in double, in an order that does not depend on the
+ * thread count; every array has the element type dtype.
+ */
+enum crnn_loss {
+    CRNN_LOSS_CROSS_ENTROPY = 0,
+    CRNN_LOSS_MSE = 1,
+};
+
+typedef struct crnn_head {
+    int dtype;              /* enum crnn_dtype */
+    int loss;               /* enum crnn_loss */
+    int64_t rows;           /* N */
+    int64_t in_features;    /* K */
+    int64_t out_features;   /* C */
+    const void *x;          /* (N, K) */
+    const void *weight;     /* (C, K) */
+    const void *bias;       /* (C,) or NULL */
+    const int64_t *classes; /* cross-entropy: (N,) */
+    const void *targets;    /* squared error: (N, C) */
+    void *dx;               /* (N, K), or NULL */
+    void *dweight;          /* (C, K): += dW */
+    void *dbias;            /* (C,): += db, or NULL */
+} crnn_head;
+
+int crnn_head_loss(const crnn_head *head, double *loss);
 
 /*
  * One optimizer step over n parameter arrays, crnn.optim's formulas (those

@@ -191,6 +191,17 @@ int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell
     return crnn_layout_of(*d, H, O, lay);
 }
 
+/* Token ids in [0, I) at every valid step. */
+static int ids_ok(const crnn_sequence *seq, int64_t I)
+{
+    for (int64_t t = 0; t < seq->steps; t++)
+        for (int64_t b = 0; b < seq->batch; b++)
+            if ((!seq->lengths || t < seq->lengths[b]) &&
+                (seq->ids[t * seq->batch + b] < 0 || seq->ids[t * seq->batch + b] >= I))
+                return 0;
+    return 1;
+}
+
 /* The layer (crnn_layer_ok), and the weights and sequence arrays the forward
  * and the backward both read. Fills *d and *lay. */
 static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_sequence *seq,
@@ -202,7 +213,9 @@ static int call_ok(const crnn_layer *layer, const crnn_weights *w, const crnn_se
     const int64_t T = seq->steps, B = seq->batch, I = layer->input_size, H = layer->hidden_size;
     const int64_t O = output ? layer->output_size : 0;
     const int64_t TB = T * B;
-    if (!present(seq->x, TB * I) || !present(seq->out, TB * lay->out_w) ||
+    if (seq->ids && !ids_ok(seq, I))
+        return 0;
+    if ((!seq->ids && !present(seq->x, TB * I)) || !present(seq->out, TB * lay->out_w) ||
         !present(w->w_ih, lay->G * I) || !present(w->w_hh, lay->G * lay->R) ||
         (output && !present(w->w_ho, O * H)))
         return 0;
@@ -239,7 +252,7 @@ int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const cr
     for (int k = 0; k < d->states; k++)
         if (!present(grads->dstate0[k], B * lay.state_w[k]))
             return CRNN_ERR_INVALID;
-    if (!present(grads->dx, T * B * I) || !present(grads->dw_ih, lay.G * I) ||
+    if ((!seq->ids && !present(grads->dx, T * B * I)) || !present(grads->dw_ih, lay.G * I) ||
         !present(grads->dw_hh, lay.G * lay.R) ||
         ((d->flags & CRNN_OUTPUT_LAYER) && !present(grads->dw_ho, O * H)))
         return CRNN_ERR_INVALID;

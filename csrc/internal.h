@@ -259,6 +259,7 @@ typedef struct crnn_kernel_table {
     const crnn_cell_desc *const *cells; /* by enum crnn_cell */
     crnn_pack_kernel pack[2];           /* prepared weights, by enum crnn_dtype */
     crnn_prepared_kernel forward_prepared[2];
+    int (*head_loss[2])(const crnn_head *head, int nthreads, double *loss); /* head.inc */
 } crnn_kernel_table;
 
 /* dispatch.c: the build of an instruction set (a valid, supported code), and

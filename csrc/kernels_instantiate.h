@@ -5,10 +5,10 @@
  * kernel table, crnn_kernels_<ISA_SUFFIX>.
  *
  * The template, in include order: template_begin.h (its shorthands),
- * simd.inc, activations.inc, gemm.inc, driver.inc, the cells of
+ * simd.inc, activations.inc, gemm.inc, ids.inc, driver.inc, the cells of
  * crnn_cells.def (cell_<name>.inc), then the table of those cells, the entry
- * points the kernel table holds, step.inc (prepared weights), and
- * template_end.h. This file
+ * points the kernel table holds, step.inc (prepared weights), head.inc (an
+ * output head and its loss), and template_end.h. This file
  * includes itself once per element type for that part (CRNN_TEMPLATE_REAL).
  */
 #ifndef CRNN_TEMPLATE_REAL
@@ -46,6 +46,7 @@ const crnn_kernel_table CRNN_CAT(crnn_kernels_, ISA_SUFFIX) = {
     .pack = {CRNN_CAT3(pack_prepared, f32, ISA_SUFFIX), CRNN_CAT3(pack_prepared, f64, ISA_SUFFIX)},
     .forward_prepared = {CRNN_CAT3(run_forward_prepared, f32, ISA_SUFFIX),
                          CRNN_CAT3(run_forward_prepared, f64, ISA_SUFFIX)},
+    .head_loss = {CRNN_CAT3(head_loss, f32, ISA_SUFFIX), CRNN_CAT3(head_loss, f64, ISA_SUFFIX)},
 };
 
 #else /* one element type: REAL, IREAL, REAL_IS_F32 and NAME(x) are defined */
@@ -54,6 +55,7 @@ const crnn_kernel_table CRNN_CAT(crnn_kernels_, ISA_SUFFIX) = {
 #include "simd.inc"
 #include "activations.inc"
 #include "gemm.inc"
+#include "ids.inc"
 #include "driver.inc"
 
 /* The cells' sources: crnn_cells.def lists them after its CRNN_CELL lines. */
@@ -89,6 +91,9 @@ static int NAME(run_backward)(const crnn_call *call)
 
 /* Prepared weights: their packing and the forward that runs them. */
 #include "step.inc"
+
+/* An output head and its loss. */
+#include "head.inc"
 
 static int NAME(run_forward_prepared)(const crnn_prepared *p, const crnn_sequence *seq)
 {

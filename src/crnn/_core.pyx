@@ -70,11 +70,14 @@ cdef crnn_weights _weights(tuple w):
 
 
 cdef crnn_sequence _sequence(x, lengths, tuple states0, out, tuple states_n, tuple saved):
+    """x: float inputs (T, B, I), or int64 token ids (T, B) (crnn_sequence.ids)."""
     cdef crnn_sequence s
     cdef int k
+    cdef bint ids = x.ndim == 2
     s.steps, s.batch = x.shape[0], x.shape[1]
     s.lengths = <const int64_t *>_data(lengths)
-    s.x = _data(x)
+    s.x = NULL if ids else _data(x)
+    s.ids = <const int64_t *>_data(x) if ids else NULL
     s.out = _data(out)
     for k in range(CRNN_MAX_STATES):
         s.state0[k] = _data(states0[k]) if k < len(states0) else NULL
@@ -86,7 +89,7 @@ cdef crnn_sequence _sequence(x, lengths, tuple states0, out, tuple states_n, tup
 
 def forward(tuple layer, tuple weights, x, lengths, tuple states0, out, tuple states_n,
             tuple saved):
-    """Runs crnn_forward: fills out, states_n and saved."""
+    """Runs crnn_forward: fills out, states_n and saved (x: inputs, or ids)."""
     cdef crnn_layer L = _layer(layer)
     cdef crnn_weights W = _weights(weights)
     cdef crnn_sequence s = _sequence(x, lengths, states0, out, states_n, saved)
@@ -98,7 +101,8 @@ def forward(tuple layer, tuple weights, x, lengths, tuple states0, out, tuple st
 
 def backward(tuple layer, tuple weights, x, lengths, tuple states0, out, tuple saved,
              dout, tuple dstates_n, dx, tuple dstates0, tuple dweights):
-    """Runs crnn_backward: fills dx, dstates0 and the dweights that are not None."""
+    """Runs crnn_backward: fills dx (None for ids), dstates0 and the dweights
+    that are not None."""
     cdef crnn_layer L = _layer(layer)
     cdef crnn_weights W = _weights(weights)
     cdef crnn_sequence s = _sequence(x, lengths, states0, out, (), saved)
@@ -327,7 +331,7 @@ cdef class Prepared:
             sp[k] = NULL if st[k] is None else <char *>cnp.PyArray_DATA(<cnp.ndarray>st[k])
             op[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
             step_bytes[k] = B * self.width[k] * isz
-        s.steps, s.batch, s.lengths, s.out = 1, B, NULL, NULL
+        s.steps, s.batch, s.lengths, s.out, s.ids = 1, B, NULL, NULL, NULL
         for k in range(CRNN_MAX_SAVED):
             s.saved[k] = NULL
         self.running += 1
@@ -411,6 +415,28 @@ def embedding_backward(int dtype, ids, dout, int64_t num_embeddings, int64_t pad
         status = crnn_embedding_backward(dtype, ids_p, n_ids, dim, dout_p, num_embeddings,
                                          padding_idx, dweight_p)
     _raise_for(status)
+
+
+# -- an output head and its loss ----------------------------------------------------
+
+LOSSES = {"cross_entropy": CRNN_LOSS_CROSS_ENTROPY, "mse": CRNN_LOSS_MSE}
+
+
+def head_loss(int dtype, str loss, x, weight, bias, classes, targets, dx, dweight, dbias):
+    """Runs crnn_head_loss on (N, K) x: returns the loss; fills dx and adds
+    to dweight and dbias (those that are not None)."""
+    cdef crnn_head h
+    cdef double total
+    cdef int status
+    h.dtype, h.loss = dtype, LOSSES[loss]
+    h.rows, h.in_features, h.out_features = x.shape[0], x.shape[1], weight.shape[0]
+    h.x, h.weight, h.bias = _data(x), _data(weight), _data(bias)
+    h.classes, h.targets = <const int64_t *>_data(classes), _data(targets)
+    h.dx, h.dweight, h.dbias = _data(dx), _data(dweight), _data(dbias)
+    with nogil:
+        status = crnn_head_loss(&h, &total)
+    _raise_for(status)
+    return total
 
 
 # -- optimizers ---------------------------------------------------------------------

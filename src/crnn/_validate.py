@@ -337,6 +337,31 @@ def _accept_forward(
     )
 
 
+def token_ids(x: Any) -> Optional[np.ndarray]:
+    """`x` as an array when it is token ids (a 2-D integer array), else None."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif x is None or isinstance(x, (str, bytes, Mapping, np.ma.MaskedArray)):
+        return None
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            return None
+    return arr if arr.dtype.kind in "iu" and arr.ndim == 2 else None
+
+
+def _check_ids(ids: np.ndarray, I: int) -> np.ndarray:  # noqa: E741
+    """Token ids (T, B) in [0, I), as a new-or-same C-contiguous int64 array."""
+    if ids.size and (ids.min() < 0 or ids.max() >= I):
+        raise ValueError(
+            f"x holds token ids (an integer (T, B) array, read as one-hot vectors): they "
+            f"must lie in [0, {I}) (weight_ih's columns), got values in "
+            f"[{ids.min()}, {ids.max()}]"
+        )
+    return np.ascontiguousarray(ids, dtype=np.int64)
+
+
 def forward_args(
     spec: CellSpec, x: Any, states: Any, weights: Any, lengths: Any, options: Mapping[str, Any]
 ) -> ForwardArgs:
@@ -344,27 +369,40 @@ def forward_args(
 
     One floating dtype for every array, C-contiguous native copies only where
     needed (an argument already in that form is used as is), every shape
-    checked, errors naming the argument, all before any computation.
+    checked, errors naming the argument, all before any computation. x may
+    be token ids (T, B), integers in [0, I): the one-hot vectors they stand
+    for are the inputs (``ForwardArgs.x`` is then the int64 ids).
     """
     ready = _accept_forward(spec, x, states, weights, lengths, options)
     if ready is not None:
         return ready
     states = _check_states(spec, states, "0")
     weights = _check_weights(spec, weights)
+    ids = token_ids(x)
+    named_x = [] if ids is not None else [("x", x)]
     dtype = _common_float_dtype(
-        [("x", x), *zip(spec.initial_states, states), *weights.items()],
-        required=("x",) + spec.required_weights,
+        [*named_x, *zip(spec.initial_states, states), *weights.items()],
+        required=("x",) * len(named_x) + spec.required_weights,
     )
     checked_options = _check_options(spec, options)
     sizes = _bind_sizes(spec, weights)
-    x_shape = x.shape if type(x) is np.ndarray else as_array("x", x).shape
-    if len(x_shape) == 3:
+    if ids is not None:
+        x_arr = _check_ids(ids, sizes["I"])
         check_sizes(
-            x_shape[0], x_shape[1], max(sizes["I"], sizes["O"]), max(sizes["G"], sizes["O"])
+            ids.shape[0], ids.shape[1], max(sizes["I"], sizes["O"]), max(sizes["G"], sizes["O"])
         )
-    x_arr = as_float_array(
-        "x", x, dtype, (*x_shape[:2], sizes["I"]) if len(x_shape) == 3 else (None, None, sizes["I"])
-    )
+    else:
+        x_shape = x.shape if type(x) is np.ndarray else as_array("x", x).shape
+        if len(x_shape) == 3:
+            check_sizes(
+                x_shape[0], x_shape[1], max(sizes["I"], sizes["O"]), max(sizes["G"], sizes["O"])
+            )
+        x_arr = as_float_array(
+            "x",
+            x,
+            dtype,
+            (*x_shape[:2], sizes["I"]) if len(x_shape) == 3 else (None, None, sizes["I"]),
+        )
     T, B = x_arr.shape[:2]
     width = spec.width(sizes)
     return ForwardArgs(
@@ -441,6 +479,11 @@ def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Backwa
     _common_float_dtype(
         [("cache.x", cache.x), ("cache.out", out)]
         + list(zip(saved_names, saved))
+
+
+        ([] if a.x.ndim == 2 else [("cache.x", cache.x)])
+        + [("cache.out", cache.out)]
+        + [(n, getattr(cache, n[6:])) for n in saved_names]
         + [("dout", dout)]
         + list(zip(dstate_names, dstates))
     )
@@ -745,3 +788,71 @@ def step_args(shape: StepShape, x: Any, states: Any, out: Any) -> Tuple[Any, Any
         None if new_states is None else tuple(new_states),
         None if new_out is None else tuple(new_out),
     )
+
+
+# --------------------------------------------------------------------------
+# An output head and its loss (``linear_loss`` of either engine)
+# --------------------------------------------------------------------------
+
+HEAD_LOSSES = ("cross_entropy", "mse")
+
+
+class LinearLossArgs(NamedTuple):
+    """The normalised arguments of ``linear_loss``: N rows of K features."""
+
+    x: np.ndarray  # (N, K)
+    weight: np.ndarray  # (C, K)
+    bias: Optional[np.ndarray]  # (C,) or None
+    targets: np.ndarray  # cross_entropy: (N,) int64 in [0, C); mse: (N, C)
+    loss: str
+    x_shape: Tuple[int, ...]  # as given: (..., K)
+    dtype: np.dtype
+
+
+def linear_loss_args(x: Any, weight: Any, bias: Any, targets: Any, loss: Any) -> LinearLossArgs:
+    """Check ``linear_loss``'s arguments: x (..., K), weight (C, K), bias (C,)
+    or None of one float dtype; targets class ids (...) in [0, C) for
+    "cross_entropy", values (..., C) of the same dtype for "mse"."""
+    if not isinstance(loss, str) or loss not in HEAD_LOSSES:
+        raise ValueError(f"loss must be one of {HEAD_LOSSES}, got {loss!r}")
+    named = [("x", x), ("weight", weight), ("bias", bias)]
+    if loss == "mse":
+        named.append(("targets", targets))
+    dtype = _common_float_dtype(named, required=("x", "weight"))
+    w_shape = weight.shape if type(weight) is np.ndarray else as_array("weight", weight).shape
+    if len(w_shape) != 2:
+        raise ValueError(f"weight must have shape (out_features, in_features), got {w_shape}")
+    C, K = w_shape
+    w = as_float_array("weight", weight, dtype, (C, K))
+    x_arr = as_array("x", x)
+    if x_arr.ndim < 1 or x_arr.shape[-1] != K:
+        raise ValueError(f"x must have shape (..., {K}) (weight's in_features), got {x_arr.shape}")
+    x_shape = x_arr.shape
+    N = int(np.prod(x_shape[:-1], dtype=np.int64))
+    x2 = as_float_array("x", x_arr.reshape(N, K), dtype, (N, K))
+    b = None if bias is None else as_float_array("bias", bias, dtype, (C,))
+    if loss == "cross_entropy":
+        t = as_array("targets", targets)
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"targets must be integer class ids, got dtype {t.dtype}")
+        if t.shape != x_shape[:-1]:
+            raise ValueError(
+                f"targets must have shape x.shape[:-1] = {x_shape[:-1]}, got {t.shape}"
+            )
+        if C == 0 and N:
+            raise ValueError("weight must have at least one output (class) for cross_entropy")
+        if N and (t.min() < 0 or t.max() >= C):
+            raise ValueError(
+                f"targets must lie in [0, {C}) (weight's out_features), got values in "
+                f"[{t.min()}, {t.max()}]"
+            )
+        tt = np.ascontiguousarray(t.reshape(N), dtype=np.int64)
+    else:
+        t = as_array("targets", targets)
+        if t.shape != x_shape[:-1] + (C,):
+            raise ValueError(
+                f"targets must have shape x.shape[:-1] + (out_features,) = "
+                f"{x_shape[:-1] + (C,)}, got {t.shape}"
+            )
+        tt = as_float_array("targets", t.reshape(N, C), dtype, (N, C))
+    return LinearLossArgs(x2, w, b, tt, loss, tuple(x_shape), dtype)

@@ -45,6 +45,7 @@ from ._validate import (
     check_norm_type,
     clip_targets,
     forward_args,
+    linear_loss_args,
     make_cache,
     prepare_args,
     step_args,
@@ -123,7 +124,8 @@ def backward(dout: Optional[Any], dstates: Optional[Sequence[Any]], cache: Any) 
 def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
     b = backward_args(spec, dout, dstates, cache)
     a = b.forward
-    dx = _output(a.x.shape, a.x.dtype)
+    # Token ids (T, B) have no gradient.
+    dx = None if a.x.ndim == 2 else _output(a.x.shape, a.x.dtype)
     dstates0 = tuple([_output((a.B, a.width), a.dtype) for _ in spec.states])
     dweights = {
         name: None if w is None else _output(w.shape, w.dtype) for name, w in a.weights.items()
@@ -347,6 +349,54 @@ def _prepare_from(
         stacked,
         first.dtype.num,
     )
+
+
+def linear_loss(
+    x: Any, weight: Any, bias: Any, targets: Any, loss: str = "cross_entropy"
+) -> Tuple[float, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """An output head ``z = x W^T + b`` and its loss, with the gradients, in
+    one C call.
+
+    The loss is crnn.losses' ``softmax_cross_entropy(z, targets)`` (class ids
+    on the last axis) or ``mse(z, targets)``, reduction "mean"; the logits
+    and their gradient never leave C.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., K)
+    weight : ndarray, shape (C, K)
+        A `crnn.nn.Linear`'s ``weight``.
+    bias : ndarray, shape (C,), or None
+    targets : ndarray
+        "cross_entropy": integer class ids of shape ``x.shape[:-1]`` in
+        [0, C); "mse": values of shape ``x.shape[:-1] + (C,)``.
+    loss : {"cross_entropy", "mse"}
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shaped like x
+    dweight : ndarray, shape (C, K)
+    dbias : ndarray, shape (C,), or None without a bias
+    """
+    a = linear_loss_args(x, weight, bias, targets, loss)
+    dx = np.empty_like(a.x)
+    dweight = np.zeros_like(a.weight)
+    dbias = None if a.bias is None else np.zeros_like(a.bias)
+    ce = a.loss == "cross_entropy"
+    value = _core.head_loss(
+        _C_DTYPE[a.dtype],
+        a.loss,
+        a.x,
+        a.weight,
+        a.bias,
+        a.targets if ce else None,
+        None if ce else a.targets,
+        dx,
+        dweight,
+        dbias,
+    )
+    return value, dx.reshape(a.x_shape), dweight, dbias
 
 
 def parameters_changed() -> None:

@@ -62,6 +62,7 @@ cdef extern from "crnn.h" nogil:
         void *out
         void *state_n[2]
         void *saved[2]
+        const int64_t *ids
 
     ctypedef struct crnn_gradients:
         const void *dout
@@ -101,6 +102,25 @@ cdef extern from "crnn.h" nogil:
 
     enum:
         CRNN_MAX_BUFFERS
+        CRNN_LOSS_CROSS_ENTROPY
+        CRNN_LOSS_MSE
+
+    ctypedef struct crnn_head:
+        int dtype
+        int loss
+        int64_t rows
+        int64_t in_features
+        int64_t out_features
+        const void *x
+        const void *weight
+        const void *bias
+        const int64_t *classes
+        const void *targets
+        void *dx
+        void *dweight
+        void *dbias
+
+    int crnn_head_loss(const crnn_head *head, double *loss)
 
     ctypedef struct crnn_optimizer:
         int kind

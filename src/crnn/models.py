@@ -50,6 +50,7 @@ from ._validate import check_lengths, check_nonlinearity
 from ._validate_seq import SCORES, check_ids
 from .data import CharVocab, one_hot  # one_hot is vectorisation; re-exported here
 from .forecasting import Forecaster  # defined in crnn.forecasting; re-exported here
+from .losses import mse, softmax_cross_entropy
 from .module import Module, check_int, float_dtype, input_array
 from .nn import Attention, Embedding, Linear, Recurrent, State, map_state, recurrent_layer
 from .serialization import register_module
@@ -135,6 +136,10 @@ def _sample(
     if z.shape[0] == 1:  # one row: a binary search
         return np.minimum(z[0].searchsorted(u[0]), z.shape[-1] - 1)
     return np.minimum(np.add.reduce(z < u, axis=-1), z.shape[-1] - 1)
+
+
+# The loss functions a model's head fuses with its loss (Linear.forward_backward).
+_HEAD_LOSSES = {softmax_cross_entropy: "cross_entropy", mse: "mse"}
 
 
 def _check_3d(name: str, x: np.ndarray, features: int) -> None:
@@ -595,6 +600,36 @@ class SequenceTagger(_FeaturesOrIds):
         out, h_n = self.rnn(self._features(x), h0, lengths)
         return self.head(out), h_n
 
+    def forward_backward(
+        self, x: Any, targets: Any, h0: Any = None, loss_fn: Any = softmax_cross_entropy
+    ) -> Optional[Tuple[float, Any]]:
+        """`forward`, the loss and `backward` of one batch, the head and its
+        loss in one call (`Linear.forward_backward`); `crnn.training.TBPTT`
+        uses it. Accumulates ``grads``.
+
+        Parameters
+        ----------
+        x, h0
+            As for `forward` (no lengths).
+        targets : ndarray
+            As ``loss_fn`` takes them for ``y``.
+        loss_fn : callable
+            ``crnn.losses.softmax_cross_entropy`` or ``crnn.losses.mse``
+            (reduction "mean", no mask).
+
+        Returns
+        -------
+        (loss, h_n), or None for another loss_fn (nothing is run then).
+        """
+        kind = _HEAD_LOSSES.get(loss_fn)
+        if kind is None:
+            return None
+        out, h_n = self.rnn(self._features(x), h0)
+        loss, dout = self.head.forward_backward(out, targets, kind)
+        dx, _ = self.rnn.backward(dout)
+        self._input_grad(dx)
+        return loss, h_n
+
     def backward(self, dy: Any, dh_n: Any = None) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate the last forward; accumulates ``grads``.
 
@@ -709,9 +744,9 @@ class CharRNN(Module):
             return self.embed(_token_ids("ids", ids, self.vocab_size))
         arr = np.asarray(ids)
         if arr.dtype.kind in "iu":
-            if arr.ndim != 2:
-                raise ValueError(f"ids must be time-major (T, B), got shape {arr.shape}")
-            return one_hot(arr, self.vocab_size, self.dtype)
+            # The ids themselves: the recurrent layer reads them as one-hot
+            # vectors, gathering columns of weight_ih (no products with zeros).
+            return _token_ids("ids", arr, self.vocab_size)
         x = input_array("ids", ids, self.dtype)  # already one-hot (or soft) inputs
         _check_3d("ids", x, self.vocab_size)
         return x
@@ -738,20 +773,52 @@ class CharRNN(Module):
         out, h_n = self.rnn(self._inputs(ids), h0, lengths)
         return self.head(out), h_n
 
+    def forward_backward(
+        self, ids: Any, targets: Any, h0: Any = None, loss_fn: Any = softmax_cross_entropy
+    ) -> Optional[Tuple[float, Any]]:
+        """`forward`, the loss and `backward` of one batch, the head and its
+        softmax cross-entropy in one call (`Linear.forward_backward`);
+        `crnn.training.TBPTT` uses it. Accumulates ``grads``.
+
+        Parameters
+        ----------
+        ids, h0
+            As for `forward` (no lengths).
+        targets : ndarray of ints, shape (T, B)
+            The next characters.
+        loss_fn : callable
+            ``crnn.losses.softmax_cross_entropy`` (reduction "mean", no
+            mask).
+
+        Returns
+        -------
+        (loss, h_n), or None for another loss_fn (nothing is run then).
+        """
+        if _HEAD_LOSSES.get(loss_fn) != "cross_entropy":
+            return None
+        out, h_n = self.rnn(self._inputs(ids), h0)
+        loss, dout = self.head.forward_backward(out, targets, "cross_entropy")
+        dx, _ = self.rnn.backward(dout)
+        if self.embed is not None:
+            self.embed.backward(dx)
+        return loss, h_n
+
     def backward(self, dlogits: Any, dh_n: Any = None) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate the last forward; accumulates ``grads``.
 
         Returns
         -------
         dx : ndarray, shape (T, B, vocab_size), or None
-            Gradient w.r.t. the one-hot inputs; None with an embedding (its
-            gradient is accumulated into ``grads`` instead).
+            Gradient w.r.t. the one-hot inputs when the forward was given
+            them as vectors; None for integer ids (they have no gradient)
+            and with an embedding (its gradient is accumulated into
+            ``grads`` instead).
         dh0 : state
             Shaped like the initial state.
         """
         dx, dh0 = self.rnn.backward(self.head.backward(dlogits), dh_n)
         if self.embed is None:
-            return dx, dh0
+            return dx, dh0  # None for ids
         self.embed.backward(dx)
         return None, dh0
 

@@ -209,6 +209,21 @@ def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
     return fn(state)
 
 
+def _integer_array(x: Any) -> Optional[np.ndarray]:
+    """`x` as an array when it is token ids for a layer (integers, (T, B) or
+    unbatched (T,)), else None."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif x is None or isinstance(x, (str, bytes, dict, np.ma.MaskedArray)):
+        return None
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            return None
+    return arr if arr.dtype.kind in "iu" and arr.ndim in (1, 2) else None
+
+
 def _prepare_step(layer: Module, source: Callable[[], Any], stacked: bool) -> Any:
     """The layer's prepared weights for `step` (`crnn.functional.prepare` on
     its engine), kept on the layer; `source` returns its weights as they are
@@ -556,7 +571,11 @@ class Recurrent(Module):
         Parameters
         ----------
         x : ndarray
-            (T, B, I), or (B, T, I) when ``batch_first``, or unbatched (T, I).
+            (T, B, I), or (B, T, I) when ``batch_first``, or unbatched (T, I);
+            or integer token ids in [0, I), (T, B) (or (B, T), or (T,)),
+            which stand for their one-hot vectors: the first layer then
+            gathers columns of its ``weight_ih`` instead of multiplying
+            (the same values), and `backward` gives no dx (None).
         state : array, tuple of arrays, or None
             The initial states: each (num_layers * D, B, W), or
             (num_layers * D, W) for unbatched input (W = H, or O for a cell
@@ -598,8 +617,8 @@ class Recurrent(Module):
 
         Returns
         -------
-        dx : ndarray
-            Shaped like ``x``.
+        dx : ndarray or None
+            Shaped like ``x``; None when ``x`` was token ids.
         dstate0 : array or tuple of arrays
             Shaped like the initial states (also when they were None: the
             gradient with respect to the zero initial state).
@@ -671,23 +690,29 @@ class Recurrent(Module):
         """
         dt, spec = self.dtype, self.spec
         W, L, D = self.width, self.num_layers, self.num_directions
-        x = input_array("x", x, dt)
-        if x.ndim not in (2, 3):
-            raise ValueError(
-                f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
-                f"or unbatched (T, input_size), got {x.shape}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"x must have input_size = {self.input_size} features on its last axis, "
-                f"got shape {x.shape}"
-            )
-        unbatched = x.ndim == 2
+        ids = _integer_array(x)
+        if ids is not None:  # token ids: the first layer reads their one-hot vectors
+            x = ids
+            unbatched = x.ndim == 1
+            xt = x[:, None] if unbatched else (x.T if self.batch_first else x)
+        else:
+            x = input_array("x", x, dt)
+            if x.ndim not in (2, 3):
+                raise ValueError(
+                    f"x must have shape {'(B, T, input_size)' if self.batch_first else '(T, B, input_size)'} "
+                    f"or unbatched (T, input_size), or be token ids, got {x.shape}"
+                )
+            if x.shape[-1] != self.input_size:
+                raise ValueError(
+                    f"x must have input_size = {self.input_size} features on its last axis, "
+                    f"got shape {x.shape}"
+                )
+            unbatched = x.ndim == 2
+            xt = _time_major(x, self.batch_first)
         if unbatched and lengths is not None:
             raise ValueError(
                 "lengths applies to batched input only; slice an unbatched sequence instead"
             )
-        xt = _time_major(x, self.batch_first)
         T, B = xt.shape[0], xt.shape[1]
         state_shape = (L * D, W) if unbatched else (L * D, B, W)
         s0 = []
@@ -799,19 +824,22 @@ class Recurrent(Module):
                 grads = eng.backward(
                     g_out, [None if g is None else g[k] for g in ds], c.caches[layer][direction]
                 )
-                dx_dir = grads[0] if direction == 0 else _reverse(grads[0], idx)
-                dinp = dx_dir if dinp is None else dinp + dx_dir
+                dx_dir = grads[0]  # None for token ids
+                if dx_dir is not None and direction == 1:
+                    dx_dir = _reverse(dx_dir, idx)
+                dinp = dx_dir if dinp is None or dx_dir is None else dinp + dx_dir
                 for dst, v in zip(d0, grads[1 : 1 + n_states]):
                     dst[k] = v
                 names = self._names[layer][direction]
                 for w, grad in zip(spec.weight_names, grads[1 + n_states :]):
                     if w in names:
                         self.grads[names[w]] += grad
-            assert dinp is not None  # each layer has D >= 1 directions
+            # dinp is None only for the first layer's token ids (no gradient).
             mask = c.masks[layer - 1] if layer > 0 else None
-            d = dinp if mask is None else dinp * mask
+            d = dinp if mask is None or dinp is None else dinp * mask
 
-        assert d is not None  # L >= 1 layers ran
+        if d is None:  # token ids have no gradient
+            return None, [s[:, 0, :] for s in d0] if c.unbatched else d0
         if c.unbatched:
             return d[:, 0, :], [s[:, 0, :] for s in d0]
         if c.batch_first:
@@ -1860,6 +1888,40 @@ class Linear(Module):
             y += self.params["bias"]
         self._cache = x
         return y
+
+    def forward_backward(
+        self, x: Any, targets: Any, loss: str = "cross_entropy"
+    ) -> Tuple[float, np.ndarray]:
+        """``y = x W^T + b``, its mean loss and the backward in one call.
+
+        For training when ``y`` is only needed for its loss: the engine's
+        ``linear_loss`` (one C call with backend "c"), no cache kept.
+
+        Parameters
+        ----------
+        x : ndarray, shape (..., in_features)
+        targets : ndarray
+            "cross_entropy": integer class ids, shape ``x.shape[:-1]``;
+            "mse": values, shape ``x.shape[:-1] + (out_features,)``.
+        loss : {"cross_entropy", "mse"}
+            ``crnn.losses.softmax_cross_entropy`` or ``crnn.losses.mse`` of
+            ``y`` and the targets, reduction "mean".
+
+        Returns
+        -------
+        loss : float
+        dx : ndarray, shaped like ``x``
+
+        The parameter gradients are added to ``self.grads``.
+        """
+        x = input_array("x", x, self.dtype)
+        value, dx, dw, db = self.engine.linear_loss(
+            x, self.params["weight"], self.params.get("bias"), targets, loss
+        )
+        self.grads["weight"] += dw
+        if db is not None:
+            self.grads["bias"] += db
+        return value, dx
 
     def backward(self, dy: Any, *, cache: Optional[np.ndarray] = None) -> np.ndarray:
         """Backpropagate through the last forward call (or `cache`, its input).

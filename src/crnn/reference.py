@@ -55,6 +55,7 @@ from ._validate import (
     check_norm_type,
     clip_targets,
     forward_args,
+    linear_loss_args,
     make_cache,
     prepare_args,
     step_args,
@@ -67,6 +68,7 @@ __all__ = [  # and the cells' named entry points (NAMED, below)
     "backward",
     "prepare",
     "parameters_changed",
+    "linear_loss",
     "clip_grad_norm",
     "clip_grad_value",
     "embedding_forward",
@@ -449,8 +451,15 @@ def forward(
     """
     spec = cells.get(cell)
     a = forward_args(spec, x, states, weights, lengths, options)
-    out, states_n, saved = KERNELS[spec.name][0](a)
+    out, states_n, saved = KERNELS[spec.name][0](_one_hot_inputs(a))
     return out, states_n, make_cache(a, out, saved)
+
+
+def _one_hot_inputs(a: ForwardArgs) -> ForwardArgs:
+    """`a` with token ids (T, B) replaced by the one-hot vectors they stand for."""
+    if a.x.ndim == 3:
+        return a
+    return a._replace(x=np.eye(a.sizes["I"], dtype=a.dtype)[a.x])
 
 
 def backward(dout: Optional[Any], dstates: Optional[Sequence[Any]], cache: Any) -> Any:
@@ -475,7 +484,10 @@ def backward(dout: Optional[Any], dstates: Optional[Sequence[Any]], cache: Any) 
 
 
 def _backward(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Any:
-    return KERNELS[spec.name][1](backward_args(spec, dout, dstates, cache))
+    b = backward_args(spec, dout, dstates, cache)
+    grads = KERNELS[spec.name][1](b._replace(forward=_one_hot_inputs(b.forward)))
+    # Token ids have no gradient.
+    return grads if b.forward.x.ndim == 3 else grads._replace(dx=None)
 
 
 # The cells' named entry points (rnn_forward, rnn_backward, lstm_forward, ...:
@@ -579,6 +591,41 @@ def _prepare_from(
     names: StepNames,
 ) -> Prepared:
     return Prepared(spec, source, options, stacked, names)
+
+
+def linear_loss(
+    x: Any, weight: Any, bias: Any, targets: Any, loss: str = "cross_entropy"
+) -> Tuple[float, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """An output head ``z = x W^T + b`` and its mean loss, with the gradients
+    (as `crnn.functional.linear_loss`)::
+
+        cross_entropy:  loss = mean_r -log softmax(z_r)[t_r],  dz = (softmax(z) - onehot(t)) / N
+        mse:            loss = mean (z - y)^2,                 dz = 2 (z - y) / (N C)
+        dx = dz W,  dW = dz^T x,  db = sum_r dz_r
+    """
+    a = linear_loss_args(x, weight, bias, targets, loss)
+    z = a.x @ a.weight.T
+    if a.bias is not None:
+        z += a.bias
+    N, C = z.shape
+    if a.loss == "cross_entropy":
+        rows = np.arange(N)
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        sum_e = e.sum(axis=1, keepdims=True)
+        per_row = np.log(sum_e)[:, 0] - shifted[rows, a.targets]
+        dz = e / sum_e
+        dz[rows, a.targets] -= 1
+        count = N
+    else:
+        diff = z - a.targets
+        per_row = diff * diff
+        dz = 2 * diff
+        count = N * C
+    value = float(per_row.sum(dtype=np.float64)) / count if count else 0.0
+    dz *= dz.dtype.type(1.0 / count) if count else 0
+    dbias = None if a.bias is None else dz.sum(axis=0)
+    return value, (dz @ a.weight).reshape(a.x_shape), dz.T @ a.x, dbias
 
 
 def parameters_changed() -> None:

@@ -357,7 +357,10 @@ class TBPTT:
         into ``model.grads``; ``model.zero_grad()``. ``crnn.RNN``,
         ``crnn.models.SequenceTagger`` and ``crnn.models.CharRNN`` qualify.
         Bidirectional models are rejected: a reverse pass needs the future,
-        which a stream has not seen yet.
+        which a stream has not seen yet. A model may also have
+        ``forward_backward(x, y, h0, loss_fn) -> (loss, h_n)`` (the whole
+        pass, e.g. its head and loss fused in one C call), used without a
+        mask; returning None falls back to the calls above.
     loss_fn : callable
         ``loss, dpred = loss_fn(pred, target)`` (or with ``mask=``), e.g.
         ``crnn.losses.softmax_cross_entropy`` or ``crnn.losses.mse``.
@@ -479,11 +482,19 @@ class TBPTT:
         model = self.model
         h0 = _copy_state(self.state)
         model.zero_grad()
-        pred, h_n = model(x, h0)
-        loss, dpred = self._loss(pred, y, mask)
-        # dh_n is None: the future windows send no gradient back into this one;
-        # the returned gradient w.r.t. h0 is dropped: the state is a constant.
-        model.backward(dpred)
+        # A model that fuses its head with this loss (forward_backward) runs
+        # the whole pass itself; it returns None for a loss it cannot fuse.
+        fused = getattr(model, "forward_backward", None) if mask is None else None
+        result = None if fused is None else fused(x, y, h0, self.loss_fn)
+        if result is not None:
+            loss, h_n = result
+        else:
+            pred, h_n = model(x, h0)
+            loss, dpred = self._loss(pred, y, mask)
+            # dh_n is None: the future windows send no gradient back into this
+            # one; the returned gradient w.r.t. h0 is dropped: the state is a
+            # constant.
+            model.backward(dpred)
         if update and self.optimizer is not None:
             self.optimizer.step(model.grads)
         # Detach: a copy, so that resetting rows never touches a model cache.
