@@ -7,6 +7,7 @@ only makes a test slower, never different.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import crnn
@@ -150,6 +152,24 @@ def test_demo_smoke(tmp_path):
     assert model.exists()
     proc = ok(run("sample", model, "--prime", "Return", "--length", 30, "--seed", 1))
     assert proc.stdout.startswith("Return")
+
+
+@pytest.mark.parametrize("cell,embedding_dim", [("rnn", None), ("lstm", 3)])
+def test_training_speeds_time_copies_and_every_implementation(cell, embedding_dim):
+    """The demo's speed report: a time for each implementation (PyTorch when
+    importable) and kind; the model itself untouched."""
+    from crnn.apps.training_speed import training_speeds
+
+    m = text_app.CharModel("abcdef", 8, cell=cell, embedding_dim=embedding_dim, seed=0)
+    before = {k: v.copy() for k, v in m.params.items()}
+    sp = training_speeds(m, 6, 2, repeat=1, budget=0.0)
+    impls = {"c", "numpy"} | ({"torch"} if importlib.util.find_spec("torch") else set())
+    for kind in ("rnn", "step"):
+        assert set(sp[kind]) == impls
+        assert all(0 < s < 60 for s in sp[kind].values())
+    for k, v in before.items():
+        np.testing.assert_array_equal(m.params[k], v)
+    assert all(not g.any() for g in m.grads.values())
 
 
 def test_demo_corpus_is_deterministic_and_large():

@@ -74,6 +74,7 @@ from .common import (
     read_text,
 )
 from .metrics import perplexity, unigram_perplexity
+from .training_speed import speed_lines, training_speeds
 
 __all__ = [
     "CharModel",
@@ -727,74 +728,6 @@ def _save_model(model: TextModel, path: str) -> None:
 DEMO_PRIME = "Return the "
 
 
-def engine_speeds(
-    model: CharModel,
-    seq_len: int,
-    batch_size: int,
-    seed: int = 0,
-    repeat: int = 5,
-    budget: float = 2.5,
-) -> Dict[str, Dict[str, float]]:
-    """Seconds per window of the recurrent layer (forward + backward) and of
-    a whole training step (forward, loss, backward; no update), with the C
-    engine and with the NumPy reference, on `model` itself.
-
-    The four measurements are taken in turns (C, NumPy, C, NumPy, ...), up
-    to `repeat` rounds after a warm-up or until `budget` seconds are spent,
-    and the best time of each is kept: a burst of load from elsewhere hits
-    both engines alike instead of only the one measured at that moment.
-    Each timed call follows an untimed call of the same case, so it runs in
-    the steady state of its engine (as in training), not in the wake of the
-    other engine's threads.
-
-    Returns ``{"rnn": {"c": s, "numpy": s}, "step": {"c": s, "numpy": s}}``.
-    The model's backend and gradients are restored afterwards.
-    """
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, model.vocab_size, size=(seq_len + 1, batch_size))
-    x, y = ids[:-1], ids[1:]
-    xh = model._inputs(x)
-    saved_backend = model.backend
-    saved_grads = {k: g.copy() for k, g in model.grads.items()}
-
-    def rnn_fb():
-        out, _ = model.rnn(xh)
-        model.rnn.backward(np.ones_like(out))
-
-    def step():
-        logits, _ = model(x)
-        _, d = softmax_cross_entropy(logits, y)
-        model.backward(d)
-
-    cases = [
-        (kind, backend, f)
-        for kind, f in (("rnn", rnn_fb), ("step", step))
-        for backend in ("c", "numpy")
-    ]
-    best = {(kind, backend): math.inf for kind, backend, _ in cases}
-    try:
-        t_start = time.perf_counter()
-        for r in range(repeat + 1):  # round 0 is the warm-up
-            for kind, backend, f in cases:
-                model.set_backend(backend)
-                f()
-                t0 = time.perf_counter()
-                f()
-                dt = time.perf_counter() - t0
-                if r > 0:
-                    best[kind, backend] = min(best[kind, backend], dt)
-            if r > 0 and time.perf_counter() - t_start > budget:
-                break
-    finally:
-        model.set_backend(saved_backend)
-        for k, g in saved_grads.items():
-            model.grads[k][...] = g
-    return {
-        kind: {backend: best[kind, backend] for backend in ("c", "numpy")}
-        for kind in ("rnn", "step")
-    }
-
-
 @one_blas_thread
 def cmd_demo(args: argparse.Namespace) -> int:
     _check_budget(args)
@@ -856,22 +789,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n  temperature {temp}:", file=out)
         print(_indent(_show(DEMO_PRIME + cont)), file=out, flush=True)
 
-    sp = engine_speeds(model, args.seq_len, B, seed=args.seed)
+    sp = training_speeds(model, args.seq_len, B, seed=args.seed)
     print(
-        f"\nspeed     the same model, one window of {args.seq_len} characters x {B} streams "
-        f"(best of several):",
+        f"\nspeed     the same model, one window of {args.seq_len} characters x {B} streams, "
+        f"best of several in turns (x: the C engine is that many times faster):",
         file=out,
     )
-    for key, label in (
-        ("rnn", "recurrent layer, forward + backward"),
-        ("step", "whole step: forward, loss, backward"),
-    ):
-        c, n = sp[key]["c"], sp[key]["numpy"]
-        print(
-            f"  {label:<37} C engine {format_seconds(c):>9}   NumPy reference "
-            f"{format_seconds(n):>9}   {n / c:5.1f}x",
-            file=out,
-        )
+    for line in speed_lines(sp, format_seconds):
+        print(line, file=out)
     if args.out:
         _save_model(model, args.out)
         print(
@@ -1305,7 +1230,8 @@ def register(subparsers: Any) -> None:
             Train a character-level RNN on the docstrings of Python's standard library
             (no download), with a progress bar showing the loss and characters per second;
             then print text it generates at temperatures 0.5, 0.8 and 1.0, and the speed of
-            crnn's C engine against its NumPy reference on the same model."""),
+            crnn's C engine against its NumPy reference and, when installed, PyTorch on the
+            same model (its recurrent layer, and its whole training step)."""),
     )
     p.add_argument(
         "--seconds",
