@@ -188,9 +188,11 @@ int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const cr
  * packs new values of the same layer's weights (the same biases present)
  * into it, for the instruction set in use then. crnn_forward_prepared is
  * crnn_forward with those weights, bitwise the same results, for short
- * sequences and small batches: it runs on the calling thread, allocates no
- * workspace for small batches, and seq->out and seq->saved may be NULL (not
- * written); state_n may be state0 itself (states updated in place). It
+ * sequences and small batches: it runs on the calling thread (but one step
+ * of one row whose weights outgrow a core's cache splits its hidden units
+ * across threads), allocates no workspace for small batches, and seq->out
+ * and seq->saved may be NULL (not written); state_n may be state0 itself
+ * (states updated in place). It
  * returns CRNN_ERR_STALE when the instruction set changed since the weights
  * were packed (crnn_prepared_update packs them again). Concurrent
  * crnn_forward_prepared calls on one object are safe; an update is not

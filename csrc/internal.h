@@ -131,6 +131,9 @@ static inline int crnn_team_for(int nt)
 /* The thread count for a call made now (1 without OpenMP). */
 int crnn_threads_for_call(void);
 
+/* Whether crnn_set_num_threads fixed the count (no back-off then). */
+int crnn_threads_pinned(void);
+
 /* The end of the steps of [t0, t1) that a single row (B = 1) really has:
  * its length lengths[0] clamped to [t0, t1], or t1 without lengths. The
  * steps from there to t1 are padding. */
@@ -261,6 +264,16 @@ typedef struct crnn_kernel_table {
     crnn_prepared_kernel forward_prepared[2];
     int (*head_loss[2])(const crnn_head *head, int nthreads, double *loss); /* head.inc */
 } crnn_kernel_table;
+
+/* prepared.c: the back-off of steps split across threads (step.inc). A
+ * step takes microseconds, so a team that was not running (a busy machine)
+ * costs far more than the split saves: after such a step the next ones run
+ * on one thread, for a spell that doubles (up to about a million steps)
+ * while it keeps happening -- unless crnn_set_num_threads fixed the count.
+ * crnn_split_step_allowed says whether this step may split;
+ * crnn_split_step_done reports how a split one went. */
+int crnn_split_step_allowed(void);
+void crnn_split_step_done(int starved);
 
 /* dispatch.c: the build of an instruction set (a valid, supported code), and
  * the checks of a layer run over T steps of B rows (fills *d and *lay). */

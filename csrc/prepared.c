@@ -7,6 +7,36 @@
  */
 #include "internal.h"
 
+/* ------------------------------------------------ split steps' back-off */
+
+static atomic_llong g_split_left = 0;  /* steps left to run on one thread */
+static atomic_llong g_split_spell = 0; /* the next spell's length */
+enum { SPELL_MIN = 1024, SPELL_MAX = 1 << 20 };
+
+int crnn_split_step_allowed(void)
+{
+    if (crnn_threads_pinned() || atomic_load_explicit(&g_split_left, memory_order_relaxed) <= 0)
+        return 1;
+    atomic_fetch_sub_explicit(&g_split_left, 1, memory_order_relaxed);
+    return 0;
+}
+
+void crnn_split_step_done(int starved)
+{
+    if (crnn_threads_pinned())
+        return;
+    long long spell = atomic_load(&g_split_spell);
+    if (starved) {
+        spell = spell < SPELL_MIN ? SPELL_MIN : spell >= SPELL_MAX / 2 ? SPELL_MAX : 2 * spell;
+        atomic_store(&g_split_left, spell);
+    } else {
+        spell /= 2;
+    }
+    atomic_store(&g_split_spell, spell);
+}
+
+/* ------------------------------------------------------------- checks */
+
 /* An array of `count` elements may be NULL only when empty. */
 static int present(const void *p, int64_t count) { return p != NULL || count == 0; }
 

@@ -24,6 +24,8 @@ static atomic_int g_serial_after_fork = 0;
 
 void crnn_set_num_threads(int n) { atomic_store(&g_num_threads, n > 0 ? n : 0); }
 
+int crnn_threads_pinned(void) { return atomic_load(&g_num_threads) > 0; }
+
 int crnn_get_num_threads(void)
 {
 #ifdef _OPENMP

@@ -33,8 +33,9 @@ from problems import cell_params, cell_variants, default_output_size, dtype_para
 NO_OUTPUT = dict(where=lambda s: not s.uses_output_size)
 
 # (T, B, I, H): small; a batch over a register tile (12 rows with AVX-512)
-# and widths off the panel width; more inputs than one packed block (256).
-SHAPES = [(5, 3, 4, 6), (3, 13, 7, 37), (2, 2, 300, 9)]
+# and widths off the panel width; more inputs than one packed block (256);
+# a state wider than one block, for one row and for a few.
+SHAPES = [(5, 3, 4, 6), (3, 13, 7, 37), (2, 2, 300, 9), (3, 1, 5, 300), (2, 3, 6, 260)]
 
 
 def make_layer(spec, I, H, *, dtype=np.float64, num_layers=1, seed=0, bias=True, options=None):
@@ -117,6 +118,25 @@ def test_step_equals_forward_bitwise(spec, options, dtype, num_layers, shape, ho
             assert_bitwise(as_tuple(spec, got), as_tuple(spec, want), ctx=f"[{isa}] state0")
             # The stack's output is the last layer's first state.
             assert_bitwise([as_tuple(spec, got)[0][-1]], [out[-1]], ctx=f"[{isa}] out")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@dtype_param
+@pytest.mark.parametrize("spec", cell_params(**NO_OUTPUT))
+def test_one_row_split_across_threads_steps_like_forward(spec, dtype, threads):
+    """One row whose weights outgrow a core's cache (here H = 512, I = 128:
+    over 768 KiB) has its units split across the threads: bitwise forward."""
+    rng = np.random.default_rng(8)
+    layer = make_layer(spec, 128, 512, dtype=dtype, num_layers=2)
+    x = rng.standard_normal((3, 1, 128)).astype(dtype)
+    crnn.set_num_threads(threads)
+    for isa in crnn.available_isas():
+        crnn.set_isa(isa)
+        for state0 in (None, random_state(spec, layer, 1, rng)):
+            _, want = layer(x, state0)
+            for how in ("new", "inplace"):
+                got = steps_of(layer, x, state0, how)
+                assert_bitwise(as_tuple(spec, got), as_tuple(spec, want), ctx=f"[{isa}] {how}")
 
 
 @dtype_param
