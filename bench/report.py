@@ -286,6 +286,8 @@ def index(rows):
     out = {}
     for r in rows:
         prefix = r["group"].split("-", 1)[0]
+        if prefix == "latency":  # bench/latency_report.py reports them
+            continue
         kind = prefix if prefix in ("threads", "gil", "lstm", "gru") else "main"
         threads = r["threads"] if kind in ("threads", "gil") else None
         key = (kind, r["dtype"], threads, r["mode"], r["shape"])
@@ -560,6 +562,7 @@ def evaluate_targets(idx, peak, threads, memory, shapes, onednn_reason):
 def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quick, load=()):
     import memory as mem_mod
     import problems as P
+    from latency_report import latency_section
 
     idx = index(bench_rows)
     impls = present(idx, "main")
@@ -646,11 +649,17 @@ def build_report(bench_rows, bench_data, peak, memory, stat, threads, info, quic
             mem_mod.format_header(),
         ] + [mem_mod.format_row(m) for m in memory]
 
+    lat_lines, lat_targets = latency_section(bench_rows)
+    if lat_lines:
+        lines += ["", "== latency: a step, sampling, the demo's training step"] + lat_lines
+
     shapes = P.shapes()
     targets = evaluate_targets(idx, peak, threads, memory, shapes, info.get("onednn_unavailable"))
+    targets += lat_targets
     lines += ["", f"== targets (same run, {threads} threads)"]
     for t in targets:
-        lines.append(f"[{t['status']}] {t['target']} at {shape_str(t['shape'])}: {t['text']}")
+        where = f" at {shape_str(t['shape'])}" if t["shape"] else ""
+        lines.append(f"[{t['status']}] {t['target']}{where}: {t['text']}")
     counts = {s: sum(t["status"] == s for t in targets) for s in ("PASS", "FAIL", "SKIP", "INFO")}
     lines.append("   " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if quick:

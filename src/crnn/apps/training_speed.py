@@ -33,7 +33,7 @@ from ..models import CharRNN
 from ..optim import Adam
 from ..training import TBPTT
 
-__all__ = ["IMPLEMENTATIONS", "training_speeds"]
+__all__ = ["IMPLEMENTATIONS", "training_cases", "training_speeds", "speed_lines"]
 
 IMPLEMENTATIONS = ("c", "numpy", "torch")
 KINDS = ("rnn", "step")
@@ -107,6 +107,16 @@ def _torch_cases(torch: Any, model: CharRNN, x: np.ndarray, y: np.ndarray) -> Di
     return {"rnn": run_rnn, "step": step}
 
 
+def training_cases(model: CharRNN, impl: str, x: np.ndarray, y: np.ndarray) -> Dict[str, Case]:
+    """The calls timed for `impl` ("c", "numpy" or "torch"), on a copy of
+    `model` and the window x -> y (ids (T, B)): {"rnn": ..., "step": ...}."""
+    if impl == "torch":
+        import torch  # the optional peer, imported only here
+
+        return _torch_cases(torch, model, x, y)
+    return _crnn_cases(model, impl, x, y)
+
+
 def training_speeds(
     model: CharRNN,
     seq_len: int,
@@ -128,16 +138,15 @@ def training_speeds(
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, model.vocab_size, size=(seq_len + 1, batch_size))
     x, y = ids[:-1], ids[1:]
+    use_torch = torch and importlib.util.find_spec("torch") is not None
     cases: Dict[Tuple[str, str], Case] = {}
-    for backend in ("c", "numpy"):
-        for kind, f in _crnn_cases(model, backend, x, y).items():
-            cases[kind, backend] = f
+    for impl in IMPLEMENTATIONS if use_torch else IMPLEMENTATIONS[:2]:
+        for kind, f in training_cases(model, impl, x, y).items():
+            cases[kind, impl] = f
     torch_mod = None
-    if torch and importlib.util.find_spec("torch") is not None:
+    if use_torch:
         import torch as torch_mod  # the optional peer, imported only here
 
-        for kind, f in _torch_cases(torch_mod, model, x, y).items():
-            cases[kind, "torch"] = f
     saved = torch_mod.get_num_threads() if torch_mod is not None else 0
     if torch_mod is not None:
         torch_mod.set_num_threads(max(1, _runtime.get_num_threads()))
