@@ -22,6 +22,13 @@ static const crnn_api table = {
     .isa_name = crnn_isa_name,
     .activation_name = crnn_activation_name,
     .compiler = crnn_compiler,
+    .embedding_backward = crnn_embedding_backward,
+    .prepare = crnn_prepare,
+    .prepared_update = crnn_prepared_update,
+    .prepared_free = crnn_prepared_free,
+    .forward_prepared = crnn_forward_prepared,
+    .head_loss = crnn_head_loss,
+    .optimizer_step = crnn_optimizer_step,
 };
 
 /* For the binding (_core.pyx), which wraps it in the capsule. */

@@ -32,7 +32,9 @@
 extern "C" {
 #endif
 
-#define CRNN_API_VERSION 1
+/* 2: crnn_sequence gained ids at its end (an extension built against 1
+ * would pass a shorter struct), and the table its last six members. */
+#define CRNN_API_VERSION 2
 #define CRNN_API_CAPSULE "crnn._core._C_API"
 
 /* The functions of crnn.h, by their names without "crnn_". */
@@ -56,6 +58,16 @@ typedef struct crnn_api {
     const char *(*isa_name)(int isa);
     const char *(*activation_name)(int activation);
     const char *(*compiler)(void);
+    int (*embedding_backward)(int dtype, const int64_t *ids, int64_t n_ids, int64_t dim,
+                              const void *dout, int64_t num_embeddings, int64_t padding_idx,
+                              void *dweight);
+    int (*prepare)(const crnn_layer *layer, const crnn_weights *weights, crnn_prepared **prepared);
+    int (*prepared_update)(crnn_prepared *prepared, const crnn_weights *weights);
+    void (*prepared_free)(crnn_prepared *prepared);
+    int (*forward_prepared)(const crnn_prepared *prepared, const crnn_sequence *seq);
+    int (*head_loss)(const crnn_head *head, double *loss);
+    int (*optimizer_step)(const crnn_optimizer *opt, const crnn_parameters *params,
+                          double *total_norm);
 } crnn_api;
 
 #ifdef Py_PYTHON_H

@@ -58,7 +58,8 @@ _api_fields = [("version", ctypes.c_int), ("size", ctypes.c_int)]
 _FUNCTIONS = (
     "cell_info_get forward backward total_norm scale clip_value set_num_threads "
     "get_num_threads have_openmp set_isa get_isa isa_supported isa_name "
-    "activation_name compiler"
+    "activation_name compiler embedding_backward prepare prepared_update prepared_free "
+    "forward_prepared head_loss optimizer_step"
 ).split()
 _api_fields += [(name, ctypes.c_void_p) for name in _FUNCTIONS]
 

@@ -5,7 +5,7 @@ dtype, C-contiguous, native byte order, shapes agreeing, outputs allocated.
 Tuples follow the slot order of csrc/crnn.h's structs.
 """
 
-from typing import Dict, List, Optional, Tuple, TypedDict
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypedDict
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def backward(
     saved: _Outputs,
     dout: Optional[np.ndarray],
     dstates_n: _States,
-    dx: np.ndarray,
+    dx: Optional[np.ndarray],
     dstates0: _Outputs,
     dweights: _Weights,
 ) -> None: ...
@@ -73,6 +73,52 @@ def embedding_backward(
     padding_idx: int,
     dweight: np.ndarray,
 ) -> None: ...
+def head_loss(
+    dtype: int,
+    loss: str,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    classes: Optional[np.ndarray],
+    targets: Optional[np.ndarray],
+    dx: Optional[np.ndarray],
+    dweight: np.ndarray,
+    dbias: Optional[np.ndarray],
+) -> float: ...
+
+LOSSES: Dict[str, int]
+OPTIMIZERS: Dict[str, int]
+
+def optimizer_step(
+    hyper: Dict[str, Any],
+    dtype: int,
+    params: List[np.ndarray],
+    grads: List[np.ndarray],
+    buffers: List[Optional[List[Any]]],
+) -> float: ...
+
+# Prepared weights (crnn_prepare / crnn_forward_prepared) of a layer stack.
+def parameters_changed() -> None: ...
+
+class Prepared:
+    num_layers: int
+    num_states: int
+    stacked: bool
+    input_size: int
+    widths: Tuple[int, ...]
+    type_num: int
+    def __init__(
+        self,
+        layers: List[_Layer],
+        source: Callable[[], List[_Weights]],
+        normalize: Callable[..., Tuple[Any, Any, Any]],
+        widths: Tuple[int, ...],
+        stacked: bool,
+        type_num: int,
+    ) -> None: ...
+    def refresh(self) -> None: ...
+    def step(self, x: Any, states: Any = None, out: Any = None) -> Tuple[np.ndarray, ...]: ...
+
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def have_openmp() -> bool: ...

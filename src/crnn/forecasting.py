@@ -298,7 +298,9 @@ class Forecaster(Module):
         dfeat = self.head.backward(dy)
         dout = np.zeros((T, B, dfeat.shape[1]), dtype=self.dtype)
         dout[-1] = dfeat
-        return self.rnn.backward(dout)
+        dx, dh0 = self.rnn.backward(dout)
+        assert dx is not None  # the windows are feature vectors
+        return dx, dh0
 
     # -- data ----------------------------------------------------------------
 
@@ -611,7 +613,7 @@ class Forecaster(Module):
         cache: the recurrent layer stepped through the window with its
         prepared weights (a forecast is a few short windows, where forward's
         per-call set-up would dominate), its state updated in place."""
-        state = None
+        state: Any = None
         for x_t in x:
             state = self.rnn.step(x_t, state, out=state)
         return self.head((state[0] if isinstance(state, tuple) else state)[-1])

@@ -58,6 +58,9 @@ from .cells import CellSpec
 __all__ = [
     "forward",
     "backward",
+    "prepare",
+    "parameters_changed",
+    "linear_loss",
     "clip_grad_norm",
     "clip_grad_value",
     "embedding_forward",

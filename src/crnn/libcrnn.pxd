@@ -204,6 +204,19 @@ cdef extern from "crnn_api.h":
         const char *(*isa_name)(int isa) noexcept nogil
         const char *(*activation_name)(int activation) noexcept nogil
         const char *(*compiler)() noexcept nogil
+        int (*embedding_backward)(int dtype, const int64_t *ids, int64_t n_ids, int64_t dim,
+                                  const void *dout, int64_t num_embeddings,
+                                  int64_t padding_idx, void *dweight) noexcept nogil
+        int (*prepare)(const crnn_layer *layer, const crnn_weights *weights,
+                       crnn_prepared **prepared) noexcept nogil
+        int (*prepared_update)(crnn_prepared *prepared,
+                               const crnn_weights *weights) noexcept nogil
+        void (*prepared_free)(crnn_prepared *prepared) noexcept nogil
+        int (*forward_prepared)(const crnn_prepared *prepared,
+                                const crnn_sequence *seq) noexcept nogil
+        int (*head_loss)(const crnn_head *head, double *loss) noexcept nogil
+        int (*optimizer_step)(const crnn_optimizer *opt, const crnn_parameters *params,
+                              double *total_norm) noexcept nogil
 
     # Imports crnn and returns its table (ImportError when it does not match).
     const crnn_api *crnn_import_api() except NULL

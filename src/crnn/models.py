@@ -311,10 +311,11 @@ class _FeaturesOrIds(Module):
         _check_3d("x", x, self.rnn.input_size)
         return x
 
-    def _input_grad(self, dx: np.ndarray) -> Optional[np.ndarray]:
+    def _input_grad(self, dx: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """dx for feature inputs; None for token ids (the embedding takes dx)."""
         if self.embed is None:
             return dx
+        assert dx is not None  # the recurrent layer read the embedding's vectors
         self.embed.backward(dx)
         return None
 

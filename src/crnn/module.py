@@ -123,7 +123,7 @@ class ParameterDict(dict):
         super().__delitem__(key)
         parameters_changed()
 
-    def __ior__(self, other: Any) -> "ParameterDict":
+    def __ior__(self, other: Any) -> "ParameterDict":  # type: ignore[misc]
         self.update(other)
         return self
 

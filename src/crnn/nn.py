@@ -224,7 +224,7 @@ def _integer_array(x: Any) -> Optional[np.ndarray]:
     return arr if arr.dtype.kind in "iu" and arr.ndim in (1, 2) else None
 
 
-def _prepare_step(layer: Module, source: Callable[[], Any], stacked: bool) -> Any:
+def _prepare_step(layer: Any, source: Callable[[], Any], stacked: bool) -> Any:
     """The layer's prepared weights for `step` (`crnn.functional.prepare` on
     its engine), kept on the layer; `source` returns its weights as they are
     now (one mapping, or one per layer of a stack)."""
@@ -235,7 +235,7 @@ def _prepare_step(layer: Module, source: Callable[[], Any], stacked: bool) -> An
     return prepared
 
 
-def _run_step(layer: Module, prepared: Any, x: Any, state: Any, out: Any) -> State:
+def _run_step(layer: Any, prepared: Any, x: Any, state: Any, out: Any) -> Any:
     """One step of `prepared` with the layer's form of the state: one array,
     or a tuple for a cell with several states."""
     if len(layer.spec.states) == 1:
@@ -601,7 +601,7 @@ class Recurrent(Module):
 
     def backward(
         self, dout: Any, dstate: Any = None, *, cache: Optional[RNNState] = None
-    ) -> Tuple[np.ndarray, State]:
+    ) -> Tuple[Optional[np.ndarray], State]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -783,7 +783,7 @@ class Recurrent(Module):
 
     def _backward_states(
         self, dout: Any, dstates: List[Any], cache: Optional[RNNState]
-    ) -> Tuple[np.ndarray, List[np.ndarray]]:
+    ) -> Tuple[Optional[np.ndarray], List[np.ndarray]]:
         """Backpropagate; `dstates` holds one gradient (or None) per final state.
 
         Returns (dx, [dstate0, ...]) as seen by the caller.
@@ -947,7 +947,7 @@ class RNN(Recurrent, cell="rnn"):
 
     def backward(
         self, dout: Any, dh_n: Any = None, *, cache: Optional[RNNState] = None
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -1059,7 +1059,7 @@ class LSTM(Recurrent, cell="lstm"):
 
     def backward(
         self, dout: Any, dhx: Any = None, *, cache: Optional[RNNState] = None
-    ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+    ) -> Tuple[Optional[np.ndarray], Tuple[np.ndarray, np.ndarray]]:
         """Backpropagate through the last forward call (or `cache`).
 
         Parameters
@@ -1147,7 +1147,7 @@ class GRU(Recurrent, cell="gru"):
 
     def backward(
         self, dout: Any, dh_n: Any = None, *, cache: Optional[RNNState] = None
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Backpropagate: arguments and results as in `RNN.backward`."""
         dx, (dh0,) = self._backward_states(dout, [dh_n], cache)
         return dx, dh0

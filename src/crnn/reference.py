@@ -32,7 +32,7 @@ engine, so both engines accept and reject exactly the same arguments.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -554,20 +554,19 @@ class Prepared:
                 s = s[layer]
             return None if s is None else (s[None] if unbatched else s)
 
-        results = []
+        results: List[List[np.ndarray]] = []
         for layer, w in enumerate(a.weights):
             st = None if states is None else [one_layer(s, layer) for s in states]
             _, finals, _ = forward(self._spec, inp[None], st, w, **a.options)
             results.append([f[0] if unbatched else f for f in finals])
             inp = finals[0]
-        new = out or tuple(
-            np.empty(((self.num_layers,) if self.stacked else ()) + r.shape, x.dtype)
-            for r in results[0]
-        )
-        for layer, finals in enumerate(results):
-            for k, f in enumerate(finals):
-                (new[k][layer] if self.stacked else new[k])[...] = f
-        return tuple(new)
+        if out is None:
+            lead = (self.num_layers,) if self.stacked else ()
+            out = tuple(np.empty(lead + r.shape, x.dtype) for r in results[0])
+        for layer, new_states in enumerate(results):
+            for k, f in enumerate(new_states):
+                (out[k][layer] if self.stacked else out[k])[...] = f
+        return tuple(out)
 
 
 def prepare(cell: Any, weights: Any, **options: str) -> Prepared:

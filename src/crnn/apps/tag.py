@@ -463,6 +463,7 @@ class EntityTagger(Module):
         if self._cache is None:
             raise RuntimeError("backward() called before forward()")
         dx, _ = self.rnn.backward(self.head.backward(dlogits))
+        assert dx is not None  # the recurrent layer reads feature vectors
         if self.embed is not None:
             self.embed.backward(dx[..., : self.embedding_dim])
         if self.suffix_embed is not None:

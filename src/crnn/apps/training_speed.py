@@ -42,7 +42,8 @@ Case = Callable[[], Any]
 
 
 def _crnn_cases(model: CharRNN, backend: str, x: np.ndarray, y: np.ndarray) -> Dict[str, Case]:
-    m = copy.deepcopy(model).set_backend(backend)
+    m = copy.deepcopy(model)
+    m.set_backend(backend)
     m.train()
     opt = Adam(m.params, lr=2e-3, clip_grad_norm=5.0, backend=backend)
     tb = TBPTT(m, softmax_cross_entropy, opt, k=x.shape[0])
@@ -67,6 +68,7 @@ def _torch_cases(torch: Any, model: CharRNN, x: np.ndarray, y: np.ndarray) -> Di
     if "nonlinearity" in layer.options:
         kwargs["nonlinearity"] = layer.options["nonlinearity"]
     dtype = getattr(torch, model.dtype.name)
+    assert spec.torch_module is not None  # a model's cell is one of torch's
     rnn = getattr(torch.nn, spec.torch_module)(layer.input_size, layer.hidden_size, **kwargs)
     head = torch.nn.Linear(layer.hidden_size, model.vocab_size)
     modules = [rnn, head]
@@ -143,10 +145,9 @@ def training_speeds(
     for impl in IMPLEMENTATIONS if use_torch else IMPLEMENTATIONS[:2]:
         for kind, f in training_cases(model, impl, x, y).items():
             cases[kind, impl] = f
-    torch_mod = None
+    torch_mod: Any = None
     if use_torch:
-        import torch as torch_mod  # the optional peer, imported only here
-
+        torch_mod = importlib.import_module("torch")  # the optional peer, only here
     saved = torch_mod.get_num_threads() if torch_mod is not None else 0
     if torch_mod is not None:
         torch_mod.set_num_threads(max(1, _runtime.get_num_threads()))
