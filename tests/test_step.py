@@ -495,3 +495,29 @@ def test_forecaster_rollout_steps_like_forward(spec):
     )
     x = np.random.default_rng(0).standard_normal((6, 3, 1)).astype(model.dtype)
     assert_bitwise([model._forecast_window(x)], [model.forward(x)])
+
+
+def test_small_steps_start_no_thread_team():
+    """A step of a small layer runs on the calling thread even when every
+    problem is forced to split (no parallel region at all)."""
+    from crnn import _testing
+
+    layer = crnn.LSTM(16, 64, num_layers=2, seed=0)
+    x = np.zeros((4, 16), np.float32)
+    state = layer.step(x)
+    with _testing.force_split(2), _testing.counts() as seen:
+        for _ in range(5):
+            state = layer.step(x, state, out=state)
+    assert seen.max_team == 0 and seen.recurrences == 0
+
+
+def test_a_big_row_step_splits_its_units():
+    """One row of a layer whose weights outgrow a core's cache: its step is
+    one region whose threads split the hidden units."""
+    from crnn import _testing
+
+    layer = crnn.GRU(128, 512, seed=0)
+    x = np.zeros((1, 128), np.float32)
+    with _testing.force_split(2), _testing.counts() as seen:
+        layer.step(x, layer.step(x))
+    assert seen.recurrences == 2 and seen.column_splits == 2 and seen.max_slices == 2

@@ -477,13 +477,9 @@ def backward_args(spec: CellSpec, dout: Any, dstates: Any, cache: Any) -> Backwa
     saved_names = [f"cache.{name}" for name, _ in spec.saved]
     dstate_names = [f"d{s}_n" for s in spec.states]
     _common_float_dtype(
-        [("cache.x", cache.x), ("cache.out", out)]
+        ([] if a.x.ndim == 2 else [("cache.x", cache.x)])  # token ids are not floats
+        + [("cache.out", out)]
         + list(zip(saved_names, saved))
-
-
-        ([] if a.x.ndim == 2 else [("cache.x", cache.x)])
-        + [("cache.out", cache.out)]
-        + [(n, getattr(cache, n[6:])) for n in saved_names]
         + [("dout", dout)]
         + list(zip(dstate_names, dstates))
     )
