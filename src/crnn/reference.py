@@ -595,8 +595,10 @@ def _prepare_from(
 def linear_loss(
     x: Any, weight: Any, bias: Any, targets: Any, loss: str = "cross_entropy"
 ) -> Tuple[float, np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """An output head ``z = x W^T + b`` and its mean loss, with the gradients
-    (as `crnn.functional.linear_loss`)::
+    """An output head ``z = x W^T + b`` and its mean loss, with the gradients.
+
+    The NumPy form of `crnn.functional.linear_loss`, which it is tested
+    against; for N rows of C outputs::
 
         cross_entropy:  loss = mean_r -log softmax(z_r)[t_r],  dz = (softmax(z) - onehot(t)) / N
         mse:            loss = mean (z - y)^2,                 dz = 2 (z - y) / (N C)
