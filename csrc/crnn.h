@@ -37,6 +37,13 @@
  *       w_hh is (H, O) (PyTorch-style name weight_hy), w_ho (O, H), b_ho (O,);
  *       out and the state are O wide
  *       saved[0]: hidden (T, B, H), h_t
+ *   CRNN_CELL_GRU_RESET_BEFORE  gates 3 [r z n], states (h): the GRU with r
+ *       applied before n's recurrent product (ONNX's linear_before_reset=0)
+ *       r, z as CRNN_CELL_GRU's
+ *       n = tanh(x_t W_in^T + b_in + (r h_{t-1}) W_hn^T + b_hn)
+ *       h_t = (1 - z) n + z h_{t-1}
+ *       saved[0]: gates (T, B, 3H), the activations r, z, n
+ *       saved[1]: rh (T, B, H), r h_{t-1}
  *
  * Variable lengths: with lengths (B values in [0, T]), row b is valid for
  * t < lengths[b]. On its other steps out, saved and the cache rows are 0 and

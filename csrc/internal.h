@@ -178,6 +178,14 @@ enum crnn_cell_flags {
      * state) instead of h_{t-1} (Jordan). Only for cells whose step does not
      * read h_{t-1} element-wise. */
     CRNN_FEEDBACK_OUTPUT = 1u << 6,
+    /* With RECURRENT_APART: the last gate's recurrent product is of a row u
+     * that the step computes (the cell's last saved array, H wide), not of
+     * h_{t-1}. The step runs in two phases around that product (phase 0
+     * writes u; phase 1 finds u W^T in rec's last gate), and so does the
+     * delta (phase 1 reads dsecond = dg_last W_last, dL/du); dh_{t-1} takes
+     * dg W_hh over the other gates only, and the last gate's block of dW_hh
+     * accumulates dg_last^T u (GRU with the reset gate before the product). */
+    CRNN_SECOND_PRODUCT = 1u << 7,
 };
 
 /* A cell as the driver and the entry points see it, whatever the element

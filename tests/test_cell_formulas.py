@@ -64,6 +64,20 @@ def gru_step(x, states, w, options):
     return ((1 - z) * n + z * h,)
 
 
+def gru_reset_before_step(x, states, w, options):
+    """The GRU as first published (ONNX's linear_before_reset=0): r resets
+    h_{t-1} before the candidate's recurrent product."""
+    (h,) = states
+    H = h.shape[1]
+    w_hr, w_hz, w_hn = np.split(w["weight_hh"], 3, axis=0)
+    b_hr, b_hz, b_hn = np.split(_b(w, "bias_hh") + np.zeros(3 * H, h.dtype), 3)
+    i_r, i_z, i_n = np.split(x @ w["weight_ih"].T + _b(w, "bias_ih"), 3, axis=1)
+    r = ACT["sigmoid"](i_r + h @ w_hr.T + b_hr)
+    z = ACT["sigmoid"](i_z + h @ w_hz.T + b_hz)
+    n = np.tanh(i_n + (r * h) @ w_hn.T + b_hn)
+    return ((1 - z) * n + z * h,)
+
+
 def jordan_step(x, states, w, options):
     (y,) = states
     f, g = act(options["nonlinearity"]), act(options["output_nonlinearity"])
@@ -71,7 +85,13 @@ def jordan_step(x, states, w, options):
     return (g(h @ w["weight_ho"].T + _b(w, "bias_ho")),)
 
 
-FORMULAS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step, "jordan": jordan_step}
+FORMULAS = {
+    "rnn": rnn_step,
+    "lstm": lstm_step,
+    "gru": gru_step,
+    "jordan": jordan_step,
+    "gru_reset_before": gru_reset_before_step,
+}
 
 
 def _has_formula(spec):

@@ -187,6 +187,18 @@ def _gru(x, states, w, options):
     return ((1 - z) * torch.tanh(i_n + r * h_n) + z * h,)
 
 
+def _gru_reset_before(x, states, w, options):
+    # No torch.nn module computes it (torch's GRU resets after the product).
+    (h,) = states
+    w_hr, w_hz, w_hn = w["weight_hh"].chunk(3, dim=0)
+    b_hh = _b(w, "bias_hh")
+    b_hr, b_hz, b_hn = b_hh.chunk(3) if torch.is_tensor(b_hh) else (0, 0, 0)
+    i_r, i_z, i_n = (x @ w["weight_ih"].T + _b(w, "bias_ih")).chunk(3, dim=1)
+    r = torch.sigmoid(i_r + h @ w_hr.T + b_hr)
+    z = torch.sigmoid(i_z + h @ w_hz.T + b_hz)
+    return ((1 - z) * torch.tanh(i_n + (r * h) @ w_hn.T + b_hn) + z * h,)
+
+
 def _jordan(x, states, w, options):
     (y,) = states
     h = _act(options["nonlinearity"])(
@@ -196,7 +208,13 @@ def _jordan(x, states, w, options):
 
 
 # Each cell's step in torch autograd; a cell without one is left to torch.nn.
-TORCH_STEPS = {"rnn": _rnn, "lstm": _lstm, "gru": _gru, "jordan": _jordan}
+TORCH_STEPS = {
+    "rnn": _rnn,
+    "lstm": _lstm,
+    "gru": _gru,
+    "jordan": _jordan,
+    "gru_reset_before": _gru_reset_before,
+}
 
 
 def torch_steps(p, dout, dstates):

@@ -62,17 +62,6 @@ def _assert_all_close(got, want, tol, ctx=""):
 # The cases crnn refuses at load, and the words its error must contain.
 REFUSED = {
     "test_lstm_with_peepholes": r"input 'P' \(peepholes\)",
-    **{
-        f"test_gru_{name}": r"no crnn cell computes GRU with linear_before_reset=0"
-        for name in (
-            "defaults",
-            "with_initial_bias",
-            "seq_length",
-            "batchwise",
-            "reverse",
-            "bidirectional",
-        )
-    },
 }
 
 
@@ -525,6 +514,10 @@ REFUSALS = {
         r"attribute 'linear_before_reset'",
     ),
     "domain": (dict(domain="com.example"), r"domain 'com.example'"),
+    "gru_linear_before_reset": (
+        dict(op="GRU", linear_before_reset=2),
+        r"no crnn cell computes GRU with linear_before_reset=2",
+    ),
 }
 
 

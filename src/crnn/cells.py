@@ -452,6 +452,26 @@ GRU = CellSpec(
     onnx_attributes=(("linear_before_reset", 1),),
 )
 
+GRU_RESET_BEFORE = CellSpec(
+    name="gru_reset_before",
+    title="GRUResetBefore",
+    gates=3,
+    states=("h",),
+    weights=_STACKED_WEIGHTS,
+    equations=(
+        "r = sigmoid(x_t W_ir^T + b_ir + h_{t-1} W_hr^T + b_hr), z likewise\n"
+        "n = tanh(x_t W_in^T + b_in + (r h_{t-1}) W_hn^T + b_hn)\n"
+        "h_t = (1 - z) n + z h_{t-1}"
+    ),
+    saved=(("gates", "G"), ("rh", "H")),
+    # ONNX's default GRU (linear_before_reset=0; Keras's reset_after=False):
+    # r applies to h_{t-1} before its product with W_hn. torch.nn.GRU is the
+    # other variant (linear_before_reset=1), so no torch module computes this.
+    onnx_gate_order=(1, 0, 2),
+    onnx_operator="GRU",
+    onnx_attributes=(("linear_before_reset", 0),),
+)
+
 JORDAN = CellSpec(
     name="jordan",
     title="Jordan",
@@ -485,7 +505,9 @@ JORDAN = CellSpec(
     grads_type=JordanGrads,
 )
 
-REGISTRY: Dict[str, CellSpec] = {spec.name: spec for spec in (RNN, LSTM, GRU, JORDAN)}
+REGISTRY: Dict[str, CellSpec] = {
+    spec.name: spec for spec in (RNN, LSTM, GRU, JORDAN, GRU_RESET_BEFORE)
+}
 
 # Derived cache and gradient types live here by name, as the spelled-out ones
 # do, so that pickle finds them.

@@ -12,7 +12,9 @@
 - ``load(path)`` returns a `Session` whose ``run(output_names, {name:
   array})`` mirrors ``onnxruntime.InferenceSession.run``: the graph's RNN,
   LSTM and GRU nodes run on crnn's C kernels (each matched to the registry
-  cell with that ``onnx_operator``: PyTorch's GRU is ``linear_before_reset=1``),
+  cell with that ``onnx_operator`` and attributes: a GRU with
+  ``linear_before_reset=1`` on ``gru``, PyTorch's; with 0, ONNX's default, on
+  ``gru_reset_before``),
   the glue around them (Gemm, MatMul, Add, Gather, Softmax, Transpose,
   Squeeze, Reshape, Slice, Concat, ... see `crnn._onnx_ops`) in NumPy.
   Batch-major (``layout=1``), reverse and bidirectional nodes run; so do

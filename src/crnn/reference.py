@@ -344,6 +344,69 @@ def _gru_backward(b: BackwardArgs):
     )
 
 
+def _gru_reset_before_forward(a: ForwardArgs):
+    """Gates [r z n] as the GRU's, but r applies to h_{t-1} before its product:
+    n = tanh(x W_in + b_in + (r h_{t-1}) W_hn + b_hn); saves rh = r h_{t-1}."""
+    w, H = _given(a), a.sizes["H"]
+    out = np.zeros((a.T, a.B, H), a.dtype)
+    gates = np.zeros((a.T, a.B, 3 * H), a.dtype)
+    rh_seq = np.zeros((a.T, a.B, H), a.dtype)
+    w_hh = w["weight_hh"]
+    b_hh = w.get("bias_hh")
+    h = _zeros_or_copy(a.states[0], a.B, H, a.dtype)
+    for t in range(a.T):
+        valid = _valid_rows(a.lengths, t, a.B)
+        gi = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T, w.get("bias_ih"))
+        gh = _plus_bias(h @ w_hh[: 2 * H].T, None if b_hh is None else b_hh[: 2 * H])
+        r = _sigmoid(gi[:, :H] + gh[:, :H])
+        z = _sigmoid(gi[:, H : 2 * H] + gh[:, H:])
+        rh = r * h
+        n = np.tanh(
+            gi[:, 2 * H :]
+            + _plus_bias(rh @ w_hh[2 * H :].T, None if b_hh is None else b_hh[2 * H :])
+        )
+        h_new = (1 - z) * n + z * h
+        gates[t] = np.where(valid, np.concatenate([r, z, n], axis=1), 0)
+        rh_seq[t] = np.where(valid, rh, 0)
+        out[t] = np.where(valid, h_new, 0)
+        h = np.where(valid, h_new, h)
+    return out, (h,), (gates, rh_seq)
+
+
+def _gru_reset_before_backward(b: BackwardArgs):
+    """dL/d(rh) = da_n W_hn reaches h_{t-1} through rh = r h_{t-1} twice: via r
+    (da_r) and directly (times r); W_hn's gradient is da_n^T rh."""
+    a, w = b.forward, _given(b.forward)
+    H = a.sizes["H"]
+    gates, rh = b.saved
+    w_hh = w["weight_hh"]
+    dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
+    dx = np.zeros((a.T, a.B, a.sizes["I"]), a.dtype)
+    dw_ih, dw_hh = np.zeros_like(w["weight_ih"]), np.zeros_like(w_hh)
+    db = np.zeros(3 * H, a.dtype)
+    h0 = np.zeros((a.B, H), a.dtype) if a.states[0] is None else a.states[0]
+    for t in reversed(range(a.T)):
+        valid = _valid_rows(a.lengths, t, a.B)
+        r, z, n = np.split(gates[t], 3, axis=1)
+        h_prev = b.out[t - 1] if t > 0 else h0
+        dh_t = dh if b.dout is None else dh + np.where(valid, b.dout[t], 0)
+        da_n = np.where(valid, dh_t * (1 - z) * (1 - n**2), 0)
+        d_rh = da_n @ w_hh[2 * H :]
+        da_r = d_rh * h_prev * r * (1 - r)
+        da_z = dh_t * (h_prev - n) * z * (1 - z)
+        d_rz = np.where(valid, np.concatenate([da_r, da_z], axis=1), 0)
+        d_all = np.concatenate([d_rz, da_n], axis=1)
+        dw_ih += d_all.T @ np.where(valid, a.x[t], 0)
+        db += d_all.sum(axis=0)
+        dx[t] = d_all @ w["weight_ih"]
+        dw_hh[: 2 * H] += d_rz.T @ h_prev
+        dw_hh[2 * H :] += da_n.T @ rh[t]
+        dh = np.where(valid, dh_t * z + d_rh * r + d_rz @ w_hh[: 2 * H], dh)
+    return _grads(
+        b, dx, (dh,), {"weight_ih": dw_ih, "weight_hh": dw_hh, "bias_ih": db, "bias_hh": db.copy()}
+    )
+
+
 def _jordan_forward(a: ForwardArgs):
     """The previous *output* y_{t-1}, not h_{t-1}, is fed back:
     h_t = f(x_t W_ih^T + b_ih + y_{t-1} W_hy^T + b_hh); y_t = g(h_t W_ho^T + b_ho)."""
@@ -397,6 +460,7 @@ KERNELS: Dict[str, Tuple[Callable[[ForwardArgs], Any], Callable[[BackwardArgs], 
     "lstm": (_lstm_forward, _lstm_backward),
     "gru": (_gru_forward, _gru_backward),
     "jordan": (_jordan_forward, _jordan_backward),
+    "gru_reset_before": (_gru_reset_before_forward, _gru_reset_before_backward),
 }
 
 
