@@ -175,7 +175,7 @@ int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell
                   crnn_layout *lay)
 {
     if (!layer || layer->cell < 0 || layer->cell >= CRNN_CELL_COUNT ||
-        (layer->dtype != CRNN_F32 && layer->dtype != CRNN_F64))
+        (layer->dtype != CRNN_F32 && layer->dtype != CRNN_F64 && layer->dtype != CRNN_F32_BF16))
         return 0;
     *d = cell_desc(layer->cell);
     const unsigned flags = (*d)->flags;
@@ -183,6 +183,9 @@ int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell
     if ((flags & CRNN_USES_ACTIVATION) && !activation_ok(layer->activation))
         return 0;
     if (output && !activation_ok(layer->output_activation))
+        return 0;
+    /* bfloat16 products: not for an output layer nor a second product */
+    if (layer->dtype == CRNN_F32_BF16 && (output || (flags & CRNN_SECOND_PRODUCT)))
         return 0;
     const int64_t I = layer->input_size, H = layer->hidden_size;
     const int64_t O = output ? layer->output_size : 0;
@@ -237,7 +240,7 @@ int crnn_forward(const crnn_layer *layer, const crnn_weights *weights, const crn
         if (!present(seq->state_n[k], seq->batch * lay.state_w[k]))
             return CRNN_ERR_INVALID;
     const crnn_call call = {layer, weights, seq, NULL, crnn_threads_for_call()};
-    return kernels()->forward[layer->dtype](&call);
+    return kernels()->forward[layer->dtype == CRNN_F64](&call); /* F32_BF16: float */
 }
 
 int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq,
@@ -257,5 +260,5 @@ int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const cr
         ((d->flags & CRNN_OUTPUT_LAYER) && !present(grads->dw_ho, O * H)))
         return CRNN_ERR_INVALID;
     const crnn_call call = {layer, weights, seq, grads, crnn_threads_for_call()};
-    return kernels()->backward[layer->dtype](&call);
+    return kernels()->backward[layer->dtype == CRNN_F64](&call);
 }

@@ -5,7 +5,7 @@
  * kernel table, crnn_kernels_<ISA_SUFFIX>.
  *
  * The template, in include order: template_begin.h (its shorthands),
- * simd.inc, activations.inc, gemm.inc, ids.inc, driver.inc, the cells of
+ * simd.inc, activations.inc, gemm.inc, gemm_bf16.inc, ids.inc, driver.inc, the cells of
  * crnn_cells.def (cell_<name>.inc), then the table of those cells, the entry
  * points the kernel table holds, step.inc (prepared weights), head.inc (an
  * output head and its loss), and template_end.h. This file
@@ -55,6 +55,7 @@ const crnn_kernel_table CRNN_CAT(crnn_kernels_, ISA_SUFFIX) = {
 #include "simd.inc"
 #include "activations.inc"
 #include "gemm.inc"
+#include "gemm_bf16.inc"
 #include "ids.inc"
 #include "driver.inc"
 

@@ -78,7 +78,7 @@ int crnn_prepare(const crnn_layer *layer, const crnn_weights *weights, crnn_prep
     if (!prepared)
         return CRNN_ERR_INVALID;
     *prepared = NULL;
-    if (!weights || !crnn_layer_ok(layer, 0, 0, &d, &lay))
+    if (!weights || !crnn_layer_ok(layer, 0, 0, &d, &lay) || layer->dtype == CRNN_F32_BF16)
         return CRNN_ERR_INVALID;
     crnn_prepared *p = calloc(1, sizeof *p);
     if (!p)

@@ -65,25 +65,27 @@ def option_variants(spec: CellSpec, mode: str = "each") -> List[Dict[str, str]]:
     """The option settings a test runs a cell with.
 
     ``"default"``: the defaults only; ``"each"``: every value of every
-    option at least once (as many settings as the longest list of choices,
+    option (but the precision) at least once (as many settings as the longest list of choices,
     the first being the defaults); ``"all"``: every combination.
     """
-    if not spec.options:
+    # The precision option is not an axis here: precision="bf16" has its own
+    # contract (a tolerance of its own), tested in tests/test_bf16.py.
+    options = [o for o in spec.options if o.role != "precision"]
+    if not options:
         return [{}]
-    names = [o.name for o in spec.options]
+    names = [o.name for o in options]
     if mode == "default":
-        return [{o.name: o.default for o in spec.options}]
+        return [{o.name: o.default for o in options}]
     if mode == "all":
         return [
             dict(zip(names, combo))
-            for combo in itertools.product(*(_choices_default_first(o) for o in spec.options))
+            for combo in itertools.product(*(_choices_default_first(o) for o in options))
         ]
     if mode != "each":
         raise ValueError(mode)
-    n = max(len(o.choices) for o in spec.options)
+    n = max(len(o.choices) for o in options)
     return [
-        {o.name: _choices_default_first(o)[i % len(o.choices)] for o in spec.options}
-        for i in range(n)
+        {o.name: _choices_default_first(o)[i % len(o.choices)] for o in options} for i in range(n)
     ]
 
 

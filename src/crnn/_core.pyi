@@ -32,6 +32,7 @@ CELL_INFO: Dict[str, _CellInfo]
 ACTIVATIONS: Dict[str, int]
 ISAS: Dict[str, int]
 DTYPES: Dict[str, int]
+F32_BF16: int
 
 def _cell_info(cell: int) -> Dict[str, object]: ...
 def forward(

@@ -49,6 +49,8 @@ CELL_INFO = {info["name"]: dict(info, code=code)
 ACTIVATIONS = {crnn_activation_name(code).decode(): code for code in range(CRNN_ACTIVATION_COUNT)}
 ISAS = {crnn_isa_name(code).decode(): code for code in range(CRNN_ISA_AUTO, CRNN_ISA_COUNT)}
 DTYPES = {"float32": CRNN_F32, "float64": CRNN_F64}
+# The dtype code of float32 calls with bfloat16 products (precision="bf16").
+F32_BF16 = CRNN_F32_BF16
 
 
 # -- the recurrent driver -------------------------------------------------------

@@ -245,6 +245,17 @@ def _check_options(spec: CellSpec, options: Mapping[str, Any]) -> Dict[str, str]
     return checked
 
 
+def check_precision(options: Mapping[str, str], dtype: np.dtype) -> None:
+    """precision="bf16" takes float32 arrays only (its sums and states are
+    float32; a float64 call would lose precision silently)."""
+    precision = options.get("precision", "native")
+    if precision != "native" and dtype != np.float32:
+        raise TypeError(
+            f"precision={precision!r} computes in float32 (bfloat16 products): x, the states "
+            f"and the weights must be float32, got {np.dtype(dtype).name}"
+        )
+
+
 def _check_weights(spec: CellSpec, weights: Any) -> Dict[str, Any]:
     if not isinstance(weights, Mapping):
         raise TypeError(
@@ -304,6 +315,8 @@ def _accept_forward(
         if type(value) is not str or value not in o.choices:
             return None
         checked[o.name] = value
+    if checked.get("precision", "native") != "native" and dtype != np.float32:
+        return None
     bound = {"I": 0, "H": 0, "O": 0}
     for name, axis, key, divisor in spec.size_sources:
         w = weights.get(name)
@@ -385,6 +398,7 @@ def forward_args(
         required=("x",) * len(named_x) + spec.required_weights,
     )
     checked_options = _check_options(spec, options)
+    check_precision(checked_options, dtype)
     sizes = _bind_sizes(spec, weights)
     if ids is not None:
         x_arr = _check_ids(ids, sizes["I"])
@@ -615,6 +629,11 @@ def prepare_args(
     ]
     dtype = _common_float_dtype(named, required=required)
     checked_options = _check_options(spec, options)
+    if checked_options.get("precision", "native") != "native":
+        raise ValueError(
+            "prepared weights (prepare, the layers' step) run in native precision: "
+            f"precision must be 'native' there, got {checked_options['precision']!r}"
+        )
     sizes = [_bind_sizes(spec, w) for w in checked]
     width = spec.width(sizes[0])
     for k, s in enumerate(sizes[1:], 1):

@@ -34,6 +34,8 @@ __all__ = [
     "of_cache",
     "NONLINEARITIES",
     "OUTPUT_NONLINEARITIES",
+    "PRECISIONS",
+    "BF16_TOLERANCE",
     "RNNCache",
     "RNNGrads",
     "LSTMCache",
@@ -46,6 +48,23 @@ __all__ = [
 
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
 OUTPUT_NONLINEARITIES = ("identity",) + NONLINEARITIES
+
+# What a layer's matrix products compute in: "native" is the arrays' dtype;
+# "bf16" (float32 arrays only) rounds every operand of the products to
+# bfloat16 and sums in float32 (crnn.reference.round_bf16; docs: precision).
+PRECISIONS = ("native", "bf16")
+
+# The C engine with precision="bf16" agrees with crnn.reference run with the
+# same option within this array-wise relative error (max |c - ref| / max
+# |ref|), for every result (outputs, states, saved arrays, gradients). Both
+# round the same operands, but take the float32 sums in another order, so an
+# operand a last bit away from a rounding boundary may round to the
+# neighbouring bfloat16 value (a change of 2^-8 relative) in one engine and
+# not in the other, and later steps carry that on: measured up to 4e-3 over
+# 60 steps (typically 1e-6 to 1e-4 in the forward, 1e-4 to 2e-3 in the
+# gradients), where bfloat16 itself moves results by 1e-3 to 1.5e-2 from
+# float32.
+BF16_TOLERANCE = 1e-2
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,7 @@ class Option:
     name: str
     choices: Tuple[str, ...]
     default: str
-    role: str  # the crnn_layer field it sets: "activation" or "output_activation"
+    role: str  # what it sets in C: "activation", "output_activation", "precision" (the dtype code)
     doc: str = ""  # what it is, for the docstrings of the cell's entry points
 
 
@@ -281,6 +300,7 @@ class RNNCache(NamedTuple):
     bias_hh: Optional[np.ndarray]  # (H,) or None
     lengths: Optional[np.ndarray]  # (B,) int64 in [0, T], or None
     nonlinearity: str  # one of NONLINEARITIES
+    precision: str  # one of PRECISIONS
     out: np.ndarray  # (T, B, H); zero where t >= lengths[b]
 
 
@@ -306,6 +326,7 @@ class LSTMCache(NamedTuple):
     bias_ih: Optional[np.ndarray]  # (4H,) or None
     bias_hh: Optional[np.ndarray]  # (4H,) or None
     lengths: Optional[np.ndarray]  # (B,) int64 or None
+    precision: str  # one of PRECISIONS
     out: np.ndarray  # (T, B, H): h_t, zero on padded steps
     gates: np.ndarray  # (T, B, 4H): the activations i, f, g, o (zero on padded steps)
     cells: np.ndarray  # (T, B, H): c_t (zero on padded steps)
@@ -333,6 +354,7 @@ class GRUCache(NamedTuple):
     bias_ih: Optional[np.ndarray]  # (3H,) or None
     bias_hh: Optional[np.ndarray]  # (3H,) or None
     lengths: Optional[np.ndarray]  # (B,) int64 or None
+    precision: str  # one of PRECISIONS
     out: np.ndarray  # (T, B, H): h_t, zero on padded steps
     gates: np.ndarray  # (T, B, 3H): the activations r, z, n (zero on padded steps)
     hn: np.ndarray  # (T, B, H): h_{t-1} W_hn^T + b_hn (zero on padded steps)
@@ -395,6 +417,21 @@ _NONLINEARITY = Option(
     "nonlinearity", NONLINEARITIES, "tanh", "activation", doc="The activation f."
 )
 
+_PRECISION = Option(
+    "precision",
+    PRECISIONS,
+    "native",
+    "precision",
+    doc=(
+        'What the matrix products compute in: "native" (the arrays\' dtype) or, '
+        'float32 only, "bf16": their operands (weights, x, h_{t-1}, and in the '
+        "backward the gate gradients) rounded to bfloat16, the sums, states and "
+        "gradients float32; AVX512_BF16 when the CPU has it. Agrees with "
+        "crnn.reference's bf16 within an array-wise relative error of 1e-2 "
+        "(crnn.cells.BF16_TOLERANCE); differs from float32 by about 1e-3 to 1e-2."
+    ),
+)
+
 RNN = CellSpec(
     name="rnn",
     title="RNN",
@@ -402,7 +439,7 @@ RNN = CellSpec(
     states=("h",),
     weights=_STACKED_WEIGHTS,
     equations="h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)",
-    options=(_NONLINEARITY,),
+    options=(_NONLINEARITY, _PRECISION),
     cache_type=RNNCache,
     grads_type=RNNGrads,
     torch_module="RNN",
@@ -421,6 +458,7 @@ LSTM = CellSpec(
         "c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)\n"
         "h_t = sigmoid(o) tanh(c_t)"
     ),
+    options=(_PRECISION,),
     saved=(("gates", "G"), ("cells", "H")),
     cache_type=LSTMCache,
     grads_type=LSTMGrads,
@@ -441,6 +479,7 @@ GRU = CellSpec(
         "n = tanh(x_t W_in^T + b_in + r (h_{t-1} W_hn^T + b_hn))\n"
         "h_t = (1 - z) n + z h_{t-1}"
     ),
+    options=(_PRECISION,),
     saved=(("gates", "G"), ("hn", "H")),
     separate_bias_grads=True,
     cache_type=GRUCache,

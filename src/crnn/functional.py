@@ -202,6 +202,8 @@ def _c_disagreement(spec: CellSpec) -> Optional[str]:
         if in_c != in_spec:
             return f"{key} is {in_c!r} in C but {in_spec!r} in crnn.cells"
     for o in spec.options:
+        if o.role == "precision":  # a dtype code, not an activation (below)
+            continue
         unknown = [c for c in o.choices if c not in _core.ACTIVATIONS]
         if unknown:
             return f"option {o.name}: the C library has no activation {unknown[0]!r}"
@@ -234,9 +236,10 @@ def _c_layer_and_weights(a: ForwardArgs) -> Tuple[tuple, tuple]:
     layout = _C_LAYOUT[a.spec.name]
     f, g = layout.option_slots
     codes, options, sizes = _core.ACTIVATIONS, a.options, a.sizes
+    bf16 = options.get("precision") == "bf16"  # float32 only (checked)
     layer = (
         layout.code,
-        _C_DTYPE[a.dtype],
+        _core.F32_BF16 if bf16 else _C_DTYPE[a.dtype],
         0 if f is None else codes[options[f]],
         0 if g is None else codes[options[g]],
         sizes["I"],

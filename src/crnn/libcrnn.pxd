@@ -27,6 +27,7 @@ cdef extern from "crnn.h" nogil:
     enum crnn_dtype:
         CRNN_F32
         CRNN_F64
+        CRNN_F32_BF16
 
     enum:
         CRNN_CELL_COUNT

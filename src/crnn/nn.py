@@ -53,7 +53,7 @@ from typing import (
 import numpy as np
 
 from . import cells, init as _init
-from ._validate import check_lengths, step_names
+from ._validate import check_lengths, check_precision, step_names
 from .attention import Attention
 from .cells import CellSpec
 from .embedding import Embedding
@@ -430,6 +430,7 @@ class Recurrent(Module):
                 stacklevel=3,
             )
         self.dtype: np.dtype = float_dtype(dtype)
+        check_precision(self.options, self.dtype)
         self.seed: Optional[int] = _check_seed(seed)
         self.init: str = _init.check_init(init)
 
@@ -868,8 +869,28 @@ class RNN(Recurrent, cell="rnn"):
         Parameters
         ----------
     {parameters}
+        precision : {"native", "bf16"}
+            What the matrix products compute in. "native" (the default): the
+            layer's dtype. "bf16" (float32 layers only): their operands --
+            weights, inputs, h_{t-1}, and in the backward the gate gradients --
+            rounded to bfloat16, the sums, states, outputs and gradients
+            float32; on AVX512_BF16 when the CPU has it. Results agree with
+            the NumPy backend's bf16 within an array-wise relative error of
+            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
+            about bfloat16's precision (~1e-2 relative). The layer's ``step``
+            runs in native precision only.
         nonlinearity : {"tanh", "relu", "sigmoid"}
             The activation f (PyTorch's nn.RNN has tanh and relu).
+        precision : {"native", "bf16"}
+            What the matrix products compute in. "native" (the default): the
+            layer's dtype. "bf16" (float32 layers only): their operands --
+            weights, inputs, h_{t-1}, and in the backward the gate gradients --
+            rounded to bfloat16, the sums, states, outputs and gradients
+            float32; on AVX512_BF16 when the CPU has it. Results agree with
+            the NumPy backend's bf16 within an array-wise relative error of
+            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
+            about bfloat16's precision (~1e-2 relative). The layer's ``step``
+            runs in native precision only.
 
         Attributes
         ----------
@@ -900,6 +921,7 @@ class RNN(Recurrent, cell="rnn"):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
         super().__init__(
             "rnn",
@@ -915,6 +937,7 @@ class RNN(Recurrent, cell="rnn"):
             backend,
             init,
             nonlinearity=nonlinearity,
+            precision=precision,
         )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -1015,6 +1038,7 @@ class LSTM(Recurrent, cell="lstm"):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
         super().__init__(
             "lstm",
@@ -1029,6 +1053,7 @@ class LSTM(Recurrent, cell="lstm"):
             seed,
             backend,
             init,
+            precision=precision,
         )
 
     def forward(
@@ -1096,6 +1121,16 @@ class GRU(Recurrent, cell="gru"):
         Parameters
         ----------
     {parameters}
+        precision : {"native", "bf16"}
+            What the matrix products compute in. "native" (the default): the
+            layer's dtype. "bf16" (float32 layers only): their operands --
+            weights, inputs, h_{t-1}, and in the backward the gate gradients --
+            rounded to bfloat16, the sums, states, outputs and gradients
+            float32; on AVX512_BF16 when the CPU has it. Results agree with
+            the NumPy backend's bf16 within an array-wise relative error of
+            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
+            about bfloat16's precision (~1e-2 relative). The layer's ``step``
+            runs in native precision only.
 
         Attributes
         ----------
@@ -1124,6 +1159,7 @@ class GRU(Recurrent, cell="gru"):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
         super().__init__(
             "gru",
@@ -1138,6 +1174,7 @@ class GRU(Recurrent, cell="gru"):
             seed,
             backend,
             init,
+            precision=precision,
         )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -1471,6 +1508,7 @@ class RecurrentCell(Module):
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.bias = _check_bool("bias", bias)
         self.dtype = float_dtype(dtype)
+        check_precision(self.options, self.dtype)
         self.seed = _check_seed(seed)
         self.init = _init.check_init(init)
         sizes = self.spec.dims(self.input_size, self.hidden_size)
@@ -1654,6 +1692,9 @@ class RNNCell(RecurrentCell):
         Seeds the initialisation (``np.random.default_rng(seed)``).
     backend : {"c", "numpy"}
     init : {"pytorch", "orthogonal", "glorot"}
+    precision : {"native", "bf16"}
+        "bf16" (float32 only): the step's products on bfloat16 operands,
+        float32 sums (see `RNN`); "native" (the default): the dtype's.
 
     Attributes
     ----------
@@ -1681,6 +1722,7 @@ class RNNCell(RecurrentCell):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
         super().__init__(
             "rnn",
@@ -1692,6 +1734,7 @@ class RNNCell(RecurrentCell):
             backend,
             init,
             nonlinearity=nonlinearity,
+            precision=precision,
         )
 
     def forward(self, x: Any, h: Any = None) -> np.ndarray:
@@ -1718,6 +1761,9 @@ class LSTMCell(RecurrentCell):
     seed : int or None
     backend : {"c", "numpy"}
     init : {"pytorch", "orthogonal", "glorot"}
+    precision : {"native", "bf16"}
+        "bf16" (float32 only): the step's products on bfloat16 operands,
+        float32 sums (see `RNN`); "native" (the default): the dtype's.
 
     Attributes
     ----------
@@ -1742,8 +1788,11 @@ class LSTMCell(RecurrentCell):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
-        super().__init__("lstm", input_size, hidden_size, bias, dtype, seed, backend, init)
+        super().__init__(
+            "lstm", input_size, hidden_size, bias, dtype, seed, backend, init, precision=precision
+        )
 
 
 class GRUCell(RecurrentCell):
@@ -1761,6 +1810,9 @@ class GRUCell(RecurrentCell):
     seed : int or None
     backend : {"c", "numpy"}
     init : {"pytorch", "orthogonal", "glorot"}
+    precision : {"native", "bf16"}
+        "bf16" (float32 only): the step's products on bfloat16 operands,
+        float32 sums (see `RNN`); "native" (the default): the dtype's.
 
     Attributes
     ----------
@@ -1784,8 +1836,11 @@ class GRUCell(RecurrentCell):
         seed: Optional[int] = None,
         backend: str = "c",
         init: str = "pytorch",
+        precision: str = "native",
     ) -> None:
-        super().__init__("gru", input_size, hidden_size, bias, dtype, seed, backend, init)
+        super().__init__(
+            "gru", input_size, hidden_size, bias, dtype, seed, backend, init, precision=precision
+        )
 
 
 # --------------------------------------------------------------------------

@@ -77,6 +77,7 @@ __all__ = [  # and the cells' named entry points (NAMED, below)
     "attention_backward",
     "ACTIVATIONS",
     "activation_grad",
+    "round_bf16",
     "KERNELS",
 ]
 
@@ -139,9 +140,41 @@ def _plus_bias(a: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
     return a if bias is None else a + bias
 
 
+def round_bf16(a: np.ndarray) -> np.ndarray:
+    """float32 `a` rounded to bfloat16, kept as float32 (a new array).
+
+    bfloat16 is the upper 16 bits of a float32; the rounding is to nearest,
+    ties to even, on the float32 bit pattern (NaN stays NaN, made quiet;
+    values past bfloat16's largest round to infinity). This is what
+    ``precision="bf16"`` applies to every operand of the matrix products.
+    """
+    u = np.asarray(a, np.float32).view(np.uint32)
+    nearest = (u + np.uint32(0x7FFF) + ((u >> 16) & 1)) & np.uint32(0xFFFF0000)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    quiet = (u | np.uint32(0x00400000)) & np.uint32(0xFFFF0000)
+    return np.where(nan, quiet, nearest).astype(np.uint32).view(np.float32)
+
+
+def _unrounded(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _operand(a: ForwardArgs) -> Callable[[np.ndarray], np.ndarray]:
+    """What the call's matrix products do to their operands: round them to
+    bfloat16 (precision="bf16") or nothing."""
+    return round_bf16 if a.options.get("precision") == "bf16" else _unrounded
+
+
 def _given(a: ForwardArgs) -> Dict[str, np.ndarray]:
-    """The weights the call has; a bias it lacks is left out (read biases with .get)."""
-    return {name: w for name, w in a.weights.items() if w is not None}
+    """The weights the call has; a bias it lacks is left out (read biases with
+    .get). With precision="bf16" the others, which only enter products, come
+    rounded to bfloat16."""
+    rb = _operand(a)
+    return {
+        name: w if name.startswith("bias") else rb(w)
+        for name, w in a.weights.items()
+        if w is not None
+    }
 
 
 def _grads(
@@ -172,13 +205,13 @@ def _grads(
 
 def _rnn_forward(a: ForwardArgs):
     """h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)."""
-    w, f = _given(a), ACTIVATIONS[a.options["nonlinearity"]]
+    w, f, rb = _given(a), ACTIVATIONS[a.options["nonlinearity"]], _operand(a)
     H = a.sizes["H"]
     h = _zeros_or_copy(a.states[0], a.B, H, a.dtype)
     out = np.zeros((a.T, a.B, H), dtype=a.dtype)
     for t in range(a.T):
-        pre = _plus_bias(a.x[t] @ w["weight_ih"].T, w.get("bias_ih"))
-        pre = _plus_bias(pre + h @ w["weight_hh"].T, w.get("bias_hh"))
+        pre = _plus_bias(rb(a.x[t]) @ w["weight_ih"].T, w.get("bias_ih"))
+        pre = _plus_bias(pre + rb(h) @ w["weight_hh"].T, w.get("bias_hh"))
         h_new = f(pre)
         valid = _valid_rows(a.lengths, t, a.B)
         out[t] = np.where(valid, h_new, 0)
@@ -187,7 +220,7 @@ def _rnn_forward(a: ForwardArgs):
 
 
 def _rnn_backward(b: BackwardArgs):
-    a, w = b.forward, _given(b.forward)
+    a, w, rb = b.forward, _given(b.forward), _operand(b.forward)
     H, I = a.sizes["H"], a.sizes["I"]
     h_init = np.zeros((a.B, H), a.dtype) if a.states[0] is None else a.states[0]
     dx = np.zeros((a.T, a.B, I), a.dtype)
@@ -205,13 +238,14 @@ def _rnn_backward(b: BackwardArgs):
         h_prev = b.out[t - 1] if t > 0 else h_init
         if b.dout is not None:
             dh = dh + np.where(valid, b.dout[t], 0)
-        # Gradient w.r.t. the pre-activation; zero on padded steps.
-        da = np.where(valid, dh * activation_grad(a.options["nonlinearity"], b.out[t]), 0)
+        # Gradient w.r.t. the pre-activation; zero on padded steps (bf16:
+        # rounded, as it enters products).
+        da = rb(np.where(valid, dh * activation_grad(a.options["nonlinearity"], b.out[t]), 0))
         dx[t] = da @ w["weight_ih"]
         # Padded inputs are never read, so NaN or inf there (0 * inf = NaN)
         # cannot leak into the weight gradient.
-        dw["weight_ih"] += da.T @ np.where(valid, a.x[t], 0)
-        dw["weight_hh"] += da.T @ h_prev
+        dw["weight_ih"] += da.T @ rb(np.where(valid, a.x[t], 0))
+        dw["weight_hh"] += da.T @ rb(h_prev)
         dbias += da.sum(axis=0)
         # Valid rows pass the gradient through W_hh; padded rows held their
         # state, so their gradient passes through unchanged.
@@ -224,7 +258,7 @@ def _lstm_forward(a: ForwardArgs):
     """Gates [i f g o]: i, f, o = sigmoid(.), g = tanh(.) of
     x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh; c_t = f c_{t-1} + i g;
     h_t = o tanh(c_t)."""
-    w, H = _given(a), a.sizes["H"]
+    w, H, rb = _given(a), a.sizes["H"], _operand(a)
     out = np.zeros((a.T, a.B, H), a.dtype)
     gates = np.zeros((a.T, a.B, 4 * H), a.dtype)
     cells_ = np.zeros((a.T, a.B, H), a.dtype)
@@ -234,7 +268,7 @@ def _lstm_forward(a: ForwardArgs):
         valid = _valid_rows(a.lengths, t, a.B)
         x_t = np.where(valid, a.x[t], 0)  # padding is never read
         pre = _plus_bias(
-            _plus_bias(x_t @ w["weight_ih"].T + h @ w["weight_hh"].T, w.get("bias_ih")),
+            _plus_bias(rb(x_t) @ w["weight_ih"].T + rb(h) @ w["weight_hh"].T, w.get("bias_ih")),
             w.get("bias_hh"),
         )
         i, f = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H : 2 * H])
@@ -250,7 +284,7 @@ def _lstm_forward(a: ForwardArgs):
 
 
 def _lstm_backward(b: BackwardArgs):
-    a, w = b.forward, _given(b.forward)
+    a, w, rb = b.forward, _given(b.forward), _operand(b.forward)
     H = a.sizes["H"]
     gates, cells_ = b.saved
     dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
@@ -277,9 +311,9 @@ def _lstm_backward(b: BackwardArgs):
             ],
             axis=1,
         )
-        d_gates = np.where(valid, d_gates, 0)
-        dw_ih += d_gates.T @ np.where(valid, a.x[t], 0)
-        dw_hh += d_gates.T @ h_prev
+        d_gates = rb(np.where(valid, d_gates, 0))
+        dw_ih += d_gates.T @ rb(np.where(valid, a.x[t], 0))
+        dw_hh += d_gates.T @ rb(h_prev)
         db += d_gates.sum(axis=0)
         dx[t] = d_gates @ w["weight_ih"]
         dh = np.where(valid, d_gates @ w["weight_hh"], dh)
@@ -292,15 +326,15 @@ def _lstm_backward(b: BackwardArgs):
 def _gru_forward(a: ForwardArgs):
     """Gates [r z n]: r, z = sigmoid(x W_i. + b_i. + h W_h. + b_h.);
     n = tanh(x W_in + b_in + r (h W_hn + b_hn)); h_t = (1 - z) n + z h_{t-1}."""
-    w, H = _given(a), a.sizes["H"]
+    w, H, rb = _given(a), a.sizes["H"], _operand(a)
     out = np.zeros((a.T, a.B, H), a.dtype)
     gates = np.zeros((a.T, a.B, 3 * H), a.dtype)
     hn_seq = np.zeros((a.T, a.B, H), a.dtype)
     h = _zeros_or_copy(a.states[0], a.B, H, a.dtype)
     for t in range(a.T):
         valid = _valid_rows(a.lengths, t, a.B)
-        gi = _plus_bias(np.where(valid, a.x[t], 0) @ w["weight_ih"].T, w.get("bias_ih"))
-        gh = _plus_bias(h @ w["weight_hh"].T, w.get("bias_hh"))
+        gi = _plus_bias(rb(np.where(valid, a.x[t], 0)) @ w["weight_ih"].T, w.get("bias_ih"))
+        gh = _plus_bias(rb(h) @ w["weight_hh"].T, w.get("bias_hh"))
         r = _sigmoid(gi[:, :H] + gh[:, :H])
         z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
         hn = gh[:, 2 * H :]
@@ -315,7 +349,7 @@ def _gru_forward(a: ForwardArgs):
 
 def _gru_backward(b: BackwardArgs):
     """The bias gradients differ in their n part (b_hn sits inside r * (.))."""
-    a, w = b.forward, _given(b.forward)
+    a, w, rb = b.forward, _given(b.forward), _operand(b.forward)
     H = a.sizes["H"]
     gates, hn = b.saved
     dh = _zeros_or_copy(b.dstates[0], a.B, H, a.dtype)
@@ -331,12 +365,12 @@ def _gru_backward(b: BackwardArgs):
         da_n = dh_t * (1 - z) * (1 - n**2)
         da_r = da_n * hn[t] * r * (1 - r)
         da_z = dh_t * (h_prev - n) * z * (1 - z)
-        d_in = np.where(valid, np.concatenate([da_r, da_z, da_n], axis=1), 0)
-        d_rec = np.where(valid, np.concatenate([da_r, da_z, da_n * r], axis=1), 0)
-        dw_ih += d_in.T @ np.where(valid, a.x[t], 0)
+        d_in = rb(np.where(valid, np.concatenate([da_r, da_z, da_n], axis=1), 0))
+        d_rec = rb(np.where(valid, np.concatenate([da_r, da_z, da_n * r], axis=1), 0))
+        dw_ih += d_in.T @ rb(np.where(valid, a.x[t], 0))
         db_ih += d_in.sum(axis=0)
         dx[t] = d_in @ w["weight_ih"]
-        dw_hh += d_rec.T @ h_prev
+        dw_hh += d_rec.T @ rb(h_prev)
         db_hh += d_rec.sum(axis=0)
         dh = np.where(valid, dh_t * z + d_rec @ w["weight_hh"], dh)
     return _grads(

@@ -204,7 +204,7 @@ def _spec_of(torch_class: type) -> CellSpec:
 
 def _options(module: Any, spec: CellSpec) -> tuple:
     """The cell's options (the RNN's nonlinearity) as torch's module has them."""
-    return tuple((o.name, getattr(module, o.name)) for o in spec.options)
+    return tuple((o.name, getattr(module, o.name)) for o in spec.options if o.role != "precision")
 
 
 # Type checkers see the mixins as the torch bases they are mixed into.
