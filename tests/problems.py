@@ -326,7 +326,9 @@ def make_problem(
         value = (rng.uniform(-k, k, size=spec.weight_shape(w, sizes)) * scale).astype(dtype)
         keep = not w.bias or bias is True or w.name in bias
         weights[w.name] = value if keep else None
-    opts = {o.name: o.default for o in spec.options}
+    # Every option at its default but the precision, which is left out (its
+    # default, "native") unless asked for: torch's modules have no such argument.
+    opts = {o.name: o.default for o in spec.options if o.role != "precision"}
     opts.update(options or {})
     return Problem(spec, x, init, weights, make_lengths(lengths, T, B, rng), opts, sizes)
 

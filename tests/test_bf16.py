@@ -202,6 +202,19 @@ def test_cells_without_the_option_refuse_it():
             crnn.forward(spec.name, p.x, p.states, p.weights, precision="bf16")
 
 
+@pytest.mark.parametrize("layer_cls", [crnn.nn.LSTM, crnn.nn.GRUCell])
+def test_layer_config_keeps_the_precision(layer_cls, tmp_path):
+    layer = layer_cls(3, 4, precision="bf16", seed=0)
+    assert layer.config()["precision"] == "bf16"
+    path = tmp_path / "m.npz"
+    crnn.save(layer, path)
+    again = crnn.load(path)
+    assert again.precision == "bf16" and again.config() == layer.config()
+    x = np.random.default_rng(0).standard_normal((5, 2, 3) if layer_cls is crnn.nn.LSTM else (2, 3))
+    x = x.astype(np.float32)
+    assert_bitwise([again(x)[0]], [layer(x)[0]])
+
+
 def test_layers_refuse_float64_and_step():
     with pytest.raises(TypeError, match="computes in float32"):
         crnn.nn.LSTM(3, 4, dtype=np.float64, precision="bf16")

@@ -539,4 +539,7 @@ def test_registry_agrees_with_the_c_library(spec):
     assert info["separate_bias_grads"] == spec.separate_bias_grads
     assert set(_core.CELL_INFO) == set(crnn.cells.REGISTRY)
     for option in spec.options:
-        assert set(option.choices) <= set(_core.ACTIVATIONS)
+        if option.role == "precision":  # a dtype code: float32 or its bf16 products
+            assert set(option.choices) == {"native", "bf16"} and _core.F32_BF16 >= 0
+        else:
+            assert set(option.choices) <= set(_core.ACTIVATIONS)
