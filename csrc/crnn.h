@@ -75,17 +75,15 @@ enum crnn_status {
 /* Element types.
  *
  * CRNN_F32_BF16 (crnn_forward, crnn_backward; not for cells with an output
- * layer or a second recurrent product, nor prepared weights): float32 arrays, as CRNN_F32, but every
- * operand of the layer's matrix products -- the weights, the inputs x, the
- * recurrent input h_{t-1}, and in the backward the gate gradients -- rounded
- * to bfloat16 (round to nearest, ties to even, on the float32 bits), the
- * products summed in float32; biases, states, the cells' element-wise work
- * and every array in and out stay float32. The gate gradients are rounded
- * where they are made, so the bias gradients (their column sums) sum the
- * rounded values too, and the weight gradients take the rounded x and
- * h_{t-1}. The avx512_bf16 build multiplies on vdpbf16ps; the others on
- * float32 multiply-adds of the rounded values: the same products (a product
- * of two bfloat16 values is exact in float32), summed in another order. */
+ * layer or a second recurrent product, nor prepared weights): float32 arrays, as CRNN_F32, but
+ * every operand of the layer's matrix products -- the weights, the inputs x, the recurrent input
+ * h_{t-1}, and in the backward the gate gradients -- rounded to bfloat16 (round to nearest, ties to
+ * even, on the float32 bits), the products summed in float32; biases, states, the cells'
+ * element-wise work and every array in and out stay float32. The gate gradients are rounded where
+ * they are made, so the bias gradients (their column sums) sum the rounded values too, and the
+ * weight gradients take the rounded x and h_{t-1}. The avx512_bf16 build multiplies on vdpbf16ps;
+ * the others on float32 multiply-adds of the rounded values: the same products (a product of two
+ * bfloat16 values is exact in float32), summed in another order. */
 enum crnn_dtype {
     CRNN_F32 = 0,      /* float */
     CRNN_F64 = 1,      /* double */
