@@ -469,6 +469,9 @@ def gradcheck(
 # A core's L1 data cache as the C driver assumes it: at batch 1, a W_hh
 # larger than this splits the hidden units across threads (split_columns).
 L1_BYTES = 32 * 1024
+# A core's L2 cache as the C driver assumes it: with several rows, a W_hh
+# larger than this splits the forward's hidden units across threads.
+L2_BYTES = 1024 * 1024
 
 
 def recurrence_runs(p: Problem) -> bool:
@@ -487,12 +490,24 @@ def recurrence_work(p: Problem) -> int:
 def splits_columns(p: Problem) -> bool:
     """Whether p's recurrence, given two threads or more, splits its one row's
     hidden units across them (batch 1, W_hh beyond L1, no output layer)
-    instead of splitting batch rows."""
+    instead of splitting batch rows, forward and backward."""
     H = p.sizes["H"]
     return (
         p.B == 1
         and not p.spec.uses_output_size
         and p.spec.gates * H * H * p.dtype.itemsize > L1_BYTES
+    )
+
+
+def forward_splits_columns(p: Problem) -> bool:
+    """Whether p's forward recurrence, given two threads or more, splits the
+    hidden units of all its rows across them (several rows, W_hh beyond a
+    core's L2 cache, no output layer); its backward splits the batch rows."""
+    H = p.sizes["H"]
+    return (
+        p.B > 1
+        and not p.spec.uses_output_size
+        and p.spec.gates * H * H * p.dtype.itemsize > L2_BYTES
     )
 
 
@@ -525,6 +540,11 @@ def assert_split(
         return
     if splits_columns(p):
         assert seen.column_splits == seen.recurrences, where
+        assert 2 <= seen.max_slices <= threads, where
+    elif forward_splits_columns(p):
+        # The forwards split units (2 .. threads slices), the backward's
+        # chunks batch rows (min(threads, B) slices).
+        assert 1 <= seen.column_splits <= seen.recurrences, where
         assert 2 <= seen.max_slices <= threads, where
     else:
         assert seen.column_splits == 0, where

@@ -33,6 +33,7 @@ from crnn import reference as ref
 from helpers import assert_bitwise, assert_results_close
 from problems import (
     L1_BYTES,
+    L2_BYTES,
     SPECS,
     backward,
     bias_id,
@@ -42,6 +43,7 @@ from problems import (
     configs,
     dtype_param,
     forward,
+    forward_splits_columns,
     make_problem,
     option_variants,
     processors,
@@ -304,6 +306,26 @@ def test_batch1_unit_split_across_time_chunks(spec, lengths):
     assert splits_columns(p)
     isa_threads = {crnn.build_info()["isa"]: (1, 2)}
     _split_check(p, isa_threads, oversubscribe=False, check=_two_chunks_each)
+
+
+# Several rows with a W_hh beyond a core's L2 cache: the forward's threads
+# split the hidden units of every row (one barrier per step), the backward's
+# the batch rows; (T, B, I) and candidate hidden sizes.
+ROWS_SPLIT_ROLE = ((6, 5, 3), (264, 304, 528, 800))
+
+
+@pytest.mark.parametrize("lengths", [None, "random"], ids=str)
+@dtype_param
+@pytest.mark.parametrize("spec", cell_params(where=lambda s: not s.uses_output_size))
+def test_rows_unit_split(spec, dtype, lengths):
+    (T, B, I), candidates = ROWS_SPLIT_ROLE
+    itemsize = np.dtype(dtype).itemsize
+    H = next(H for H in candidates if spec.gates * H * H * itemsize > L2_BYTES)
+    p = make_problem(spec, (T, B, I, H), dtype, seed=13, lengths=lengths)
+    assert forward_splits_columns(p) and not splits_columns(p)
+    isa_threads = {isa: (1, 2) for isa in crnn.available_isas()}
+    isa_threads[crnn.build_info()["isa"]] = (1, 2, 3)
+    _split_check(p, isa_threads)
 
 
 # --------------------------------------------------------------------------
