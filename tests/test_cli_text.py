@@ -460,6 +460,84 @@ def test_bench_options():
     assert "5,2,3,4" in proc.stdout and "reference" not in proc.stdout.split("\n", 4)[-1]
 
 
+def test_bench_cells_tables(tmp_path):
+    """--cells times each cell with every implementation there is here, one
+    table per cell; FLOP counted by the cell's gates; --plot draws a PNG."""
+    import importlib.util
+
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    args = ["bench", "--cells", "rnn,lstm,gru", "--shapes", "4,2,3,8", "--no-reference"]
+    args += ["--budget", 0.01, "--threads", 1, "--json", out]
+    have_plot = importlib.util.find_spec("matplotlib") is not None
+    if have_plot:
+        args += ["--plot", png]
+    proc = ok(run(*args, timeout=300))
+    for title in ("Elman RNN, tanh", "LSTM (4 gates)", "GRU (3 gates)"):
+        assert sum(line == title for line in proc.stdout.splitlines()) == 1, proc.stdout
+    report = json.loads(out.read_text())
+    assert report["settings"]["cells"] == ["rnn", "lstm", "gru"]
+    timed = {(r["cell"], r["mode"], r["impl"]): r for r in report["results"] if "median" in r}
+    impls = report["settings"]["impls"]
+    for cell in ("rnn", "lstm", "gru"):
+        for mode in ("fwd", "fwdbwd"):
+            for impl in impls:
+                assert (cell, mode, impl) in timed, (cell, mode, impl)
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}
+    for (cell, mode, _impl), r in timed.items():
+        assert r["flops"] == gates[cell] * timed[("rnn", mode, "crnn")]["flops"]
+    # A peer is timed, or the report says why not.
+    for peer in ("torch", "onednn"):
+        assert (peer in impls) != (peer in report["settings"]["unavailable"])
+    assert ("% peak" in proc.stdout) == (report["machine"]["peak_gflops"] is not None)
+    if have_plot:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_rejects_an_unknown_cell():
+    user_error(run("bench", "--cells", "lstm,transformer"), "comma-separated list of rnn")
+
+
+def test_bench_table_with_onednn_and_peak():
+    from crnn.apps import bench
+
+    times = {"crnn": 1e-3, "torch": 2e-3, "onednn": 0.5e-3}
+    report = {
+        "machine": dict(
+            cpu="CPU",
+            cores=2,
+            crnn="0",
+            crnn_isa="avx512",
+            crnn_openmp=True,
+            numpy="2",
+            torch="2",
+            onednn="2.6",
+            peak_gflops=200.0,
+            busy=None,
+        ),
+        "settings": dict(
+            dtype="float32", threads=2, impls=["crnn", "torch", "onednn"], unavailable={}
+        ),
+        "results": [
+            dict(
+                cell="lstm",
+                shape=[5, 2, 3, 4],
+                mode=m,
+                impl=i,
+                median=times[i],
+                gflops=50.0 if i == "crnn" else 1.0,
+            )
+            for m in ("fwd", "fwdbwd")
+            for i in times
+        ],
+    }
+    lines = bench.format_report(report).splitlines()
+    head = next(line for line in lines if line.startswith("T,B,I,H"))
+    assert head.split()[-3:] == ["GFLOP/s", "%", "peak"]
+    row = next(line for line in lines if line.startswith("5,2,3,4"))
+    # torch 2x crnn's time, oneDNN half of it; 50 of 200 GFLOP/s is 25%.
+    assert "2.00x" in row and "0.50x" in row and row.endswith("25%")
+
+
 def test_ctrl_c_during_train_text_saves_the_model(tmp_path, monkeypatch, capsys):
     from crnn.training import TBPTT
 

@@ -105,7 +105,7 @@ def test_bench_table_header_is_readable():
     assert group.index("median time") < head.index("reference") < group.index("crnn is faster")
     assert group.index("crnn is faster") <= head.rindex("reference")
     row = next(l for l in lines if l.startswith("96,1,64,64"))
-    assert "10.0x" in row and "5.0x" in row
+    assert "10.0x" in row and "5.00x" in row
     lines = bench.format_report(_report(("crnn",))).splitlines()
     assert any(re.split(r"\s+", l.strip()) == ["T,B,I,H", "pass", "crnn", "GFLOP/s"] for l in lines)
 
