@@ -502,11 +502,13 @@ def splits_columns(p: Problem) -> bool:
 def forward_splits_columns(p: Problem) -> bool:
     """Whether p's forward recurrence, given two threads or more, splits the
     hidden units of all its rows across them (several rows, W_hh beyond a
-    core's L2 cache, no output layer); its backward splits the batch rows."""
+    core's L2 cache, no output layer, no second product: the GRU with the
+    reset gate before it); its backward splits the batch rows."""
     H = p.sizes["H"]
     return (
         p.B > 1
         and not p.spec.uses_output_size
+        and p.spec.name != "gru_reset_before"
         and p.spec.gates * H * H * p.dtype.itemsize > L2_BYTES
     )
 

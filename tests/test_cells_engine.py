@@ -316,7 +316,10 @@ ROWS_SPLIT_ROLE = ((6, 5, 3), (264, 304, 528, 800))
 
 @pytest.mark.parametrize("lengths", [None, "random"], ids=str)
 @dtype_param
-@pytest.mark.parametrize("spec", cell_params(where=lambda s: not s.uses_output_size))
+@pytest.mark.parametrize(
+    "spec",
+    cell_params(where=lambda s: not s.uses_output_size and s.name != "gru_reset_before"),
+)
 def test_rows_unit_split(spec, dtype, lengths):
     (T, B, I), candidates = ROWS_SPLIT_ROLE
     itemsize = np.dtype(dtype).itemsize
