@@ -350,8 +350,10 @@ def _accept_forward(
     )
 
 
-def token_ids(x: Any) -> Optional[np.ndarray]:
-    """`x` as an array when it is token ids (a 2-D integer array), else None."""
+def token_ids(x: Any, ndims: Tuple[int, ...] = (2,)) -> Optional[np.ndarray]:
+    """`x` as an array when it is token ids (an integer array of one of
+    `ndims` dimensions: (T, B) for the functional API, also (T,) unbatched
+    for a layer), else None."""
     if isinstance(x, np.ndarray):
         arr = x
     elif x is None or isinstance(x, (str, bytes, Mapping, np.ma.MaskedArray)):
@@ -361,7 +363,7 @@ def token_ids(x: Any) -> Optional[np.ndarray]:
             arr = np.asarray(x)
         except (ValueError, TypeError):
             return None
-    return arr if arr.dtype.kind in "iu" and arr.ndim == 2 else None
+    return arr if arr.dtype.kind in "iu" and arr.ndim in ndims else None
 
 
 def _check_ids(ids: np.ndarray, I: int) -> np.ndarray:  # noqa: E741

@@ -31,6 +31,7 @@ Conventions shared by the layers:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import re
@@ -53,7 +54,7 @@ from typing import (
 import numpy as np
 
 from . import cells, init as _init
-from ._validate import check_lengths, check_precision, step_names
+from ._validate import check_lengths, check_precision, step_names, token_ids
 from .attention import Attention
 from .cells import CellSpec
 from .embedding import Embedding
@@ -79,6 +80,7 @@ __all__ = [
 
 State = Union[np.ndarray, Tuple[np.ndarray, ...]]
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------
@@ -212,16 +214,7 @@ def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
 def _integer_array(x: Any) -> Optional[np.ndarray]:
     """`x` as an array when it is token ids for a layer (integers, (T, B) or
     unbatched (T,)), else None."""
-    if isinstance(x, np.ndarray):
-        arr = x
-    elif x is None or isinstance(x, (str, bytes, dict, np.ma.MaskedArray)):
-        return None
-    else:
-        try:
-            arr = np.asarray(x)
-        except (ValueError, TypeError):
-            return None
-    return arr if arr.dtype.kind in "iu" and arr.ndim in (1, 2) else None
+    return token_ids(x, ndims=(1, 2))
 
 
 def _prepare_step(layer: Any, source: Callable[[], Any], stacked: bool) -> Any:
@@ -233,6 +226,35 @@ def _prepare_step(layer: Any, source: Callable[[], Any], stacked: bool) -> Any:
     prepared = layer.engine._prepare_from(spec, source, layer.options, stacked, names)
     layer._step_prepared, layer._step_backend = prepared, layer.backend
     return prepared
+
+
+def _prepared_one_layer(layer: Any) -> Any:
+    """A one-layer module's prepared weights (its cell's weight names)."""
+    prepared = layer._step_prepared
+    if prepared is None or layer._step_backend != layer.backend:
+        weights = lambda: {w: layer.params.get(w) for w in layer.spec.weight_names}  # noqa: E731
+        prepared = _prepare_step(layer, weights, False)
+    return prepared
+
+
+_STEP_NOTES = """
+Notes
+-----
+The weights are packed on the first step and reused until a parameter
+changes: crnn's own changes (optimizer steps, ``load_state_dict``,
+``crnn.load``, assigning a parameter) are noticed; after modifying
+parameter arrays in place yourself, call ``parameters_changed()``. No
+dropout is applied (a step is inference). Given ``out``, a step allocates
+nothing, and ``out=state`` updates the state in place. Over T steps the
+states are bitwise those of ``forward`` over the same T steps.
+"""
+
+
+def _with_step_notes(method: _F) -> _F:
+    """`method` with the step methods' shared Notes section after its
+    docstring (help() and the manual show it)."""
+    method.__doc__ = inspect.cleandoc(method.__doc__ or "") + "\n" + _STEP_NOTES
+    return method
 
 
 def _run_step(layer: Any, prepared: Any, x: Any, state: Any, out: Any) -> Any:
@@ -630,6 +652,7 @@ class Recurrent(Module):
         dx, d0 = self._backward_states(dout, _state_list(self.spec, dstate, "dstate"), cache)
         return dx, _state_value(self.spec, d0)
 
+    @_with_step_notes
     def step(self, x: Any, state: Any = None, out: Any = None) -> State:
         """One time step of the whole stack, for streaming inference.
 
@@ -659,16 +682,6 @@ class Recurrent(Module):
         TypeError
             For arrays of another dtype.
 
-        Notes
-        -----
-        The weights are packed on the first step and reused until a
-        parameter changes: crnn's own changes (optimizer steps,
-        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
-        noticed; after modifying parameter arrays in place yourself, call
-        ``parameters_changed()``. No dropout is applied (a step is
-        inference). Given ``out``, a step allocates nothing, and
-        ``out=state`` updates the state in place. Over T steps the states
-        are bitwise those of ``forward`` over the same T steps.
         """
         prepared = self._step_prepared
         if prepared is None or self._step_backend != self.backend:
@@ -1374,6 +1387,7 @@ class Jordan(Module):
         )
         return out, y_n
 
+    @_with_step_notes
     def step(self, x: Any, y: Any = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """One time step, for streaming inference.
 
@@ -1392,21 +1406,8 @@ class Jordan(Module):
         ndarray
             y_t, (B, O) (or (O,)).
 
-        Notes
-        -----
-        The weights are packed on the first step and reused until a
-        parameter changes: crnn's own changes (optimizer steps,
-        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
-        noticed; after modifying parameter arrays in place yourself, call
-        ``parameters_changed()``. No dropout is applied (a step is
-        inference). Given ``out``, a step allocates nothing, and
-        ``out=state`` updates the state in place. Over T steps the states
-        are bitwise those of ``forward`` over the same T steps.
         """
-        prepared = self._step_prepared
-        if prepared is None or self._step_backend != self.backend:
-            weights = lambda: {w: self.params.get(w) for w in self.spec.weight_names}  # noqa: E731
-            prepared = _prepare_step(self, weights, False)
+        prepared = _prepared_one_layer(self)
         return _run_step(self, prepared, x, y, out)
 
     def backward(
@@ -1583,6 +1584,7 @@ class RecurrentCell(Module):
         self._cache = (cache, unbatched)
         return [f[0] if unbatched else f for f in finals]
 
+    @_with_step_notes
     def step(self, x: Any, state: Any = None, out: Any = None) -> State:
         """One step, like `forward`, for streaming inference: no cache (no
         `backward` after it) and prepared weights.
@@ -1602,21 +1604,8 @@ class RecurrentCell(Module):
         array or tuple of arrays
             The new state (`out` when given).
 
-        Notes
-        -----
-        The weights are packed on the first step and reused until a
-        parameter changes: crnn's own changes (optimizer steps,
-        ``load_state_dict``, ``crnn.load``, assigning a parameter) are
-        noticed; after modifying parameter arrays in place yourself, call
-        ``parameters_changed()``. No dropout is applied (a step is
-        inference). Given ``out``, a step allocates nothing, and
-        ``out=state`` updates the state in place. Over T steps the states
-        are bitwise those of ``forward`` over the same T steps.
         """
-        prepared = self._step_prepared
-        if prepared is None or self._step_backend != self.backend:
-            weights = lambda: {w: self.params.get(w) for w in self.spec.weight_names}  # noqa: E731
-            prepared = _prepare_step(self, weights, False)
+        prepared = _prepared_one_layer(self)
         return _run_step(self, prepared, x, state, out)
 
     def backward(self, dstate: Any, *, cache: Any = None) -> Tuple[np.ndarray, State]:
