@@ -341,6 +341,21 @@ _STACKED_PARAMETERS = """
 """
 
 
+# The RNN, LSTM and GRU layers' opt-in bfloat16 products.
+_PRECISION_PARAMETER = """
+    precision : {"native", "bf16"}
+        What the matrix products compute in. "native" (the default): the
+        layer's dtype. "bf16" (float32 layers only): their operands --
+        weights, inputs, h_{t-1}, and in the backward the gate gradients --
+        rounded to bfloat16, the sums, states, outputs and gradients
+        float32; on AVX512_BF16 when the CPU has it. Results agree with
+        the NumPy backend's bf16 within an array-wise relative error of
+        1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
+        about bfloat16's precision (~1e-2 relative). The layer's ``step``
+        runs in native precision only.
+""".lstrip("\n")  # it continues _STACKED_PARAMETERS' list
+
+
 # --------------------------------------------------------------------------
 # Stacked recurrent layers: Recurrent (any cell), RNN, LSTM, GRU
 # --------------------------------------------------------------------------
@@ -871,7 +886,7 @@ def recurrent_layer(cell: Any, input_size: int, hidden_size: int, **kwargs: Any)
     return cls(input_size, hidden_size, **kwargs)
 
 
-@_with_parameters(_STACKED_PARAMETERS)
+@_with_parameters(_STACKED_PARAMETERS + _PRECISION_PARAMETER)
 class RNN(Recurrent, cell="rnn"):
     """A multi-layer Elman RNN with ``torch.nn.RNN``'s semantics.
 
@@ -882,28 +897,8 @@ class RNN(Recurrent, cell="rnn"):
         Parameters
         ----------
     {parameters}
-        precision : {"native", "bf16"}
-            What the matrix products compute in. "native" (the default): the
-            layer's dtype. "bf16" (float32 layers only): their operands --
-            weights, inputs, h_{t-1}, and in the backward the gate gradients --
-            rounded to bfloat16, the sums, states, outputs and gradients
-            float32; on AVX512_BF16 when the CPU has it. Results agree with
-            the NumPy backend's bf16 within an array-wise relative error of
-            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
-            about bfloat16's precision (~1e-2 relative). The layer's ``step``
-            runs in native precision only.
         nonlinearity : {"tanh", "relu", "sigmoid"}
             The activation f (PyTorch's nn.RNN has tanh and relu).
-        precision : {"native", "bf16"}
-            What the matrix products compute in. "native" (the default): the
-            layer's dtype. "bf16" (float32 layers only): their operands --
-            weights, inputs, h_{t-1}, and in the backward the gate gradients --
-            rounded to bfloat16, the sums, states, outputs and gradients
-            float32; on AVX512_BF16 when the CPU has it. Results agree with
-            the NumPy backend's bf16 within an array-wise relative error of
-            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
-            about bfloat16's precision (~1e-2 relative). The layer's ``step``
-            runs in native precision only.
 
         Attributes
         ----------
@@ -1011,7 +1006,7 @@ class RNN(Recurrent, cell="rnn"):
         return dx, dh0
 
 
-@_with_parameters(_STACKED_PARAMETERS)
+@_with_parameters(_STACKED_PARAMETERS + _PRECISION_PARAMETER)
 class LSTM(Recurrent, cell="lstm"):
     """A multi-layer LSTM with ``torch.nn.LSTM``'s semantics (no projection).
 
@@ -1121,7 +1116,7 @@ class LSTM(Recurrent, cell="lstm"):
         return dx, (dh0, dc0)
 
 
-@_with_parameters(_STACKED_PARAMETERS)
+@_with_parameters(_STACKED_PARAMETERS + _PRECISION_PARAMETER)
 class GRU(Recurrent, cell="gru"):
     """A multi-layer GRU with ``torch.nn.GRU``'s semantics.
 
@@ -1134,16 +1129,6 @@ class GRU(Recurrent, cell="gru"):
         Parameters
         ----------
     {parameters}
-        precision : {"native", "bf16"}
-            What the matrix products compute in. "native" (the default): the
-            layer's dtype. "bf16" (float32 layers only): their operands --
-            weights, inputs, h_{t-1}, and in the backward the gate gradients --
-            rounded to bfloat16, the sums, states, outputs and gradients
-            float32; on AVX512_BF16 when the CPU has it. Results agree with
-            the NumPy backend's bf16 within an array-wise relative error of
-            1e-2 (``crnn.cells.BF16_TOLERANCE``) and differ from float32 by
-            about bfloat16's precision (~1e-2 relative). The layer's ``step``
-            runs in native precision only.
 
         Attributes
         ----------
