@@ -109,9 +109,19 @@ const char *crnn_compiler(void)
 #endif
 }
 
-static const crnn_kernel_table *kernels(void) { return isas[crnn_get_isa()].kernels; }
+const crnn_kernel_table *crnn_kernel_table_of(int isa)
+{
+    const crnn_kernel_table *k = isas[isa].kernels;
+    return k->native ? k->native : k;
+}
 
-const crnn_kernel_table *crnn_kernel_table_of(int isa) { return isas[isa].kernels; }
+/* The build that runs a call of `dtype` on the instruction set in use:
+ * bfloat16 products on its own build, native calls where it hands them. */
+static const crnn_kernel_table *kernels(int dtype)
+{
+    const int isa = crnn_get_isa();
+    return dtype == CRNN_F32_BF16 ? isas[isa].kernels : crnn_kernel_table_of(isa);
+}
 
 /* ------------------------------------------------------------- cells */
 
@@ -240,7 +250,7 @@ int crnn_forward(const crnn_layer *layer, const crnn_weights *weights, const crn
         if (!present(seq->state_n[k], seq->batch * lay.state_w[k]))
             return CRNN_ERR_INVALID;
     const crnn_call call = {layer, weights, seq, NULL, crnn_threads_for_call()};
-    return kernels()->forward[layer->dtype == CRNN_F64](&call); /* F32_BF16: float */
+    return kernels(layer->dtype)->forward[layer->dtype == CRNN_F64](&call); /* F32_BF16: float */
 }
 
 int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const crnn_sequence *seq,
@@ -260,5 +270,5 @@ int crnn_backward(const crnn_layer *layer, const crnn_weights *weights, const cr
         ((d->flags & CRNN_OUTPUT_LAYER) && !present(grads->dw_ho, O * H)))
         return CRNN_ERR_INVALID;
     const crnn_call call = {layer, weights, seq, grads, crnn_threads_for_call()};
-    return kernels()->backward[layer->dtype == CRNN_F64](&call);
+    return kernels(layer->dtype)->backward[layer->dtype == CRNN_F64](&call);
 }

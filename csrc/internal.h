@@ -271,6 +271,11 @@ typedef struct crnn_kernel_table {
     crnn_pack_kernel pack[2];           /* prepared weights, by enum crnn_dtype */
     crnn_prepared_kernel forward_prepared[2];
     int (*head_loss[2])(const crnn_head *head, int nthreads, double *loss); /* head.inc */
+    /* The build whose kernels run this one's native (float32, float64) calls,
+     * NULL for its own: avx512_bf16 hands them to avx512, whose float kernels
+     * it would only repeat (a second copy, at other addresses, measured up
+     * to 5% slower at some shapes), keeping its own for bfloat16 products. */
+    const struct crnn_kernel_table *native;
 } crnn_kernel_table;
 
 /* prepared.c: the back-off of steps split across threads (step.inc). A
@@ -283,7 +288,8 @@ typedef struct crnn_kernel_table {
 int crnn_split_step_allowed(void);
 void crnn_split_step_done(int starved);
 
-/* dispatch.c: the build of an instruction set (a valid, supported code), and
+/* dispatch.c: the build that runs an instruction set's native calls (a valid,
+ * supported code; see crnn_kernel_table.native), and
  * the checks of a layer run over T steps of B rows (fills *d and *lay). */
 const crnn_kernel_table *crnn_kernel_table_of(int isa);
 int crnn_layer_ok(const crnn_layer *layer, int64_t T, int64_t B, const crnn_cell_desc **d,

@@ -20,6 +20,8 @@ int crnn_isa_avx512_bf16_supported(void)
 #define MR               12
 #define ISA_SUFFIX       avx512_bf16
 #define CRNN_NATIVE_BF16 1
+/* Native float calls run the avx512 build's kernels (crnn_kernel_table.native). */
+#define CRNN_NATIVE_KERNELS crnn_kernels_avx512
 #include "kernels_instantiate.h"
 
 #include "target_pop.h"

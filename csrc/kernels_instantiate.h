@@ -47,6 +47,9 @@ const crnn_kernel_table CRNN_CAT(crnn_kernels_, ISA_SUFFIX) = {
     .forward_prepared = {CRNN_CAT3(run_forward_prepared, f32, ISA_SUFFIX),
                          CRNN_CAT3(run_forward_prepared, f64, ISA_SUFFIX)},
     .head_loss = {CRNN_CAT3(head_loss, f32, ISA_SUFFIX), CRNN_CAT3(head_loss, f64, ISA_SUFFIX)},
+#ifdef CRNN_NATIVE_KERNELS
+    .native = &CRNN_NATIVE_KERNELS,
+#endif
 };
 
 #else /* one element type: REAL, IREAL, REAL_IS_F32 and NAME(x) are defined */
