@@ -517,7 +517,7 @@ def forward(
     Parameters
     ----------
     cell : str or crnn.cells.CellSpec
-        A name of `crnn.cells.REGISTRY` ("rnn", "lstm", "gru", "jordan").
+        A name of `crnn.cells.REGISTRY` (`crnn.cells.names()`: "rnn", "lstm", ...
     x : ndarray, shape (T, B, I)
         Inputs, time-major; float32 or float64, the dtype of the whole call.
     states : sequence or None
