@@ -9,11 +9,17 @@ the tests of things beyond the cells (clipping, layers, files).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
+import pkgutil
 import re
-from typing import Any, Mapping
+import types
+from typing import Any, List, Mapping, Optional
 
 import numpy as np
+
+import crnn
 
 # The numerical contract: C vs reference, array-wise relative error.
 REL_TOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -215,3 +221,49 @@ def unusual(arr, kind):
     if kind == "list":
         return arr.tolist()
     raise AssertionError(kind)
+
+
+# --------------------------------------------------------------------------
+# The public modules and names (the docstring walk and the docs reference)
+# --------------------------------------------------------------------------
+# The libraries of the adapters (optional extras): an adapter that subclasses
+# its library's classes (crnn.torch) cannot be imported without it.
+OPTIONAL_LIBRARIES = {"torch", "onnx", "onnxruntime", "sklearn", "dask", "distributed"}
+
+
+def import_public(name: str) -> Optional[types.ModuleType]:
+    """The module, or None when it needs an optional library that is absent."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # also an adapter's own message, raised from the library's
+        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if (
+            isinstance(missing, ModuleNotFoundError)
+            and (missing.name or "").split(".")[0] in OPTIONAL_LIBRARIES
+        ):
+            return None
+        raise
+
+
+def public_modules() -> List[types.ModuleType]:
+    """crnn and its public submodules that import here."""
+    modules = [crnn]
+    for info in pkgutil.walk_packages(crnn.__path__, "crnn."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            module = import_public(info.name)
+            if module is not None:
+                modules.append(module)
+    return modules
+
+
+def public_names(module: types.ModuleType) -> List[str]:
+    """`__all__`, or the routines and classes a module defines itself."""
+    if hasattr(module, "__all__"):
+        return list(module.__all__)
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isroutine(value) or inspect.isclass(value))
+        and getattr(value, "__module__", None) == module.__name__
+    ]

@@ -18,61 +18,23 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import pkgutil
 import re
 import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Set
 
 import pytest
 
-import crnn
+from helpers import import_public, public_modules, public_names
 
 API_DIR = Path(__file__).resolve().parents[1] / "docs" / "api"
 pytestmark = pytest.mark.skipif(not API_DIR.is_dir(), reason="docs/ is not shipped here")
 
 # The libraries of the adapters (optional extras): an adapter that subclasses
 # its library's classes cannot be imported without it.
-OPTIONAL_LIBRARIES = {"torch", "onnx", "onnxruntime", "sklearn", "dask", "distributed"}
 _MISSING = object()
-
-
-def _import_public(name: str) -> Optional[types.ModuleType]:
-    """The module, or None when it needs an optional library that is absent."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:  # also an adapter's own message, raised from the library's
-        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
-        if (
-            isinstance(missing, ModuleNotFoundError)
-            and (missing.name or "").split(".")[0] in OPTIONAL_LIBRARIES
-        ):
-            return None
-        raise
-
-
-def _public_modules() -> List[types.ModuleType]:
-    modules = [crnn]
-    for info in pkgutil.walk_packages(crnn.__path__, "crnn."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            module = _import_public(info.name)
-            if module is not None:
-                modules.append(module)
-    return modules
-
-
-def _public_names(module: types.ModuleType) -> List[str]:
-    if hasattr(module, "__all__"):
-        return list(module.__all__)
-    return [
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and (inspect.isroutine(value) or inspect.isclass(value))
-        and getattr(value, "__module__", None) == module.__name__
-    ]
 
 
 def _resolve(dotted: str) -> Any:
@@ -157,11 +119,11 @@ def _pages() -> List[Page]:
 
 
 PAGES = _pages()
-MODULES = _public_modules()
+MODULES = public_modules()
 
 
 def _importable_pages() -> List[Page]:
-    return [page for page in PAGES if _import_public(page.module) is not None]
+    return [page for page in PAGES if import_public(page.module) is not None]
 
 
 def _same(name: str, module: types.ModuleType, attr: str) -> bool:
@@ -193,7 +155,7 @@ def test_every_public_name_is_listed_on_its_modules_page():
     for module in MODULES:
         page = pages.get(module.__name__)
         listed = page.listed if page else []
-        for attr in _public_names(module):
+        for attr in public_names(module):
             if not any(_same(name, module, attr) for name in listed):
                 missing.append(f"{module.__name__}.{attr}")
     assert not missing, f"public names missing from the API reference: {missing}"
@@ -267,7 +229,7 @@ def test_the_built_site_documents_every_public_name():
     missing = [
         f"{module.__name__}.{attr}"
         for module in MODULES
-        for attr in _public_names(module)
+        for attr in public_names(module)
         if f"{module.__name__}.{attr}" not in inventory
         and (_is_data(getattr(module, attr)) or id(getattr(module, attr)) not in by_id)
     ]

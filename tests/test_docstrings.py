@@ -10,11 +10,8 @@ Also: the API lists (``__all__``) of the two engines name every entry point.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
-import types
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, Tuple
 
 import pytest
 
@@ -23,39 +20,7 @@ import crnn.apps.text
 import crnn.cli
 import crnn.functional
 import crnn.reference
-
-# The libraries of the adapters (optional extras): an adapter that subclasses
-# its library's classes (crnn.torch) cannot be imported without it.
-OPTIONAL_LIBRARIES = {"torch", "onnx", "onnxruntime", "sklearn", "dask", "distributed"}
-
-
-def _public_modules() -> List[types.ModuleType]:
-    modules = [crnn]
-    for info in pkgutil.walk_packages(crnn.__path__, "crnn."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            try:
-                modules.append(importlib.import_module(info.name))
-            except ImportError as exc:
-                # An adapter may re-raise its library's absence with advice
-                # (crnn.sklearn: "pip install 'crnn[sklearn]'"): look at the cause.
-                missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
-                if not isinstance(missing, ModuleNotFoundError):
-                    raise
-                if (missing.name or "").split(".")[0] not in OPTIONAL_LIBRARIES:
-                    raise
-    return modules
-
-
-def _public_names(module: types.ModuleType) -> List[str]:
-    if hasattr(module, "__all__"):
-        return list(module.__all__)
-    return [
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and (inspect.isroutine(value) or inspect.isclass(value))
-        and getattr(value, "__module__", None) == module.__name__
-    ]
+from helpers import public_modules, public_names
 
 
 def _defined_by_crnn(cls: type, name: str) -> bool:
@@ -83,9 +48,9 @@ def _members(cls: type) -> Iterator[Tuple[str, Any]]:
 def _documented_objects() -> Iterator[Tuple[str, Any]]:
     """(qualified name, object) for everything whose docstring help() shows."""
     seen = set()
-    for module in _public_modules():
+    for module in public_modules():
         yield module.__name__, module
-        for name in _public_names(module):
+        for name in public_names(module):
             obj = getattr(module, name)
             if not (inspect.isroutine(obj) or inspect.isclass(obj)):
                 continue  # constants and type aliases have no docstring of their own
