@@ -145,6 +145,8 @@ static inline int64_t crnn_one_row_end(int64_t t0, int64_t t1, const int64_t *le
 
 /* What a register tile does with its result (gemm.inc). */
 enum { EPI_STORE = 0, EPI_ACCUMULATE = 1 };
+/* Which depth block of a product a row tile runs (gemm.inc: tile_product_rows). */
+enum { PART_FIRST = 1, PART_LAST = 2, PART_WHOLE = PART_FIRST | PART_LAST };
 
 /* ------------------------------------------------------------- cells */
 
