@@ -81,9 +81,10 @@ enum crnn_status {
  * even, on the float32 bits), the products summed in float32; biases, states, the cells'
  * element-wise work and every array in and out stay float32. The gate gradients are rounded where
  * they are made, so the bias gradients (their column sums) sum the rounded values too, and the
- * weight gradients take the rounded x and h_{t-1}. The avx512_bf16 build multiplies on vdpbf16ps;
- * the others on float32 multiply-adds of the rounded values: the same products (a product of two
- * bfloat16 values is exact in float32), summed in another order. */
+ * weight gradients take the rounded x and h_{t-1}. The amx_bf16 build multiplies on AMX tiles,
+ * the avx512_bf16 build on vdpbf16ps, the others on float32 multiply-adds of the rounded values:
+ * the same products (a product of two bfloat16 values is exact in float32), summed in another
+ * order. */
 enum crnn_dtype {
     CRNN_F32 = 0,      /* float */
     CRNN_F64 = 1,      /* double */

@@ -4,10 +4,10 @@ Contract (crnn.cells.BF16_TOLERANCE, docs: precision): the C engine with
 precision="bf16" agrees with crnn.reference run with the same option (which
 rounds the same operands with `crnn.reference.round_bf16`) within an
 array-wise relative error of 1e-2 for every result -- output, final states,
-saved arrays, gradients -- on every instruction set (the avx512_bf16 build
-multiplies on vdpbf16ps, the others on float32 multiply-adds of the rounded
-values) and thread count; results are bitwise independent of the thread
-count; the option really changes the results (by about bfloat16's precision);
+saved arrays, gradients -- on every instruction set (the amx_bf16 build
+multiplies on AMX tiles, the avx512_bf16 build on vdpbf16ps, the others on
+float32 multiply-adds of the rounded values) and thread count; results are
+bitwise independent of the thread count; the option really changes the results (by about bfloat16's precision);
 the float32 default is untouched; float64 arrays are refused before any C
 runs. Every cell whose spec has the option is tested; the layers (stacked,
 bidirectional) against the NumPy backend.
@@ -87,7 +87,12 @@ def test_c_rounds_as_the_reference(isa):
 # C engine against the reference with the same roundings
 # --------------------------------------------------------------------------
 
-SHAPES = [(9, 7, 5, 17), (24, 6, 40, 33), (5, 1, 8, 70)]
+# The last two reach every path of the amx_bf16 build (where the CPU has
+# AMX): steps of 16 and 32 rows and a last group padded with zero rows (the
+# split of rows across threads moves it, bitwise the same), products over
+# two depth blocks (T*B > 1024 rows) and two column blocks (G > 512), and
+# K < 32 falling back to vdpbf16ps.
+SHAPES = [(9, 7, 5, 17), (24, 6, 40, 33), (5, 1, 8, 70), (6, 20, 40, 33), (30, 37, 40, 130)]
 
 
 def _problem(spec, shape, seed=0, lengths=None, states=True, bias=True):
