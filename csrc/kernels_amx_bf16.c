@@ -6,7 +6,16 @@
  * instruction. */
 #include "internal.h"
 
-#if CRNN_HAVE_X86_BUILDS && defined(__linux__)
+/* AMX intrinsics: GCC 11 or Clang 12 and later. */
+#if defined(__clang__)
+#define CRNN_AMX_COMPILER (__clang_major__ >= 12)
+#elif defined(__GNUC__)
+#define CRNN_AMX_COMPILER (__GNUC__ >= 11)
+#else
+#define CRNN_AMX_COMPILER 0
+#endif
+
+#if CRNN_HAVE_X86_BUILDS && defined(__linux__) && CRNN_AMX_COMPILER
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
